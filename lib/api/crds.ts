@@ -1,0 +1,277 @@
+// The four CustomResourceDefinitions, as data. scripts/manifests.ts renders them into deploy/crds.yaml.
+// Every camelCase field is declared again under its legacy PascalCase name (casing.ts), because the
+// apiserver prunes undeclared fields and users' existing YAML uses either spelling.
+// No status subresource: the original has none, and its MIC writes status through the main resource.
+
+import {
+  ASSIGNED_SPEC_ALIASES,
+  ASSIGNED_STATUS_ALIASES,
+  BINDING_SPEC_ALIASES,
+  EXCEPTION_SPEC_ALIASES,
+  IDENTITY_SPEC_ALIASES,
+  SECRET_REF_ALIASES,
+} from "./casing.ts";
+import { GROUP, VERSION } from "./types.ts";
+
+export type Schema = {
+  type?: "object" | "string" | "integer" | "array" | "boolean";
+  description?: string;
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  additionalProperties?: Schema;
+  enum?: (string | number)[];
+  pattern?: string;
+  format?: string;
+  nullable?: boolean;
+  "x-kubernetes-preserve-unknown-fields"?: boolean;
+  "x-kubernetes-embedded-resource"?: boolean;
+};
+
+export const GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/** The shape the original's MIC requires of a user-assigned identity id (it ignores others silently). */
+export const USER_ASSIGNED_ID_PATTERN =
+  "^(?i)/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/[^/]+$";
+
+const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", description, ...extra });
+
+/** Declares each camelCase property again under its legacy spelling. */
+function withLegacy(props: Record<string, Schema>, aliases: Record<string, string>): Record<string, Schema> {
+  const out: Record<string, Schema> = { ...props };
+  for (const [camel, legacy] of Object.entries(aliases)) {
+    const schema = props[camel];
+    if (!schema) throw new Error(`alias ${legacy} has no declared field ${camel}`);
+    out[legacy] = {
+      ...schema,
+      description: `Legacy spelling of ${camel} (before v1.6.0). ${schema.description ?? ""}`.trim(),
+    };
+  }
+  return out;
+}
+
+const secretRef: Schema = {
+  type: "object",
+  description: "Secret holding the service principal's secret (type 1) or certificate and password (type 2).",
+  properties: withLegacy(
+    { name: str("Secret name."), namespace: str("Secret namespace.") },
+    SECRET_REF_ALIASES,
+  ),
+};
+
+const identitySpec: Schema = {
+  type: "object",
+  properties: {
+    // The original embeds ObjectMeta in every spec; kept so such objects are stored as written.
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    ...withLegacy({
+      type: {
+        type: "integer",
+        enum: [0, 1, 2],
+        description:
+          "0: user-assigned managed identity, 1: service principal (secret), 2: service principal (certificate).",
+      },
+      resourceID: str("ARM id of the user-assigned identity (type 0).", {
+        pattern: USER_ASSIGNED_ID_PATTERN,
+      }),
+      clientID: str("Client id of the identity or service principal.", { pattern: GUID_PATTERN }),
+      clientPassword: secretRef,
+      tenantID: str("Tenant of the service principal."),
+      auxiliaryTenantIDs: {
+        type: "array",
+        nullable: true,
+        items: { type: "string" },
+        description: "Extra tenants for a multi-tenant service principal.",
+      },
+      adResourceID: str("Unused; kept for compatibility."),
+      adEndpoint: str("Azure AD authority for service principals; defaults to the cloud's."),
+      replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
+    }, { ...IDENTITY_SPEC_ALIASES, replicas: "Replicas" }),
+  },
+};
+
+const replicaStatus: Schema = {
+  type: "object",
+  properties: {
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    availableReplicas: { type: "integer" },
+  },
+};
+
+const bindingSpec: Schema = {
+  type: "object",
+  properties: {
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    ...withLegacy({
+      azureIdentity: str("Name of an AzureIdentity in this namespace."),
+      selector: str("Pods whose label aadpodidbinding equals this value get the identity."),
+      weight: { type: "integer", description: "Unused; kept for compatibility." },
+    }, BINDING_SPEC_ALIASES),
+  },
+};
+
+/** Refs embed whole objects as the original wrote them, in whatever casing: kept verbatim. */
+const embedded = (description: string): Schema => ({
+  type: "object",
+  description,
+  "x-kubernetes-embedded-resource": true,
+  "x-kubernetes-preserve-unknown-fields": true,
+});
+
+const assignedSpec: Schema = {
+  type: "object",
+  properties: {
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    ...withLegacy({
+      azureIdentityRef: embedded("The AzureIdentity assigned, as it was when assigned."),
+      azureBindingRef: embedded("The AzureIdentityBinding that matched the pod."),
+      pod: str("Pod name."),
+      podNamespace: str("Pod namespace."),
+      nodename: str("Node the pod runs on."),
+      replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
+    }, { ...ASSIGNED_SPEC_ALIASES, replicas: "Replicas" }),
+  },
+};
+
+const assignedStatus: Schema = {
+  type: "object",
+  properties: {
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    ...withLegacy({
+      status: str("Created, Assigned or Unassigned.", { enum: ["", "Created", "Assigned", "Unassigned"] }),
+      availableReplicas: { type: "integer" },
+    }, ASSIGNED_STATUS_ALIASES),
+  },
+};
+
+const exceptionSpec: Schema = {
+  type: "object",
+  properties: {
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
+    ...withLegacy({
+      podLabels: {
+        type: "object",
+        additionalProperties: { type: "string" },
+        description: "A pod with any one of these labels (value compared case-insensitively) is excepted.",
+      },
+    }, EXCEPTION_SPEC_ALIASES),
+  },
+};
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "date";
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+export interface CustomResourceDefinition {
+  apiVersion: "apiextensions.k8s.io/v1";
+  kind: "CustomResourceDefinition";
+  metadata: { name: string; annotations: Record<string, string> };
+  spec: {
+    group: string;
+    names: { kind: string; listKind: string; plural: string; singular: string; shortNames: string[] };
+    scope: "Namespaced";
+    versions: {
+      name: string;
+      served: true;
+      storage: true;
+      schema: { openAPIV3Schema: Schema };
+      additionalPrinterColumns: PrinterColumn[];
+    }[];
+  };
+}
+
+const AGE: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
+
+function crd(
+  kind: string,
+  plural: string,
+  shortNames: string[],
+  description: string,
+  properties: Record<string, Schema>,
+  columns: PrinterColumn[],
+): CustomResourceDefinition {
+  return {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    metadata: {
+      name: `${plural}.${GROUP}`,
+      // Same annotation as the original: the group is outside *.k8s.io's approval process.
+      annotations: { "api-approved.kubernetes.io": "unapproved" },
+    },
+    spec: {
+      group: GROUP,
+      names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase(), shortNames },
+      scope: "Namespaced",
+      versions: [{
+        name: VERSION,
+        served: true,
+        storage: true,
+        schema: {
+          openAPIV3Schema: {
+            type: "object",
+            description,
+            properties: {
+              apiVersion: { type: "string" },
+              kind: { type: "string" },
+              metadata: { type: "object" },
+              ...properties,
+            },
+          },
+        },
+        additionalPrinterColumns: [...columns, AGE],
+      }],
+    },
+  };
+}
+
+export const CRDS: CustomResourceDefinition[] = [
+  crd(
+    "AzureIdentity",
+    "azureidentities",
+    ["azid"],
+    "An Azure identity (user-assigned managed identity or service principal) pods can be bound to.",
+    { spec: identitySpec, status: replicaStatus },
+    [
+      { name: "Type", type: "integer", jsonPath: ".spec.type" },
+      { name: "ClientID", type: "string", jsonPath: ".spec.clientID" },
+      { name: "ResourceID", type: "string", jsonPath: ".spec.resourceID", priority: 1 },
+    ],
+  ),
+  crd(
+    "AzureIdentityBinding",
+    "azureidentitybindings",
+    ["azidb"],
+    "Binds an AzureIdentity to the pods labelled aadpodidbinding=<selector>.",
+    { spec: bindingSpec, status: replicaStatus },
+    [
+      { name: "AzureIdentity", type: "string", jsonPath: ".spec.azureIdentity" },
+      { name: "Selector", type: "string", jsonPath: ".spec.selector" },
+    ],
+  ),
+  crd(
+    "AzureAssignedIdentity",
+    "azureassignedidentities",
+    ["azaid"],
+    "Written by MIC: an identity assigned to one pod on one node.",
+    { spec: assignedSpec, status: assignedStatus },
+    [
+      { name: "Pod", type: "string", jsonPath: ".spec.pod" },
+      { name: "PodNamespace", type: "string", jsonPath: ".spec.podNamespace" },
+      { name: "Node", type: "string", jsonPath: ".spec.nodename" },
+      { name: "Status", type: "string", jsonPath: ".status.status" },
+    ],
+  ),
+  crd(
+    "AzurePodIdentityException",
+    "azurepodidentityexceptions",
+    ["azpie"],
+    "Pods matching these labels in this namespace bypass pod identity and use the node's identity.",
+    {
+      spec: exceptionSpec,
+      status: { type: "object", properties: { metadata: { type: "object" }, status: { type: "string" } } },
+    },
+    [],
+  ),
+];

@@ -1,0 +1,114 @@
+// The four aadpodidentity.k8s.io/v1 kinds in the one internal shape every component works with.
+// Objects arrive from the API in either field casing (see normalize.ts); nothing past normalisation ever
+// sees the difference.
+
+export const GROUP = "aadpodidentity.k8s.io";
+export const VERSION = "v1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** Pod label whose value selects an AzureIdentityBinding (`spec.selector`), exactly as the original. */
+export const BINDING_LABEL = "aadpodidbinding";
+/** Label on every AzureAssignedIdentity naming the node, so NMI can watch only its own. */
+export const NODE_NAME_LABEL = "nodename";
+export const ASSIGNED_IDENTITY_FINALIZER = "azureassignedidentity.finalizers.aadpodidentity.k8s.io";
+/** `aadpodidentity.k8s.io/Behavior: namespaced` makes one identity namespaced without the global flag. */
+export const BEHAVIOR_ANNOTATION = "aadpodidentity.k8s.io/Behavior";
+export const BEHAVIOR_NAMESPACED = "namespaced";
+
+export const IdentityType = {
+  UserAssignedMSI: 0,
+  ServicePrincipal: 1,
+  ServicePrincipalCertificate: 2,
+} as const;
+export type IdentityType = typeof IdentityType[keyof typeof IdentityType];
+
+export const AssignedIdentityState = {
+  Created: "Created",
+  Assigned: "Assigned",
+  Unassigned: "Unassigned",
+} as const;
+/** "" is what AzureAssignedIdentities written before v1.5 carry; the original treats it like Assigned. */
+export type AssignedIdentityState = typeof AssignedIdentityState[keyof typeof AssignedIdentityState] | "";
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  finalizers: string[];
+}
+
+export interface SecretReference {
+  name: string;
+  namespace: string;
+}
+
+export interface AzureIdentity {
+  apiVersion: typeof API_VERSION;
+  kind: "AzureIdentity";
+  metadata: ObjectMeta;
+  spec: {
+    type: IdentityType;
+    /** ARM id of a user-assigned identity (type 0); "" otherwise. */
+    resourceID: string;
+    clientID: string;
+    /** Secret holding the service principal's secret (type 1) or certificate and password (type 2). */
+    clientPassword?: SecretReference;
+    tenantID: string;
+    auxiliaryTenantIDs: string[];
+    adResourceID: string;
+    adEndpoint: string;
+  };
+}
+
+export interface AzureIdentityBinding {
+  apiVersion: typeof API_VERSION;
+  kind: "AzureIdentityBinding";
+  metadata: ObjectMeta;
+  spec: {
+    /** Name of an AzureIdentity in the binding's namespace. */
+    azureIdentity: string;
+    /** Matches pods whose `aadpodidbinding` label equals this value exactly. */
+    selector: string;
+    weight: number;
+  };
+}
+
+export interface AzureAssignedIdentity {
+  apiVersion: typeof API_VERSION;
+  kind: "AzureAssignedIdentity";
+  metadata: ObjectMeta;
+  spec: {
+    azureIdentityRef: AzureIdentity;
+    azureBindingRef: AzureIdentityBinding;
+    pod: string;
+    podNamespace: string;
+    nodeName: string;
+  };
+  status: {
+    status: AssignedIdentityState;
+    availableReplicas: number;
+  };
+}
+
+export interface AzurePodIdentityException {
+  apiVersion: typeof API_VERSION;
+  kind: "AzurePodIdentityException";
+  metadata: ObjectMeta;
+  spec: {
+    podLabels: Record<string, string>;
+  };
+}
+
+export type AadPodIdentityObject =
+  | AzureIdentity
+  | AzureIdentityBinding
+  | AzureAssignedIdentity
+  | AzurePodIdentityException;
+
+export type Kind = AadPodIdentityObject["kind"];

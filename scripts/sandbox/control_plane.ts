@@ -1,0 +1,327 @@
+// A real, local Kubernetes control plane: etcd and kube-apiserver on loopback, TLS with certificates made
+// per run, RBAC on, service-account tokens on, an admin kubeconfig in a temp dir. No kubelet, scheduler or
+// controller-manager: tests create Pods and Nodes and set their status through the API themselves.
+
+import { ensureCa, issueCert, rsaKey, sandboxCacheDir } from "./pki.ts";
+
+export interface ControlPlaneBinaries {
+  kubeApiserver: string;
+  etcd: string;
+  kubectl: string;
+}
+
+export interface ControlPlaneOptions {
+  /** Extra kube-apiserver flags, e.g. `--etcd-compaction-interval=0` or watch-cache tuning for fault tests. */
+  apiserverArgs?: string[];
+  /** Where to keep data, certificates, logs and the kubeconfig; a fresh temp dir by default. */
+  dir?: string;
+  readyTimeoutMs?: number;
+}
+
+export interface ControlPlane {
+  /** `https://127.0.0.1:<port>` */
+  server: string;
+  kubeconfigPath: string;
+  /** `http://127.0.0.1:<port>` (plain HTTP, loopback only). */
+  etcdEndpoint: string;
+  dir: string;
+  binaries: ControlPlaneBinaries;
+  /** Process ids of etcd and kube-apiserver (for a detached sandbox to be stopped later). */
+  pids(): number[];
+  /** Stops kube-apiserver (SIGTERM, or SIGKILL with `kill: true`); etcd and all data stay. */
+  stopApiserver(opts?: { kill?: boolean }): Promise<void>;
+  /** Starts kube-apiserver again on the same port against the same etcd, and waits for /readyz. */
+  startApiserver(): Promise<void>;
+  /** Compacts etcd up to its current revision, so older resourceVersions become "too old". */
+  compactEtcd(): Promise<number>;
+  /** Runs the pinned kubectl against this cluster. */
+  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Stops both processes and removes the data directory. */
+  stop(): Promise<void>;
+}
+
+const K8S_BIN_ENV = {
+  kubeApiserver: "KUBE_APISERVER_BIN",
+  etcd: "ETCD_BIN",
+  kubectl: "KUBECTL_BIN",
+} as const;
+
+/** Finds the binaries: explicit env vars first, then KUBE_BIN_DIR, then the build cache (building if needed). */
+export async function resolveBinaries(): Promise<ControlPlaneBinaries> {
+  const fromEnv = {
+    kubeApiserver: Deno.env.get(K8S_BIN_ENV.kubeApiserver),
+    etcd: Deno.env.get(K8S_BIN_ENV.etcd),
+    kubectl: Deno.env.get(K8S_BIN_ENV.kubectl),
+  };
+  if (fromEnv.kubeApiserver && fromEnv.etcd && fromEnv.kubectl) {
+    return fromEnv as ControlPlaneBinaries;
+  }
+  const script = new URL("./install-control-plane.sh", import.meta.url).pathname;
+  const out = await new Deno.Command("bash", { args: [script], stdout: "piped", stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`control-plane install failed (${script}); see the output above`);
+  const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+  const dir = lines[lines.length - 1];
+  return {
+    kubeApiserver: fromEnv.kubeApiserver ?? `${dir}/kube-apiserver`,
+    etcd: fromEnv.etcd ?? `${dir}/etcd`,
+    kubectl: fromEnv.kubectl ?? `${dir}/kubectl`,
+  };
+}
+
+async function freePort(): Promise<number> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A child whose output goes straight to a log file, so no pipe can fill up and stall it. */
+class LoggedProcess {
+  #child: Deno.ChildProcess;
+  readonly exited: Promise<Deno.CommandStatus>;
+
+  constructor(bin: string, args: string[], logPath: string) {
+    this.#child = new Deno.Command("sh", {
+      args: ["-c", 'exec "$0" "$@" >>"$LOGFILE" 2>&1', bin, ...args],
+      env: { LOGFILE: logPath },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    this.exited = this.#child.status;
+  }
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async stop(signal: Deno.Signal = "SIGTERM", graceMs = 10_000): Promise<void> {
+    try {
+      this.#child.kill(signal);
+    } catch {
+      // already exited
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* exited */ }
+    }, graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+async function tail(path: string, lines = 15): Promise<string> {
+  try {
+    return (await Deno.readTextFile(path)).trim().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+function b64(text: string): string {
+  return btoa(text);
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const binaries = await resolveBinaries();
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "aad-sandbox-" });
+  const pki = `${dir}/pki`;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
+
+  // A CA per run for the cluster; the long-lived sandbox CA is only for serving local Azure endpoints.
+  const ca = await ensureCa(pki, "aad-pod-identity sandbox kube CA");
+  const [serving, admin, sa] = await Promise.all([
+    issueCert(ca, pki, "apiserver", {
+      commonName: "kube-apiserver",
+      dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+      ipAddresses: ["127.0.0.1", "10.96.0.1"],
+      usage: "server",
+    }),
+    issueCert(ca, pki, "admin", {
+      commonName: "sandbox-admin",
+      organizations: ["system:masters"],
+      usage: "client",
+    }),
+    rsaKey(pki, "service-account"),
+  ]);
+
+  const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
+  const server = `https://127.0.0.1:${apiPort}`;
+
+  const etcd = new LoggedProcess(binaries.etcd, [
+    "--name=sandbox",
+    `--data-dir=${dir}/etcd`,
+    `--listen-client-urls=${etcdEndpoint}`,
+    `--advertise-client-urls=${etcdEndpoint}`,
+    `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+    `--initial-cluster=sandbox=http://127.0.0.1:${etcdPeerPort}`,
+    // Test data is thrown away after the run: durability buys nothing and fsync costs latency.
+    "--unsafe-no-fsync",
+    "--log-level=warn",
+  ], `${dir}/etcd.log`);
+  await waitFor(
+    async () => (await fetch(`${etcdEndpoint}/health`)).ok,
+    readyTimeoutMs,
+    async () => `etcd did not become healthy; log:\n${await tail(`${dir}/etcd.log`)}`,
+  );
+
+  const apiserverArgs = [
+    `--etcd-servers=${etcdEndpoint}`,
+    "--bind-address=127.0.0.1",
+    "--advertise-address=127.0.0.1",
+    `--secure-port=${apiPort}`,
+    `--tls-cert-file=${serving.certPath}`,
+    `--tls-private-key-file=${serving.keyPath}`,
+    `--client-ca-file=${ca.certPath}`,
+    "--authorization-mode=RBAC",
+    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    `--service-account-key-file=${sa.publicKeyPath}`,
+    `--service-account-signing-key-file=${sa.keyPath}`,
+    "--service-cluster-ip-range=10.96.0.0/16",
+    "--allow-privileged=true",
+    // No controller-manager creates each namespace's "default" ServiceAccount, so its admission check
+    // would refuse every pod; tests create the service accounts they need explicitly.
+    "--disable-admission-plugins=ServiceAccount",
+    "--profiling=false",
+    ...(opts.apiserverArgs ?? []),
+  ];
+  const adminClient = Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(ca.certPath)],
+    cert: await Deno.readTextFile(admin.certPath),
+    key: await Deno.readTextFile(admin.keyPath),
+  });
+
+  let apiserver: LoggedProcess | undefined;
+  const startApiserver = async () => {
+    apiserver = new LoggedProcess(binaries.kubeApiserver, apiserverArgs, `${dir}/kube-apiserver.log`);
+    const proc = apiserver;
+    let exited = false;
+    proc.exited.then(() => exited = true);
+    await waitFor(
+      async () => {
+        if (exited) {
+          throw new Error(`kube-apiserver exited; log:\n${await tail(`${dir}/kube-apiserver.log`)}`);
+        }
+        const r = await fetch(`${server}/readyz`, { client: adminClient });
+        await r.body?.cancel();
+        return r.ok;
+      },
+      readyTimeoutMs,
+      async () => `kube-apiserver not ready at ${server}; log:\n${await tail(`${dir}/kube-apiserver.log`)}`,
+    );
+  };
+  await startApiserver();
+
+  const kubeconfigPath = `${dir}/kubeconfig`;
+  await Deno.writeTextFile(
+    kubeconfigPath,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      "- name: sandbox",
+      "  cluster:",
+      `    server: ${server}`,
+      `    certificate-authority-data: ${b64(await Deno.readTextFile(ca.certPath))}`,
+      "users:",
+      "- name: sandbox-admin",
+      "  user:",
+      `    client-certificate-data: ${b64(await Deno.readTextFile(admin.certPath))}`,
+      `    client-key-data: ${b64(await Deno.readTextFile(admin.keyPath))}`,
+      "contexts:",
+      "- name: sandbox",
+      "  context: {cluster: sandbox, user: sandbox-admin, namespace: default}",
+      "current-context: sandbox",
+      "",
+    ].join("\n"),
+  );
+
+  const kubectl = async (args: string[], stdin?: string) => {
+    const child = new Deno.Command(binaries.kubectl, {
+      args: [`--kubeconfig=${kubeconfigPath}`, ...args],
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(stdin));
+      await w.close();
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  };
+
+  return {
+    server,
+    kubeconfigPath,
+    etcdEndpoint,
+    dir,
+    binaries,
+    pids: () => [etcd.pid, ...(apiserver ? [apiserver.pid] : [])],
+    async stopApiserver(o = {}) {
+      await apiserver?.stop(o.kill ? "SIGKILL" : "SIGTERM");
+      apiserver = undefined;
+    },
+    startApiserver,
+    async compactEtcd() {
+      const range = await (await fetch(`${etcdEndpoint}/v3/kv/range`, {
+        method: "POST",
+        body: JSON.stringify({ key: b64("\0") }),
+      })).json() as { header: { revision: string } };
+      const revision = Number(range.header.revision);
+      const r = await fetch(`${etcdEndpoint}/v3/kv/compaction`, {
+        method: "POST",
+        body: JSON.stringify({ revision, physical: true }),
+      });
+      if (!r.ok) throw new Error(`etcd compaction failed: ${r.status} ${await r.text()}`);
+      await r.body?.cancel();
+      return revision;
+    },
+    kubectl,
+    async stop() {
+      adminClient.close();
+      await apiserver?.stop();
+      await etcd.stop();
+      if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+async function waitFor(
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => Promise<string>,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (e) {
+      lastError = e;
+      if (e instanceof Error && e.message.includes("exited")) break;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const why = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+  throw new Error(`${await describe()}${why}`);
+}
+
+/** What `deno task cluster up` records so other processes (tests, the demo) can use the same cluster. */
+export interface SandboxState {
+  server: string;
+  kubeconfigPath: string;
+  kubectl: string;
+  dir: string;
+  pids: number[];
+}
+
+/** Where a long-lived sandbox (`deno task cluster up`) records itself. */
+export function sandboxStatePath(): string {
+  return `${sandboxCacheDir()}/cluster.json`;
+}
