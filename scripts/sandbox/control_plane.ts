@@ -26,8 +26,6 @@ export interface ControlPlane {
   etcdEndpoint: string;
   dir: string;
   binaries: ControlPlaneBinaries;
-  /** Process ids of etcd and kube-apiserver (for a detached sandbox to be stopped later). */
-  pids(): number[];
   /** Stops kube-apiserver (SIGTERM, or SIGKILL with `kill: true`); etcd and all data stay. */
   stopApiserver(opts?: { kill?: boolean }): Promise<void>;
   /** Starts kube-apiserver again on the same port against the same etcd, and waits for /readyz. */
@@ -36,6 +34,8 @@ export interface ControlPlane {
   compactEtcd(): Promise<number>;
   /** Runs the pinned kubectl against this cluster. */
   kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Leaves etcd and kube-apiserver running after this process exits; returns what is needed to stop them. */
+  detach(): SandboxState;
   /** Stops both processes and removes the data directory. */
   stop(): Promise<void>;
 }
@@ -68,7 +68,7 @@ export async function resolveBinaries(): Promise<ControlPlaneBinaries> {
   };
 }
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -89,6 +89,11 @@ class LoggedProcess {
       stderr: "null",
     }).spawn();
     this.exited = this.#child.status;
+  }
+
+  /** Lets this process exit while the child keeps running. */
+  unref(): void {
+    this.#child.unref();
   }
 
   get pid(): number {
@@ -146,7 +151,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     rsaKey(pki, "service-account"),
   ]);
 
-  const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  const [etcdPort, etcdPeerPort, apiPort] = [freePort(), freePort(), freePort()];
   const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
   const server = `https://127.0.0.1:${apiPort}`;
 
@@ -262,7 +267,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     etcdEndpoint,
     dir,
     binaries,
-    pids: () => [etcd.pid, ...(apiserver ? [apiserver.pid] : [])],
     async stopApiserver(o = {}) {
       await apiserver?.stop(o.kill ? "SIGKILL" : "SIGTERM");
       apiserver = undefined;
@@ -283,6 +287,18 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       return revision;
     },
     kubectl,
+    detach() {
+      adminClient.close();
+      etcd.unref();
+      apiserver?.unref();
+      return {
+        server,
+        kubeconfigPath,
+        kubectl: binaries.kubectl,
+        dir,
+        pids: [etcd.pid, ...(apiserver ? [apiserver.pid] : [])],
+      };
+    },
     async stop() {
       adminClient.close();
       await apiserver?.stop();

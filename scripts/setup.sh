@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before the tests or the demo, idempotent and quick when already done:
+# Debian packages, the pinned control plane (built once into a cache outside the repo), npm modules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v iptables >/dev/null || need_pkgs+=(iptables)
+command -v conntrack >/dev/null || need_pkgs+=(conntrack)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+if ((${#need_pkgs[@]})); then
+  echo "[setup] installing Debian packages: ${need_pkgs[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >&2
+fi
+
+bash scripts/sandbox/install-control-plane.sh >/dev/null
+
+# Resolve and cache every npm package named in deno.json's import map (and lock them in deno.lock).
+deno install --quiet >&2
