@@ -1,0 +1,354 @@
+// The list/watch loop that keeps a Store equal to the server. It follows client-go's reflector: a paginated
+// LIST, then a WATCH from the list's resourceVersion with bookmarks and a randomized server-side timeout,
+// resuming from the last seen resourceVersion whenever a watch ends, and re-listing (with an exact diff)
+// only when the server says that version is gone. Failures back off with jitter and are logged once per
+// distinct cause, not once per retry.
+
+import type { Logger } from "../log.ts";
+import { log as defaultLog } from "../log.ts";
+import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import { KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
+import type { Store } from "./store.ts";
+import type { KubeObject, KubeStatus } from "./types.ts";
+import { decodeWatchEvents } from "./watch_stream.ts";
+
+export interface ReflectorOptions<T extends KubeObject> {
+  client: KubeClient;
+  resource: ResourceType;
+  store: Store<T>;
+  /** Only this namespace; all namespaces when absent. */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** LIST page size (`limit`); 0 lists in one response. Default 500, as client-go. */
+  pageSize?: number;
+  /**
+   * Server-side watch timeout in seconds, or a function picking one per watch. Default: random in
+   * [300, 600) like client-go, so many clients do not reconnect in step.
+   */
+  watchTimeoutSeconds?: number | (() => number);
+  /** Pacing of retries after errors. Default 1 s doubling to 30 s, +0-50% jitter. */
+  backoff?: BackoffOptions;
+  /** A still-failing cause is logged again after this long (default 5 minutes). */
+  repeatLogMs?: number;
+  log?: Logger;
+}
+
+export interface ReflectorStats {
+  /** Completed full LISTs (the first one included). */
+  lists: number;
+  /** Re-lists forced by an expired resourceVersion (410). */
+  relists: number;
+  /** Watch requests answered with 200. */
+  watches: number;
+  /** ADDED/MODIFIED/DELETED events received. */
+  events: number;
+  bookmarks: number;
+  /** Failed LIST or WATCH attempts. */
+  errors: number;
+}
+
+class WatchExpired extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "WatchExpired";
+  }
+}
+
+const BUILT_IN_GROUPS = new Set([
+  "",
+  "apps",
+  "batch",
+  "policy",
+  "autoscaling",
+  "coordination.k8s.io",
+  "apiextensions.k8s.io",
+  "events.k8s.io",
+  "rbac.authorization.k8s.io",
+  "networking.k8s.io",
+  "discovery.k8s.io",
+  "storage.k8s.io",
+]);
+
+/** An apiserver answer meaning "the resourceVersion you hold is not served any more: list again". */
+function mustRelist(e: unknown): boolean {
+  if (e instanceof WatchExpired) return true;
+  if (!(e instanceof KubeApiError)) return false;
+  if (e.isGone) return true;
+  // After an apiserver restart its watch cache may be behind the RV we hold; client-go re-lists too.
+  return e.status === 504 && /too large resource version/i.test(e.message);
+}
+
+export class Reflector<T extends KubeObject> {
+  readonly resource: ResourceType;
+  readonly stats: ReflectorStats = { lists: 0, relists: 0, watches: 0, events: 0, bookmarks: 0, errors: 0 };
+  /** Resolves once the first full LIST has been applied to the store. */
+  readonly synced: Promise<void>;
+  #opts: ReflectorOptions<T>;
+  #log: Logger;
+  #backoff: Backoff;
+  #resolveSynced!: () => void;
+  #rv: string | undefined;
+  #lastCause: string | undefined;
+  #lastLoggedAt = 0;
+  #failures = 0;
+  #running = false;
+
+  constructor(opts: ReflectorOptions<T>) {
+    this.#opts = opts;
+    this.resource = opts.resource;
+    this.#log = opts.log ?? defaultLog;
+    this.#backoff = new Backoff(opts.backoff);
+    this.synced = new Promise((r) => this.#resolveSynced = r);
+  }
+
+  /** The resourceVersion the next watch resumes from. */
+  get resourceVersion(): string | undefined {
+    return this.#rv;
+  }
+
+  /** `watch pods (namespace=x, labels=y)`-style name for log lines. */
+  get description(): string {
+    const { namespace, labelSelector, fieldSelector } = this.#opts;
+    const scope = [
+      namespace ? `namespace=${namespace}` : "",
+      labelSelector ? `labels=${labelSelector}` : "",
+      fieldSelector ? `fields=${fieldSelector}` : "",
+    ].filter(Boolean).join(", ");
+    return scope ? `${resourceName(this.resource)} (${scope})` : resourceName(this.resource);
+  }
+
+  /** Resolves true once synced, false if `signal` aborts first. */
+  waitForSync(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onAbort = () => resolve(false);
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.synced.then(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Runs until `signal` aborts; never rejects for apiserver trouble, only keeps retrying. */
+  async run(signal: AbortSignal): Promise<void> {
+    if (this.#running) throw new Error(`reflector for ${this.description} is already running`);
+    this.#running = true;
+    let needList = true;
+    try {
+      while (!signal.aborted) {
+        let op: "list" | "watch" = needList ? "list" : "watch";
+        try {
+          if (needList) {
+            await this.#listAndReplace(signal);
+            needList = false;
+            this.#recovered("list");
+            this.#resolveSynced();
+          }
+          op = "watch";
+          const outcome = await this.#watch(signal);
+          if (outcome === "short") {
+            // A watch that closes at once with nothing in it would otherwise spin; treat it as a failure.
+            throw new KubeApiError(0, "ShortWatch", "the watch closed immediately without events");
+          }
+          this.#recovered("watch");
+        } catch (e) {
+          if (signal.aborted) break;
+          if (mustRelist(e)) {
+            if (op === "watch") {
+              this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
+                resourceVersion: this.#rv,
+              });
+            }
+            needList = true;
+            this.stats.relists++;
+            // Going straight to LIST is safe: a 410 is an answer, not an outage, so there is no one to spare.
+            if (op === "watch") continue;
+          }
+          this.stats.errors++;
+          const delay = this.#delayAfter(e);
+          this.#report(op, e, delay);
+          if (!(await sleep(delay, signal))) break;
+        }
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  async #listAndReplace(signal: AbortSignal): Promise<void> {
+    const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
+    const pageSize = this.#opts.pageSize ?? 500;
+    const items: T[] = [];
+    let cont: string | undefined;
+    let listRv: string | undefined;
+    let limit: number | undefined = pageSize > 0 ? pageSize : undefined;
+    do {
+      let page;
+      try {
+        page = await client.list<T>(resource, {
+          namespace,
+          labelSelector,
+          fieldSelector,
+          limit,
+          continue: cont,
+        }, signal);
+      } catch (e) {
+        if (cont && e instanceof KubeApiError && e.isGone) {
+          // The continue token outlived etcd's compaction window: start over in one unpaginated LIST.
+          items.length = 0;
+          cont = undefined;
+          limit = undefined;
+          continue;
+        }
+        throw e;
+      }
+      items.push(...page.items);
+      cont = page.metadata.continue || undefined;
+      listRv = page.metadata.resourceVersion;
+    } while (cont);
+    this.#opts.store.replace(items);
+    this.#rv = listRv;
+    this.stats.lists++;
+    this.#backoff.reset();
+  }
+
+  /** One watch request; returns how it ended when the server closed it cleanly. */
+  async #watch(signal: AbortSignal): Promise<"events" | "short"> {
+    const { client, resource, namespace, labelSelector, fieldSelector, store } = this.#opts;
+    const pick = this.#opts.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300));
+    const timeoutSeconds = typeof pick === "number" ? pick : pick();
+    const ctrl = new AbortController();
+    const onAbort = () => ctrl.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    // The server ends the watch at timeoutSeconds; silence well past that means a dead connection.
+    const guard = setTimeout(
+      () => ctrl.abort(new KubeApiError(0, "WatchStalled", "no data past the watch timeout")),
+      (timeoutSeconds + 30) * 1000,
+    );
+    const started = Date.now();
+    let received = 0;
+    try {
+      const res = await client.watch(resource, {
+        namespace,
+        labelSelector,
+        fieldSelector,
+        resourceVersion: this.#rv,
+        allowWatchBookmarks: true,
+        timeoutSeconds,
+      }, ctrl.signal);
+      this.stats.watches++;
+      for await (const ev of decodeWatchEvents<T>(res.body!)) {
+        received++;
+        switch (ev.type) {
+          case "ADDED":
+          case "MODIFIED":
+            this.stats.events++;
+            store.upsert(ev.object);
+            break;
+          case "DELETED":
+            this.stats.events++;
+            store.delete(ev.object);
+            break;
+          case "BOOKMARK":
+            this.stats.bookmarks++;
+            break;
+          case "ERROR":
+            throw watchError(ev.object);
+        }
+        // Advance only after the event is applied, so a resume never skips an unapplied change.
+        const next = ev.object.metadata?.resourceVersion;
+        if (next) this.#rv = next;
+        if (received === 1) this.#backoff.reset();
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted && !signal.aborted && ctrl.signal.reason instanceof KubeApiError) {
+        throw ctrl.signal.reason;
+      }
+      if (e instanceof KubeApiError || e instanceof WatchExpired || signal.aborted) throw e;
+      throw new KubeApiError(0, "StreamError", `watch stream broke: ${(e as Error).message ?? e}`);
+    } finally {
+      clearTimeout(guard);
+      signal.removeEventListener("abort", onAbort);
+    }
+    return received === 0 && Date.now() - started < 1000 ? "short" : "events";
+  }
+
+  #delayAfter(e: unknown): number {
+    const backoff = this.#backoff.next();
+    const retryAfter = e instanceof KubeApiError ? e.retryAfterMs : undefined;
+    // Honor the server's wish, but never retry sooner than our own backoff nor later than 5 minutes.
+    return retryAfter !== undefined ? Math.min(Math.max(retryAfter, backoff), 300_000) : backoff;
+  }
+
+  #report(op: "list" | "watch", e: unknown, delayMs: number): void {
+    this.#failures++;
+    const { line, level, cause } = describeFailure(
+      op,
+      this.description,
+      this.#opts.resource,
+      this.#opts.client,
+      e,
+    );
+    const now = Date.now();
+    const repeatMs = this.#opts.repeatLogMs ?? 300_000;
+    if (cause === this.#lastCause && now - this.#lastLoggedAt < repeatMs) return;
+    this.#lastCause = cause;
+    this.#lastLoggedAt = now;
+    this.#log[level](line, { attempt: this.#failures, retryInMs: delayMs });
+  }
+
+  #recovered(op: "list" | "watch"): void {
+    if (this.#failures > 0 && this.#lastCause !== undefined) {
+      this.#log.info(`${op} ${this.description}: recovered after ${this.#failures} failed attempt(s)`);
+    }
+    this.#failures = 0;
+    this.#lastCause = undefined;
+  }
+}
+
+function watchError(status: KubeStatus): Error {
+  if (status.code === 410 || status.reason === "Expired" || status.reason === "Gone") {
+    return new WatchExpired(status.message ?? "resourceVersion too old");
+  }
+  return KubeApiError.fromStatus(status);
+}
+
+/** The single line a user sees for a failing list/watch: what failed, the status, and a hint. */
+export function describeFailure(
+  op: "list" | "watch",
+  what: string,
+  rt: ResourceType,
+  client: KubeClient,
+  e: unknown,
+): { line: string; level: "warn" | "error"; cause: string } {
+  const prefix = `${op} ${what}`;
+  if (!(e instanceof KubeApiError)) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return { line: `${prefix}: ${msg}`, level: "error", cause: `other:${msg}` };
+  }
+  const cause = `${e.status}:${e.reason}`;
+  switch (e.status) {
+    case 0:
+      return { line: `${prefix}: ${e.message}`, level: "warn", cause };
+    case 401:
+      return {
+        line:
+          `${prefix}: 401 Unauthorized: the apiserver rejected the credentials from ${client.conn.source} ` +
+          `(expired or wrong token or client certificate?)`,
+        level: "error",
+        cause,
+      };
+    case 403:
+      return { line: `${prefix}: 403 ${e.message} (missing RBAC permission?)`, level: "error", cause };
+    case 404: {
+      const hint = BUILT_IN_GROUPS.has(rt.group)
+        ? "(is this API served by the apiserver?)"
+        : "(is the CRD installed?)";
+      return { line: `${prefix}: 404 ${e.message} ${hint}`, level: "error", cause };
+    }
+    default:
+      return { line: `${prefix}: ${e.status} ${e.message}`, level: "warn", cause };
+  }
+}

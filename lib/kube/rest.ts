@@ -1,0 +1,362 @@
+// One small REST layer over fetch for every kind the services touch: core kinds and our CRDs share the same
+// URL scheme, so a ResourceType descriptor is all a caller names. Errors come back as KubeApiError built
+// from the apiserver's Status object, so callers branch on status/reason, never on message text.
+
+import type { KubeConnection } from "./config.ts";
+import { parseRetryAfter } from "./backoff.ts";
+import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
+
+export interface ResourceType {
+  /** "" for the core group. */
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+  kind: string;
+}
+
+function core(plural: string, kind: string, namespaced: boolean): ResourceType {
+  return { group: "", version: "v1", plural, kind, namespaced };
+}
+function aad(plural: string, kind: string): ResourceType {
+  return { group: "aadpodidentity.k8s.io", version: "v1", plural, kind, namespaced: true };
+}
+
+export const Resources = {
+  pods: core("pods", "Pod", true),
+  nodes: core("nodes", "Node", false),
+  namespaces: core("namespaces", "Namespace", false),
+  configMaps: core("configmaps", "ConfigMap", true),
+  secrets: core("secrets", "Secret", true),
+  events: core("events", "Event", true),
+  serviceAccounts: core("serviceaccounts", "ServiceAccount", true),
+  leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
+  customResourceDefinitions: {
+    group: "apiextensions.k8s.io",
+    version: "v1",
+    plural: "customresourcedefinitions",
+    kind: "CustomResourceDefinition",
+    namespaced: false,
+  },
+  azureIdentities: aad("azureidentities", "AzureIdentity"),
+  azureIdentityBindings: aad("azureidentitybindings", "AzureIdentityBinding"),
+  azureAssignedIdentities: aad("azureassignedidentities", "AzureAssignedIdentity"),
+  azurePodIdentityExceptions: aad("azurepodidentityexceptions", "AzurePodIdentityException"),
+} as const satisfies Record<string, ResourceType>;
+
+/** `pods`, `leases.coordination.k8s.io`: how kubectl and the apiserver name a resource in messages. */
+export function resourceName(rt: ResourceType): string {
+  return rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
+}
+
+export function apiVersionOf(rt: ResourceType): string {
+  return rt.group ? `${rt.group}/${rt.version}` : rt.version;
+}
+
+/** The collection URL path: `/api/v1/namespaces/ns/pods`, `/apis/g/v/plural`. */
+export function collectionPath(rt: ResourceType, namespace?: string): string {
+  const base = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
+  if (rt.namespaced && namespace) return `${base}/namespaces/${encodeURIComponent(namespace)}/${rt.plural}`;
+  if (!rt.namespaced && namespace) {
+    throw new Error(`${resourceName(rt)} is cluster-scoped; no namespace allowed`);
+  }
+  return `${base}/${rt.plural}`;
+}
+
+export function objectPath(rt: ResourceType, name: string, namespace?: string, subresource?: string): string {
+  if (rt.namespaced && !namespace) throw new Error(`${resourceName(rt)} ${name}: namespace required`);
+  const p = `${collectionPath(rt, namespace)}/${encodeURIComponent(name)}`;
+  return subresource ? `${p}/${subresource}` : p;
+}
+
+/** An error answer from the apiserver (or a transport failure, status 0). */
+export class KubeApiError extends Error {
+  constructor(
+    /** HTTP status; 0 when no HTTP answer arrived (connection refused, TLS failure, reset). */
+    readonly status: number,
+    /** metav1.StatusReason (NotFound, Conflict, Expired, Gone, ...), or a transport label. */
+    readonly reason: string,
+    message: string,
+    readonly details?: KubeStatus["details"],
+    /** From a Retry-After header or Status.details.retryAfterSeconds. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = "KubeApiError";
+  }
+
+  static fromStatus(s: KubeStatus, httpStatus?: number, retryAfterMs?: number): KubeApiError {
+    const code = httpStatus ?? s.code ?? 500;
+    const retry = retryAfterMs ??
+      (s.details?.retryAfterSeconds !== undefined ? s.details.retryAfterSeconds * 1000 : undefined);
+    return new KubeApiError(code, s.reason ?? "Unknown", s.message ?? `HTTP ${code}`, s.details, retry);
+  }
+
+  /** True for "resourceVersion too old": the caller must list again. */
+  get isGone(): boolean {
+    return this.status === 410 || this.reason === "Expired" || this.reason === "Gone";
+  }
+  get isNotFound(): boolean {
+    return this.status === 404;
+  }
+  get isConflict(): boolean {
+    return this.status === 409;
+  }
+  get isAlreadyExists(): boolean {
+    return this.status === 409 && this.reason === "AlreadyExists";
+  }
+}
+
+export type PatchType = "merge" | "json" | "strategic" | "apply";
+const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
+  merge: "application/merge-patch+json",
+  json: "application/json-patch+json",
+  strategic: "application/strategic-merge-patch+json",
+  apply: "application/apply-patch+yaml",
+};
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+  continue?: string;
+  resourceVersion?: string;
+  resourceVersionMatch?: "Exact" | "NotOlderThan";
+}
+
+export interface WatchOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  resourceVersion?: string;
+  allowWatchBookmarks?: boolean;
+  timeoutSeconds?: number;
+}
+
+export interface WriteOptions {
+  fieldManager?: string;
+  dryRun?: boolean;
+}
+
+export interface PatchOptions extends WriteOptions {
+  namespace?: string;
+  subresource?: string;
+  /** Server-side apply: take ownership of conflicting fields. */
+  force?: boolean;
+}
+
+export interface DeleteOptions {
+  namespace?: string;
+  propagationPolicy?: "Orphan" | "Background" | "Foreground";
+  gracePeriodSeconds?: number;
+  preconditions?: { uid?: string; resourceVersion?: string };
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface KubeClientOptions {
+  /** Sent as User-Agent, so apiserver audit logs name the component. */
+  userAgent?: string;
+  /** Per-request timeout for non-watch calls. */
+  requestTimeoutMs?: number;
+}
+
+function queryString(q: RequestOptions["query"]): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q ?? {})) if (v !== undefined && v !== "") params.set(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : "";
+}
+
+export class KubeClient {
+  readonly conn: KubeConnection;
+  readonly userAgent: string;
+  readonly requestTimeoutMs: number;
+
+  constructor(conn: KubeConnection, opts: KubeClientOptions = {}) {
+    this.conn = conn;
+    this.userAgent = opts.userAgent ?? "aad-pod-identity";
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+  }
+
+  /**
+   * Sends one request and returns the raw response when it is 2xx; any other answer, or no answer, is
+   * thrown as KubeApiError. The caller owns the returned body.
+   */
+  async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    const headers = new Headers({ "User-Agent": this.userAgent, Accept: "application/json" });
+    const auth = await this.conn.authHeader();
+    if (auth) headers.set("Authorization", auth);
+    let body: string | undefined;
+    if (opts.body !== undefined) {
+      headers.set("Content-Type", opts.contentType ?? "application/json");
+      body = JSON.stringify(opts.body);
+    }
+    let res: Response;
+    try {
+      res = await fetch(`${this.conn.server}${path}${queryString(opts.query)}`, {
+        method,
+        headers,
+        body,
+        client: this.conn.client,
+        signal: opts.signal,
+      });
+    } catch (e) {
+      if (opts.signal?.aborted) throw e;
+      throw transportError(e, this.conn.server);
+    }
+    if (res.ok) return res;
+    throw await errorFromResponse(res);
+  }
+
+  async request<R>(method: string, path: string, opts: RequestOptions = {}): Promise<R> {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    const res = await this.fetch(method, path, { ...opts, signal });
+    return await res.json() as R;
+  }
+
+  get<T extends KubeObject>(rt: ResourceType, name: string, namespace?: string): Promise<T> {
+    return this.request<T>("GET", objectPath(rt, name, namespace));
+  }
+
+  list<T extends KubeObject>(
+    rt: ResourceType,
+    opts: ListOptions = {},
+    signal?: AbortSignal,
+  ): Promise<KubeList<T>> {
+    return this.request<KubeList<T>>("GET", collectionPath(rt, opts.namespace), {
+      signal,
+      query: {
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: opts.limit,
+        continue: opts.continue,
+        resourceVersion: opts.resourceVersion,
+        resourceVersionMatch: opts.resourceVersionMatch,
+      },
+    });
+  }
+
+  /** Every item across pages (limit/continue). */
+  async listAll<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let last: KubeList<T>;
+    do {
+      last = await this.list<T>(rt, { ...opts, continue: cont });
+      items.push(...last.items);
+      cont = last.metadata.continue || undefined;
+    } while (cont);
+    return { ...last, items, metadata: { resourceVersion: last.metadata.resourceVersion } };
+  }
+
+  create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+    return this.request<T>("POST", collectionPath(rt, obj.metadata.namespace), {
+      body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+      query: writeQuery(opts),
+    });
+  }
+
+  /** PUT; `obj.metadata.resourceVersion` makes it conditional (409 Conflict if stale). */
+  update<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+    return this.request<T>("PUT", objectPath(rt, obj.metadata.name!, obj.metadata.namespace), {
+      body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+      query: writeQuery(opts),
+    });
+  }
+
+  updateStatus<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+    return this.request<T>("PUT", objectPath(rt, obj.metadata.name!, obj.metadata.namespace, "status"), {
+      body: { apiVersion: apiVersionOf(rt), kind: rt.kind, ...obj },
+      query: writeQuery(opts),
+    });
+  }
+
+  patch<T extends KubeObject>(
+    rt: ResourceType,
+    name: string,
+    type: PatchType,
+    patch: unknown,
+    opts: PatchOptions = {},
+  ): Promise<T> {
+    if (type === "apply" && !opts.fieldManager) throw new Error("server-side apply needs a fieldManager");
+    return this.request<T>("PATCH", objectPath(rt, name, opts.namespace, opts.subresource), {
+      body: patch,
+      contentType: PATCH_CONTENT_TYPE[type],
+      query: { ...writeQuery(opts), force: opts.force },
+    });
+  }
+
+  /** Returns the deleted object, or the object with a deletionTimestamp when finalizers hold it. */
+  delete<T extends KubeObject>(
+    rt: ResourceType,
+    name: string,
+    opts: DeleteOptions = {},
+  ): Promise<T | KubeStatus> {
+    const hasBody = opts.propagationPolicy || opts.gracePeriodSeconds !== undefined || opts.preconditions;
+    return this.request<T | KubeStatus>("DELETE", objectPath(rt, name, opts.namespace), {
+      body: hasBody
+        ? {
+          apiVersion: "v1",
+          kind: "DeleteOptions",
+          propagationPolicy: opts.propagationPolicy,
+          gracePeriodSeconds: opts.gracePeriodSeconds,
+          preconditions: opts.preconditions,
+        }
+        : undefined,
+    });
+  }
+
+  /** Opens a watch; the body streams newline-delimited events until the server ends it or `signal` aborts. */
+  watch(rt: ResourceType, opts: WatchOptions, signal?: AbortSignal): Promise<Response> {
+    return this.fetch("GET", collectionPath(rt, opts.namespace), {
+      signal,
+      query: {
+        watch: 1,
+        resourceVersion: opts.resourceVersion,
+        allowWatchBookmarks: opts.allowWatchBookmarks,
+        timeoutSeconds: opts.timeoutSeconds,
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+      },
+    });
+  }
+}
+
+function writeQuery(opts: WriteOptions): RequestOptions["query"] {
+  return { fieldManager: opts.fieldManager, dryRun: opts.dryRun ? "All" : undefined };
+}
+
+function transportError(e: unknown, server: string): KubeApiError {
+  const msg = e instanceof Error ? e.message : String(e);
+  // Deno wraps the OS error deep in the message; the tail is what a user needs.
+  const short = msg.replace(/^error sending request for url \([^)]*\):\s*/, "");
+  return new KubeApiError(0, "ConnectionError", `cannot reach ${server}: ${short}`);
+}
+
+async function errorFromResponse(res: Response): Promise<KubeApiError> {
+  const retryAfterMs = parseRetryAfter(res.headers.get("Retry-After"));
+  const text = await res.text().catch(() => "");
+  try {
+    const status = JSON.parse(text) as KubeStatus;
+    if (status && status.kind === "Status") return KubeApiError.fromStatus(status, res.status, retryAfterMs);
+  } catch {
+    // not JSON: fall through
+  }
+  const reason = res.statusText || `HTTP${res.status}`;
+  const body = text.trim().slice(0, 200);
+  return new KubeApiError(
+    res.status,
+    reason,
+    body ? `${res.status} ${body}` : `HTTP ${res.status}`,
+    undefined,
+    retryAfterMs,
+  );
+}

@@ -1,0 +1,72 @@
+// Decodes the body of a Kubernetes watch response: one JSON object per line, each
+// `{"type": ..., "object": ...}`. Network chunks split lines (and UTF-8 characters) anywhere, so bytes
+// are buffered until a full line is seen.
+
+import type { KubeObject, KubeStatus } from "./types.ts";
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+export type WatchEvent<T extends KubeObject> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T }
+  | { type: "BOOKMARK"; object: KubeObject }
+  | { type: "ERROR"; object: KubeStatus };
+
+const TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+
+export class WatchDecodeError extends Error {
+  constructor(message: string, readonly line: string) {
+    super(message);
+    this.name = "WatchDecodeError";
+  }
+}
+
+/** Parses one line of a watch stream; throws WatchDecodeError on anything that is not a watch event. */
+export function parseWatchLine<T extends KubeObject>(line: string): WatchEvent<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (e) {
+    throw new WatchDecodeError(`malformed watch event: ${(e as Error).message}`, line);
+  }
+  if (typeof value !== "object" || value === null) {
+    throw new WatchDecodeError("watch event is not an object", line);
+  }
+  const { type, object } = value as { type?: unknown; object?: unknown };
+  if (typeof type !== "string" || !TYPES.has(type) || typeof object !== "object" || object === null) {
+    throw new WatchDecodeError(`unexpected watch event type ${JSON.stringify(type)}`, line);
+  }
+  return value as WatchEvent<T>;
+}
+
+/** Yields watch events from a response body as they arrive; a trailing partial line at EOF is an error. */
+export async function* decodeWatchEvents<T extends KubeObject>(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<WatchEvent<T>> {
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  let buffer = "";
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      // Index walking rather than re-slicing keeps a chunk holding many events linear in its size.
+      let start = 0;
+      let nl: number;
+      while ((nl = buffer.indexOf("\n", start)) >= 0) {
+        const line = buffer.slice(start, nl).trim();
+        start = nl + 1;
+        if (line !== "") yield parseWatchLine<T>(line);
+      }
+      buffer = buffer.slice(start);
+    }
+    buffer += decoder.decode();
+    const rest = buffer.trim();
+    // The apiserver ends every event with a newline; a leftover means the stream was cut mid-event.
+    if (rest !== "") throw new WatchDecodeError("watch stream ended inside an event", rest);
+  } finally {
+    // Cancelling (not just releasing) closes the underlying connection when the consumer stops early.
+    await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
