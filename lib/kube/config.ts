@@ -63,7 +63,7 @@ function tokenFileReader(path: string, refreshMs: number): () => Promise<string>
   let token: string | undefined;
   let readAt = 0;
   return async () => {
-    if (token === undefined || Date.now() - readAt > refreshMs) {
+    if (token === undefined || Date.now() - readAt >= refreshMs) {
       try {
         token = (await Deno.readTextFile(path)).trim();
         readAt = Date.now();
@@ -111,7 +111,9 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     try {
       kc.loadFromFile(path);
     } catch (e) {
-      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) is invalid: ${(e as Error).message}`);
+      // YAML errors come with a multi-line excerpt; the first line says what is wrong.
+      const why = (e as Error).message.split("\n")[0];
+      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) is invalid: ${why}`);
     }
     source = path;
     kubeconfigPath = path;

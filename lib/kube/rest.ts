@@ -350,13 +350,9 @@ async function errorFromResponse(res: Response): Promise<KubeApiError> {
   } catch {
     // not JSON: fall through
   }
+  // Not a Status: e.g. an API group that does not exist at all answers a bare "404 page not found".
   const reason = res.statusText || `HTTP${res.status}`;
-  const body = text.trim().slice(0, 200);
-  return new KubeApiError(
-    res.status,
-    reason,
-    body ? `${res.status} ${body}` : `HTTP ${res.status}`,
-    undefined,
-    retryAfterMs,
-  );
+  const body = text.trim().split("\n")[0].slice(0, 200);
+  const message = res.status === 404 ? "the server could not find the requested resource" : body || reason;
+  return new KubeApiError(res.status, reason, message, undefined, retryAfterMs);
 }
