@@ -1,0 +1,383 @@
+// Azure AD (Entra ID) for confidential clients: tenant discovery, instance discovery, signing keys and the
+// v1 / v2 token endpoints for the client-credentials grant with a secret or a certificate assertion.
+// Errors carry Azure AD's shape (`error`, `error_description` with an AADSTS code, `error_codes`, ids).
+
+import { checkClientAssertion } from "./client_assertion.ts";
+import { type Directory, secretMatches, type ServicePrincipal } from "./directory.ts";
+import type { FaultInjector } from "./faults.ts";
+import type { Handler } from "./http_server.ts";
+import type { SigningKey } from "./jwt.ts";
+import type { RequestLog } from "./request_log.ts";
+import { instrument, jsonResponse } from "./service.ts";
+import type { TokenIssuer } from "./tokens.ts";
+
+export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+export interface AadContext {
+  directory: Directory;
+  issuer: TokenIssuer;
+  key: SigningKey;
+  log: RequestLog;
+  faults: FaultInjector;
+  /** `https://host:port` of this endpoint. */
+  authorityHost: () => string;
+  tokenLifetimeSeconds: number;
+}
+
+export interface AadRouteMatch {
+  route: string;
+  tenant?: string;
+  version?: "v1" | "v2";
+}
+
+const OIDC_SCOPES = new Set(["openid", "profile", "offline_access", "email"]);
+
+/** Names the route of an Azure AD request (pure). */
+export function matchAadRoute(pathname: string): AadRouteMatch {
+  const parts = pathname.split("/").filter((p) => p !== "");
+  const lower = parts.map((p) => p.toLowerCase());
+  const tenant = parts[0];
+  const rest = lower.slice(1).join("/");
+  if (!tenant) return { route: "aad.unknown" };
+  if (rest === "oauth2/v2.0/token") return { route: "aad.token", tenant, version: "v2" };
+  if (rest === "oauth2/token") return { route: "aad.token", tenant, version: "v1" };
+  if (rest === "v2.0/.well-known/openid-configuration") {
+    return { route: "aad.discovery", tenant, version: "v2" };
+  }
+  if (rest === ".well-known/openid-configuration") return { route: "aad.discovery", tenant, version: "v1" };
+  if (rest === "discovery/instance") return { route: "aad.instance_discovery", tenant };
+  if (rest === "discovery/v2.0/keys" || rest === "discovery/keys") return { route: "aad.keys", tenant };
+  return { route: "aad.unknown", tenant };
+}
+
+function aadTimestamp(d = new Date()): string {
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+export interface AadErrorInput {
+  status: number;
+  error: string;
+  code: number;
+  description: string;
+}
+
+export function aadErrorResponse(e: AadErrorInput, correlationId: string, authorityHost: string): Response {
+  const traceId = crypto.randomUUID();
+  const timestamp = aadTimestamp();
+  return jsonResponse(
+    {
+      error: e.error,
+      error_description: `AADSTS${e.code}: ${e.description}\r\nTrace ID: ${traceId}\r\nCorrelation ID: ` +
+        `${correlationId}\r\nTimestamp: ${timestamp}`,
+      error_codes: [e.code],
+      timestamp,
+      trace_id: traceId,
+      correlation_id: correlationId,
+      error_uri: `${authorityHost}/error?code=${e.code}`,
+    },
+    e.status,
+    { "cache-control": "no-store, no-cache", pragma: "no-cache" },
+  );
+}
+
+const isWellKnownTenantAlias = (t: string) =>
+  ["common", "organizations", "consumers"].includes(t.toLowerCase());
+
+function tenantNotFound(tenant: string): AadErrorInput {
+  return {
+    status: 400,
+    error: "invalid_request",
+    code: 90002,
+    description:
+      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing ` +
+      "into the correct cloud. Check with your subscription administrator, this may happen if there are no active " +
+      "subscriptions for the tenant.",
+  };
+}
+
+function missingParameter(name: string): AadErrorInput {
+  return {
+    status: 400,
+    error: "invalid_request",
+    code: 900144,
+    description: `The request body must contain the following parameter: '${name}'.`,
+  };
+}
+
+function openIdConfiguration(host: string, tenant: string, version: "v1" | "v2"): Record<string, unknown> {
+  const issuerTenant = isWellKnownTenantAlias(tenant) ? "{tenantid}" : tenant;
+  const v2 = version === "v2";
+  const oauth = v2 ? "oauth2/v2.0" : "oauth2";
+  return {
+    token_endpoint: `${host}/${tenant}/${oauth}/token`,
+    token_endpoint_auth_methods_supported: ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+    jwks_uri: `${host}/${tenant}/discovery/${v2 ? "v2.0/" : ""}keys`,
+    response_modes_supported: ["query", "fragment", "form_post"],
+    subject_types_supported: ["pairwise"],
+    id_token_signing_alg_values_supported: ["RS256"],
+    response_types_supported: ["code", "id_token", "code id_token", "id_token token"],
+    scopes_supported: ["openid", "profile", "email", "offline_access"],
+    issuer: v2 ? `${host}/${issuerTenant}/v2.0` : `${host}/${issuerTenant}/`,
+    request_uri_parameter_supported: false,
+    authorization_endpoint: `${host}/${tenant}/${oauth}/authorize`,
+    device_authorization_endpoint: `${host}/${tenant}/${oauth}/devicecode`,
+    end_session_endpoint: `${host}/${tenant}/${oauth}/logout`,
+    http_logout_supported: true,
+    frontchannel_logout_supported: true,
+    tenant_region_scope: "NA",
+    cloud_instance_name: new URL(host).host,
+    cloud_graph_host_name: "graph.windows.net",
+    msgraph_host: "graph.microsoft.com",
+  };
+}
+
+/** Resolves the resource (audience) of a token request, or the error Azure AD gives. */
+export function resolveResource(
+  version: "v1" | "v2",
+  params: URLSearchParams,
+): { ok: true; resource: string } | { ok: false; error: AadErrorInput } {
+  if (version === "v1") {
+    const resource = params.get("resource");
+    if (!resource) return { ok: false, error: missingParameter("resource") };
+    return { ok: true, resource };
+  }
+  const scope = params.get("scope");
+  if (!scope) return { ok: false, error: missingParameter("scope") };
+  const scopes = scope.split(/\s+/).filter((s) => s !== "" && !OIDC_SCOPES.has(s.toLowerCase()));
+  if (scopes.length !== 1) {
+    return {
+      ok: false,
+      error: {
+        status: 400,
+        error: "invalid_scope",
+        code: 70011,
+        description:
+          `The provided value for the input parameter 'scope' is not valid. The scope ${scope} is not valid.`,
+      },
+    };
+  }
+  if (!scopes[0].endsWith("/.default")) {
+    return {
+      ok: false,
+      error: {
+        status: 400,
+        error: "invalid_scope",
+        code: 1002012,
+        description:
+          `The provided value for scope ${scopes[0]} is not valid. Client credential flows must have a ` +
+          "scope value with /.default suffixed to the resource identifier (application ID URI).",
+      },
+    };
+  }
+  return { ok: true, resource: scopes[0].slice(0, -"/.default".length) };
+}
+
+async function authenticateClient(
+  sp: ServicePrincipal,
+  params: URLSearchParams,
+  audiences: string[],
+): Promise<AadErrorInput | "secret" | "certificate"> {
+  const secret = params.get("client_secret");
+  const assertion = params.get("client_assertion");
+  const assertionType = params.get("client_assertion_type");
+  if (secret !== null && assertion !== null) {
+    return {
+      status: 401,
+      error: "invalid_client",
+      code: 50012,
+      description:
+        "Authentication failed: the request carries both client_secret and client_assertion; send one.",
+    };
+  }
+  if (secret !== null) {
+    if (!sp.secrets.some((s) => secretMatches(secret, s))) {
+      return {
+        status: 401,
+        error: "invalid_client",
+        code: 7000215,
+        description:
+          "Invalid client secret provided. Ensure the secret being sent in the request is the client " +
+          `secret value, not the client secret ID, for a secret added to app '${sp.clientId}'.`,
+      };
+    }
+    return "secret";
+  }
+  if (assertion !== null) {
+    if (assertionType === null) return missingParameter("client_assertion_type");
+    if (assertionType !== JWT_BEARER) {
+      return {
+        status: 401,
+        error: "invalid_client",
+        code: 70002,
+        description: `Error validating credentials. The client_assertion_type '${assertionType}' is not ` +
+          `supported; use '${JWT_BEARER}'.`,
+      };
+    }
+    const failure = await checkClientAssertion(assertion, {
+      clientId: sp.clientId,
+      audiences,
+      certificates: sp.certificates,
+      now: Math.floor(Date.now() / 1000),
+      skewSeconds: 300,
+    });
+    if (failure) {
+      return { status: 401, error: "invalid_client", code: failure.code, description: failure.description };
+    }
+    return "certificate";
+  }
+  return {
+    status: 401,
+    error: "invalid_client",
+    code: 7000218,
+    description:
+      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+  };
+}
+
+export function createAadHandler(ctx: AadContext): Handler {
+  return instrument({
+    service: "aad",
+    log: ctx.log,
+    faults: ctx.faults,
+    route: (_req, url) => matchAadRoute(url.pathname).route,
+    faultResponse: (status) =>
+      aadErrorResponse(
+        {
+          status,
+          error: status >= 500 ? "temporarily_unavailable" : "invalid_request",
+          code: 90033,
+          description: "A transient error has occurred (fault injected by the emulator). Please try again.",
+        },
+        crypto.randomUUID(),
+        ctx.authorityHost(),
+      ),
+    handle: async (req, url, _route, meta) => {
+      const host = ctx.authorityHost();
+      const correlationId = req.headers.get("client-request-id") ?? crypto.randomUUID();
+      const fail = (e: AadErrorInput) => aadErrorResponse(e, correlationId, host);
+      const match = matchAadRoute(url.pathname);
+      const tenant = match.tenant ?? "";
+
+      if (match.route === "aad.instance_discovery") {
+        const authorizeEndpoint = url.searchParams.get("authorization_endpoint");
+        const endpointTenant = authorizeEndpoint
+          ? new URL(authorizeEndpoint, host).pathname.split("/")[1]
+          : "common";
+        const hostPort = new URL(host).host;
+        return jsonResponse({
+          tenant_discovery_endpoint: `${host}/${endpointTenant}/v2.0/.well-known/openid-configuration`,
+          "api-version": "1.1",
+          metadata: [{ preferred_network: hostPort, preferred_cache: hostPort, aliases: [hostPort] }],
+        });
+      }
+      if (match.route === "aad.keys") return jsonResponse({ keys: [ctx.key.jwk] });
+      if (match.route === "aad.discovery") {
+        if (!isWellKnownTenantAlias(tenant) && !ctx.directory.hasTenant(tenant)) {
+          return fail({ ...tenantNotFound(tenant), error: "invalid_tenant" });
+        }
+        return jsonResponse(openIdConfiguration(host, tenant, match.version!));
+      }
+      if (match.route !== "aad.token") {
+        return jsonResponse({ error: "not_found", error_description: `No route for ${url.pathname}.` }, 404);
+      }
+
+      if (req.method !== "POST") {
+        return fail({
+          status: 400,
+          error: "invalid_request",
+          code: 900561,
+          description: `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`,
+        });
+      }
+      // Azure AD reads only form bodies; anything else looks like a request without parameters.
+      const contentType = req.headers.get("content-type") ?? "";
+      const params = /^application\/x-www-form-urlencoded\b/i.test(contentType.trim())
+        ? new URLSearchParams(await req.text())
+        : new URLSearchParams();
+      const grantType = params.get("grant_type");
+      if (!grantType) return fail(missingParameter("grant_type"));
+      if (grantType !== "client_credentials") {
+        return fail({
+          status: 400,
+          error: "unsupported_grant_type",
+          code: 70003,
+          description: `The app requested an unsupported grant type '${grantType}'.`,
+        });
+      }
+      const clientId = params.get("client_id");
+      if (!clientId) return fail(missingParameter("client_id"));
+      meta.caller = clientId;
+      const resource = resolveResource(match.version!, params);
+      if (!resource.ok) return fail(resource.error);
+      if (isWellKnownTenantAlias(tenant)) {
+        return fail({
+          status: 400,
+          error: "invalid_request",
+          code: 50059,
+          description:
+            "No tenant-identifying information found in either the request or implied by any provided " +
+            "credentials.",
+        });
+      }
+      if (!ctx.directory.hasTenant(tenant)) return fail(tenantNotFound(tenant));
+      const sp = ctx.directory.servicePrincipal(tenant, clientId);
+      if (!sp) {
+        return fail({
+          status: 400,
+          error: "unauthorized_client",
+          code: 700016,
+          description:
+            `Application with identifier '${clientId}' was not found in the directory '${tenant}'. This ` +
+            "can happen if the application has not been installed by the administrator of the tenant or consented " +
+            "to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+        });
+      }
+      const audiences = [
+        `${host}/${tenant}/oauth2/v2.0/token`,
+        `${host}/${tenant}/oauth2/token`,
+        `${host}/${sp.tenantId}/oauth2/v2.0/token`,
+        `${host}/${sp.tenantId}/oauth2/token`,
+        `${host}/${sp.tenantId}/v2.0`,
+      ];
+      const authn = await authenticateClient(sp, params, audiences);
+      if (typeof authn !== "string") return fail(authn);
+
+      const token = await ctx.issuer.issue(
+        {
+          clientId: sp.clientId,
+          objectId: sp.objectId,
+          tenantId: sp.tenantId,
+          appidacr: authn === "secret" ? "1" : "2",
+        },
+        resource.resource,
+        ctx.tokenLifetimeSeconds,
+      );
+      const noStore = { "cache-control": "no-store, no-cache", pragma: "no-cache" };
+      if (match.version === "v2") {
+        return jsonResponse(
+          {
+            token_type: "Bearer",
+            expires_in: token.expiresIn,
+            ext_expires_in: token.expiresIn,
+            access_token: token.accessToken,
+          },
+          200,
+          noStore,
+        );
+      }
+      return jsonResponse(
+        {
+          token_type: "Bearer",
+          expires_in: String(token.expiresIn),
+          ext_expires_in: String(token.expiresIn),
+          expires_on: String(token.expiresOn),
+          not_before: String(token.notBefore),
+          resource: resource.resource,
+          access_token: token.accessToken,
+        },
+        200,
+        noStore,
+      );
+    },
+  });
+}

@@ -1,0 +1,277 @@
+// Azure Resource Manager routes: VM / scale-set GET and PATCH (identity), user-assigned identity GET and
+// Compute operation status, behind ARM's front door (bearer auth, throttling, api-version checks).
+
+import { type ArmAuthConfig, authenticateArm } from "./arm_auth.ts";
+import {
+  type ArmError,
+  armError,
+  armErrorBody,
+  invalidRequestContent,
+  subscriptionNotFound,
+} from "./arm_errors.ts";
+import type { Directory } from "./directory.ts";
+import type { FaultInjector } from "./faults.ts";
+import type { Handler } from "./http_server.ts";
+import type { ComputeKind } from "./ids.ts";
+import { operationToJson } from "./lro.ts";
+import type { RequestLog } from "./request_log.ts";
+import { instrument, jsonResponse } from "./service.ts";
+import { type ArmState, computeToJson, identityResourceToJson } from "./state.ts";
+import type { OperationClass, Throttle } from "./throttle.ts";
+
+/** Compute api-versions with the dictionary form of `userAssignedIdentities` (2018-06-01 on). */
+export const COMPUTE_API_VERSIONS = [
+  "2018-06-01",
+  "2018-10-01",
+  "2019-03-01",
+  "2019-07-01",
+  "2019-12-01",
+  "2020-06-01",
+  "2020-12-01",
+  "2021-03-01",
+  "2021-04-01",
+  "2021-07-01",
+  "2021-11-01",
+  "2022-03-01",
+  "2022-08-01",
+  "2022-11-01",
+  "2023-03-01",
+  "2023-07-01",
+  "2023-09-01",
+  "2024-03-01",
+  "2024-07-01",
+  "2024-11-01",
+  "2025-04-01",
+  "2025-11-01",
+  "2026-04-01",
+];
+
+export const MSI_API_VERSIONS = [
+  "2015-08-31-preview",
+  "2018-11-30",
+  "2021-09-30-preview",
+  "2022-01-31-preview",
+  "2023-01-31",
+  "2023-07-31-preview",
+  "2024-11-30",
+  "2025-01-31-preview",
+];
+
+export type ArmResource = "vm" | "vmss" | "identity" | "operation";
+
+export interface ArmRouteMatch {
+  /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
+  route: string;
+  resource?: ArmResource;
+  subscriptionId?: string;
+  resourceGroup?: string;
+  name?: string;
+  location?: string;
+}
+
+const SEG = "([^/]+)";
+const RG_PREFIX = `^/subscriptions/${SEG}/resourcegroups/${SEG}/providers/`;
+const PATTERNS: [ArmResource, RegExp][] = [
+  ["vm", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/${SEG}/?$`, "i")],
+  ["vmss", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachinescalesets/${SEG}/?$`, "i")],
+  ["identity", new RegExp(`${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/?$`, "i")],
+  [
+    "operation",
+    new RegExp(
+      `^/subscriptions/${SEG}/providers/microsoft\\.compute/locations/${SEG}/operations/${SEG}/?$`,
+      "i",
+    ),
+  ],
+];
+
+/** Names the route of an ARM request (pure). */
+export function matchArmRoute(method: string, pathname: string): ArmRouteMatch {
+  let path: string;
+  try {
+    path = decodeURIComponent(pathname);
+  } catch {
+    return { route: "arm.unknown" };
+  }
+  for (const [resource, re] of PATTERNS) {
+    const m = re.exec(path);
+    if (!m) continue;
+    const route = `${resource}.${method.toLowerCase()}`;
+    if (resource === "operation") {
+      return { route, resource, subscriptionId: m[1], location: m[2], name: m[3] };
+    }
+    return { route, resource, subscriptionId: m[1], resourceGroup: m[2], name: m[3] };
+  }
+  return { route: "arm.unknown" };
+}
+
+export interface ArmContext {
+  state: ArmState;
+  directory: Directory;
+  throttle: Throttle;
+  log: RequestLog;
+  faults: FaultInjector;
+  auth: () => ArmAuthConfig;
+  /** Base URL of this ARM endpoint, for `Azure-AsyncOperation`. */
+  endpoint: () => string;
+}
+
+function errorResponse(err: ArmError, headers: Record<string, string> = {}): Response {
+  return jsonResponse(armErrorBody(err), err.status, headers);
+}
+
+function apiVersionError(
+  resource: ArmResource,
+  version: string | null,
+  location: string,
+): ArmError | undefined {
+  if (version === null || version === "") {
+    return armError(
+      400,
+      "MissingApiVersionParameter",
+      "The api-version query parameter (?api-version=) is required for all requests.",
+    );
+  }
+  const supported = resource === "identity" ? MSI_API_VERSIONS : COMPUTE_API_VERSIONS;
+  if (supported.includes(version)) return undefined;
+  const type = {
+    vm: "virtualMachines",
+    vmss: "virtualMachineScaleSets",
+    identity: "userAssignedIdentities",
+    operation: "locations/operations",
+  }[resource];
+  return armError(
+    400,
+    "NoRegisteredProviderFound",
+    `No registered resource provider found for location '${location}' and API version '${version}' for type ` +
+      `'${type}'. The supported api-versions are '${supported.join(", ")}'.`,
+  );
+}
+
+const KIND: Record<"vm" | "vmss", ComputeKind> = { vm: "virtualMachines", vmss: "virtualMachineScaleSets" };
+
+export function createArmHandler(ctx: ArmContext): Handler {
+  return instrument({
+    service: "arm",
+    log: ctx.log,
+    faults: ctx.faults,
+    route: (req, url) => matchArmRoute(req.method, url.pathname).route,
+    faultResponse: (status, fault) =>
+      errorResponse(
+        armError(
+          status,
+          status >= 500 ? "InternalServerError" : "InjectedFault",
+          "Fault injected by the emulator.",
+        ),
+        fault.retryAfterSeconds !== undefined ? { "retry-after": String(fault.retryAfterSeconds) } : {},
+      ),
+    handle: async (req, url, _route, meta) => {
+      const requestId = crypto.randomUUID();
+      const common: Record<string, string> = {
+        "x-ms-request-id": requestId,
+        "x-ms-correlation-request-id": req.headers.get("x-ms-correlation-request-id") ?? requestId,
+      };
+      const match = matchArmRoute(req.method, url.pathname);
+
+      const auth = await authenticateArm(req.headers.get("authorization"), ctx.auth());
+      if (!auth.ok) return errorResponse(auth.error, { ...common, "www-authenticate": auth.wwwAuthenticate });
+      meta.caller = auth.claims.appid;
+
+      const cls: OperationClass = req.method === "GET" || req.method === "HEAD" ? "reads" : "writes";
+      const taken = ctx.throttle.take(auth.claims.oid, cls);
+      const remainingHeader = `x-ms-ratelimit-remaining-subscription-${cls}`;
+      if (!taken.ok) {
+        const verb = cls === "reads" ? "read" : "write";
+        return errorResponse(
+          armError(
+            429,
+            "SubscriptionRequestsThrottled",
+            `Number of '${verb}' requests for subscription '${ctx.state.subscriptionId}' actor ` +
+              `'${auth.claims.oid}' exceeded. Please try again after '${taken.retryAfterSeconds}' seconds after ` +
+              "additional tokens are available. Refer to https://aka.ms/arm-throttling",
+          ),
+          { ...common, "retry-after": String(taken.retryAfterSeconds), [remainingHeader]: "0" },
+        );
+      }
+      const headers = { ...common, [remainingHeader]: String(taken.remaining) };
+
+      if (!match.resource) {
+        return errorResponse(
+          armError(
+            404,
+            "InvalidResourceType",
+            `The emulator has no route for '${req.method} ${url.pathname}'.`,
+          ),
+          headers,
+        );
+      }
+      const apiVersion = url.searchParams.get("api-version");
+      const versionError = apiVersionError(
+        match.resource,
+        apiVersion,
+        match.location ?? ctx.state.options.location,
+      );
+      if (versionError) return errorResponse(versionError, headers);
+      if (match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
+        return errorResponse(subscriptionNotFound(match.subscriptionId!), headers);
+      }
+      const allowed = match.resource === "vm" || match.resource === "vmss" ? ["GET", "PATCH"] : ["GET"];
+      if (!allowed.includes(req.method)) {
+        return errorResponse(
+          armError(
+            405,
+            "MethodNotAllowed",
+            `The emulator supports ${allowed.join(" and ")} on this resource type, not ${req.method}.`,
+          ),
+          { ...headers, allow: allowed.join(", ") },
+        );
+      }
+
+      if (match.resource === "operation") {
+        const op = ctx.state.operations.get(match.name!);
+        if (!op) return errorResponse(ctx.state.operationNotFound(match.name!), headers);
+        return jsonResponse(operationToJson(op), 200, headers);
+      }
+      if (match.resource === "identity") {
+        const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
+        if (!found.ok) return errorResponse(found.error, headers);
+        return jsonResponse(identityResourceToJson(found.value), 200, headers);
+      }
+
+      const found = ctx.state.findCompute(KIND[match.resource], match.resourceGroup!, match.name!);
+      if (!found.ok) return errorResponse(found.error, headers);
+      const resource = found.value;
+      if (req.method === "GET") {
+        return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, headers);
+      }
+
+      const contentType = req.headers.get("content-type") ?? "";
+      if (!/^application\/json\b/i.test(contentType.trim())) {
+        return errorResponse(
+          armError(
+            415,
+            "UnsupportedMediaType",
+            `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
+          ),
+          headers,
+        );
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(await req.text());
+      } catch (e) {
+        return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
+      }
+      const caller = ctx.directory.byObjectId(auth.claims.oid);
+      const patched = ctx.state.patchCompute(resource, body, caller);
+      if (!patched.ok) return errorResponse(patched.error, headers);
+      const op = patched.value;
+      const asyncUrl =
+        `${ctx.endpoint()}/subscriptions/${ctx.state.subscriptionId}/providers/Microsoft.Compute/` +
+        `locations/${resource.location}/operations/${op.id}?p=${crypto.randomUUID()}&api-version=${apiVersion}`;
+      return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, {
+        ...headers,
+        "azure-asyncoperation": asyncUrl,
+      });
+    },
+  });
+}

@@ -1,0 +1,370 @@
+// Starts the Azure emulator: ARM and Azure AD over HTTPS (sandbox CA), plus one IMDS endpoint per
+// emulated VM / scale-set instance on demand, all sharing one ARM model, request log and fault injector.
+
+import { createAadHandler } from "./aad.ts";
+import { createArmHandler } from "./arm.ts";
+import { PUBLIC_ARM_AUDIENCES } from "./arm_auth.ts";
+import { Directory, parseCertificate, type ServicePrincipal } from "./directory.ts";
+import { FaultInjector } from "./faults.ts";
+import { type Handler, type RunningServer, serveHandler } from "./http_server.ts";
+import type { IdentityJson } from "./identity_patch.ts";
+import { idKey } from "./ids.ts";
+import { createImdsHandler, type ImdsLimits, type ImdsSource } from "./imds.ts";
+import type { AttachedIdentities, InstanceDescription } from "./imds_request.ts";
+import { type AccessTokenClaims, generateSigningKey, type VerifyOptions, verifyToken } from "./jwt.ts";
+import { RequestLog } from "./request_log.ts";
+import { type AddComputeOptions, ArmState, type ComputeResource, computeToJson } from "./state.ts";
+import { ARM_DEFAULT_THROTTLE, Throttle, type ThrottleConfig } from "./throttle.ts";
+import { emulatorTls } from "./tls.ts";
+import { TokenIssuer } from "./tokens.ts";
+
+export interface AzureEmulatorOptions {
+  subscriptionId?: string;
+  tenantId?: string;
+  /** Azure region of every resource (default `eastus`). */
+  location?: string;
+  /** How long a VM / scale-set PATCH runs before it succeeds (default 1000 ms). */
+  lroDurationMs?: number;
+  /** ARM token buckets per caller (default: ARM's 250/25 reads, 200/10 writes). */
+  throttle?: Partial<ThrottleConfig>;
+  /** Address ARM and Azure AD listen on (default 127.0.0.1). */
+  hostname?: string;
+  /** 0 (default) picks free ports. */
+  armPort?: number;
+  aadPort?: number;
+  /** Audiences ARM accepts besides Azure's public ones and the emulator's own endpoint URL. */
+  armAudiences?: string[];
+  /** Lifetime of Azure AD client-credential tokens (default 3599 s, as Azure AD). */
+  tokenLifetimeSeconds?: number;
+  /** Lifetime of IMDS managed-identity tokens (default 86399 s, about Azure's 24 h). */
+  managedIdentityTokenLifetimeSeconds?: number;
+  /** Where the sandbox CA and the emulator's TLS certificate live (default `sandboxCacheDir()`). */
+  cacheDir?: string;
+}
+
+export interface UserAssignedIdentityInfo {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  clientId: string;
+  principalId: string;
+  tenantId: string;
+}
+
+export interface ComputeInfo {
+  id: string;
+  name: string;
+  resourceGroup: string;
+  /** Present when the resource has a system-assigned identity. */
+  systemAssigned?: { principalId: string; clientId: string };
+}
+
+export interface ServicePrincipalOptions {
+  tenantId?: string;
+  clientId?: string;
+  /** Client secret; one is generated when neither a secret nor a certificate is given. */
+  secret?: string;
+  /** PEM holding the RSA certificate (a private key in the same PEM is ignored). */
+  certificatePem?: string;
+  displayName?: string;
+  /**
+   * Scopes (resource ids) where the principal may assign user-assigned identities (Managed Identity
+   * Operator). Default: the whole subscription, so a controller works out of the box.
+   */
+  assignScopes?: string[];
+}
+
+export interface ServicePrincipalInfo {
+  clientId: string;
+  tenantId: string;
+  objectId: string;
+  /** The secret, when one was given or generated. */
+  secret?: string;
+}
+
+export type ImdsTarget =
+  | { vmResourceId: string }
+  | { vmssResourceId: string; instance: number | string };
+
+export interface StartImdsOptions {
+  /** Default 127.0.0.1. */
+  hostname?: string;
+  /** Default 0 (a free port). */
+  port?: number;
+  limits?: ImdsLimits;
+}
+
+export interface ImdsEndpoint {
+  /** `http://host:port`, the value for `AZURE_POD_IDENTITY_AUTHORITY_HOST`. */
+  url: string;
+  hostname: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export interface AzureEmulator {
+  /** Resource Manager endpoint, `https://127.0.0.1:<port>` (no trailing slash). */
+  readonly armEndpoint: string;
+  /** Azure AD authority host, `https://127.0.0.1:<port>`. */
+  readonly authorityHost: string;
+  /** CA certificate (PEM file) that signs both HTTPS endpoints. */
+  readonly caCertPath: string;
+  readonly subscriptionId: string;
+  readonly tenantId: string;
+  readonly location: string;
+  /** Public key that verifies every token the emulator issues (SPKI PEM). */
+  readonly publicKeyPem: string;
+  readonly requests: RequestLog;
+  readonly faults: FaultInjector;
+  addUserAssignedIdentity(
+    opts: { resourceGroup: string; name: string; assignScopes?: string[] },
+  ): UserAssignedIdentityInfo;
+  deleteUserAssignedIdentity(id: string): boolean;
+  addVm(opts: AddComputeOptions): ComputeInfo;
+  addVmss(opts: AddComputeOptions): ComputeInfo;
+  /** The identity block ARM returns for a VM / scale set (`{type: "None"}` when it has none). */
+  getIdentities(resourceId: string): IdentityJson;
+  /** The full GET body of a VM / scale set, including `properties.provisioningState`. */
+  getResource(resourceId: string): Record<string, unknown>;
+  registerServicePrincipal(opts?: ServicePrincipalOptions): ServicePrincipalInfo;
+  /** The IMDS handler for one machine, for serving it elsewhere (e.g. 169.254.169.254:80 in a netns). */
+  imdsHandler(target: ImdsTarget, limits?: ImdsLimits): Handler;
+  startImds(target: ImdsTarget & StartImdsOptions): Promise<ImdsEndpoint>;
+  /** Verifies a token issued by this emulator and returns its claims (throws `JwtError`). */
+  verifyToken(jwt: string, options?: VerifyOptions): Promise<AccessTokenClaims>;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2b1";
+const DEFAULT_TENANT = "00000000-0000-0000-0000-0000000071e1";
+
+function computeInfo(r: ComputeResource): ComputeInfo {
+  const info: ComputeInfo = { id: r.id, name: r.name, resourceGroup: r.resourceGroup };
+  if (r.identity.system) info.systemAssigned = { ...r.identity.system };
+  return info;
+}
+
+function randomSecret(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(30));
+  return btoa(String.fromCharCode(...bytes)).replace(/[+/=]/g, "").slice(0, 40);
+}
+
+function macFor(seed: string): string {
+  let h = 0;
+  for (const c of seed) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+  const bytes = [0x00, 0x0d, 0x3a, (h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff];
+  return bytes.map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join("");
+}
+
+export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Promise<AzureEmulator> {
+  const subscriptionId = options.subscriptionId ?? DEFAULT_SUBSCRIPTION;
+  const tenantId = options.tenantId ?? DEFAULT_TENANT;
+  const location = options.location ?? "eastus";
+  const hostname = options.hostname ?? "127.0.0.1";
+  const [tls, key] = await Promise.all([emulatorTls(options.cacheDir), generateSigningKey()]);
+
+  const directory = new Directory(tenantId);
+  const state = new ArmState({
+    subscriptionId,
+    tenantId,
+    location,
+    lroDurationMs: options.lroDurationMs ?? 1000,
+    directory,
+  });
+  const requests = new RequestLog();
+  const faults = new FaultInjector();
+  const throttle = new Throttle({
+    reads: options.throttle?.reads ?? ARM_DEFAULT_THROTTLE.reads,
+    writes: options.throttle?.writes ?? ARM_DEFAULT_THROTTLE.writes,
+  });
+  let authorityHost = "";
+  let armEndpoint = "";
+  const issuer = new TokenIssuer(key, () => authorityHost);
+
+  const servers: RunningServer[] = [];
+  const imdsServers = new Set<RunningServer>();
+  try {
+    const aad = await serveHandler(
+      { hostname, port: options.aadPort ?? 0, tls },
+      createAadHandler({
+        directory,
+        issuer,
+        key,
+        log: requests,
+        faults,
+        authorityHost: () => authorityHost,
+        tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599,
+      }),
+    );
+    servers.push(aad);
+    authorityHost = aad.url;
+    const arm = await serveHandler(
+      { hostname, port: options.armPort ?? 0, tls },
+      createArmHandler({
+        state,
+        directory,
+        throttle,
+        log: requests,
+        faults,
+        endpoint: () => armEndpoint,
+        auth: () => ({
+          publicKey: key.publicKey,
+          tenantId,
+          acceptedAudiences: [
+            ...PUBLIC_ARM_AUDIENCES,
+            armEndpoint,
+            `${armEndpoint}/`,
+            ...(options.armAudiences ?? []),
+          ],
+          expectedIssuer: issuer.issuerFor(tenantId),
+          authority: `${authorityHost}/${tenantId}`,
+        }),
+      }),
+    );
+    servers.push(arm);
+    armEndpoint = arm.url;
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw e;
+  }
+
+  function imdsSource(target: ImdsTarget): ImdsSource {
+    const resourceId = "vmResourceId" in target ? target.vmResourceId : target.vmssResourceId;
+    const kind = "vmResourceId" in target ? "virtualMachines" : "virtualMachineScaleSets";
+    const resource = state.getCompute(resourceId, kind);
+    if (!resource) throw new Error(`no ${kind} ${resourceId} in the emulator; add it first`);
+    const instance = "instance" in target ? String(target.instance) : undefined;
+    const index = instance !== undefined && /^\d+$/.test(instance) ? Number(instance) : 0;
+    const description: InstanceDescription = {
+      subscriptionId,
+      resourceGroup: resource.resourceGroup,
+      location: resource.location,
+      name: instance === undefined ? resource.name : `${resource.name}_${instance}`,
+      resourceId: instance === undefined ? resource.id : `${resource.id}/virtualMachines/${instance}`,
+      vmId: instance === undefined ? resource.uniqueId : crypto.randomUUID(),
+      vmScaleSetName: instance === undefined ? "" : resource.name,
+      privateIpAddress: `10.240.0.${4 + (index % 250)}`,
+      macAddress: macFor(`${idKey(resource.id)}/${instance ?? ""}`),
+    };
+    return {
+      tenantId,
+      instance: () => ({ ...description }),
+      identities: (): AttachedIdentities => {
+        const servable = state.servableIdentities(resource.id);
+        const out: AttachedIdentities = {
+          user: servable.user.map((u) => ({
+            clientId: u.clientId,
+            principalId: u.principalId,
+            resourceId: u.id,
+            system: false,
+          })),
+        };
+        if (servable.system) {
+          out.system = {
+            clientId: servable.system.clientId,
+            principalId: servable.system.principalId,
+            resourceId: resource.id,
+            system: true,
+          };
+        }
+        return out;
+      },
+    };
+  }
+
+  function imdsHandler(target: ImdsTarget, limits?: ImdsLimits): Handler {
+    const source = imdsSource(target);
+    return createImdsHandler({
+      source,
+      issuer,
+      instanceName: source.instance().resourceId,
+      log: requests,
+      faults,
+      limits,
+      tokenLifetimeSeconds: options.managedIdentityTokenLifetimeSeconds ?? 86399,
+    });
+  }
+
+  const emulator: AzureEmulator = {
+    armEndpoint,
+    authorityHost,
+    caCertPath: tls.caCertPath,
+    subscriptionId,
+    tenantId,
+    location,
+    publicKeyPem: key.publicKeyPem,
+    requests,
+    faults,
+
+    addUserAssignedIdentity(opts) {
+      const r = state.addUserAssignedIdentity(opts);
+      return {
+        id: r.id,
+        name: r.name,
+        resourceGroup: r.resourceGroup,
+        clientId: r.clientId,
+        principalId: r.principalId,
+        tenantId: r.tenantId,
+      };
+    },
+    deleteUserAssignedIdentity: (id) => state.deleteUserAssignedIdentity(id),
+    addVm: (opts) => computeInfo(state.addCompute("virtualMachines", opts)),
+    addVmss: (opts) => computeInfo(state.addCompute("virtualMachineScaleSets", opts)),
+    getIdentities: (resourceId) => state.identityJson(resourceId),
+    getResource(resourceId) {
+      const r = state.getCompute(resourceId);
+      if (!r) throw new Error(`no VM or scale set ${resourceId}`);
+      return computeToJson(r, tenantId);
+    },
+
+    registerServicePrincipal(opts = {}) {
+      const secret = opts.secret ?? (opts.certificatePem ? undefined : randomSecret());
+      const sp: ServicePrincipal = {
+        kind: "servicePrincipal",
+        clientId: opts.clientId ?? crypto.randomUUID(),
+        objectId: crypto.randomUUID(),
+        tenantId: opts.tenantId ?? tenantId,
+        displayName: opts.displayName ?? "emulated service principal",
+        secrets: secret ? [secret] : [],
+        certificates: opts.certificatePem ? [parseCertificate(opts.certificatePem)] : [],
+        assignScopes: opts.assignScopes ?? [`/subscriptions/${subscriptionId}`],
+      };
+      directory.add(sp);
+      const info: ServicePrincipalInfo = {
+        clientId: sp.clientId,
+        tenantId: sp.tenantId,
+        objectId: sp.objectId,
+      };
+      if (secret) info.secret = secret;
+      return info;
+    },
+
+    imdsHandler,
+    async startImds(target) {
+      const handler = imdsHandler(target, target.limits);
+      const server = await serveHandler(
+        { hostname: target.hostname ?? "127.0.0.1", port: target.port ?? 0 },
+        handler,
+      );
+      imdsServers.add(server);
+      return {
+        url: server.url,
+        hostname: server.hostname,
+        port: server.port,
+        stop: async () => {
+          imdsServers.delete(server);
+          await server.stop();
+        },
+      };
+    },
+
+    verifyToken: (jwt, verifyOptions) => verifyToken(jwt, key.publicKey, verifyOptions),
+
+    async stop() {
+      const all = [...imdsServers, ...servers];
+      imdsServers.clear();
+      await Promise.all(all.map((s) => s.stop()));
+    },
+  };
+  return emulator;
+}

@@ -1,0 +1,92 @@
+// CLI: starts the Azure emulator from a JSON config, prints its endpoints and resources as one JSON line
+// on stdout (secrets are not printed: the config already holds them), and runs until SIGINT / SIGTERM.
+//
+//   deno run -A scripts/sandbox/azure/main.ts config.json
+//
+// Clients then trust the CA with NODE_EXTRA_CA_CERTS (Azure SDKs) or DENO_CERT (Deno fetch) set to the
+// printed caCertPath.
+
+import { parseEmulatorConfig } from "./config.ts";
+import { type ImdsTarget, startAzureEmulator } from "./emulator.ts";
+import { computeId, userAssignedIdentityId } from "./ids.ts";
+
+function resolveRef(ref: string, subscriptionId: string, kind: "identity" | "vm" | "vmss"): string {
+  if (ref.startsWith("/")) return ref;
+  const [rg, name, ...rest] = ref.split("/");
+  if (!rg || !name || rest.length) {
+    throw new Error(`'${ref}' is neither a resource id nor <resourceGroup>/<name>`);
+  }
+  if (kind === "identity") return userAssignedIdentityId(subscriptionId, rg, name);
+  return computeId(subscriptionId, rg, kind === "vm" ? "virtualMachines" : "virtualMachineScaleSets", name);
+}
+
+async function main(args: string[]): Promise<number> {
+  if (args.length !== 1 || args[0] === "-h" || args[0] === "--help") {
+    console.error("usage: main.ts <config.json>");
+    return 2;
+  }
+  const config = parseEmulatorConfig(JSON.parse(await Deno.readTextFile(args[0])));
+  const emu = await startAzureEmulator({
+    subscriptionId: config.subscriptionId,
+    tenantId: config.tenantId,
+    location: config.location,
+    lroDurationMs: config.lroDurationMs,
+    throttle: config.throttle,
+    hostname: config.hostname,
+    armPort: config.armPort,
+    aadPort: config.aadPort,
+  });
+  try {
+    const sub = emu.subscriptionId;
+    const identities = config.identities.map((i) => emu.addUserAssignedIdentity(i));
+    const idRefs = (refs: string[] | undefined) => (refs ?? []).map((r) => resolveRef(r, sub, "identity"));
+    const vms = config.vms.map((v) =>
+      emu.addVm({ ...v, userAssignedIdentities: idRefs(v.userAssignedIdentities) })
+    );
+    const vmss = config.vmss.map((v) =>
+      emu.addVmss({ ...v, userAssignedIdentities: idRefs(v.userAssignedIdentities) })
+    );
+    const servicePrincipals = [];
+    for (const sp of config.servicePrincipals) {
+      const certificatePem = sp.certificateFile ? await Deno.readTextFile(sp.certificateFile) : undefined;
+      const info = emu.registerServicePrincipal({ ...sp, certificatePem });
+      servicePrincipals.push({ clientId: info.clientId, tenantId: info.tenantId, objectId: info.objectId });
+    }
+    const imds = [];
+    for (const i of config.imds) {
+      const target: ImdsTarget = i.vm
+        ? { vmResourceId: resolveRef(i.vm, sub, "vm") }
+        : { vmssResourceId: resolveRef(i.vmss!, sub, "vmss"), instance: i.instance ?? 0 };
+      const endpoint = await emu.startImds({ ...target, hostname: i.hostname, port: i.port });
+      imds.push({ ...target, url: endpoint.url });
+    }
+    console.log(JSON.stringify({
+      armEndpoint: emu.armEndpoint,
+      authorityHost: emu.authorityHost,
+      caCertPath: emu.caCertPath,
+      subscriptionId: emu.subscriptionId,
+      tenantId: emu.tenantId,
+      location: emu.location,
+      identities,
+      vms,
+      vmss,
+      servicePrincipals,
+      imds,
+    }));
+    const stop = Promise.withResolvers<void>();
+    for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => stop.resolve());
+    await stop.promise;
+    return 0;
+  } finally {
+    await emu.stop();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : String(e));
+    Deno.exit(1);
+  }
+}
