@@ -56,8 +56,14 @@ export function instrument(opts: InstrumentOptions): Handler {
         return gated;
       }
       const fault = opts.faults.take(route);
-      if (fault?.latencyMs) await delay(fault.latencyMs, req.signal);
-      if (fault?.drop) {
+      let gone = false;
+      if (fault?.latencyMs) {
+        // req.signal is touched only here: Deno.serve warns about reading it on ordinary requests.
+        await delay(fault.latencyMs, req.signal);
+        // A client that left (or a server stopping) during the delay gets nothing, like a drop.
+        gone = req.signal.aborted;
+      }
+      if (fault?.drop || gone) {
         entry.dropped = true;
         throw new DroppedConnection();
       }

@@ -162,7 +162,7 @@ Deno.test("ARM validates api-version, subscription, resource group and resource"
   }
 });
 
-async function assertUnchanged(h: Harness, id: string): Promise<void> {
+function assertUnchanged(h: Harness, id: string): void {
   assert.deepEqual(h.emu.getIdentities(id), { type: "None" });
   assert.equal(
     (h.emu.getResource(id).properties as { provisioningState: string }).provisioningState,
@@ -225,7 +225,7 @@ Deno.test("ARM rejects bad PATCH bodies with Compute's codes and changes nothing
     assert.ok(linked.message.includes(sp.clientId) && linked.message.includes(sp.objectId));
     assert.match(linked.message, /Microsoft\.Compute\/virtualMachineScaleSets\/write/);
 
-    await assertUnchanged(h, vmss.id);
+    assertUnchanged(h, vmss.id);
     assert.equal(h.emu.requests.count({ route: "vmss.patch" }), 9);
     assert.equal(h.emu.requests.count({ route: "vmss.patch", status: 200 }), 0);
   } finally {
