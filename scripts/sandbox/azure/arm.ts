@@ -113,6 +113,8 @@ export interface ArmContext {
   auth: () => ArmAuthConfig;
   /** Base URL of this ARM endpoint, for `Azure-AsyncOperation`. */
   endpoint: () => string;
+  /** Retry-After (seconds) on a PATCH and on polls of a running operation; none when undefined. */
+  lroRetryAfterSeconds?: number;
 }
 
 function errorResponse(err: ArmError, headers: Record<string, string> = {}): Response {
@@ -229,7 +231,12 @@ export function createArmHandler(ctx: ArmContext): Handler {
       if (match.resource === "operation") {
         const op = ctx.state.operations.get(match.name!);
         if (!op) return errorResponse(ctx.state.operationNotFound(match.name!), headers);
-        return jsonResponse(operationToJson(op), 200, headers);
+        const pollAgain = op.status === "InProgress" && ctx.lroRetryAfterSeconds !== undefined;
+        return jsonResponse(
+          operationToJson(op),
+          200,
+          pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
+        );
       }
       if (match.resource === "identity") {
         const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
@@ -268,10 +275,11 @@ export function createArmHandler(ctx: ArmContext): Handler {
       const asyncUrl =
         `${ctx.endpoint()}/subscriptions/${ctx.state.subscriptionId}/providers/Microsoft.Compute/` +
         `locations/${resource.location}/operations/${op.id}?p=${crypto.randomUUID()}&api-version=${apiVersion}`;
-      return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, {
-        ...headers,
-        "azure-asyncoperation": asyncUrl,
-      });
+      const lroHeaders: Record<string, string> = { ...headers, "azure-asyncoperation": asyncUrl };
+      if (ctx.lroRetryAfterSeconds !== undefined) {
+        lroHeaders["retry-after"] = String(ctx.lroRetryAfterSeconds);
+      }
+      return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, lroHeaders);
     },
   });
 }

@@ -42,6 +42,7 @@ export interface EmulatorConfig {
   tenantId?: string;
   location?: string;
   lroDurationMs?: number;
+  lroRetryAfterSeconds?: number;
   throttle?: { reads?: BucketConfig; writes?: BucketConfig };
   hostname?: string;
   armPort?: number;
@@ -134,6 +135,7 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     "tenantId",
     "location",
     "lroDurationMs",
+    "lroRetryAfterSeconds",
     "throttle",
     "hostname",
     "armPort",
@@ -150,6 +152,7 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     tenantId: str(o.tenantId, "$.tenantId"),
     location: str(o.location, "$.location"),
     lroDurationMs: num(o.lroDurationMs, "$.lroDurationMs", 0),
+    lroRetryAfterSeconds: num(o.lroRetryAfterSeconds, "$.lroRetryAfterSeconds", 0),
     throttle: throttle && {
       reads: bucket(throttle.reads, "$.throttle.reads"),
       writes: bucket(throttle.writes, "$.throttle.writes"),

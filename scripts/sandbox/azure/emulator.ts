@@ -25,6 +25,11 @@ export interface AzureEmulatorOptions {
   location?: string;
   /** How long a VM / scale-set PATCH runs before it succeeds (default 1000 ms). */
   lroDurationMs?: number;
+  /**
+   * Retry-After (seconds) sent with a PATCH and with polls of a running operation, to check that a client
+   * paces its polling by it. Default: none, so clients poll at their own interval.
+   */
+  lroRetryAfterSeconds?: number;
   /** ARM token buckets per caller (default: ARM's 250/25 reads, 200/10 writes). */
   throttle?: Partial<ThrottleConfig>;
   /** Address ARM and Azure AD listen on (default 127.0.0.1). */
@@ -135,6 +140,15 @@ export interface AzureEmulator {
   stop(): Promise<void>;
 }
 
+export { createImdsHandler, IMDS_IDENTITY_LIMITS } from "./imds.ts";
+export type { ImdsHandlerOptions, ImdsLimits, ImdsSource } from "./imds.ts";
+export { JwtError, verifyToken } from "./jwt.ts";
+export type { AccessTokenClaims, VerifyOptions } from "./jwt.ts";
+export type { IdentityJson } from "./identity_patch.ts";
+export type { FaultSpec } from "./faults.ts";
+export type { RequestFilter, RequestLogEntry } from "./request_log.ts";
+export type { Handler } from "./http_server.ts";
+
 const DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2b1";
 const DEFAULT_TENANT = "00000000-0000-0000-0000-0000000071e1";
 
@@ -207,6 +221,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         log: requests,
         faults,
         endpoint: () => armEndpoint,
+        lroRetryAfterSeconds: options.lroRetryAfterSeconds,
         auth: () => ({
           publicKey: key.publicKey,
           tenantId,

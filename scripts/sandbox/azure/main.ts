@@ -31,6 +31,7 @@ async function main(args: string[]): Promise<number> {
     tenantId: config.tenantId,
     location: config.location,
     lroDurationMs: config.lroDurationMs,
+    lroRetryAfterSeconds: config.lroRetryAfterSeconds,
     throttle: config.throttle,
     hostname: config.hostname,
     armPort: config.armPort,

@@ -50,6 +50,46 @@ Deno.test("a PATCH starts an operation: Updating until it succeeds, polled throu
   }
 });
 
+Deno.test("a configured Retry-After paces the SDK's polling of a running operation", async () => {
+  const h = await startHarness({ lroDurationMs: 600, lroRetryAfterSeconds: 1 });
+  try {
+    const sp = h.emu.registerServicePrincipal({ secret: "s" });
+    h.emu.addVmss({ resourceGroup: "MC", name: "pool" });
+    const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
+      authorityHost: h.emu.authorityHost,
+      disableInstanceDiscovery: true,
+      ...sdkTls(h),
+    });
+    const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
+      endpoint: h.emu.armEndpoint,
+      ...sdkTls(h),
+    });
+    const started = performance.now();
+    // The client asks for 50 ms polls: it polls once at that pace, then the Retry-After: 1 of the
+    // still-running operation takes over, so a 600 ms operation costs two polls and a second.
+    await compute.virtualMachineScaleSets.update("MC", "pool", { tags: { k: "v" } }, {
+      updateIntervalInMs: 50,
+    });
+    assert.ok(performance.now() - started >= 900);
+    assert.equal(h.emu.requests.count({ route: "operation.get" }), 2);
+
+    const token = await tokenFor(h, sp);
+    const patched = await arm(h, token, "PATCH", computePath(h, "MC", "virtualMachineScaleSets", "pool"), {
+      body: { tags: {} },
+    });
+    assert.equal(patched.headers.get("retry-after"), "1");
+    const op = new URL(patched.headers.get("azure-asyncoperation")!);
+    const running = await arm(h, token, "GET", op.pathname + op.search, { apiVersion: "2026-04-01" });
+    assert.equal(running.headers.get("retry-after"), "1");
+    await sleep(650);
+    const done = await arm(h, token, "GET", op.pathname + op.search, { apiVersion: "2026-04-01" });
+    assert.equal(done.body.status, "Succeeded");
+    assert.equal(done.headers.get("retry-after"), null);
+  } finally {
+    await h.close();
+  }
+});
+
 Deno.test("a second PATCH preempts the running operation; both changes land", async () => {
   const h = await startHarness({ lroDurationMs: 200 });
   try {
