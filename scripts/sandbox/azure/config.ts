@@ -6,6 +6,8 @@ import type { BucketConfig } from "./throttle.ts";
 export interface IdentityConfig {
   resourceGroup: string;
   name: string;
+  clientId?: string;
+  principalId?: string;
   assignScopes?: string[];
 }
 
@@ -161,10 +163,12 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     armPort: num(o.armPort, "$.armPort", 0),
     aadPort: num(o.aadPort, "$.aadPort", 0),
     identities: list(o.identities, "$.identities", (x, p) => {
-      const i = obj(x, p, ["resourceGroup", "name", "assignScopes"]);
+      const i = obj(x, p, ["resourceGroup", "name", "clientId", "principalId", "assignScopes"]);
       return {
         resourceGroup: str(i.resourceGroup, `${p}.resourceGroup`, true),
         name: str(i.name, `${p}.name`, true),
+        clientId: str(i.clientId, `${p}.clientId`),
+        principalId: str(i.principalId, `${p}.principalId`),
         assignScopes: strList(i.assignScopes, `${p}.assignScopes`),
       };
     }),

@@ -62,7 +62,7 @@ export function parseCertificate(pem: string): RegisteredCertificate {
   };
 }
 
-/** Compares secrets without leaking their length-prefix match through timing. */
+/** Constant-time comparison; hashing first lets secrets of different lengths compare without an early exit. */
 export function secretMatches(given: string, registered: string): boolean {
   const a = createHash("sha256").update(given).digest();
   const b = createHash("sha256").update(registered).digest();

@@ -13,7 +13,13 @@ import { createImdsHandler, type ImdsLimits, type ImdsSource } from "./imds.ts";
 import type { AttachedIdentities, InstanceDescription } from "./imds_request.ts";
 import { type AccessTokenClaims, generateSigningKey, type VerifyOptions, verifyToken } from "./jwt.ts";
 import { RequestLog } from "./request_log.ts";
-import { type AddComputeOptions, ArmState, type ComputeResource, computeToJson } from "./state.ts";
+import {
+  type AddComputeOptions,
+  type AddIdentityOptions,
+  ArmState,
+  type ComputeResource,
+  computeToJson,
+} from "./state.ts";
 import { ARM_DEFAULT_THROTTLE, Throttle, type ThrottleConfig } from "./throttle.ts";
 import { emulatorTls } from "./tls.ts";
 import { TokenIssuer } from "./tokens.ts";
@@ -121,9 +127,8 @@ export interface AzureEmulator {
   readonly publicKeyPem: string;
   readonly requests: RequestLog;
   readonly faults: FaultInjector;
-  addUserAssignedIdentity(
-    opts: { resourceGroup: string; name: string; assignScopes?: string[] },
-  ): UserAssignedIdentityInfo;
+  /** `clientId` / `principalId` may be fixed (e.g. to match an existing AzureIdentity manifest). */
+  addUserAssignedIdentity(opts: AddIdentityOptions): UserAssignedIdentityInfo;
   deleteUserAssignedIdentity(id: string): boolean;
   addVm(opts: AddComputeOptions): ComputeInfo;
   addVmss(opts: AddComputeOptions): ComputeInfo;

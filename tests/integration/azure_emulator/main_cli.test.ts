@@ -26,7 +26,11 @@ Deno.test("main.ts starts the emulator from a config, prints its endpoints and s
     configPath,
     JSON.stringify({
       lroDurationMs: 0,
-      identities: [{ resourceGroup: "identities", name: "demo" }],
+      identities: [{
+        resourceGroup: "identities",
+        name: "demo",
+        clientId: "00000000-0000-4000-8000-0000000000de",
+      }],
       vmss: [{ resourceGroup: "MC_demo", name: "pool", userAssignedIdentities: ["identities/demo"] }],
       servicePrincipals: [{ clientId: "7d6f7ffa-0000-4000-8000-00000000c11e", secret: "demo-secret" }],
       imds: [{ vmss: "MC_demo/pool", instance: 0 }],
@@ -43,6 +47,11 @@ Deno.test("main.ts starts the emulator from a config, prints its endpoints and s
     assert.match(info.armEndpoint, /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.match(info.authorityHost, /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(info.identities[0].name, "demo");
+    assert.equal(
+      info.identities[0].clientId,
+      "00000000-0000-4000-8000-0000000000de",
+      "a fixed client id is kept",
+    );
     assert.deepEqual(info.servicePrincipals.map((s: { clientId: string }) => s.clientId), [
       "7d6f7ffa-0000-4000-8000-00000000c11e",
     ]);
