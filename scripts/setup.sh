@@ -18,5 +18,12 @@ fi
 
 bash scripts/sandbox/install-control-plane.sh >/dev/null
 
+# Unmodified Node.js applications the tests run (the SDKs as a pod would use them), pinned by package-lock.
+node_clients=tests/clients/node
+if [[ ! -f $node_clients/node_modules/.package-lock.json || $node_clients/package-lock.json -nt $node_clients/node_modules/.package-lock.json ]]; then
+  echo "[setup] installing Node test clients" >&2
+  npm ci --prefix "$node_clients" --no-audit --no-fund --loglevel=error >&2
+fi
+
 # Resolve and cache every npm package named in deno.json's import map (and lock them in deno.lock).
-deno install --quiet >&2
+if command -v deno >/dev/null; then deno install --quiet >&2; else npx -y deno@2.9.6 install --quiet >&2; fi

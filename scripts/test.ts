@@ -54,7 +54,9 @@ if (import.meta.main) {
         AAD_TEST_KUBECONFIG: cluster.kubeconfigPath,
         AAD_TEST_KUBECTL: cluster.binaries.kubectl,
         AAD_TEST_SERVER: cluster.server,
+        // Deno's fetch reads DENO_CERT; node:https (used by the Azure SDKs) and Node apps read NODE_EXTRA_CA_CERTS.
         DENO_CERT: ca.certPath,
+        NODE_EXTRA_CA_CERTS: ca.certPath,
         KUBE_APISERVER_BIN: cluster.binaries.kubeApiserver,
         ETCD_BIN: cluster.binaries.etcd,
         KUBECTL_BIN: cluster.binaries.kubectl,
