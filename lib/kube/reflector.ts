@@ -239,7 +239,7 @@ export class Reflector<T extends KubeObject> {
         timeoutSeconds,
       }, ctrl.signal);
       this.stats.watches++;
-      for await (const ev of decodeWatchEvents<T>(res.body!)) {
+      for await (const ev of decodeWatchEvents<T>(res.body!, ctrl.signal)) {
         received++;
         switch (ev.type) {
           case "ADDED":
@@ -262,6 +262,8 @@ export class Reflector<T extends KubeObject> {
         if (next) this.#rv = next;
         if (received === 1) this.#backoff.reset();
       }
+      // The stall guard ends the stream quietly; report it as the failure it is.
+      if (ctrl.signal.aborted && !signal.aborted) throw ctrl.signal.reason;
     } catch (e) {
       if (ctrl.signal.aborted && !signal.aborted && ctrl.signal.reason instanceof KubeApiError) {
         throw ctrl.signal.reason;

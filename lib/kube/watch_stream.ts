@@ -38,12 +38,21 @@ export function parseWatchLine<T extends KubeObject>(line: string): WatchEvent<T
   return value as WatchEvent<T>;
 }
 
-/** Yields watch events from a response body as they arrive; a trailing partial line at EOF is an error. */
+/**
+ * Yields watch events from a response body as they arrive; a trailing partial line at EOF is an error.
+ * When `signal` aborts, the body is cancelled and the generator ends without an error.
+ */
 export async function* decodeWatchEvents<T extends KubeObject>(
   body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
+  // Aborting the fetch alone does not always wake a pending read of a long-lived body (seen with Deno 2.9
+  // after a large burst of events): cancelling the reader ends the read at the stream level, always.
+  const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
   let buffer = "";
   try {
     while (true) {
@@ -60,11 +69,13 @@ export async function* decodeWatchEvents<T extends KubeObject>(
       }
       buffer = buffer.slice(start);
     }
+    if (signal?.aborted) return;
     buffer += decoder.decode();
     const rest = buffer.trim();
     // The apiserver ends every event with a newline; a leftover means the stream was cut mid-event.
     if (rest !== "") throw new WatchDecodeError("watch stream ended inside an event", rest);
   } finally {
+    signal?.removeEventListener("abort", onAbort);
     // Cancelling (not just releasing) closes the underlying connection when the consumer stops early.
     await reader.cancel().catch(() => {});
     reader.releaseLock();

@@ -65,3 +65,33 @@ Deno.test("watch stream: stopping early cancels the body", async () => {
   for await (const _ of decodeWatchEvents(body)) break;
   assert.deepEqual(cancelled, true);
 });
+
+Deno.test("watch stream: aborting ends a read that would otherwise wait forever", async () => {
+  let cancelled = false;
+  // A body that delivers one event and then never delivers more nor closes: an idle watch.
+  let sent = false;
+  const body = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (!sent) {
+        sent = true;
+        c.enqueue(wire.slice(0, wire.indexOf(10) + 1));
+        return;
+      }
+      return new Promise(() => {});
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  const ctrl = new AbortController();
+  const seen: string[] = [];
+  const done = (async () => {
+    for await (const ev of decodeWatchEvents(body, ctrl.signal)) {
+      seen.push(ev.type);
+      setTimeout(() => ctrl.abort(), 10);
+    }
+  })();
+  await done;
+  assert.deepEqual(seen, ["ADDED"]);
+  assert.equal(cancelled, true);
+});
