@@ -70,10 +70,19 @@ export function memoryLogger(): Logger & { records: LogRecord[] } {
   return { records, debug: push("debug"), info: push("info"), warn: push("warn"), error: push("error") };
 }
 
-const levelFromEnv = (Deno.env.get("LOG_LEVEL") ?? "info") as LogLevel;
+function envOr(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    // Without --allow-env the defaults apply; importing the logger must never fail.
+    return undefined;
+  }
+}
+
+const levelFromEnv = (envOr("LOG_LEVEL") ?? "info") as LogLevel;
 
 /** The process-wide default logger (LOG_LEVEL, LOG_FORMAT=json|text). */
 export const log: Logger = createLogger({
   level: levelFromEnv in LEVELS ? levelFromEnv : "info",
-  format: Deno.env.get("LOG_FORMAT") === "json" ? "json" : "text",
+  format: envOr("LOG_FORMAT") === "json" ? "json" : "text",
 });

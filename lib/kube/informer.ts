@@ -19,6 +19,8 @@ export interface InformerOptions<T extends KubeObject> {
   watchTimeoutSeconds?: number | (() => number);
   backoff?: BackoffOptions;
   repeatLogMs?: number;
+  /** See ReflectorOptions.transform (default: drop managedFields). */
+  transform?: (obj: T) => T;
   log?: Logger;
 }
 

@@ -29,6 +29,12 @@ export interface ReflectorOptions<T extends KubeObject> {
   watchTimeoutSeconds?: number | (() => number);
   /** Pacing of retries after errors. Default 1 s doubling to 30 s, +0-50% jitter. */
   backoff?: BackoffOptions;
+  /**
+   * Applied to every object before it enters the store. Default: drop `metadata.managedFields`, which is
+   * often the largest part of an object and which no cache reader needs (it is what made the original
+   * MIC's pod cache grow, #180/#1278). Pass `(o) => o` to keep objects whole.
+   */
+  transform?: (obj: T) => T;
   /** A still-failing cause is logged again after this long (default 5 minutes). */
   repeatLogMs?: number;
   log?: Logger;
@@ -208,7 +214,8 @@ export class Reflector<T extends KubeObject> {
       cont = page.metadata.continue || undefined;
       listRv = page.metadata.resourceVersion;
     } while (cont);
-    this.#opts.store.replace(items);
+    const transform = this.#opts.transform ?? dropManagedFields;
+    this.#opts.store.replace(items.map(transform));
     this.#rv = listRv;
     this.stats.lists++;
     this.#backoff.reset();
@@ -228,6 +235,7 @@ export class Reflector<T extends KubeObject> {
       (timeoutSeconds + 30) * 1000,
     );
     const started = Date.now();
+    const transform = this.#opts.transform ?? dropManagedFields;
     let received = 0;
     try {
       const res = await client.watch(resource, {
@@ -245,11 +253,11 @@ export class Reflector<T extends KubeObject> {
           case "ADDED":
           case "MODIFIED":
             this.stats.events++;
-            store.upsert(ev.object);
+            store.upsert(transform(ev.object));
             break;
           case "DELETED":
             this.stats.events++;
-            store.delete(ev.object);
+            store.delete(transform(ev.object));
             break;
           case "BOOKMARK":
             this.stats.bookmarks++;
@@ -308,6 +316,14 @@ export class Reflector<T extends KubeObject> {
     this.#failures = 0;
     this.#lastCause = undefined;
   }
+}
+
+/** The default cache transform: the object without `metadata.managedFields`. */
+export function dropManagedFields<T extends KubeObject>(obj: T): T {
+  const meta = obj.metadata as KubeObject["metadata"] & { managedFields?: unknown };
+  if (meta?.managedFields === undefined) return obj;
+  const { managedFields: _, ...rest } = meta;
+  return { ...obj, metadata: rest };
 }
 
 function watchError(status: KubeStatus): Error {

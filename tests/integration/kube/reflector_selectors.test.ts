@@ -59,6 +59,9 @@ Deno.test("reflector selectors and bookmarks", async (t) => {
       await Promise.all([start(onNode), start(labelled)]);
       assert.deepEqual(names(onNode), ["a1", "a2"]);
       assert.deepEqual(names(labelled), ["a1", "b1"]);
+      // The cache keeps objects without managedFields (the server sends them; nothing here reads them).
+      assert.ok(onNode.store.list().every((p) => !("managedFields" in p.metadata)));
+      assert.ok("managedFields" in (await client.get<Pod>(Resources.pods, "a1", namespace)).metadata);
 
       // A pod on node-b never shows up in node-a's cache; status updates do, and feed the IP index.
       await client.create<Pod>(Resources.pods, podOn("b2", namespace, "node-b"));
