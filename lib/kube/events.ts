@@ -55,6 +55,14 @@ function timeNow(): string {
   return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown"; // no --allow-sys: the component name alone still identifies the source
+  }
+}
+
 export function referenceOf(obj: KubeObject): ObjectReference {
   return {
     apiVersion: obj.apiVersion,
@@ -79,7 +87,7 @@ export class EventRecorder {
   constructor(opts: EventRecorderOptions) {
     this.#client = opts.client;
     this.#component = opts.component ?? EVENT_COMPONENT;
-    this.#instance = opts.instance ?? Deno.hostname();
+    this.#instance = opts.instance ?? hostname();
     this.#cacheSize = opts.cacheSize ?? 4096;
     this.#log = opts.log ?? defaultLog;
   }

@@ -161,16 +161,14 @@ export class Reflector<T extends KubeObject> {
           this.#recovered("watch");
         } catch (e) {
           if (signal.aborted) break;
-          if (mustRelist(e)) {
-            if (op === "watch") {
-              this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
-                resourceVersion: this.#rv,
-              });
-            }
+          if (op === "watch" && mustRelist(e)) {
+            this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
+              resourceVersion: this.#rv,
+            });
             needList = true;
             this.stats.relists++;
-            // Going straight to LIST is safe: a 410 is an answer, not an outage, so there is no one to spare.
-            if (op === "watch") continue;
+            // Straight to LIST: a 410 is an answer from a healthy server, not an outage to wait out.
+            continue;
           }
           this.stats.errors++;
           const delay = this.#delayAfter(e);
@@ -190,6 +188,8 @@ export class Reflector<T extends KubeObject> {
     let cont: string | undefined;
     let listRv: string | undefined;
     let limit: number | undefined = pageSize > 0 ? pageSize : undefined;
+    // resourceVersion "" asks for a quorum read. "0" (any cached version) would be cheaper, but a lagging
+    // apiserver could then answer with a past state and resurrect objects this cache already saw deleted.
     do {
       let page;
       try {
