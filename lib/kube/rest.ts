@@ -219,7 +219,22 @@ export class KubeClient {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
     const res = await this.fetch(method, path, { ...opts, signal });
-    return await res.json() as R;
+    // The abort must also end a body read that stalls after the headers (see decodeWatchEvents).
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        res.body?.cancel().catch(() => {});
+        reject(signal.reason ?? new DOMException("aborted", "AbortError"));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+    });
+    aborted.catch(() => {});
+    try {
+      return await Promise.race([res.json() as Promise<R>, aborted]);
+    } finally {
+      signal.removeEventListener("abort", onAbort!);
+    }
   }
 
   get<T extends KubeObject>(rt: ResourceType, name: string, namespace?: string): Promise<T> {
