@@ -350,9 +350,13 @@ function writeQuery(opts: WriteOptions): RequestOptions["query"] {
 }
 
 function transportError(e: unknown, server: string): KubeApiError {
-  const msg = e instanceof Error ? e.message : String(e);
-  // Deno wraps the OS error deep in the message; the tail is what a user needs.
-  const short = msg.replace(/^error sending request for url \([^)]*\):\s*/, "");
+  // Deno says only "fetch failed" and keeps the reason (TLS, refused, reset) in `cause`.
+  const inner = e instanceof Error && e.cause instanceof Error ? e.cause : e;
+  const msg = inner instanceof Error ? inner.message : String(inner);
+  const short = msg
+    .replace(/^error sending request for url \([^)]*\):\s*/, "")
+    .replace(/^client error \((\w+)\):\s*/, "$1: ")
+    .replace(/: https:\/\/docs\.rs\/\S+$/, "");
   return new KubeApiError(0, "ConnectionError", `cannot reach ${server}: ${short}`);
 }
 

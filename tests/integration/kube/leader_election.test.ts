@@ -108,7 +108,7 @@ Deno.test("leader election on a Lease", async (t) => {
           `took over early: ${takeover} ms`,
         );
         assert.ok(
-          takeover <= timing.leaseDurationMs + 3 * timing.retryPeriodMs + 500,
+          takeover <= timing.leaseDurationMs + 2_000,
           `too slow: ${takeover} ms`,
         );
       } finally {
@@ -138,7 +138,7 @@ Deno.test("leader election on a Lease", async (t) => {
           `a stopped ${a.stoppedAt! - cutAt} ms, b started ${b.startedAt! - cutAt} ms`,
         );
         assert.ok(
-          a.stoppedAt! - cutAt <= timing.renewDeadlineMs + 100,
+          a.stoppedAt! - cutAt <= timing.renewDeadlineMs + 500,
           `a fenced after ${a.stoppedAt! - cutAt} ms`,
         );
       } finally {
