@@ -9,7 +9,10 @@ Deno.test("leader election: lease times are MicroTime with six fractional digits
 Deno.test("leader election: timings must leave the renew deadline inside the lease", () => {
   const client = {} as KubeClient;
   const base = { client, namespace: "default", name: "mic", identity: "a" };
-  assert.throws(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }), RangeError);
+  assert.throws(
+    () => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 }),
+    RangeError,
+  );
   assert.throws(() => new LeaderElector({ ...base, retryPeriodMs: 10_000 }), RangeError);
   assert.throws(() => new LeaderElector({ ...base, identity: "" }), RangeError);
   const e = new LeaderElector(base);
