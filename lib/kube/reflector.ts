@@ -7,7 +7,7 @@
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
-import { KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
+import { apiVersionOf, KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
 import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
 import { decodeWatchEvents } from "./watch_stream.ts";
@@ -215,7 +215,12 @@ export class Reflector<T extends KubeObject> {
       listRv = page.metadata.resourceVersion;
     } while (cont);
     const transform = this.#opts.transform ?? dropManagedFields;
-    this.#opts.store.replace(items.map(transform));
+    // LIST items come without apiVersion/kind while watch events carry them; fill them in so every cached
+    // object looks the same (an Event's involvedObject needs the kind).
+    const apiVersion = apiVersionOf(resource);
+    this.#opts.store.replace(
+      items.map((o) => transform(o.kind ? o : { ...o, apiVersion, kind: resource.kind })),
+    );
     this.#rv = listRv;
     this.stats.lists++;
     this.#backoff.reset();

@@ -61,6 +61,8 @@ Deno.test("reflector selectors and bookmarks", async (t) => {
       assert.deepEqual(names(labelled), ["a1", "b1"]);
       // The cache keeps objects without managedFields (the server sends them; nothing here reads them).
       assert.ok(onNode.store.list().every((p) => !("managedFields" in p.metadata)));
+      // Listed objects carry their kind like watched ones do.
+      assert.ok(onNode.store.list().every((p) => p.kind === "Pod" && p.apiVersion === "v1"));
       assert.ok("managedFields" in (await client.get<Pod>(Resources.pods, "a1", namespace)).metadata);
 
       // A pod on node-b never shows up in node-a's cache; status updates do, and feed the IP index.
