@@ -14,14 +14,26 @@ interface Counts {
   skipped: number;
 }
 
-/** Counts top-level test cases in deno's JUnit report (steps are reported inside their test). */
+/**
+ * Counts top-level tests in deno's JUnit report. Steps appear there as test cases named
+ * `<parent> &gt; <step>`; they are left out, since a failing step fails its parent test anyway.
+ */
 export function countJunit(xml: string): Counts {
   const counts = { passed: 0, failed: 0, skipped: 0 };
-  for (const m of xml.matchAll(/<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
-    const body = m[2] ?? "";
-    if (/<failure\b|<error\b/.test(body)) counts.failed++;
-    else if (/<skipped\b/.test(body)) counts.skipped++;
-    else counts.passed++;
+  for (const suite of xml.matchAll(/<testsuite\b[^>]*>([\s\S]*?)<\/testsuite>/g)) {
+    const cases = [
+      ...suite[1].matchAll(/<testcase\b[^>]*?\bname="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g),
+    ]
+      .map((m) => ({ name: m[1], body: m[3] ?? "" }));
+    const names = new Set(cases.map((c) => c.name));
+    const isStep = (name: string) =>
+      [...name.matchAll(/ &gt; /g)].some((m) => names.has(name.slice(0, m.index)));
+    for (const c of cases) {
+      if (isStep(c.name)) continue;
+      if (/<failure\b|<error\b/.test(c.body)) counts.failed++;
+      else if (/<skipped\b/.test(c.body)) counts.skipped++;
+      else counts.passed++;
+    }
   }
   return counts;
 }

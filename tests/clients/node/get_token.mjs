@@ -13,14 +13,26 @@ import {
 const [kind, scope] = process.argv.slice(2);
 const env = process.env;
 // A custom cloud's authority host cannot be validated against login.microsoftonline.com's instance list.
-const custom = { authorityHost: env.AZURE_AUTHORITY_HOST, disableInstanceDiscovery: true };
+const custom = {
+  authorityHost: env.AZURE_AUTHORITY_HOST,
+  disableInstanceDiscovery: true,
+};
 const credential = {
   certificate: () =>
     new ClientCertificateCredential(env.AZURE_TENANT_ID, env.AZURE_CLIENT_ID, {
       certificatePath: env.AZURE_CLIENT_CERTIFICATE_PATH,
     }, custom),
-  secret: () => new ClientSecretCredential(env.AZURE_TENANT_ID, env.AZURE_CLIENT_ID, env.AZURE_CLIENT_SECRET, custom),
-  managed: () => new ManagedIdentityCredential(env.AZURE_CLIENT_ID ? { clientId: env.AZURE_CLIENT_ID } : {}),
+  secret: () =>
+    new ClientSecretCredential(
+      env.AZURE_TENANT_ID,
+      env.AZURE_CLIENT_ID,
+      env.AZURE_CLIENT_SECRET,
+      custom,
+    ),
+  managed: () =>
+    new ManagedIdentityCredential(
+      env.AZURE_CLIENT_ID ? { clientId: env.AZURE_CLIENT_ID } : {},
+    ),
 }[kind];
 if (!credential || !scope) {
   console.error("usage: node get_token.mjs certificate|secret|managed <scope>");
@@ -28,7 +40,12 @@ if (!credential || !scope) {
 }
 try {
   const token = await credential().getToken(scope);
-  console.log(JSON.stringify({ token: token.token, expiresOnTimestamp: token.expiresOnTimestamp }));
+  console.log(
+    JSON.stringify({
+      token: token.token,
+      expiresOnTimestamp: token.expiresOnTimestamp,
+    }),
+  );
 } catch (e) {
   console.error(`${e.name}: ${e.message}`);
   process.exit(1);

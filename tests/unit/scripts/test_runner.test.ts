@@ -14,8 +14,14 @@ Deno.test("test runner: counts deno's JUnit test cases as passed, failed and ski
     <testcase name="later" classname="./a.test.ts" time="0" line="4" col="6">
       <skipped/>
     </testcase>
+    <testcase name="bad &gt; step one" classname="./a.test.ts" time="0" line="3" col="20">
+      <failure message="Uncaught Error">boom</failure>
+    </testcase>
+    <testcase name="ok two &gt; a &gt; b" classname="./a.test.ts" time="0" line="2" col="20"/>
+    <testcase name="a &gt; b is one name" classname="./a.test.ts" time="0" line="5" col="6"/>
   </testsuite>
 </testsuites>`;
-  assert.deepEqual(countJunit(xml), { passed: 2, failed: 1, skipped: 1 });
+  // Steps ("parent &gt; step") are not counted; a test whose own name holds " > " is.
+  assert.deepEqual(countJunit(xml), { passed: 3, failed: 1, skipped: 1 });
   assert.deepEqual(countJunit(""), { passed: 0, failed: 0, skipped: 0 });
 });
