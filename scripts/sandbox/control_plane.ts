@@ -33,7 +33,7 @@ export interface ControlPlane {
   /** Compacts etcd up to its current revision, so older resourceVersions become "too old". */
   compactEtcd(): Promise<number>;
   /** Runs the pinned kubectl against this cluster. */
-  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
   /** Leaves etcd and kube-apiserver running after this process exits; returns what is needed to stop them. */
   detach(): SandboxState;
   /** Stops both processes and removes the data directory. */
@@ -244,22 +244,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     ].join("\n"),
   );
 
-  const kubectl = async (args: string[], stdin?: string) => {
-    const child = new Deno.Command(binaries.kubectl, {
-      args: [`--kubeconfig=${kubeconfigPath}`, ...args],
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    if (stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(stdin));
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  };
+  const kubectl = (args: string[], stdin?: string) =>
+    runKubectl(binaries.kubectl, kubeconfigPath, args, stdin);
 
   return {
     server,
@@ -306,6 +292,35 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs kubectl against one kubeconfig, optionally feeding it stdin (e.g. a manifest for `-f -`). */
+export async function runKubectl(
+  kubectlBin: string,
+  kubeconfigPath: string,
+  args: string[],
+  stdin?: string,
+): Promise<KubectlResult> {
+  const child = new Deno.Command(kubectlBin, {
+    args: [`--kubeconfig=${kubeconfigPath}`, ...args],
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
 async function waitFor(

@@ -1,35 +1,24 @@
 // One real control plane per test run: scripts/test.ts starts it and passes its kubeconfig in
-// AAD_TEST_KUBECONFIG. A test file run on its own (`deno test tests/integration/x.test.ts`) starts its own.
+// AAD_TEST_KUBECONFIG. A test file run on its own (`deno test -A tests/integration/x`) uses the sandbox that
+// `deno task cluster up` keeps running.
 // Tests that stop or restart the apiserver must use `startControlPlane()` directly, never the shared one.
 
-import { type SandboxState, sandboxStatePath } from "../../scripts/sandbox/control_plane.ts";
+import {
+  type KubectlResult,
+  runKubectl,
+  type SandboxState,
+  sandboxStatePath,
+} from "../../scripts/sandbox/control_plane.ts";
 
 export interface TestCluster {
   kubeconfigPath: string;
   server: string;
-  kubectl(args: string[], stdin?: string): Promise<{ code: number; stdout: string; stderr: string }>;
+  kubectl(args: string[], stdin?: string): Promise<KubectlResult>;
   /** A fresh namespace name; namespaces are never deleted (no namespace controller runs here). */
   namespace(prefix: string): Promise<string>;
 }
 
 let shared: Promise<TestCluster> | undefined;
-
-async function kubectlAt(kubeconfigPath: string, kubectlBin: string, args: string[], stdin?: string) {
-  const child = new Deno.Command(kubectlBin, {
-    args: [`--kubeconfig=${kubeconfigPath}`, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 let counter = 0;
 
@@ -37,7 +26,7 @@ function wrap(kubeconfigPath: string, server: string, kubectlBin: string): TestC
   const cluster: TestCluster = {
     kubeconfigPath,
     server,
-    kubectl: (args, stdin) => kubectlAt(kubeconfigPath, kubectlBin, args, stdin),
+    kubectl: (args, stdin) => runKubectl(kubectlBin, kubeconfigPath, args, stdin),
     async namespace(prefix) {
       const name = `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`.toLowerCase();
       const r = await cluster.kubectl(["create", "namespace", name]);
