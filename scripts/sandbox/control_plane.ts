@@ -199,6 +199,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     key: await Deno.readTextFile(admin.keyPath),
   });
 
+  let adminClientOpen = true;
+  const closeAdminClient = () => {
+    if (adminClientOpen) adminClient.close();
+    adminClientOpen = false;
+  };
+
   let apiserver: LoggedProcess | undefined;
   const startApiserver = async () => {
     apiserver = new LoggedProcess(binaries.kubeApiserver, apiserverArgs, `${dir}/kube-apiserver.log`);
@@ -274,7 +280,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     },
     kubectl,
     detach() {
-      adminClient.close();
+      closeAdminClient();
       etcd.unref();
       apiserver?.unref();
       return {
@@ -286,7 +292,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       };
     },
     async stop() {
-      adminClient.close();
+      closeAdminClient();
       await apiserver?.stop();
       await etcd.stop();
       if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
