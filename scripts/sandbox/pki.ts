@@ -24,6 +24,9 @@ async function openssl(args: string[], cwd?: string): Promise<void> {
   }
 }
 
+/** A new unencrypted P-256 key, for `openssl req`. */
+const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -42,11 +45,7 @@ export async function ensureCa(dir: string, commonName = "aad-pod-identity sandb
   await openssl([
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-keyout",
     pair.keyPath,
     "-out",
@@ -96,11 +95,7 @@ export async function issueCert(
   await openssl([
     "req",
     "-new",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-keyout",
     pair.keyPath,
     "-out",

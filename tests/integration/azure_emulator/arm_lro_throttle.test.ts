@@ -2,9 +2,7 @@
 // preemption of a running update, and 429s with Retry-After from separate read and write buckets.
 
 import assert from "node:assert/strict";
-import { ClientSecretCredential } from "@azure/identity";
-import { ComputeManagementClient } from "@azure/arm-compute";
-import { arm, armErrorOf, computePath, sdkTls, sleep, startHarness, tokenFor } from "./helpers.ts";
+import { arm, armErrorOf, computePath, sdkClients, sleep, startHarness, tokenFor } from "./helpers.ts";
 
 type Json = Record<string, unknown>;
 const provisioning = (body: Json) => (body.properties as { provisioningState: string }).provisioningState;
@@ -55,15 +53,7 @@ Deno.test("a configured Retry-After paces the SDK's polling of a running operati
   try {
     const sp = h.emu.registerServicePrincipal({ secret: "s" });
     h.emu.addVmss({ resourceGroup: "MC", name: "pool" });
-    const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
-      authorityHost: h.emu.authorityHost,
-      disableInstanceDiscovery: true,
-      ...sdkTls(h),
-    });
-    const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
-      endpoint: h.emu.armEndpoint,
-      ...sdkTls(h),
-    });
+    const { compute } = sdkClients(h, sp);
     const started = performance.now();
     // The client asks for 50 ms polls: it polls once at that pace, then the Retry-After: 1 of the
     // still-running operation takes over, so a 600 ms operation costs two polls and a second.
@@ -167,15 +157,7 @@ Deno.test("the SDK waits out Retry-After on a throttled read and succeeds", asyn
   try {
     const sp = h.emu.registerServicePrincipal({ secret: "s" });
     h.emu.addVmss({ resourceGroup: "MC", name: "pool" });
-    const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
-      authorityHost: h.emu.authorityHost,
-      disableInstanceDiscovery: true,
-      ...sdkTls(h),
-    });
-    const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
-      endpoint: h.emu.armEndpoint,
-      ...sdkTls(h),
-    });
+    const { compute } = sdkClients(h, sp);
     await compute.virtualMachineScaleSets.get("MC", "pool");
     const started = performance.now();
     const second = await compute.virtualMachineScaleSets.get("MC", "pool");

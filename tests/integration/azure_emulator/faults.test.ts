@@ -2,9 +2,7 @@
 // connections, and how the real SDK's retry policy rides over them.
 
 import assert from "node:assert/strict";
-import { ClientSecretCredential } from "@azure/identity";
-import { ComputeManagementClient } from "@azure/arm-compute";
-import { arm, armErrorOf, computePath, sdkTls, startHarness, tokenFor } from "./helpers.ts";
+import { arm, armErrorOf, computePath, sdkClients, startHarness, tokenFor } from "./helpers.ts";
 
 Deno.test("an injected 5xx on one route applies the given number of times; the SDK retries through it", async () => {
   const h = await startHarness();
@@ -18,15 +16,7 @@ Deno.test("an injected 5xx on one route applies the given number of times; the S
     const vmPath = computePath(h, "MC", "virtualMachines", "vm");
     assert.equal((await arm(h, token, "GET", vmPath)).status, 200, "other routes are untouched");
 
-    const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
-      authorityHost: h.emu.authorityHost,
-      disableInstanceDiscovery: true,
-      ...sdkTls(h),
-    });
-    const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
-      endpoint: h.emu.armEndpoint,
-      ...sdkTls(h),
-    });
+    const { compute } = sdkClients(h, sp);
     const got = await compute.virtualMachineScaleSets.get("MC", "pool");
     assert.equal(got.name, "pool");
     assert.deepEqual(h.emu.requests.list({ route: "vmss.get" }).map((r) => r.status), [503, 200]);

@@ -1,6 +1,9 @@
 // Shared setup for the emulator's integration tests: an emulator, an HTTP client that trusts its CA
 // (so tests do not depend on DENO_CERT being set), and helpers for tokens and ARM URLs.
 
+import { ClientSecretCredential } from "@azure/identity";
+import { ComputeManagementClient } from "@azure/arm-compute";
+import { ManagedServiceIdentityClient } from "@azure/arm-msi";
 import {
   type AzureEmulator,
   type AzureEmulatorOptions,
@@ -34,6 +37,26 @@ export async function startHarness(options: AzureEmulatorOptions = {}): Promise<
 /** `{ tlsOptions: { ca } }` for Azure SDK clients, which use node:https and ignore DENO_CERT. */
 export function sdkTls(h: Harness): { tlsOptions: { ca: string } } {
   return { tlsOptions: { ca: h.ca } };
+}
+
+/** The ARM SDK clients and their credential, set up as a user sets them for a custom cloud. */
+export function sdkClients(h: Harness, sp: { clientId: string; tenantId: string; secret?: string }) {
+  const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
+    authorityHost: h.emu.authorityHost,
+    // MSAL validates unknown authority hosts against login.microsoftonline.com, which a private cloud
+    // (and this sandbox) cannot reach; Azure Stack users set the same option.
+    disableInstanceDiscovery: true,
+    ...sdkTls(h),
+  });
+  const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
+    endpoint: h.emu.armEndpoint,
+    ...sdkTls(h),
+  });
+  const msi = new ManagedServiceIdentityClient(credential, h.emu.subscriptionId, {
+    endpoint: h.emu.armEndpoint,
+    ...sdkTls(h),
+  });
+  return { credential, compute, msi };
 }
 
 export interface SecretPrincipal {

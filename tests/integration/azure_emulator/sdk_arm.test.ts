@@ -2,32 +2,11 @@
 // the options a user sets for a custom cloud: an ARM endpoint, an authority host, and trust for the CA.
 
 import assert from "node:assert/strict";
-import { ClientSecretCredential } from "@azure/identity";
-import { ComputeManagementClient, type UserAssignedIdentitiesValue } from "@azure/arm-compute";
-import { ManagedServiceIdentityClient } from "@azure/arm-msi";
-import { type Harness, sdkTls, sleep, startHarness } from "./helpers.ts";
+import type { UserAssignedIdentitiesValue } from "@azure/arm-compute";
+import { sdkClients, sleep, startHarness } from "./helpers.ts";
 
 /** ARM removes an identity on `null`; the SDK's type does not admit it, the wire format requires it. */
 const REMOVE = null as unknown as UserAssignedIdentitiesValue;
-
-function clients(h: Harness, sp: { clientId: string; tenantId: string; secret?: string }) {
-  const credential = new ClientSecretCredential(sp.tenantId, sp.clientId, sp.secret!, {
-    authorityHost: h.emu.authorityHost,
-    // MSAL validates unknown authority hosts against login.microsoftonline.com, which a private cloud
-    // (and this sandbox) cannot reach; Azure Stack users set the same option.
-    disableInstanceDiscovery: true,
-    ...sdkTls(h),
-  });
-  const compute = new ComputeManagementClient(credential, h.emu.subscriptionId, {
-    endpoint: h.emu.armEndpoint,
-    ...sdkTls(h),
-  });
-  const msi = new ManagedServiceIdentityClient(credential, h.emu.subscriptionId, {
-    endpoint: h.emu.armEndpoint,
-    ...sdkTls(h),
-  });
-  return { credential, compute, msi };
-}
 
 const lower = (ids: string[]) => ids.map((id) => id.toLowerCase()).sort();
 
@@ -39,7 +18,7 @@ Deno.test("arm-compute updates a scale set's identities through an LRO and reads
     const id2 = h.emu.addUserAssignedIdentity({ resourceGroup: "identities", name: "id2" });
     const vmss = h.emu.addVmss({ resourceGroup: "MC_cluster", name: "aks-pool" });
     const imds = await h.emu.startImds({ vmssResourceId: vmss.id, instance: 0 });
-    const { compute } = clients(h, sp);
+    const { compute } = sdkClients(h, sp);
 
     const poller = compute.virtualMachineScaleSets.update("MC_cluster", "aks-pool", {
       identity: { type: "UserAssigned", userAssignedIdentities: { [id1.id]: {}, [id2.id]: {} } },
@@ -111,7 +90,7 @@ Deno.test("arm-compute updates a VM and its system-assigned identity survives", 
     const sp = h.emu.registerServicePrincipal({ secret: "s" });
     const id1 = h.emu.addUserAssignedIdentity({ resourceGroup: "rg", name: "id1" });
     const vm = h.emu.addVm({ resourceGroup: "rg", name: "node-0", systemAssigned: true });
-    const { compute } = clients(h, sp);
+    const { compute } = sdkClients(h, sp);
 
     const added = await compute.virtualMachines.update("rg", "node-0", {
       identity: { type: "SystemAssigned, UserAssigned", userAssignedIdentities: { [id1.id]: {} } },
@@ -139,7 +118,7 @@ Deno.test("arm-msi reads a user-assigned identity; a missing one is a 404 Resour
   try {
     const sp = h.emu.registerServicePrincipal({ secret: "s" });
     const id1 = h.emu.addUserAssignedIdentity({ resourceGroup: "rg", name: "id1" });
-    const { msi } = clients(h, sp);
+    const { msi } = sdkClients(h, sp);
     const got = await msi.userAssignedIdentities.get("rg", "id1");
     assert.equal(got.clientId, id1.clientId);
     assert.equal(got.principalId, id1.principalId);
@@ -167,7 +146,7 @@ Deno.test("the SDK surfaces LinkedAuthorizationFailed when the controller may no
     const ok = h.emu.addUserAssignedIdentity({ resourceGroup: "allowed", name: "ok" });
     const denied = h.emu.addUserAssignedIdentity({ resourceGroup: "other", name: "denied" });
     const vmss = h.emu.addVmss({ resourceGroup: "MC", name: "pool" });
-    const { compute } = clients(h, sp);
+    const { compute } = sdkClients(h, sp);
     await assert.rejects(
       compute.virtualMachineScaleSets.update("MC", "pool", {
         identity: { type: "UserAssigned", userAssignedIdentities: { [ok.id]: {}, [denied.id]: {} } },
