@@ -292,9 +292,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       };
     },
     async stop() {
-      closeAdminClient();
-      await apiserver?.stop();
-      await etcd.stop();
+      // Processes first: nothing that can throw may run before them, or they outlive the run.
+      try {
+        await apiserver?.stop();
+      } finally {
+        await etcd.stop();
+        closeAdminClient();
+      }
       if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
