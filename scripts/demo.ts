@@ -8,9 +8,8 @@ import { ComputeManagementClient } from "@azure/arm-compute";
 import { ClientSecretCredential } from "@azure/identity";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
 import { normalize } from "../lib/api/normalize.ts";
-import { startControlPlane } from "./sandbox/control_plane.ts";
+import { installCrds, startControlPlane } from "./sandbox/control_plane.ts";
 import { type AzureEmulator, startAzureEmulator } from "./sandbox/azure/emulator.ts";
-import { installCrds } from "../tests/support/cluster.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const step = (text: string) => console.log(`\n== ${text}`);

@@ -5,8 +5,7 @@
 //   deno task test tests/unit            a subset (extra args go to `deno test`)
 
 import { ensureCa, sandboxCacheDir } from "./sandbox/pki.ts";
-import { startControlPlane } from "./sandbox/control_plane.ts";
-import { installCrds } from "../tests/support/cluster.ts";
+import { installCrds, startControlPlane } from "./sandbox/control_plane.ts";
 
 interface Counts {
   passed: number;

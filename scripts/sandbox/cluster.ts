@@ -1,9 +1,8 @@
 // `deno task cluster up|down|env|status`: a local control plane that outlives the command, for humans and
 // for running single integration test files (`deno test -A tests/integration/api`).
 
-import { type SandboxState, sandboxStatePath, startControlPlane } from "./control_plane.ts";
+import { installCrds, type SandboxState, sandboxStatePath, startControlPlane } from "./control_plane.ts";
 import { sandboxCacheDir } from "./pki.ts";
-import { installCrds } from "../../tests/support/cluster.ts";
 
 async function readState(): Promise<SandboxState | undefined> {
   try {

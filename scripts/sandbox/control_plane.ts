@@ -214,7 +214,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     await waitFor(
       async () => {
         if (exited) {
-          throw new Error(`kube-apiserver exited; log:\n${await tail(`${dir}/kube-apiserver.log`)}`);
+          throw new ProcessExited(`kube-apiserver exited; log:\n${await tail(`${dir}/kube-apiserver.log`)}`);
         }
         const r = await fetch(`${server}/readyz`, { client: adminClient });
         await r.body?.cancel();
@@ -304,6 +304,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   };
 }
 
+/** Applies deploy/crds.yaml and waits until every CRD in it is established. */
+export async function installCrds(cluster: Pick<ControlPlane, "kubectl">): Promise<void> {
+  const crds = new URL("../../deploy/crds.yaml", import.meta.url).pathname;
+  const applied = await cluster.kubectl(["apply", "--server-side", "-f", crds]);
+  if (applied.code !== 0) throw new Error(`installing CRDs failed: ${applied.stderr}`);
+  const waited = await cluster.kubectl(["wait", "--for=condition=established", "--timeout=60s", "-f", crds]);
+  if (waited.code !== 0) throw new Error(`CRDs not established: ${waited.stderr}`);
+}
+
 export interface KubectlResult {
   code: number;
   stdout: string;
@@ -333,6 +342,9 @@ export async function runKubectl(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/** A process waited on has exited: no point in waiting any longer. */
+class ProcessExited extends Error {}
+
 async function waitFor(
   check: () => Promise<boolean>,
   timeoutMs: number,
@@ -345,7 +357,7 @@ async function waitFor(
       if (await check()) return;
     } catch (e) {
       lastError = e;
-      if (e instanceof Error && e.message.includes("exited")) break;
+      if (e instanceof ProcessExited) break;
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -4,6 +4,7 @@
 // Tests that stop or restart the apiserver must use `startControlPlane()` directly, never the shared one.
 
 import {
+  installCrds,
   type KubectlResult,
   runKubectl,
   type SandboxState,
@@ -64,18 +65,4 @@ export function sharedCluster(): Promise<TestCluster> {
     return cluster;
   })();
   return shared;
-}
-
-export async function installCrds(cluster: Pick<TestCluster, "kubectl">): Promise<void> {
-  const crds = new URL("../../deploy/crds.yaml", import.meta.url).pathname;
-  const applied = await cluster.kubectl(["apply", "--server-side", "-f", crds]);
-  if (applied.code !== 0) throw new Error(`installing CRDs failed: ${applied.stderr}`);
-  const waited = await cluster.kubectl([
-    "wait",
-    "--for=condition=established",
-    "--timeout=60s",
-    "-f",
-    crds,
-  ]);
-  if (waited.code !== 0) throw new Error(`CRDs not established: ${waited.stderr}`);
 }
