@@ -62,6 +62,8 @@ export interface ObjectRef {
   kind: string;
   namespace: string;
   name: string;
+  uid?: string;
+  resourceVersion?: string;
 }
 
 /** Something wrong with a user's object: becomes one Warning event on it and one log line. */
@@ -110,8 +112,15 @@ export function keyOf(o: { metadata: { namespace: string; name: string } }): str
   return `${o.metadata.namespace}/${o.metadata.name}`;
 }
 
-function ref(o: AzureIdentity | AzureIdentityBinding): ObjectRef {
-  return { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name };
+export function ref(o: AzureIdentity | AzureIdentityBinding | AzureAssignedIdentity): ObjectRef {
+  const m = o.metadata;
+  return {
+    kind: o.kind,
+    namespace: m.namespace,
+    name: m.name,
+    ...(m.uid ? { uid: m.uid } : {}),
+    ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
+  };
 }
 
 /** FNV-1a, for short stable name suffixes. */
