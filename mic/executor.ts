@@ -18,9 +18,17 @@ import type { EventRecorder, EventType } from "../lib/kube/events.ts";
 import { KubeApiError, type KubeClient, Resources } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
 import type { Logger } from "../lib/log.ts";
-import { Backoffs, type BackoffPolicy } from "./backoffs.ts";
+import { type BackoffPolicy, Backoffs } from "./backoffs.ts";
 import type { MicMetrics } from "./metrics.ts";
-import { keyOf, type ObjectRef, plan, type Plan, type PlannerOptions, type Problem, type TargetPlan } from "./planner.ts";
+import {
+  keyOf,
+  type ObjectRef,
+  type Plan,
+  plan,
+  type PlannerOptions,
+  type Problem,
+  type TargetPlan,
+} from "./planner.ts";
 import type { ObservedCache } from "./snapshot.ts";
 
 /** The original's event reasons (upstream 5.5). */
@@ -32,7 +40,8 @@ export const Reasons = {
   statusError: "status update error",
 } as const;
 
-const BAD_ID = /\/subscriptions\/[^/'",\s]+\/resourcegroups\/[^/'",\s]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[A-Za-z0-9_-]+/gi;
+const BAD_ID =
+  /\/subscriptions\/[^/'",\s]+\/resourcegroups\/[^/'",\s]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[A-Za-z0-9_-]+/gi;
 
 /** The identity ids an ARM error blames (LinkedAuthorizationFailed / FailedIdentityOperation messages). */
 export function blamedIds(message: string): string[] {
@@ -185,16 +194,22 @@ export class Controller {
     const objects = new Map(state.assigned.map((a) => [keyOf(a), a]));
     const n = this.#o.writeConcurrency;
     await bounded(p.create, n, async (a) => {
-      const created = await this.#kube("assigned_identity_addition", a, () =>
-        this.#o.client.create(Resources.azureAssignedIdentities, toWire(a) as unknown as KubeObject));
+      const created = await this.#kube(
+        "assigned_identity_addition",
+        a,
+        () => this.#o.client.create(Resources.azureAssignedIdentities, toWire(a) as unknown as KubeObject),
+      );
       if (created) {
         objects.set(keyOf(a), { ...a, metadata: { ...a.metadata, ...pickMeta(created) } });
         cache.expect(keyOf(a), created.metadata.resourceVersion ?? "");
       }
     });
     await bounded(p.update, n, async ({ next }) => {
-      const updated = await this.#kube("assigned_identity_update", next, () =>
-        this.#o.client.update(Resources.azureAssignedIdentities, toWire(next) as unknown as KubeObject));
+      const updated = await this.#kube(
+        "assigned_identity_update",
+        next,
+        () => this.#o.client.update(Resources.azureAssignedIdentities, toWire(next) as unknown as KubeObject),
+      );
       if (updated) {
         objects.set(keyOf(next), { ...next, metadata: { ...next.metadata, ...pickMeta(updated) } });
         cache.expect(keyOf(next), updated.metadata.resourceVersion ?? "");
@@ -232,7 +247,9 @@ export class Controller {
   async #report(problems: Problem[]): Promise<void> {
     for (const pr of problems) {
       const o = pr.object;
-      const key = [o.kind, o.namespace, o.name, o.uid, o.resourceVersion, pr.reason, pr.message].join("\u0000");
+      const key = [o.kind, o.namespace, o.name, o.uid, o.resourceVersion, pr.reason, pr.message].join(
+        "\u0000",
+      );
       if (this.#reported.has(key)) continue;
       if (this.#reported.size > 50_000) this.#reported.clear();
       this.#reported.add(key);
@@ -284,7 +301,12 @@ export class Controller {
       this.#o.metrics.kubeErrors.inc({ operation_type: op });
       this.#log.warn(`${op} ${keyOf(a)} failed`, { error: e });
       if (op !== "update_azure_assigned_identity_status") {
-        await this.#event(this.#bindingRef(a), "Warning", Reasons.applyError, `${op} ${keyOf(a)}: ${errText(e)}`);
+        await this.#event(
+          this.#bindingRef(a),
+          "Warning",
+          Reasons.applyError,
+          `${op} ${keyOf(a)}: ${errText(e)}`,
+        );
       } else {
         await this.#event(refOf(a), "Warning", Reasons.statusError, `${keyOf(a)}: ${errText(e)}`);
       }
@@ -295,11 +317,15 @@ export class Controller {
 
   async #markAssigned(a: AzureAssignedIdentity | undefined): Promise<void> {
     if (!a) return;
-    const done = await this.#kube("update_azure_assigned_identity_status", a, () =>
-      this.#o.client.patch<KubeObject>(Resources.azureAssignedIdentities, a.metadata.name, "merge", {
-        metadata: { resourceVersion: a.metadata.resourceVersion },
-        status: { status: AssignedIdentityState.Assigned, availableReplicas: 1 },
-      }, { namespace: a.metadata.namespace }));
+    const done = await this.#kube(
+      "update_azure_assigned_identity_status",
+      a,
+      () =>
+        this.#o.client.patch<KubeObject>(Resources.azureAssignedIdentities, a.metadata.name, "merge", {
+          metadata: { resourceVersion: a.metadata.resourceVersion },
+          status: { status: AssignedIdentityState.Assigned, availableReplicas: 1 },
+        }, { namespace: a.metadata.namespace }),
+    );
     if (!done) return;
     this.#o.cache.expect(keyOf(a), done.metadata.resourceVersion ?? "");
     await this.#event(
@@ -315,20 +341,28 @@ export class Controller {
   async #release(a: AzureAssignedIdentity | undefined): Promise<void> {
     if (!a) return;
     const rest = a.metadata.finalizers.filter((f) => f !== ASSIGNED_IDENTITY_FINALIZER);
-    const patched = await this.#kube("update_azure_assigned_identity_status", a, () =>
-      this.#o.client.patch<KubeObject>(Resources.azureAssignedIdentities, a.metadata.name, "merge", {
-        metadata: { resourceVersion: a.metadata.resourceVersion, finalizers: rest.length ? rest : null },
-        status: { status: AssignedIdentityState.Unassigned },
-      }, { namespace: a.metadata.namespace }));
+    const patched = await this.#kube(
+      "update_azure_assigned_identity_status",
+      a,
+      () =>
+        this.#o.client.patch<KubeObject>(Resources.azureAssignedIdentities, a.metadata.name, "merge", {
+          metadata: { resourceVersion: a.metadata.resourceVersion, finalizers: rest.length ? rest : null },
+          status: { status: AssignedIdentityState.Unassigned },
+        }, { namespace: a.metadata.namespace }),
+    );
     if (!patched) return;
     if (a.metadata.deletionTimestamp) {
       this.#o.cache.expect(keyOf(a), null);
     } else {
-      const deleted = await this.#kube("assigned_identity_deletion", a, () =>
-        this.#o.client.delete(Resources.azureAssignedIdentities, a.metadata.name, {
-          namespace: a.metadata.namespace,
-          preconditions: patched.metadata.uid ? { uid: patched.metadata.uid } : undefined,
-        }));
+      const deleted = await this.#kube(
+        "assigned_identity_deletion",
+        a,
+        () =>
+          this.#o.client.delete(Resources.azureAssignedIdentities, a.metadata.name, {
+            namespace: a.metadata.namespace,
+            preconditions: patched.metadata.uid ? { uid: patched.metadata.uid } : undefined,
+          }),
+      );
       this.#o.cache.expect(keyOf(a), deleted ? null : patched.metadata.resourceVersion ?? "");
     }
     await this.#event(
@@ -371,10 +405,11 @@ export class Controller {
       return;
     }
 
-    const affected = () => [
-      ...assign.map((a) => objects.get(a.key)),
-      ...detaching.map((r) => objects.get(r.key)),
-    ].filter((a): a is AzureAssignedIdentity => !!a);
+    const affected = () =>
+      [
+        ...assign.map((a) => objects.get(a.key)),
+        ...detaching.map((r) => objects.get(r.key)),
+      ].filter((a): a is AzureAssignedIdentity => !!a);
     try {
       this.#fence();
       let current = await arm.getIdentity(t, this.#signal);
@@ -407,7 +442,10 @@ export class Controller {
             this.#log.warn(`identity ${id} cannot be assigned to ${t.resourceId}: ${e.code}`, {
               retryInSeconds: Math.round((until - Date.now()) / 1000),
             });
-            await this.#warnAll(users.map((a) => objects.get(a.key)), `${e.code}: ${id} on ${t.resourceId}: ${e.message}`);
+            await this.#warnAll(
+              users.map((a) => objects.get(a.key)),
+              `${e.code}: ${id} on ${t.resourceId}: ${e.message}`,
+            );
           }
           const badSet = new Set(bad.map((b) => b.toLowerCase()));
           add = add.filter((id) => !badSet.has(id.toLowerCase()));

@@ -24,7 +24,11 @@ export const MIC_FLAGS = {
     help: "This replica's leader-election identity (default: the hostname)",
   }),
   "leader-election-namespace": flag({ kind: "string", default: "default", help: "Namespace of the Lease" }),
-  "leader-election-name": flag({ kind: "string", default: "aad-pod-identity-mic", help: "Name of the Lease" }),
+  "leader-election-name": flag({
+    kind: "string",
+    default: "aad-pod-identity-mic",
+    help: "Name of the Lease",
+  }),
   "leader-election-duration": flag({
     kind: "duration",
     default: 15_000,
@@ -32,7 +36,11 @@ export const MIC_FLAGS = {
   }),
   "http-probe-port": flag({ kind: "int", default: 8080, help: "Port of /healthz, /readyz (and /metrics)" }),
   "prometheus-port": flag({ kind: "int", default: 8888, help: "Port of /metrics (and the probes)" }),
-  "probe-address": flag({ kind: "string", default: "0.0.0.0", help: "Address the probe and metrics ports bind" }),
+  "probe-address": flag({
+    kind: "string",
+    default: "0.0.0.0",
+    help: "Address the probe and metrics ports bind",
+  }),
   createDeleteBatch: flag({
     kind: "int",
     default: 20,
@@ -48,7 +56,11 @@ export const MIC_FLAGS = {
     default: "aad-pod-identity-config",
     help: "ConfigMap (in MIC_POD_NAMESPACE) recording the one-time type upgrade",
   }),
-  "type-upgrade-status-key": flag({ kind: "string", default: "type-upgrade-status", help: "Key in that ConfigMap" }),
+  "type-upgrade-status-key": flag({
+    kind: "string",
+    default: "type-upgrade-status",
+    help: "Key in that ConfigMap",
+  }),
   "enable-type-upgrade": flag({
     kind: "bool",
     default: true,

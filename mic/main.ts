@@ -5,7 +5,12 @@
 
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
 import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
-import { type AzureConfig, azureConfigFromEnv, credentialsOf, parseAzureJson } from "../lib/azure/azure_json.ts";
+import {
+  type AzureConfig,
+  azureConfigFromEnv,
+  credentialsOf,
+  parseAzureJson,
+} from "../lib/azure/azure_json.ts";
 import { createArmClient } from "../lib/azure/arm_client.ts";
 import { type CloudEnvironment, resolveCloud } from "../lib/azure/cloud.ts";
 import { armCredential } from "../lib/azure/credentials.ts";
@@ -108,7 +113,9 @@ export async function main(args: string[]): Promise<number> {
     endpoint: cloud.resourceManagerEndpoint,
     audience: cloud.tokenAudience,
     pollIntervalMs: f["arm-poll-interval"],
-    userAgent: `aad-pod-identity/MIC/${MIC_VERSION}${f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""}`,
+    userAgent: `aad-pod-identity/MIC/${MIC_VERSION}${
+      f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
+    }`,
     onCall: (op, code, seconds) => {
       metrics.armDuration.observe({ operation_type: op }, seconds);
       if (code !== "OK") metrics.armErrors.inc({ operation_type: op, code });
@@ -137,19 +144,23 @@ export async function main(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
 
   if (f.cloudconfig) {
-    watchConfig(f.cloudconfig, async () => {
-      const next = await loadAzureConfig(f.cloudconfig);
-      credential.current = armCredential(credentialsOf(next), await loadCloud(next));
-      log.info(`${f.cloudconfig} changed: Azure credentials reloaded`);
-    }, log, stop.signal);
+    watchConfig(
+      f.cloudconfig,
+      async () => {
+        const next = await loadAzureConfig(f.cloudconfig);
+        credential.current = armCredential(credentialsOf(next), await loadCloud(next));
+        log.info(`${f.cloudconfig} changed: Azure credentials reloaded`);
+      },
+      log,
+      stop.signal,
+    );
   }
 
-  let elector: LeaderElector | undefined;
-  const isLeader = () => !!elector?.isLeader();
-  // deno-lint-ignore prefer-const
-  let controller: Controller;
-  const cache = new ObservedCache({ client, log, onChange: () => controller?.trigger() });
-  controller = new Controller({
+  // The cache, controller and elector refer to each other; these late-bound slots break the cycle.
+  const late: { elector?: LeaderElector; controller?: Controller } = {};
+  const isLeader = () => !!late.elector?.isLeader();
+  const cache = new ObservedCache({ client, log, onChange: () => late.controller?.trigger() });
+  const controller = late.controller = new Controller({
     client,
     cache,
     arm,
@@ -183,7 +194,7 @@ export async function main(args: string[]): Promise<number> {
 
   const durationMs = f["leader-election-duration"];
   const podNamespace = env("MIC_POD_NAMESPACE") || f["leader-election-namespace"];
-  elector = new LeaderElector({
+  const elector = late.elector = new LeaderElector({
     client,
     namespace: f["leader-election-namespace"],
     name: f["leader-election-name"],
@@ -195,7 +206,8 @@ export async function main(args: string[]): Promise<number> {
     onStartedLeading: async (signal) => {
       metrics.leaderElections.inc();
       if (!(await cache.waitForSync(signal))) return;
-      if (f["enable-type-upgrade"]) {
+      // Retried: right after an apiserver (re)start its storage may still be initialising.
+      for (let attempt = 1; f["enable-type-upgrade"] && attempt <= 5 && !signal.aborted; attempt++) {
         try {
           await upgradeTypesIfRequired({
             client,
@@ -208,11 +220,18 @@ export async function main(args: string[]): Promise<number> {
               if (!isLeader()) throw new Error("lost leadership during the type upgrade");
             },
           });
+          break;
         } catch (e) {
+          if (attempt < 5) {
+            await new Promise((r) => setTimeout(r, 1000 * attempt));
+            continue;
+          }
           log.error("type upgrade failed; continuing with objects as they are", { error: e });
         }
       }
-      log.info(`leading: ${cache.pods.store.size} bound pods, ${cache.assigned.store.size} assigned identities`);
+      log.info(
+        `leading: ${cache.pods.store.size} bound pods, ${cache.assigned.store.size} assigned identities`,
+      );
       await controller.run(signal);
     },
   });

@@ -38,7 +38,8 @@ export function micMetrics(): MicMetrics {
     cycles: new Counter({ name: `${p}mic_cycle_count`, help: "MIC cycles with work", registers: [registry] }),
     armDuration: new Histogram({
       name: `${p}cloud_provider_operations_duration_seconds`,
-      help: "ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the long-running operation)",
+      help:
+        "ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the long-running operation)",
       labelNames: ["operation_type"],
       buckets: CLOUD_BUCKETS,
       registers: [registry],

@@ -1,12 +1,12 @@
 // The Deno permissions MIC runs with: the one list the `mic` task, the Dockerfile and the tests use.
 // Network (apiserver, ARM, Azure AD, probe ports), reading its kubeconfig / azure.json / CA files, its env
-// settings, and the hostname (the leader-election identity default). No writes, no subprocesses, no FFI.
+// settings, and read-only system facts (the hostname for the leader-election identity; MSAL reads os details). No writes, no subprocesses, no FFI.
 
 export const MIC_PERMISSIONS: readonly string[] = [
   "--allow-net",
   "--allow-read",
   "--allow-env",
-  "--allow-sys=hostname,osRelease,homedir,uid,gid,networkInterfaces",
+  "--allow-sys", // MSAL (Azure AD token client) reads several os.* facts; all are read-only
 ];
 
 /** `deno run <permissions> mic/main.ts`, as the task runs it. */

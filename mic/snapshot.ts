@@ -171,7 +171,9 @@ export class ObservedCache {
     const key = objectKey(o);
     if (this.#expected.has(key)) {
       const want = this.#expected.get(key);
-      if (want === null ? deleted : !deleted && o.metadata.resourceVersion === want) this.#expected.delete(key);
+      if (want === null ? deleted : !deleted && o.metadata.resourceVersion === want) {
+        this.#expected.delete(key);
+      }
     }
     const waiters = [...this.#expectationWaiters];
     this.#expectationWaiters.clear();

@@ -2,11 +2,7 @@
 // are rewritten in camelCase, so printer columns, kubectl and other tools see their fields. Done once per
 // cluster, recorded under a key in a ConfigMap; off by flag. Objects already in camelCase are not touched.
 
-import {
-  BINDING_SPEC_ALIASES,
-  EXCEPTION_SPEC_ALIASES,
-  IDENTITY_SPEC_ALIASES,
-} from "../lib/api/casing.ts";
+import { BINDING_SPEC_ALIASES, EXCEPTION_SPEC_ALIASES, IDENTITY_SPEC_ALIASES } from "../lib/api/casing.ts";
 import { InvalidObjectError, normalize } from "../lib/api/normalize.ts";
 import { toWire } from "../lib/api/wire.ts";
 import { KubeApiError, type KubeClient, Resources, type ResourceType } from "../lib/kube/rest.ts";
@@ -81,7 +77,9 @@ export async function upgradeTypesIfRequired(o: TypeUpgradeOptions): Promise<num
       data,
     } as KubeObject);
   }
-  log.info(`type upgrade: ${rewritten} objects rewritten in camelCase; recorded in ConfigMap ` +
-    `${o.namespace}/${o.configMapName} key ${o.statusKey}`);
+  log.info(
+    `type upgrade: ${rewritten} objects rewritten in camelCase; recorded in ConfigMap ` +
+      `${o.namespace}/${o.configMapName} key ${o.statusKey}`,
+  );
   return rewritten;
 }

@@ -84,7 +84,13 @@ function errorOf(op: ArmOperation, e: unknown, now: number): ArmError {
   const r = (e ?? {}) as RestErrorLike;
   const retryAfterMs = parseRetryAfterMs(r.response?.headers?.get("retry-after"), now);
   const msg = e instanceof Error ? e.message : String(e);
-  return new ArmError(op, r.statusCode ?? 0, r.code ?? (r.statusCode ? `HTTP${r.statusCode}` : "Failed"), msg, retryAfterMs);
+  return new ArmError(
+    op,
+    r.statusCode ?? 0,
+    r.code ?? (r.statusCode ? `HTTP${r.statusCode}` : "Failed"),
+    msg,
+    retryAfterMs,
+  );
 }
 
 export function createArmClient(opts: ArmClientOptions): IdentityArm {
@@ -118,7 +124,9 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
     } catch (e) {
       const err = errorOf(op, e, now());
       opts.onCall?.(op, err.code, (performance.now() - t0) / 1000);
-      if (err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500 || err.retryAfterMs > 0)) {
+      if (
+        err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500 || err.retryAfterMs > 0)
+      ) {
         const at = now() + err.retryAfterMs;
         if (write) writeUntil = Math.max(writeUntil, at);
         else readUntil = Math.max(readUntil, at);
@@ -133,10 +141,18 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
     async getIdentity(t, signal) {
       const op = operationOf(t, false);
       try {
-        const res = await call(op, false, () =>
-          t.kind === "vmss"
-            ? client(t.subscriptionId).virtualMachineScaleSets.get(t.resourceGroup, t.name, { abortSignal: signal })
-            : client(t.subscriptionId).virtualMachines.get(t.resourceGroup, t.name, { abortSignal: signal }));
+        const res = await call(
+          op,
+          false,
+          () =>
+            t.kind === "vmss"
+              ? client(t.subscriptionId).virtualMachineScaleSets.get(t.resourceGroup, t.name, {
+                abortSignal: signal,
+              })
+              : client(t.subscriptionId).virtualMachines.get(t.resourceGroup, t.name, {
+                abortSignal: signal,
+              }),
+        );
         const identity = res.identity;
         return {
           type: identity?.type,
@@ -154,11 +170,20 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
     async patchIdentity(t, body, signal) {
       const op = operationOf(t, true);
       const options = { abortSignal: signal, updateIntervalInMs: opts.pollIntervalMs ?? 1000 };
-      const identity = body as Parameters<ComputeManagementClient["virtualMachines"]["update"]>[2]["identity"];
+      const identity = body as Parameters<
+        ComputeManagementClient["virtualMachines"]["update"]
+      >[2]["identity"];
       await call(op, true, async () => {
         const result = t.kind === "vmss"
-          ? await client(t.subscriptionId).virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
-          : await client(t.subscriptionId).virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
+          ? await client(t.subscriptionId).virtualMachineScaleSets.update(t.resourceGroup, t.name, {
+            identity,
+          }, options)
+          : await client(t.subscriptionId).virtualMachines.update(
+            t.resourceGroup,
+            t.name,
+            { identity },
+            options,
+          );
         const state = (result as { provisioningState?: string }).provisioningState;
         if (state && /^(failed|canceled)$/i.test(state)) {
           throw new ArmError(op, 0, `Provisioning${state}`, `${t.resourceId}: provisioning state ${state}`);

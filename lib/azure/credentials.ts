@@ -9,7 +9,7 @@ import {
   type TokenCredential,
 } from "@azure/identity";
 import type { Credentials } from "./azure_json.ts";
-import { CLOUDS, type CloudEnvironment } from "./cloud.ts";
+import { type CloudEnvironment, CLOUDS } from "./cloud.ts";
 
 export function isPublicCloud(cloud: CloudEnvironment): boolean {
   return Object.values(CLOUDS).some((c) => c.name === cloud.name);
@@ -29,6 +29,8 @@ export function armCredential(creds: Credentials, cloud: CloudEnvironment): Toke
         certificatePath: creds.certPath,
       }, authority);
     case "managedIdentity":
-      return creds.clientId ? new ManagedIdentityCredential({ clientId: creds.clientId }) : new ManagedIdentityCredential();
+      return creds.clientId
+        ? new ManagedIdentityCredential({ clientId: creds.clientId })
+        : new ManagedIdentityCredential();
   }
 }
