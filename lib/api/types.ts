@@ -30,17 +30,40 @@ export const AssignedIdentityState = {
 /** "" is what AzureAssignedIdentities written before v1.5 carry; the original treats it like Assigned. */
 export type AssignedIdentityState = typeof AssignedIdentityState[keyof typeof AssignedIdentityState] | "";
 
+/** Names an object that owns this one (garbage collection); the original's Go types carry it in ObjectMeta. */
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/**
+ * The parts of Kubernetes ObjectMeta that a read-modify-write must carry back unchanged. managedFields is
+ * left out: the apiserver keeps it itself when an update omits it.
+ */
 export interface ObjectMeta {
   name: string;
+  /** Set when the server chose `name`; kept so an update does not drop what the creator wrote. */
+  generateName?: string;
   namespace: string;
   uid?: string;
   resourceVersion?: string;
   generation?: number;
   creationTimestamp?: string;
   deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   finalizers: string[];
+  ownerReferences?: OwnerReference[];
+}
+
+/** `status` of AzureIdentity and AzureIdentityBinding: unused by the original, but stored and kept. */
+export interface ReplicaStatus {
+  availableReplicas: number;
 }
 
 export interface SecretReference {
@@ -63,7 +86,10 @@ export interface AzureIdentity {
     auxiliaryTenantIDs: string[];
     adResourceID: string;
     adEndpoint: string;
+    /** Unused by the original (`*int32`); kept so updates do not drop it. */
+    replicas?: number;
   };
+  status?: ReplicaStatus;
 }
 
 export interface AzureIdentityBinding {
@@ -77,6 +103,7 @@ export interface AzureIdentityBinding {
     selector: string;
     weight: number;
   };
+  status?: ReplicaStatus;
 }
 
 export interface AzureAssignedIdentity {
@@ -89,6 +116,8 @@ export interface AzureAssignedIdentity {
     pod: string;
     podNamespace: string;
     nodeName: string;
+    /** Unused by the original (`*int32`); kept so updates do not drop it. */
+    replicas?: number;
   };
   status: {
     status: AssignedIdentityState;
@@ -103,6 +132,8 @@ export interface AzurePodIdentityException {
   spec: {
     podLabels: Record<string, string>;
   };
+  /** Unused by the original; kept so updates do not drop it. */
+  status?: { status: string };
 }
 
 export type AadPodIdentityObject =

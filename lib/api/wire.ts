@@ -8,6 +8,7 @@ import type {
   AzureIdentityBinding,
   AzurePodIdentityException,
   ObjectMeta,
+  ReplicaStatus,
 } from "./types.ts";
 
 export type WireObject = Record<string, unknown>;
@@ -25,16 +26,29 @@ function compact(obj: Record<string, unknown>): Record<string, unknown> {
 function metadataToWire(m: ObjectMeta): WireObject {
   return compact({
     name: m.name,
+    generateName: m.generateName,
     namespace: m.namespace,
     uid: m.uid,
     resourceVersion: m.resourceVersion,
     generation: m.generation,
     creationTimestamp: m.creationTimestamp,
     deletionTimestamp: m.deletionTimestamp,
+    deletionGracePeriodSeconds: m.deletionGracePeriodSeconds,
     labels: m.labels,
     annotations: m.annotations,
     finalizers: m.finalizers,
+    ownerReferences: m.ownerReferences?.map((o) => ({ ...o })),
   });
+}
+
+/** Present only when the object had a status; availableReplicas is written even when 0, as Go does. */
+function replicaStatusToWire(status: ReplicaStatus | undefined): WireObject {
+  return status ? { status: { availableReplicas: status.availableReplicas } } : {};
+}
+
+/** The unused `replicas *int32`: written when set, including 0. */
+function replicasToWire(replicas: number | undefined): WireObject {
+  return replicas === undefined ? {} : { replicas };
 }
 
 function identityToWire(o: AzureIdentity): WireObject {
@@ -54,7 +68,9 @@ function identityToWire(o: AzureIdentity): WireObject {
         adResourceID: s.adResourceID,
         adEndpoint: s.adEndpoint,
       }),
+      ...replicasToWire(s.replicas),
     },
+    ...replicaStatusToWire(o.status),
   };
 }
 
@@ -68,6 +84,7 @@ function bindingToWire(o: AzureIdentityBinding): WireObject {
       selector: o.spec.selector,
       weight: o.spec.weight || undefined,
     }),
+    ...replicaStatusToWire(o.status),
   };
 }
 
@@ -82,6 +99,7 @@ function assignedToWire(o: AzureAssignedIdentity): WireObject {
       pod: o.spec.pod,
       podNamespace: o.spec.podNamespace,
       nodename: o.spec.nodeName,
+      ...replicasToWire(o.spec.replicas),
     },
     status: compact({ status: o.status.status, availableReplicas: o.status.availableReplicas || undefined }),
   };
@@ -93,6 +111,7 @@ function exceptionToWire(o: AzurePodIdentityException): WireObject {
     kind: o.kind,
     metadata: metadataToWire(o.metadata),
     spec: { podLabels: o.spec.podLabels },
+    ...(o.status ? { status: { status: o.status.status } } : {}),
   };
 }
 
