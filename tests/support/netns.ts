@@ -87,7 +87,8 @@ export class Lab {
     await this.nodeExec(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
     // A real node tracks connections from boot (kube-proxy and CNI rules match on conntrack state); a fresh
     // namespace registers conntrack only once a rule needs it, so give the node such a rule as they do.
-    await this.nodeExec(["iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"]);
+    const tracked = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"];
+    await this.nodeExec(["iptables", "-A", "FORWARD", ...tracked]);
     await this.nodeExec(["iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN"]);
   }
 
