@@ -42,7 +42,7 @@ Deno.test("test runner: a control plane that fails to start is a failed run with
   const r = await runRunner([`${FIXTURES}/passing.fixture.ts`], { KUBE_APISERVER_BIN: "/bin/false" });
   assert.equal(r.last, "0 passed, 1 failed", r.output);
   assert.equal(r.code, 1);
-  assert.match(r.output, /start-up failed: kube-apiserver exited/);
+  assert.match(r.output, /start-up failed: kube-apiserver not ready[\s\S]*kube-apiserver exited/);
 });
 
 Deno.test("test runner: a CRD install that fails is a failed run with a summary", async () => {
