@@ -19,6 +19,7 @@ import {
   AzureIdentity,
   AzureIdentityBinding,
   AzurePodIdentityException,
+  EmbeddedObjectMeta,
   IdentityType,
   Kind,
   ObjectMeta,
@@ -189,7 +190,16 @@ function readOwnerReference(o: Reader): OwnerReference {
 /** `status.availableReplicas` of identities and bindings, present only when the object has a status. */
 function readReplicaStatus(r: Reader): { status?: ReplicaStatus } {
   if (!r.has("status")) return {};
-  return { status: { availableReplicas: r.child("status").integer("availableReplicas") ?? 0 } };
+  const st = r.child("status");
+  return { status: { availableReplicas: st.integer("availableReplicas") ?? 0, ...readEmbeddedMeta(st) } };
+}
+
+/** The unused ObjectMeta the original embeds in specs and statuses, kept verbatim when there. */
+function readEmbeddedMeta(r: Reader): { metadata?: EmbeddedObjectMeta } {
+  const { value, field } = r.raw("metadata");
+  if (value === undefined) return {};
+  if (!isObject(value)) r.fail(field, `must be an object (got ${describe(value)})`);
+  return { metadata: structuredClone(value) };
 }
 
 /** The original's unused `replicas *int32`: absent and null stay absent, 0 is kept. */
@@ -255,6 +265,7 @@ function readIdentity(raw: unknown, requireTypeMeta: boolean): AzureIdentity {
       adResourceID: s.string("adResourceID", a.adResourceID),
       adEndpoint: s.string("adEndpoint", a.adEndpoint),
       ...readReplicas(s),
+      ...readEmbeddedMeta(s),
     },
     ...readReplicaStatus(r),
   };
@@ -272,6 +283,7 @@ function readBinding(raw: unknown, requireTypeMeta: boolean): AzureIdentityBindi
       azureIdentity: s.string("azureIdentity", a.azureIdentity),
       selector: s.string("selector", a.selector),
       weight: s.integer("weight", a.weight) ?? 0,
+      ...readEmbeddedMeta(s),
     },
     ...readReplicaStatus(r),
   };
@@ -320,10 +332,12 @@ export function normalizeAzureAssignedIdentity(raw: unknown): AzureAssignedIdent
       podNamespace: s.string("podNamespace", a.podNamespace),
       nodeName: s.string("nodename", a.nodename),
       ...readReplicas(s),
+      ...readEmbeddedMeta(s),
     },
     status: {
       status: state as AssignedIdentityState,
       availableReplicas: st.integer("availableReplicas", sa.availableReplicas) ?? 0,
+      ...readEmbeddedMeta(st),
     },
   };
 }
@@ -351,8 +365,10 @@ export function normalizeAzurePodIdentityException(raw: unknown): AzurePodIdenti
     apiVersion: API_VERSION,
     kind: "AzurePodIdentityException",
     metadata: readMetadata(r),
-    spec: { podLabels: s.stringMap("podLabels", EXCEPTION_SPEC_ALIASES.podLabels) },
-    ...(r.has("status") ? { status: { status: r.child("status").string("status") } } : {}),
+    spec: { podLabels: s.stringMap("podLabels", EXCEPTION_SPEC_ALIASES.podLabels), ...readEmbeddedMeta(s) },
+    ...(r.has("status")
+      ? { status: { status: r.child("status").string("status"), ...readEmbeddedMeta(r.child("status")) } }
+      : {}),
   };
 }
 

@@ -61,9 +61,16 @@ export interface ObjectMeta {
   ownerReferences?: OwnerReference[];
 }
 
+/**
+ * The original embeds an (always empty) ObjectMeta as `metadata` in every spec and status, which its Go
+ * encoder writes as `{"creationTimestamp": null}`. Nothing reads it; it is carried as it was found.
+ */
+export type EmbeddedObjectMeta = Record<string, unknown>;
+
 /** `status` of AzureIdentity and AzureIdentityBinding: unused by the original, but stored and kept. */
 export interface ReplicaStatus {
   availableReplicas: number;
+  metadata?: EmbeddedObjectMeta;
 }
 
 export interface SecretReference {
@@ -76,6 +83,7 @@ export interface AzureIdentity {
   kind: "AzureIdentity";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     type: IdentityType;
     /** ARM id of a user-assigned identity (type 0); "" otherwise. */
     resourceID: string;
@@ -97,6 +105,7 @@ export interface AzureIdentityBinding {
   kind: "AzureIdentityBinding";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     /** Name of an AzureIdentity in the binding's namespace. */
     azureIdentity: string;
     /** Matches pods whose `aadpodidbinding` label equals this value exactly. */
@@ -111,6 +120,7 @@ export interface AzureAssignedIdentity {
   kind: "AzureAssignedIdentity";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     azureIdentityRef: AzureIdentity;
     azureBindingRef: AzureIdentityBinding;
     pod: string;
@@ -120,6 +130,7 @@ export interface AzureAssignedIdentity {
     replicas?: number;
   };
   status: {
+    metadata?: EmbeddedObjectMeta;
     status: AssignedIdentityState;
     availableReplicas: number;
   };
@@ -130,10 +141,11 @@ export interface AzurePodIdentityException {
   kind: "AzurePodIdentityException";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     podLabels: Record<string, string>;
   };
   /** Unused by the original; kept so updates do not drop it. */
-  status?: { status: string };
+  status?: { status: string; metadata?: EmbeddedObjectMeta };
 }
 
 export type AadPodIdentityObject =

@@ -7,6 +7,7 @@ import type {
   AzureIdentity,
   AzureIdentityBinding,
   AzurePodIdentityException,
+  EmbeddedObjectMeta,
   ObjectMeta,
   ReplicaStatus,
 } from "./types.ts";
@@ -43,7 +44,14 @@ function metadataToWire(m: ObjectMeta): WireObject {
 
 /** Present only when the object had a status; availableReplicas is written even when 0, as Go does. */
 function replicaStatusToWire(status: ReplicaStatus | undefined): WireObject {
-  return status ? { status: { availableReplicas: status.availableReplicas } } : {};
+  return status
+    ? { status: { availableReplicas: status.availableReplicas, ...embeddedToWire(status.metadata) } }
+    : {};
+}
+
+/** The original's unused embedded ObjectMeta, written back as it was read. */
+function embeddedToWire(metadata: EmbeddedObjectMeta | undefined): WireObject {
+  return metadata === undefined ? {} : { metadata: structuredClone(metadata) };
 }
 
 /** The unused `replicas *int32`: written when set, including 0. */
@@ -69,6 +77,7 @@ function identityToWire(o: AzureIdentity): WireObject {
         adEndpoint: s.adEndpoint,
       }),
       ...replicasToWire(s.replicas),
+      ...embeddedToWire(s.metadata),
     },
     ...replicaStatusToWire(o.status),
   };
@@ -79,11 +88,14 @@ function bindingToWire(o: AzureIdentityBinding): WireObject {
     apiVersion: o.apiVersion,
     kind: o.kind,
     metadata: metadataToWire(o.metadata),
-    spec: compact({
-      azureIdentity: o.spec.azureIdentity,
-      selector: o.spec.selector,
-      weight: o.spec.weight || undefined,
-    }),
+    spec: {
+      ...compact({
+        azureIdentity: o.spec.azureIdentity,
+        selector: o.spec.selector,
+        weight: o.spec.weight || undefined,
+      }),
+      ...embeddedToWire(o.spec.metadata),
+    },
     ...replicaStatusToWire(o.status),
   };
 }
@@ -100,8 +112,12 @@ function assignedToWire(o: AzureAssignedIdentity): WireObject {
       podNamespace: o.spec.podNamespace,
       nodename: o.spec.nodeName,
       ...replicasToWire(o.spec.replicas),
+      ...embeddedToWire(o.spec.metadata),
     },
-    status: compact({ status: o.status.status, availableReplicas: o.status.availableReplicas || undefined }),
+    status: {
+      ...compact({ status: o.status.status, availableReplicas: o.status.availableReplicas || undefined }),
+      ...embeddedToWire(o.status.metadata),
+    },
   };
 }
 
@@ -110,8 +126,8 @@ function exceptionToWire(o: AzurePodIdentityException): WireObject {
     apiVersion: o.apiVersion,
     kind: o.kind,
     metadata: metadataToWire(o.metadata),
-    spec: { podLabels: o.spec.podLabels },
-    ...(o.status ? { status: { status: o.status.status } } : {}),
+    spec: { podLabels: o.spec.podLabels, ...embeddedToWire(o.spec.metadata) },
+    ...(o.status ? { status: { status: o.status.status, ...embeddedToWire(o.status.metadata) } } : {}),
   };
 }
 
