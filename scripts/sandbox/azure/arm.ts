@@ -6,17 +6,19 @@ import {
   type ArmError,
   armError,
   armErrorBody,
+  authorizationFailed,
   invalidRequestContent,
   subscriptionNotFound,
 } from "./arm_errors.ts";
 import type { Directory } from "./directory.ts";
 import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
-import type { ComputeKind } from "./ids.ts";
+import type { ComputeThrottle } from "./compute_throttle.ts";
+import { type ComputeKind, computeId, idKey, isWithinScope } from "./ids.ts";
 import { operationToJson } from "./lro.ts";
 import type { RequestLog } from "./request_log.ts";
 import { instrument, jsonResponse } from "./service.ts";
-import { type ArmState, computeToJson, identityResourceToJson } from "./state.ts";
+import { type ArmState, identityResourceToJson } from "./state.ts";
 import type { OperationClass, Throttle } from "./throttle.ts";
 
 /** Compute api-versions with the dictionary form of `userAssignedIdentities` (2018-06-01 on). */
@@ -115,6 +117,8 @@ export interface ArmContext {
   endpoint: () => string;
   /** Retry-After (seconds) on a PATCH and on polls of a running operation; none when undefined. */
   lroRetryAfterSeconds?: number;
+  /** The Compute RP's per-resource policies; none when absent. */
+  computeThrottle?: ComputeThrottle;
 }
 
 function errorResponse(err: ArmError, headers: Record<string, string> = {}): Response {
@@ -194,7 +198,7 @@ export function createArmHandler(ctx: ArmContext): Handler {
           { ...common, "retry-after": String(taken.retryAfterSeconds), [remainingHeader]: "0" },
         );
       }
-      const headers = { ...common, [remainingHeader]: String(taken.remaining) };
+      const headers: Record<string, string> = { ...common, [remainingHeader]: String(taken.remaining) };
 
       if (!match.resource) {
         return errorResponse(
@@ -244,12 +248,29 @@ export function createArmHandler(ctx: ArmContext): Handler {
         return jsonResponse(identityResourceToJson(found.value), 200, headers);
       }
 
-      const found = ctx.state.findCompute(KIND[match.resource], match.resourceGroup!, match.name!);
+      const kind = KIND[match.resource];
+      const caller = ctx.directory.byObjectId(auth.claims.oid);
+      if (req.method !== "GET") {
+        // ARM's RBAC check runs before the resource provider sees the request, so it wins over a 404.
+        const scope = computeId(match.subscriptionId!, match.resourceGroup!, kind, match.name!);
+        if (!caller?.writeScopes.some((s) => isWithinScope(scope, s))) {
+          return errorResponse(
+            authorizationFailed(auth.claims.oid, `Microsoft.Compute/${kind}/write`, scope),
+            headers,
+          );
+        }
+      }
+      const found = ctx.state.findCompute(kind, match.resourceGroup!, match.name!);
       if (!found.ok) return errorResponse(found.error, headers);
       const resource = found.value;
-      if (req.method === "GET") {
-        return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, headers);
+      if (ctx.computeThrottle) {
+        const taken = ctx.computeThrottle.take(kind, req.method === "GET" ? "read" : "write", idKey(resource.id));
+        if (taken.remainingHeader) headers["x-ms-ratelimit-remaining-resource"] = taken.remainingHeader;
+        if (!taken.ok) {
+          return errorResponse(taken.error, { ...headers, "retry-after": String(taken.retryAfterSeconds) });
+        }
       }
+      if (req.method === "GET") return jsonResponse(ctx.state.toJson(resource), 200, headers);
 
       const contentType = req.headers.get("content-type") ?? "";
       if (!/^application\/json\b/i.test(contentType.trim())) {
@@ -268,7 +289,6 @@ export function createArmHandler(ctx: ArmContext): Handler {
       } catch (e) {
         return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
       }
-      const caller = ctx.directory.byObjectId(auth.claims.oid);
       const patched = ctx.state.patchCompute(resource, body, caller);
       if (!patched.ok) return errorResponse(patched.error, headers);
       const op = patched.value;
@@ -279,7 +299,7 @@ export function createArmHandler(ctx: ArmContext): Handler {
       if (ctx.lroRetryAfterSeconds !== undefined) {
         lroHeaders["retry-after"] = String(ctx.lroRetryAfterSeconds);
       }
-      return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, lroHeaders);
+      return jsonResponse(ctx.state.toJson(resource), 200, lroHeaders);
     },
   });
 }

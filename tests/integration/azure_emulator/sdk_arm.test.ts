@@ -32,7 +32,7 @@ Deno.test("arm-compute updates a scale set's identities through an LRO and reads
       lower([id1.id, id2.id]),
     );
     const early = await fetch(
-      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r&client_id=${id1.clientId}`,
+      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id=${id1.clientId}`,
       { headers: { Metadata: "true" } },
     );
     assert.equal(early.status, 400);
@@ -49,7 +49,7 @@ Deno.test("arm-compute updates a scale set's identities through an LRO and reads
     assert.equal(byId.get(id2.id.toLowerCase())?.principalId, id2.principalId);
 
     const late = await fetch(
-      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r&client_id=${id1.clientId}`,
+      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id=${id1.clientId}`,
       { headers: { Metadata: "true" } },
     );
     assert.equal(late.status, 200);
