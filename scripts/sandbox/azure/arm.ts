@@ -14,7 +14,7 @@ import type { Directory } from "./directory.ts";
 import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { ComputeThrottle } from "./compute_throttle.ts";
-import { type ComputeKind, computeId, idKey, isWithinScope } from "./ids.ts";
+import { computeId, type ComputeKind, idKey, isWithinScope } from "./ids.ts";
 import { operationToJson } from "./lro.ts";
 import type { RequestLog } from "./request_log.ts";
 import { instrument, jsonResponse } from "./service.ts";
@@ -264,7 +264,11 @@ export function createArmHandler(ctx: ArmContext): Handler {
       if (!found.ok) return errorResponse(found.error, headers);
       const resource = found.value;
       if (ctx.computeThrottle) {
-        const taken = ctx.computeThrottle.take(kind, req.method === "GET" ? "read" : "write", idKey(resource.id));
+        const taken = ctx.computeThrottle.take(
+          kind,
+          req.method === "GET" ? "read" : "write",
+          idKey(resource.id),
+        );
         if (taken.remainingHeader) headers["x-ms-ratelimit-remaining-resource"] = taken.remainingHeader;
         if (!taken.ok) {
           return errorResponse(taken.error, { ...headers, "retry-after": String(taken.retryAfterSeconds) });

@@ -32,7 +32,13 @@ export interface ComputeThrottleConfig {
  * responses show; the scale-set write policy follows the `DeleteVMScaleSet3Min` / `GetVMScaleSet3Min` naming.
  */
 export const COMPUTE_DEFAULT_POLICIES: ComputePolicy[] = [
-  { name: "PutVM3Min", kind: "virtualMachines", operation: "write", windowSeconds: 180, allowedRequestCount: 240 },
+  {
+    name: "PutVM3Min",
+    kind: "virtualMachines",
+    operation: "write",
+    windowSeconds: 180,
+    allowedRequestCount: 240,
+  },
   {
     name: "PutVM30Min",
     kind: "virtualMachines",
@@ -131,7 +137,9 @@ export class ComputeThrottle {
     const windows = policies.map((p) => this.#window(p, resourceKey, t));
     for (const w of windows) w.count += 1;
     const remainingHeader = policies
-      .map((p, i) => `${COMPUTE_POLICY_PREFIX}${p.name};${Math.max(0, p.allowedRequestCount - windows[i].count)}`)
+      .map((p, i) =>
+        `${COMPUTE_POLICY_PREFIX}${p.name};${Math.max(0, p.allowedRequestCount - windows[i].count)}`
+      )
       .join(",");
 
     let exceeded = -1;

@@ -15,7 +15,7 @@ import { type AccessTokenClaims, generateSigningKey, type VerifyOptions, verifyT
 import { RequestLog } from "./request_log.ts";
 import { COMPUTE_DEFAULT_POLICIES, ComputeThrottle, type ComputeThrottleConfig } from "./compute_throttle.ts";
 import { type LroDuration, OperationFaults } from "./lro.ts";
-import { ResourceRegistry, resourceKey, WELL_KNOWN_RESOURCES } from "./resources.ts";
+import { resourceKey, ResourceRegistry, WELL_KNOWN_RESOURCES } from "./resources.ts";
 import { type AddComputeOptions, type AddIdentityOptions, ArmState, type ComputeResource } from "./state.ts";
 import { ARM_DEFAULT_THROTTLE, Throttle, type ThrottleConfig } from "./throttle.ts";
 import { emulatorTls } from "./tls.ts";

@@ -62,7 +62,8 @@ export function resourceNotFound(resource: string, tenant: string): AadErrorInpu
     status: 400,
     error: "invalid_resource",
     code: 500011,
-    description: `The resource principal named ${resource} was not found in the tenant named ${tenant}. This can ` +
+    description:
+      `The resource principal named ${resource} was not found in the tenant named ${tenant}. This can ` +
       "happen if the application has not been installed by the administrator of the tenant or consented to by " +
       "any user in the tenant. You might have sent your authentication request to the wrong tenant.",
   };

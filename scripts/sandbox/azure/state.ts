@@ -336,7 +336,9 @@ export class ArmState {
     }
     const systemBefore = hasSystem(before.type) ? before.system?.principalId : undefined;
     const systemAfter = hasSystem(next.type) ? next.system?.principalId : undefined;
-    if (systemAfter !== undefined && systemAfter !== systemBefore) resource.servableAt.set("system", servableAt);
+    if (systemAfter !== undefined && systemAfter !== systemBefore) {
+      resource.servableAt.set("system", servableAt);
+    }
     resource.committed = next;
     resource.provisioningState = "Succeeded";
   }
@@ -369,7 +371,9 @@ export class ArmState {
       .filter(([k, u]) => this.isLive(u) && propagated(k))
       .map(([, u]) => u);
     const out: { system?: SystemIdentity; user: AttachedUserIdentity[] } = { user };
-    if (r.committed.system && hasSystem(r.committed.type) && propagated("system")) out.system = r.committed.system;
+    if (r.committed.system && hasSystem(r.committed.type) && propagated("system")) {
+      out.system = r.committed.system;
+    }
     return out;
   }
 
