@@ -7,6 +7,8 @@ import {
   OperationTracker,
   REALISTIC_LRO_DURATION,
 } from "../../../scripts/sandbox/azure/lro.ts";
+import { Directory } from "../../../scripts/sandbox/azure/directory.ts";
+import { ArmState } from "../../../scripts/sandbox/azure/state.ts";
 
 Deno.test("an operation runs for its duration, then succeeds and commits exactly once", () => {
   let t = 1_000_000;
@@ -92,4 +94,28 @@ Deno.test("a duration range draws each operation's length from Azure's 10-60 s",
     const d = drawDuration(REALISTIC_LRO_DURATION);
     assert.ok(d >= 10_000 && d <= 60_000, String(d));
   }
+});
+
+Deno.test("an emulator configured with REALISTIC_LRO_DURATION runs each PATCH 10-60 s", () => {
+  const t = 5_000_000;
+  const directory = new Directory("t");
+  const state = new ArmState({
+    subscriptionId: "s",
+    tenantId: "t",
+    location: "eastus",
+    lroDurationMs: REALISTIC_LRO_DURATION,
+    directory,
+    now: () => t,
+  });
+  const vm = state.addCompute("virtualMachines", { resourceGroup: "rg", name: "vm" });
+  const lengths = new Set<number>();
+  for (let i = 0; i < 20; i++) {
+    const started = state.patchCompute(vm, { tags: { i: String(i) } }, undefined);
+    assert.ok(started.ok);
+    if (!started.ok) return;
+    const length = started.value.doneAt - started.value.startTime;
+    assert.ok(length >= 10_000 && length <= 60_000, String(length));
+    lengths.add(length);
+  }
+  assert.ok(lengths.size > 1, "each operation draws its own length");
 });
