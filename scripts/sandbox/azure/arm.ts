@@ -59,7 +59,7 @@ export const MSI_API_VERSIONS = [
   "2025-01-31-preview",
 ];
 
-export type ArmResource = "vm" | "vmss" | "identity" | "operation";
+export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "operation";
 
 export interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
@@ -76,6 +76,8 @@ const RG_PREFIX = `^/subscriptions/${SEG}/resourcegroups/${SEG}/providers/`;
 const PATTERNS: [ArmResource, RegExp][] = [
   ["vm", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/${SEG}/?$`, "i")],
   ["vmss", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachinescalesets/${SEG}/?$`, "i")],
+  // VirtualMachines_List, what the original's demo app calls with its pod's token.
+  ["vmList", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/?$`, "i")],
   ["identity", new RegExp(`${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/?$`, "i")],
   [
     "operation",
@@ -142,6 +144,7 @@ function apiVersionError(
   const type = {
     vm: "virtualMachines",
     vmss: "virtualMachineScaleSets",
+    vmList: "virtualMachines",
     identity: "userAssignedIdentities",
     operation: "locations/operations",
   }[resource];
@@ -241,6 +244,11 @@ export function createArmHandler(ctx: ArmContext): Handler {
           200,
           pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
         );
+      }
+      if (match.resource === "vmList") {
+        const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);
+        if (!listed.ok) return errorResponse(listed.error, headers);
+        return jsonResponse({ value: listed.value.map((r) => ctx.state.toJson(r)) }, 200, headers);
       }
       if (match.resource === "identity") {
         const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);

@@ -252,6 +252,19 @@ export class ArmState {
     return { ok: true, value: r };
   }
 
+  /** Every VM (or scale set) of a resource group, as VirtualMachines_List returns them. */
+  listCompute(kind: ComputeKind, resourceGroup: string): Result<ComputeResource[]> {
+    if (!this.hasResourceGroup(resourceGroup)) {
+      return { ok: false, error: resourceGroupNotFound(resourceGroup) };
+    }
+    this.operations.settle();
+    const prefix = idKey(`/subscriptions/${this.subscriptionId}/resourceGroups/${resourceGroup}/`);
+    return {
+      ok: true,
+      value: [...this.#compute.values()].filter((r) => r.kind === kind && idKey(r.id).startsWith(prefix)),
+    };
+  }
+
   findIdentity(resourceGroup: string, name: string): Result<UserAssignedIdentityRecord> {
     if (!this.hasResourceGroup(resourceGroup)) {
       return { ok: false, error: resourceGroupNotFound(resourceGroup) };

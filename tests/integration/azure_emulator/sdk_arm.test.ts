@@ -166,3 +166,26 @@ Deno.test("the SDK surfaces LinkedAuthorizationFailed when the controller may no
     await h.close();
   }
 });
+
+Deno.test("arm-compute lists a resource group's VMs (VirtualMachines_List); a missing group is a 404", async () => {
+  const h = await startHarness();
+  try {
+    const sp = h.emu.registerServicePrincipal({ secret: "lister" });
+    h.emu.addVm({ resourceGroup: "MC_cluster", name: "vm-b" });
+    h.emu.addVm({ resourceGroup: "MC_cluster", name: "vm-a" });
+    h.emu.addVm({ resourceGroup: "elsewhere", name: "vm-c" });
+    h.emu.addVmss({ resourceGroup: "MC_cluster", name: "pool" });
+    const { compute } = sdkClients(h, sp);
+    const names: string[] = [];
+    for await (const vm of compute.virtualMachines.list("MC_cluster")) names.push(vm.name!);
+    assert.deepEqual(names.sort(), ["vm-a", "vm-b"]);
+    await assert.rejects(
+      async () => {
+        for await (const _ of compute.virtualMachines.list("no-such-group")) { /* drain */ }
+      },
+      (e: { code?: string }) => e.code === "ResourceGroupNotFound",
+    );
+  } finally {
+    await h.close();
+  }
+});
