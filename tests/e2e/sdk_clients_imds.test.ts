@@ -63,7 +63,7 @@ Deno.test({
         ),
       );
       assert.deepEqual(demo.vms, ["standalone-vm"]);
-      assert.equal((await emu.verifyToken(demo.token.access_token)).appid, other.clientId);
+      assert.equal((await emu.verifyToken(demo.token)).appid, other.clientId);
     } finally {
       await lab.close();
       await emu.stop();
