@@ -7,6 +7,7 @@
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import { CauseLog } from "./cause_log.ts";
 import { apiVersionOf, KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
 import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
@@ -95,9 +96,7 @@ export class Reflector<T extends KubeObject> {
   #backoff: Backoff;
   #resolveSynced!: () => void;
   #rv: string | undefined;
-  #lastCause: string | undefined;
-  #lastLoggedAt = 0;
-  #failures = 0;
+  #causes: CauseLog;
   #running = false;
 
   constructor(opts: ReflectorOptions<T>) {
@@ -105,6 +104,7 @@ export class Reflector<T extends KubeObject> {
     this.resource = opts.resource;
     this.#log = opts.log ?? defaultLog;
     this.#backoff = new Backoff(opts.backoff);
+    this.#causes = new CauseLog(opts.repeatLogMs ?? 300_000);
     this.synced = new Promise((r) => this.#resolveSynced = r);
   }
 
@@ -298,7 +298,6 @@ export class Reflector<T extends KubeObject> {
   }
 
   #report(op: "list" | "watch", e: unknown, delayMs: number): void {
-    this.#failures++;
     const { line, level, cause } = describeFailure(
       op,
       this.description,
@@ -306,20 +305,13 @@ export class Reflector<T extends KubeObject> {
       this.#opts.client,
       e,
     );
-    const now = Date.now();
-    const repeatMs = this.#opts.repeatLogMs ?? 300_000;
-    if (cause === this.#lastCause && now - this.#lastLoggedAt < repeatMs) return;
-    this.#lastCause = cause;
-    this.#lastLoggedAt = now;
-    this.#log[level](line, { attempt: this.#failures, retryInMs: delayMs });
+    if (!this.#causes.failed(cause)) return;
+    this.#log[level](line, { attempt: this.#causes.failures, retryInMs: delayMs });
   }
 
   #recovered(op: "list" | "watch"): void {
-    if (this.#failures > 0 && this.#lastCause !== undefined) {
-      this.#log.info(`${op} ${this.description}: recovered after ${this.#failures} failed attempt(s)`);
-    }
-    this.#failures = 0;
-    this.#lastCause = undefined;
+    const failed = this.#causes.recovered();
+    if (failed > 0) this.#log.info(`${op} ${this.description}: recovered after ${failed} failed attempt(s)`);
   }
 }
 

@@ -69,7 +69,17 @@ export function objectPath(rt: ResourceType, name: string, namespace?: string, s
   return subresource ? `${p}/${subresource}` : p;
 }
 
-/** An error answer from the apiserver (or a transport failure, status 0). */
+/**
+ * What kind of failure a KubeApiError is: an answer from the apiserver, no answer at all, or no answer
+ * within the client's request timeout. A caller's own abort is never a KubeApiError: it rethrows the
+ * caller's abort reason, so "I gave up" and "the server is slow" stay apart.
+ */
+export type KubeErrorKind = "status" | "transport" | "timeout";
+
+/** Reason of the KubeApiError thrown when the client's own request timeout ends a request. */
+export const TIMEOUT_REASON = "Timeout";
+
+/** An error answer from the apiserver (or a transport failure or timeout, status 0). */
 export class KubeApiError extends Error {
   constructor(
     /** HTTP status; 0 when no HTTP answer arrived (connection refused, TLS failure, reset). */
@@ -90,6 +100,15 @@ export class KubeApiError extends Error {
     const retry = retryAfterMs ??
       (s.details?.retryAfterSeconds !== undefined ? s.details.retryAfterSeconds * 1000 : undefined);
     return new KubeApiError(code, s.reason ?? "Unknown", s.message ?? `HTTP ${code}`, s.details, retry);
+  }
+
+  get kind(): KubeErrorKind {
+    if (this.status !== 0) return "status";
+    return this.reason === TIMEOUT_REASON ? "timeout" : "transport";
+  }
+  /** The client's request timeout ended the request before a full answer arrived. */
+  get isTimeout(): boolean {
+    return this.kind === "timeout";
   }
 
   /** True for "resourceVersion too old": the caller must list again. */
@@ -215,10 +234,34 @@ export class KubeClient {
     throw await errorFromResponse(res);
   }
 
+  /**
+   * One request with the client's timeout; the JSON answer. A timeout is thrown as a KubeApiError with
+   * `isTimeout`; an abort of `opts.signal` rethrows the caller's abort reason.
+   */
   async request<R>(method: string, path: string, opts: RequestOptions = {}): Promise<R> {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const res = await this.fetch(method, path, { ...opts, signal });
+    try {
+      return await this.#request<R>(method, path, { ...opts, signal });
+    } catch (e) {
+      if (timeout.aborted && !opts.signal?.aborted) {
+        throw new KubeApiError(
+          0,
+          TIMEOUT_REASON,
+          `${method} ${path}: no answer from ${this.conn.server} within ${this.requestTimeoutMs} ms`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  async #request<R>(
+    method: string,
+    path: string,
+    opts: RequestOptions & { signal: AbortSignal },
+  ): Promise<R> {
+    const signal = opts.signal;
+    const res = await this.fetch(method, path, opts);
     // The abort must also end a body read that stalls after the headers (see decodeWatchEvents).
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -305,7 +348,9 @@ export class KubeClient {
     return this.request<T>("PATCH", objectPath(rt, name, opts.namespace, opts.subresource), {
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
-      query: { ...writeQuery(opts), force: opts.force },
+      // The apiserver refuses `force` on every other patch type (422 "may not be specified for non-apply
+      // patch"), so it is only ever sent with an apply patch.
+      query: { ...writeQuery(opts), force: type === "apply" ? opts.force : undefined },
     });
   }
 
