@@ -11,6 +11,7 @@ import { CauseLog } from "./cause_log.ts";
 import { apiVersionOf, KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
 import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
+import { listPages } from "./pager.ts";
 import { decodeWatchEvents } from "./watch_stream.ts";
 
 export interface ReflectorOptions<T extends KubeObject> {
@@ -97,6 +98,8 @@ export class Reflector<T extends KubeObject> {
   #resolveSynced!: () => void;
   #rv: string | undefined;
   #causes: CauseLog;
+  /** 410s in a row with no watch event in between: the second and later ones back off. */
+  #goneStreak = 0;
   #running = false;
 
   constructor(opts: ReflectorOptions<T>) {
@@ -149,7 +152,8 @@ export class Reflector<T extends KubeObject> {
           if (needList) {
             await this.#listAndReplace(signal);
             needList = false;
-            this.#recovered("list");
+            // A LIST between two 410s is no recovery: the streak's failures stay counted and logged once.
+            if (this.#goneStreak === 0) this.#recovered("list");
             this.#resolveSynced();
           }
           op = "watch";
@@ -162,15 +166,20 @@ export class Reflector<T extends KubeObject> {
         } catch (e) {
           if (signal.aborted) break;
           if (op === "watch" && mustRelist(e)) {
-            this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
-              resourceVersion: this.#rv,
-            });
             needList = true;
             this.stats.relists++;
-            // Straight to LIST: a 410 is an answer from a healthy server, not an outage to wait out.
-            continue;
+            // Straight to LIST: a 410 is an answer from a healthy server, not an outage to wait out. But a
+            // watch that expires again before it delivered anything after a fresh LIST would re-list in a
+            // tight loop; from the second such 410 on, the normal backoff paces the re-lists.
+            if (this.#goneStreak++ === 0) {
+              this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
+                resourceVersion: this.#rv,
+              });
+              continue;
+            }
+          } else {
+            this.stats.errors++;
           }
-          this.stats.errors++;
           const delay = this.#delayAfter(e);
           this.#report(op, e, delay);
           if (!(await sleep(delay, signal))) break;
@@ -184,36 +193,14 @@ export class Reflector<T extends KubeObject> {
   async #listAndReplace(signal: AbortSignal): Promise<void> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
-    const items: T[] = [];
-    let cont: string | undefined;
-    let listRv: string | undefined;
-    let limit: number | undefined = pageSize > 0 ? pageSize : undefined;
     // resourceVersion "" asks for a quorum read. "0" (any cached version) would be cheaper, but a lagging
     // apiserver could then answer with a past state and resurrect objects this cache already saw deleted.
-    do {
-      let page;
-      try {
-        page = await client.list<T>(resource, {
-          namespace,
-          labelSelector,
-          fieldSelector,
-          limit,
-          continue: cont,
-        }, signal);
-      } catch (e) {
-        if (cont && e instanceof KubeApiError && e.isGone) {
-          // The continue token outlived etcd's compaction window: start over in one unpaginated LIST.
-          items.length = 0;
-          cont = undefined;
-          limit = undefined;
-          continue;
-        }
-        throw e;
-      }
-      items.push(...page.items);
-      cont = page.metadata.continue || undefined;
-      listRv = page.metadata.resourceVersion;
-    } while (cont);
+    const { items, resourceVersion: listRv } = await listPages<T>(client, resource, {
+      namespace,
+      labelSelector,
+      fieldSelector,
+      limit: pageSize > 0 ? pageSize : undefined,
+    }, signal);
     const transform = this.#opts.transform ?? dropManagedFields;
     // LIST items come without apiVersion/kind while watch events carry them; fill them in so every cached
     // object looks the same (an Event's involvedObject needs the kind).
@@ -223,7 +210,8 @@ export class Reflector<T extends KubeObject> {
     );
     this.#rv = listRv;
     this.stats.lists++;
-    this.#backoff.reset();
+    // During a streak of 410s the backoff must keep growing across the LISTs in between.
+    if (this.#goneStreak === 0) this.#backoff.reset();
   }
 
   /** One watch request; returns how it ended when the server closed it cleanly. */
@@ -273,7 +261,10 @@ export class Reflector<T extends KubeObject> {
         // Advance only after the event is applied, so a resume never skips an unapplied change.
         const next = ev.object.metadata?.resourceVersion;
         if (next) this.#rv = next;
-        if (received === 1) this.#backoff.reset();
+        if (received === 1) {
+          this.#backoff.reset();
+          this.#goneStreak = 0;
+        }
       }
       // The stall guard ends the stream quietly; report it as the failure it is.
       if (ctrl.signal.aborted && !signal.aborted) throw ctrl.signal.reason;

@@ -4,6 +4,8 @@
 
 import type { KubeConnection } from "./config.ts";
 import { parseRetryAfter } from "./backoff.ts";
+// pager.ts imports this module too; the cycle is safe because neither uses the other at load time.
+import { listPages } from "./pager.ts";
 import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
 
 export interface ResourceType {
@@ -302,17 +304,17 @@ export class KubeClient {
     });
   }
 
-  /** Every item across pages (limit/continue). */
-  async listAll<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
-    const items: T[] = [];
-    let cont: string | undefined;
-    let last: KubeList<T>;
-    do {
-      last = await this.list<T>(rt, { ...opts, continue: cont });
-      items.push(...last.items);
-      cont = last.metadata.continue || undefined;
-    } while (cont);
-    return { ...last, items, metadata: { resourceVersion: last.metadata.resourceVersion } };
+  /**
+   * Every item across pages of `opts.limit` (limit/continue), re-listing unpaginated when a continue token
+   * expires; the same pager as the reflector's.
+   */
+  async listAll<T extends KubeObject>(
+    rt: ResourceType,
+    opts: ListOptions = {},
+    signal?: AbortSignal,
+  ): Promise<KubeList<T>> {
+    const paged = await listPages<T>(this, rt, opts, signal);
+    return { ...paged.last, items: paged.items, metadata: { resourceVersion: paged.resourceVersion } };
   }
 
   create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
