@@ -211,6 +211,19 @@ export class KubeClient {
    * thrown as KubeApiError. The caller owns the returned body.
    */
   async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    const res = await this.#send(method, path, opts);
+    if (res.ok) return res;
+    // A 401 with credentials that can be fetched again (an exec plugin's expired token): once more, fresh.
+    if (res.status === 401 && this.conn.refreshAuth?.()) {
+      await res.body?.cancel();
+      const again = await this.#send(method, path, opts);
+      if (again.ok) return again;
+      throw await errorFromResponse(again);
+    }
+    throw await errorFromResponse(res);
+  }
+
+  async #send(method: string, path: string, opts: RequestOptions): Promise<Response> {
     const headers = new Headers({ "User-Agent": this.userAgent, Accept: "application/json" });
     const auth = await this.conn.authHeader();
     if (auth) headers.set("Authorization", auth);
@@ -232,8 +245,7 @@ export class KubeClient {
       if (opts.signal?.aborted) throw e;
       throw transportError(e, this.conn.server);
     }
-    if (res.ok) return res;
-    throw await errorFromResponse(res);
+    return res;
   }
 
   /**
