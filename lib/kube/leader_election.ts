@@ -172,12 +172,9 @@ export class LeaderElector {
   }
 
   async #tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
-    const { namespace, name, renewDeadlineMs } = this.#o;
-    // A request may not outlive the time we can still call ourselves leader.
-    const budget = this.#leading ? Math.max(1, this.#validUntil - monotonic()) : renewDeadlineMs;
-    const reqSignal = AbortSignal.any([signal, AbortSignal.timeout(budget)]);
+    const { namespace, name } = this.#o;
     try {
-      const ok = await this.#acquireOrRenew(reqSignal);
+      const ok = await this.#acquireOrRenew(signal);
       const failed = this.#causes.recovered();
       if (failed > 0) {
         this.#log.info(
@@ -198,8 +195,17 @@ export class LeaderElector {
     }
   }
 
+  /**
+   * The signal for one request: a leader's may not outlive its current leadership; a candidate's write is
+   * worthless once renewDeadline passed since it was sent, so no request waits longer than that.
+   */
+  #requestSignal(signal: AbortSignal): AbortSignal {
+    const budget = this.#leading ? Math.max(1, this.#validUntil - monotonic()) : this.#o.renewDeadlineMs;
+    return AbortSignal.any([signal, AbortSignal.timeout(budget)]);
+  }
+
   /** One acquire or renew attempt; false when another holder's lease is still valid or a write lost a race. */
-  async #acquireOrRenew(signal: AbortSignal): Promise<boolean> {
+  async #acquireOrRenew(outer: AbortSignal): Promise<boolean> {
     const { client, namespace, name, leaseDurationMs } = this.#o;
     const path = objectPath(Resources.leases, name, namespace);
     const wall = Date.now();
@@ -221,7 +227,10 @@ export class LeaderElector {
       };
       const sentAt = monotonic();
       try {
-        const updated = await client.request<Lease>("PUT", path, { signal, body: { ...held, spec } });
+        const updated = await client.request<Lease>("PUT", path, {
+          signal: this.#requestSignal(outer),
+          body: { ...held, spec },
+        });
         return this.#wrote(updated, sentAt);
       } catch (e) {
         if (!(e instanceof KubeApiError && e.isConflict)) throw e;
@@ -230,13 +239,13 @@ export class LeaderElector {
 
     let current: Lease;
     try {
-      current = await client.request<Lease>("GET", path, { signal });
+      current = await client.request<Lease>("GET", path, { signal: this.#requestSignal(outer) });
     } catch (e) {
       if (!(e instanceof KubeApiError && e.isNotFound)) throw e;
       const sentAt = monotonic();
       try {
         const created = await client.request<Lease>("POST", path.slice(0, path.lastIndexOf("/")), {
-          signal,
+          signal: this.#requestSignal(outer),
           body: {
             apiVersion: "coordination.k8s.io/v1",
             kind: "Lease",
@@ -267,7 +276,10 @@ export class LeaderElector {
     // The resourceVersion makes this a compare-and-swap: two standbys cannot both take the same lease.
     const sentAt = monotonic();
     try {
-      const updated = await client.request<Lease>("PUT", path, { signal, body: { ...current, spec } });
+      const updated = await client.request<Lease>("PUT", path, {
+        signal: this.#requestSignal(outer),
+        body: { ...current, spec },
+      });
       return this.#wrote(updated, sentAt);
     } catch (e) {
       if (e instanceof KubeApiError && e.isConflict) return false;

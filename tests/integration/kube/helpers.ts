@@ -233,6 +233,7 @@ export async function etcdDelete(etcdEndpoint: string, key: string): Promise<num
  */
 export class DelayingProxy {
   delayMs: number;
+  #dropRequests = false;
   #listener: Deno.TcpListener;
   #target: { hostname: string; port: number };
   #conns = new Set<Deno.Conn>();
@@ -249,6 +250,14 @@ export class DelayingProxy {
 
   get url(): string {
     return `https://127.0.0.1:${this.#listener.addr.port}`;
+  }
+
+  /**
+   * From now on client->server bytes are discarded: nothing the client sends reaches the apiserver any
+   * more, while answers already on their way still arrive. (The TLS streams cannot recover; no undo.)
+   */
+  dropRequests(): void {
+    this.#dropRequests = true;
   }
 
   async #accept(): Promise<void> {
@@ -288,7 +297,7 @@ export class DelayingProxy {
         while (true) {
           const n = await client.read(buf);
           if (n === null) break;
-          await writeAll(server, buf.subarray(0, n));
+          if (!this.#dropRequests) await writeAll(server, buf.subarray(0, n));
         }
       } catch { /* either side closed */ }
       closeBoth();
