@@ -188,7 +188,9 @@ Deno.test("reflector faults with the watch cache: partition resumes from the cac
  * etcd compaction: the continue token now points at a compacted revision and the apiserver answers 410.
  */
 class CompactingClient extends KubeClient {
+  static #made = 0;
   calls: ListOptions[] = [];
+  readonly midListName = `mid-list-${++CompactingClient.#made}`;
   #cp: ControlPlane;
   #compacted = false;
 
@@ -207,7 +209,7 @@ class CompactingClient extends KubeClient {
     if (page.metadata.continue && !this.#compacted) {
       this.#compacted = true;
       await this.create<ConfigMap>(rt, {
-        metadata: { name: `mid-list-${this.calls.length}`, namespace: opts.namespace },
+        metadata: { name: this.midListName, namespace: opts.namespace },
       });
       await this.#cp.compactEtcd();
     }
@@ -233,7 +235,7 @@ async function expiredContinue(cp: ControlPlane): Promise<void> {
       "limit=- continue=-",
     ]);
     assert.equal(all.items.length, 8);
-    assert.ok(all.items.some((o) => o.metadata.name === "mid-list-1"));
+    assert.ok(all.items.some((o) => o.metadata.name === forList.midListName));
 
     const forReflector = new CompactingClient(direct, cp);
     const store = new Store<ConfigMap>();
