@@ -26,6 +26,19 @@ if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/etcd
   exit 0
 fi
 
+# One build at a time: a second run (another checkout, a parallel CI step) waits, then finds the binaries.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.build.lock"
+if ! flock -n 9; then
+  log "another build is running; waiting for it"
+  flock 9
+  if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kubectl" && -x "$BIN_DIR/etcd" ]]; then
+    log "cached: $BIN_DIR"
+    echo "$BIN_DIR"
+    exit 0
+  fi
+fi
+
 command -v go >/dev/null || { echo "Go is required to build the control plane (or set KUBE_BIN_DIR)" >&2; exit 1; }
 start=$(date +%s)
 SRC="$CACHE_ROOT/src"

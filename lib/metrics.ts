@@ -1,0 +1,25 @@
+// Prometheus metrics for MIC and NMI through prom-client (well kept, runs unchanged in Deno). Each service
+// makes its own Registry, so tests that run several components in one process do not share counters, and
+// names carry the original's `aadpodidentity_` prefix. Labels must stay bounded: never a URL path, a pod
+// name or an identity id as a label value.
+
+import client from "prom-client";
+
+export const { Registry, Counter, Gauge, Histogram } = client;
+export type Registry = client.Registry;
+export type Counter<T extends string = string> = client.Counter<T>;
+export type Gauge<T extends string = string> = client.Gauge<T>;
+export type Histogram<T extends string = string> = client.Histogram<T>;
+
+export const METRIC_PREFIX = "aadpodidentity_";
+
+/** Buckets in seconds for request-scale latencies (1 ms .. 30 s). */
+export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Buckets in seconds for cloud operations, which take seconds to minutes (up to Compute's 20 min). */
+export const CLOUD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200];
+
+export function newRegistry(defaultLabels?: Record<string, string>): Registry {
+  const r = new Registry();
+  if (defaultLabels) r.setDefaultLabels(defaultLabels);
+  return r;
+}
