@@ -70,10 +70,10 @@ function tokenFileReader(path: string, refreshMs: number): () => Promise<string>
   let token: string | undefined;
   let readAt = 0;
   return async () => {
-    if (token === undefined || Date.now() - readAt >= refreshMs) {
+    if (token === undefined || performance.now() - readAt >= refreshMs) {
       try {
         token = (await Deno.readTextFile(path)).trim();
-        readAt = Date.now();
+        readAt = performance.now();
       } catch (e) {
         // Keep using the previous token if a rotation briefly removed the file.
         if (token === undefined) {
@@ -253,10 +253,10 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     // Auth providers refresh their own tokens; ask client-node, at most once a minute.
     let cached: { value?: string; at: number } | undefined;
     authHeader = async () => {
-      if (!cached || Date.now() - cached.at > refreshMs) {
+      if (!cached || performance.now() - cached.at > refreshMs) {
         const o: { headers: Record<string, string> } = { headers: {} };
         await kc.applyToHTTPSOptions(o);
-        cached = { value: o.headers.Authorization, at: Date.now() };
+        cached = { value: o.headers.Authorization, at: performance.now() };
       }
       return cached.value;
     };

@@ -227,7 +227,7 @@ export class Reflector<T extends KubeObject> {
       () => ctrl.abort(new KubeApiError(0, "WatchStalled", "no data past the watch timeout")),
       (timeoutSeconds + 30) * 1000,
     );
-    const started = Date.now();
+    const started = performance.now();
     const transform = this.#opts.transform ?? dropManagedFields;
     let received = 0;
     try {
@@ -278,7 +278,7 @@ export class Reflector<T extends KubeObject> {
       clearTimeout(guard);
       signal.removeEventListener("abort", onAbort);
     }
-    return received === 0 && Date.now() - started < 1000 ? "short" : "events";
+    return received === 0 && performance.now() - started < 1000 ? "short" : "events";
   }
 
   #delayAfter(e: unknown): number {
