@@ -9,6 +9,8 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v sysctl >/dev/null || need_pkgs+=(procps)
+command -v curl >/dev/null || need_pkgs+=(curl)
 if ((${#need_pkgs[@]})); then
   echo "[setup] installing Debian packages: ${need_pkgs[*]}" >&2
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
@@ -27,3 +29,6 @@ fi
 
 # Resolve and cache every npm package named in deno.json's import map (and lock them in deno.lock).
 if command -v deno >/dev/null; then deno install --quiet >&2; else npx -y deno@2.9.6 install --quiet >&2; fi
+
+# Unmodified Go and Python SDK applications for the end-to-end tests (cached by their pinned versions).
+bash scripts/sandbox/install-clients.sh
