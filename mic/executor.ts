@@ -61,6 +61,8 @@ export interface ControllerOptions {
   planner: PlannerOptions;
   /** Quiet time after an event before a cycle starts, so a burst becomes one cycle. */
   debounceMs: number;
+  /** Longest a cycle waits for quiet (default 10 x debounceMs, at least 1 s). */
+  maxDelayMs?: number;
   /** Concurrent Kubernetes writes (the original's --createDeleteBatch). */
   writeConcurrency: number;
   /** VMs / scale sets updated at the same time. */
@@ -109,6 +111,7 @@ export class Controller {
   #slots: Slots;
   #wake: (() => void) | undefined;
   #pending = false;
+  #lastTrigger = 0;
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeAt = Infinity;
   #reported = new Set<string>();
@@ -127,6 +130,7 @@ export class Controller {
   /** Something changed: a cycle starts after the debounce (many triggers, one cycle). */
   trigger(): void {
     this.#pending = true;
+    this.#lastTrigger++;
     this.#wake?.();
   }
 
@@ -141,7 +145,7 @@ export class Controller {
         this.#wake = undefined;
         continue;
       }
-      await new Promise((r) => setTimeout(r, this.#o.debounceMs));
+      await this.#quiet(signal);
       if (signal.aborted) break;
       this.#pending = false;
       if (!this.#o.isLeader()) continue;
@@ -155,6 +159,23 @@ export class Controller {
     }
     clearTimeout(this.#wakeTimer);
     await Promise.allSettled([...this.#busy.values()]);
+  }
+
+  /**
+   * Trailing debounce: waits until no trigger came for debounceMs, but never longer than maxDelayMs in
+   * all, so a burst is one cycle and a steady trickle still gets served.
+   */
+  async #quiet(signal: AbortSignal): Promise<void> {
+    const start = Date.now();
+    const max = this.#o.maxDelayMs ?? Math.max(1_000, this.#o.debounceMs * 10);
+    let last = this.#lastTrigger;
+    while (!signal.aborted) {
+      const wait = Math.min(this.#o.debounceMs, start + max - Date.now());
+      if (wait <= 0) return;
+      await new Promise((r) => setTimeout(r, wait));
+      if (this.#lastTrigger === last) return;
+      last = this.#lastTrigger;
+    }
   }
 
   /** Resolves when no ARM job is running (tests, shutdown). */
@@ -184,6 +205,12 @@ export class Controller {
     const { state, problems: unreadable } = cache.observe();
     const p = plan(state, this.#o.planner);
     this.#gaugeAssigned(state.assigned);
+    this.#log.debug("cycle", {
+      create: p.create.length,
+      update: p.update.length,
+      targets: p.targets.map((x) => `${x.target.name}+${x.add.length}-${x.remove.length}`).join(","),
+      busy: this.#busy.size,
+    });
     const hasWork = p.create.length || p.update.length || p.assignWithoutArm.length ||
       p.releaseWithoutArm.length || p.targets.length;
     await this.#report([...unreadable, ...p.problems]);
@@ -225,10 +252,11 @@ export class Controller {
     );
     for (const tp of p.targets) {
       if (this.#busy.has(tp.target.key)) continue; // re-planned when that job ends
-      const job = this.#runTarget(tp, objects).finally(() => {
+      const job = this.#runTarget(tp, objects).then((acted) => {
         this.#busy.delete(tp.target.key);
         metrics.queueDepth.set(this.#busy.size);
-        this.trigger();
+        // Re-plan only after real work; a job that found its target backing off waits for the wake timer.
+        if (acted) this.trigger();
       });
       this.#busy.set(tp.target.key, job);
     }
@@ -260,6 +288,7 @@ export class Controller {
 
   async #event(o: ObjectRef, type: EventType, reason: string, message: string): Promise<void> {
     if (!this.#o.isLeader()) return;
+    this.#log.debug(`event ${reason} on ${o.kind} ${o.name}`);
     await this.#o.recorder.record(
       {
         apiVersion: API_VERSION,
@@ -326,6 +355,7 @@ export class Controller {
           status: { status: AssignedIdentityState.Assigned, availableReplicas: 1 },
         }, { namespace: a.metadata.namespace }),
     );
+    this.#log.debug(`marked ${keyOf(a)}`, { ok: !!done });
     if (!done) return;
     this.#o.cache.expect(keyOf(a), done.metadata.resourceVersion ?? "");
     await this.#event(
@@ -374,18 +404,20 @@ export class Controller {
     );
   }
 
-  async #runTarget(tp: TargetPlan, objects: Map<string, AzureAssignedIdentity>): Promise<void> {
+  /** True when the job did something (a call or a write), so the world may have changed. */
+  async #runTarget(tp: TargetPlan, objects: Map<string, AzureAssignedIdentity>): Promise<boolean> {
     const release = await this.#slots.take();
     try {
-      await this.#target(tp, objects);
+      return await this.#target(tp, objects);
     } catch (e) {
       if (!(e instanceof NotLeader)) this.#log.error(`${tp.target.resourceId}: job failed`, { error: e });
+      return true;
     } finally {
       release();
     }
   }
 
-  async #target(tp: TargetPlan, objects: Map<string, AzureAssignedIdentity>): Promise<void> {
+  async #target(tp: TargetPlan, objects: Map<string, AzureAssignedIdentity>): Promise<boolean> {
     const { arm } = this.#o;
     const t = tp.target;
     const idKey = (id: string) => `${t.key}|${id.toLowerCase()}`;
@@ -399,10 +431,12 @@ export class Controller {
     let add = tp.add.filter((id) => !this.#idBackoff.blocked(idKey(id)));
     let assign = tp.assign.filter((a) => !this.#idBackoff.blocked(idKey(a.resourceId)) && objects.has(a.key));
     const detaching = tp.release.filter((r) => r.detach);
-    if (!add.length && !tp.remove.length) return;
+    const releasedOnly = tp.release.some((r) => !r.detach);
+    if (!add.length && !tp.remove.length) return releasedOnly;
+    this.#log.debug(`job ${t.name}`, { add: add.length, remove: tp.remove.length });
     if (this.#targetBackoff.blocked(t.key)) {
       this.#scheduleWake(this.#targetBackoff.until(t.key));
-      return;
+      return releasedOnly;
     }
 
     const affected = () =>
@@ -413,13 +447,14 @@ export class Controller {
     try {
       this.#fence();
       let current = await arm.getIdentity(t, this.#signal);
+      this.#log.debug(`got ${t.name}`, { type: current?.type, ids: current?.userAssigned.length });
       if (!current) {
         // The VM / scale set is gone: nothing left to detach, nothing can be attached.
         await bounded(detaching, n, (r) => this.#release(objects.get(r.key)));
         const until = this.#targetBackoff.fail(t.key);
         this.#scheduleWake(until);
         await this.#warnAll(assign.map((a) => objects.get(a.key)), `${t.resourceId} does not exist in ARM`);
-        return;
+        return true;
       }
       for (let attempt = 0;; attempt++) {
         const change = identityChange(current, add, tp.remove);
@@ -427,6 +462,7 @@ export class Controller {
           for (const body of change.bodies) {
             this.#fence();
             await arm.patchIdentity(t, body, this.#signal);
+            this.#log.debug(`patched ${t.name}`);
           }
           break;
         } catch (e) {
@@ -450,7 +486,7 @@ export class Controller {
           const badSet = new Set(bad.map((b) => b.toLowerCase()));
           add = add.filter((id) => !badSet.has(id.toLowerCase()));
           assign = assign.filter((a) => !badSet.has(a.resourceId.toLowerCase()));
-          if (!add.length && !tp.remove.length) return;
+          if (!add.length && !tp.remove.length) return true;
           this.#fence();
           current = await arm.getIdentity(t, this.#signal);
           if (!current) throw e;
@@ -460,11 +496,12 @@ export class Controller {
       for (const id of add) this.#idBackoff.succeed(idKey(id));
       await bounded(assign, n, (a) => this.#markAssigned(objects.get(a.key)));
       await bounded(detaching, n, (r) => this.#release(objects.get(r.key)));
+      return true;
     } catch (e) {
       if (e instanceof NotLeader) throw e;
       if (e instanceof ThrottledLocally) {
         this.#scheduleWake(e.until);
-        return;
+        return releasedOnly;
       }
       const retryAt = e instanceof ArmError && e.retryAfterMs !== undefined ? Date.now() + e.retryAfterMs : 0;
       const until = this.#targetBackoff.fail(t.key, retryAt);
@@ -474,6 +511,7 @@ export class Controller {
         retryInSeconds: Math.round((until - now) / 1000),
       });
       await this.#warnAll(affected(), `${t.resourceId}: ${what}: ${errText(e)}`);
+      return true;
     }
   }
 

@@ -78,6 +78,17 @@ export const MIC_FLAGS = {
     default: 100,
     help: "Quiet time after a change before a cycle starts (a burst of events is one cycle)",
   }),
+  "arm-retry-base": flag({
+    kind: "duration",
+    default: 5_000,
+    help:
+      "First backoff after a failed ARM call on a VM / scale set (doubles to 5m; a bad identity: x6, to 30m)",
+  }),
+  "watch-timeout": flag({
+    kind: "duration",
+    default: 0,
+    help: "Server-side timeout of each watch (0 = random 5-10 min, as client-go); tests shorten it",
+  }),
   "arm-concurrency": flag({ kind: "int", default: 10, help: "VMs / scale sets updated at the same time" }),
   "arm-poll-interval": flag({
     kind: "duration",

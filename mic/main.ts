@@ -90,7 +90,11 @@ export async function main(args: string[]): Promise<number> {
     console.log(`aad-pod-identity MIC ${MIC_VERSION}`);
     return 0;
   }
-  const log = createLogger({ format: f["log-format"] as "text" | "json" });
+  const level = env("LOG_LEVEL");
+  const log = createLogger({
+    format: f["log-format"] as "text" | "json",
+    level: level === "debug" || level === "warn" || level === "error" ? level : "info",
+  });
   for (const name of IGNORED_FLAGS) {
     if (args.some((a) => new RegExp(`^--?${name}(=|$)`).test(a))) {
       log.info(`flag --${name} is accepted for compatibility and ignored (${MIC_FLAGS[name].help})`);
@@ -159,7 +163,14 @@ export async function main(args: string[]): Promise<number> {
   // The cache, controller and elector refer to each other; these late-bound slots break the cycle.
   const late: { elector?: LeaderElector; controller?: Controller } = {};
   const isLeader = () => !!late.elector?.isLeader();
-  const cache = new ObservedCache({ client, log, onChange: () => late.controller?.trigger() });
+  const cache = new ObservedCache({
+    client,
+    log,
+    onChange: () => late.controller?.trigger(),
+    ...(f["watch-timeout"]
+      ? { watchTimeoutSeconds: Math.max(1, Math.round(f["watch-timeout"] / 1000)) }
+      : {}),
+  });
   const controller = late.controller = new Controller({
     client,
     cache,
@@ -175,6 +186,8 @@ export async function main(args: string[]): Promise<number> {
     debounceMs: f["cycle-debounce"],
     writeConcurrency: Math.max(1, f.createDeleteBatch),
     armConcurrency: Math.max(1, f["arm-concurrency"]),
+    targetBackoff: { baseMs: f["arm-retry-base"], maxMs: 300_000, jitter: 0.2 },
+    identityBackoff: { baseMs: f["arm-retry-base"] * 6, maxMs: 1_800_000, jitter: 0.2 },
   });
   cache.start(stop.signal);
   let synced = false;

@@ -34,6 +34,8 @@ export interface ObservedCacheOptions {
   /** Called when something the planner reads changed. */
   onChange: () => void;
   log: Logger;
+  /** Server-side watch timeout (default: client-go's random 5-10 minutes). */
+  watchTimeoutSeconds?: number;
 }
 
 function slimPod(p: Pod): Pod {
@@ -83,15 +85,16 @@ export class ObservedCache {
 
   constructor(opts: ObservedCacheOptions) {
     const { client, log, onChange } = opts;
+    const watchTimeoutSeconds = opts.watchTimeoutSeconds;
+    const common = { client, log, ...(watchTimeoutSeconds ? { watchTimeoutSeconds } : {}) };
     this.pods = new Informer<Pod>({
-      client,
+      ...common,
       resource: Resources.pods,
       labelSelector: BINDING_LABEL,
       transform: slimPod,
-      log,
     });
-    this.nodes = new Informer<Node>({ client, resource: Resources.nodes, transform: slimNode, log });
-    const crd = (resource: typeof Resources.azureIdentities) => new Informer<Raw>({ client, resource, log });
+    this.nodes = new Informer<Node>({ ...common, resource: Resources.nodes, transform: slimNode });
+    const crd = (resource: typeof Resources.azureIdentities) => new Informer<Raw>({ ...common, resource });
     this.identities = crd(Resources.azureIdentities);
     this.bindings = crd(Resources.azureIdentityBindings);
     this.assigned = crd(Resources.azureAssignedIdentities);
@@ -121,10 +124,11 @@ export class ObservedCache {
     for (const inf of [this.identities, this.bindings]) {
       inf.addHandler({ onAdd: onChange, onUpdate: onChange, onDelete: onChange });
     }
+    // Changes to AzureAssignedIdentities wake the controller too: one deleted or edited by hand is put back.
     this.assigned.addHandler({
-      onAdd: (o) => this.#seen(o, false),
-      onUpdate: (_, o) => this.#seen(o, false),
-      onDelete: (o) => this.#seen(o, true),
+      onAdd: (o) => (this.#seen(o, false), onChange()),
+      onUpdate: (_, o) => (this.#seen(o, false), onChange()),
+      onDelete: (o) => (this.#seen(o, true), onChange()),
     });
   }
 

@@ -49,7 +49,13 @@ export interface MicEnv {
   /** Statuses each AzureAssignedIdentity went through, by `ns/name`, in order. */
   statuses: Map<string, string[]>;
   aais: Informer<Raw>;
-  startMic(name: string, extraArgs?: string[], extraEnv?: Record<string, string>): MicProcess;
+  /** Starts MIC; `sp` gives it its own service principal (so the request log tells MICs apart). */
+  startMic(
+    name: string,
+    extraArgs?: string[],
+    extraEnv?: Record<string, string>,
+    sp?: ServicePrincipalInfo,
+  ): Promise<MicProcess>;
   vmss(name: string): ComputeInfo;
   vm(name: string): ComputeInfo;
   uami(name: string): UserAssignedIdentityInfo;
@@ -84,18 +90,21 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
       activeDirectoryEndpoint: emu.authorityHost,
     }),
   );
-  const azureJson = `${dir}/azure.json`;
-  await Deno.writeTextFile(
-    azureJson,
-    JSON.stringify({
-      cloud: "AzureStackCloud",
-      tenantId: sp.tenantId,
-      subscriptionId: emu.subscriptionId,
-      resourceGroup: ns,
-      aadClientId: sp.clientId,
-      aadClientSecret: sp.secret,
-    }),
-  );
+  const writeAzureJson = async (who: ServicePrincipalInfo) => {
+    const path = `${dir}/azure-${who.clientId}.json`;
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        cloud: "AzureStackCloud",
+        tenantId: who.tenantId,
+        subscriptionId: emu.subscriptionId,
+        resourceGroup: ns,
+        aadClientId: who.clientId,
+        aadClientSecret: who.secret,
+      }),
+    );
+    return path;
+  };
   const rg = `mc-${ns}`;
   const lease = `mic-${ns}`;
   const statuses = new Map<string, string[]>();
@@ -130,7 +139,8 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
     lease,
     statuses,
     aais,
-    startMic(name, extraArgs = [], extraEnv = {}) {
+    async startMic(name, extraArgs = [], extraEnv = {}, who = sp) {
+      const azureJson = await writeAzureJson(who);
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
@@ -147,6 +157,7 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
           "--probe-address=127.0.0.1",
           "--cycle-debounce=50ms",
           "--arm-poll-interval=100ms",
+          "--arm-retry-base=1s",
           ...extraArgs,
         ],
         env: {
@@ -247,6 +258,12 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
         await client.delete(Resources.pods, name, { namespace, gracePeriodSeconds: 0 }).catch(() => {});
       }
       for (const n of nodes) await client.delete(Resources.nodes, n).catch(() => {});
+      // Bindings select pods in every namespace (non-namespaced mode): none may outlive its test.
+      for (const rt of [Resources.azureIdentityBindings, Resources.azureIdentities]) {
+        for (const o of (await client.list(rt, { namespace: ns })).items) {
+          await client.delete(rt, o.metadata.name!, { namespace: ns }).catch(() => {});
+        }
+      }
       for (const a of env.aaisOfPods()) {
         await client.patch(Resources.azureAssignedIdentities, a.metadata.name!, "merge", {
           metadata: { finalizers: null },

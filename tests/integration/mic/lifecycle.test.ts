@@ -19,7 +19,7 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     await env.node(`${ns}-vm1`, vm1);
     await env.identity("id1", { type: 0, resourceID: id1.id, clientID: id1.clientId });
     await env.binding("b1", "id1", "web");
-    const mic = env.startMic("mic-a");
+    const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
     const key = (pod: string, id = "id1") => `default/${pod}-${ns}-${id}`;
     const status = (k: string) => env.aai(k)?.status?.status;
