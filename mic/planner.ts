@@ -96,7 +96,10 @@ export interface Plan {
   /** New AzureAssignedIdentities (status Created). */
   create: AzureAssignedIdentity[];
   update: AssignedUpdate[];
-  /** Keys of AzureAssignedIdentities to mark Assigned with no ARM call (service principals). */
+  /**
+   * Keys of AzureAssignedIdentities to mark Assigned with no ARM call: service principals, and ids another
+   * Assigned object already vouches for on the same VM / scale set.
+   */
   assignWithoutArm: string[];
   /**
    * AzureAssignedIdentities to delete with no ARM call (service principals, never Assigned, gone machines);
@@ -339,6 +342,18 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
     set.add(d.armKey);
   }
 
+  // Ids an Assigned object says are on each VM / scale set. MIC only detaches ids no desired object uses,
+  // so a new pod needing one of these is Assigned without asking ARM (upstream spent a GET on it).
+  const attached = new Map<string, Set<string>>();
+  for (const a of state.assigned) {
+    const id = armId(a.spec.azureIdentityRef);
+    const t = targetOf(a.spec.nodeName);
+    if (!id || !t || !isAssigned(a) || a.metadata.deletionTimestamp) continue;
+    let set = attached.get(t.key);
+    if (!set) attached.set(t.key, set = new Set());
+    set.add(id.toLowerCase());
+  }
+
   const targets = new Map<string, TargetPlan>();
   const targetPlan = (t: ComputeTarget): TargetPlan => {
     let p = targets.get(t.key);
@@ -387,6 +402,10 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
           `${keyOf(d.object.spec.azureIdentityRef)} cannot be assigned to pod ` +
           `${d.object.spec.podNamespace}/${d.object.spec.pod}`,
       });
+      return;
+    }
+    if (attached.get(t.key)?.has(d.armKey!)) {
+      assignWithoutArm.push(d.key);
       return;
     }
     const p = targetPlan(t);

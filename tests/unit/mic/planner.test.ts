@@ -302,3 +302,20 @@ Deno.test("planner: very long names are cut to 253 characters, stably", () => {
     ).create[0].metadata.name,
   );
 });
+
+Deno.test("planner: an id another Assigned object vouches for on the same scale set needs no ARM call", () => {
+  const s = state({
+    pods: [pod("app", "a", "n1", "web")],
+    identities: [identity("app", "id1")],
+    bindings: [binding("app", "b1", "id1", "web")],
+  });
+  const assigned = plan(s, opts).create.map((a) => stored(a));
+  const more = {
+    ...s,
+    pods: [...s.pods, pod("app", "b", "n2", "web"), pod("app", "c", "n3", "web")],
+    assigned,
+  };
+  const p = plan(more, opts);
+  assert.deepEqual(p.assignWithoutArm, ["default/b-app-id1"]); // n2 is on ss1 like a
+  assert.deepEqual(p.targets.map((t) => [t.target.name, t.add]), [["ss2", [rid("id1")]]]); // n3 is not
+});
