@@ -69,6 +69,8 @@ export interface ControllerOptions {
   armConcurrency: number;
   targetBackoff?: BackoffPolicy;
   identityBackoff?: BackoffPolicy;
+  /** Drift repair period (0: off): re-checks ARM for ids removed outside MIC. */
+  driftRepairIntervalMs?: number;
 }
 
 class NotLeader extends Error {
@@ -112,6 +114,7 @@ export class Controller {
   #wake: (() => void) | undefined;
   #pending = false;
   #lastTrigger = 0;
+  #repairDue = false;
   #wakeTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeAt = Infinity;
   #reported = new Set<string>();
@@ -139,6 +142,14 @@ export class Controller {
     this.#signal = signal;
     signal.addEventListener("abort", () => this.#wake?.(), { once: true });
     this.#pending = true;
+    const repairEvery = this.#o.driftRepairIntervalMs ?? 0;
+    const repairTimer = repairEvery > 0
+      ? setInterval(() => {
+        this.#repairDue = true;
+        this.trigger();
+      }, repairEvery)
+      : undefined;
+    signal.addEventListener("abort", () => clearInterval(repairTimer), { once: true });
     while (!signal.aborted) {
       if (!this.#pending) {
         await new Promise<void>((r) => (this.#wake = r));
@@ -203,7 +214,9 @@ export class Controller {
     const { cache, metrics } = this.#o;
     await cache.expectationsMet(5_000);
     const { state, problems: unreadable } = cache.observe();
-    const p = plan(state, this.#o.planner);
+    const repair = this.#repairDue;
+    this.#repairDue = false;
+    const p = plan(state, { ...this.#o.planner, repairDrift: repair });
     this.#gaugeAssigned(state.assigned);
     this.#log.debug("cycle", {
       create: p.create.length,
@@ -458,6 +471,16 @@ export class Controller {
       }
       for (let attempt = 0;; attempt++) {
         const change = identityChange(current, add, tp.remove);
+        const assigning = new Set(assign.map((a) => a.resourceId.toLowerCase()));
+        const putBack = change.adding.filter((id) => !assigning.has(id.toLowerCase()));
+        if (putBack.length) {
+          this.#log.warn(
+            `${t.resourceId}: ${putBack.length} identities in use were removed outside MIC; putting them back`,
+            {
+              ids: putBack.join(","),
+            },
+          );
+        }
         try {
           for (const body of change.bodies) {
             this.#fence();

@@ -188,6 +188,7 @@ export async function main(args: string[]): Promise<number> {
     armConcurrency: Math.max(1, f["arm-concurrency"]),
     targetBackoff: { baseMs: f["arm-retry-base"], maxMs: 300_000, jitter: 0.2 },
     identityBackoff: { baseMs: f["arm-retry-base"] * 6, maxMs: 1_800_000, jitter: 0.2 },
+    driftRepairIntervalMs: f["identity-assignment-reconcile-interval"],
   });
   cache.start(stop.signal);
   let synced = false;

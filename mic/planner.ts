@@ -56,6 +56,11 @@ export interface PlannerOptions {
   forceNamespaced: boolean;
   /** Client ids never removed from a VM / scale set (`--immutable-user-msis`, the cluster's own identity). */
   immutableClientIds: readonly string[];
+  /**
+   * Drift repair: ask ARM again for every id an Assigned object vouches for, so one removed by hand is put
+   * back (the executor's GET finds it missing and PATCHes only that).
+   */
+  repairDrift?: boolean;
 }
 
 export interface ObjectRef {
@@ -449,6 +454,19 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
       continue; // someone else's finalizer holds it; nothing of ours to do
     }
     release(cur, key);
+  }
+
+  if (opts.repairDrift) {
+    for (const [key, ids] of attached) {
+      const t = [...state.nodes.values(), ...(state.goneNodes?.values() ?? [])].find((n) => n?.key === key);
+      if (!t) continue;
+      const p = targetPlan(t);
+      for (const d of desired.values()) {
+        if (d.armKey && ids.has(d.armKey) && targetOf(d.object.spec.nodeName)?.key === key) {
+          p.add.push(d.resourceId!);
+        }
+      }
+    }
   }
 
   const sorted = [...targets.values()]

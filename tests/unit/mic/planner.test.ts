@@ -319,3 +319,15 @@ Deno.test("planner: an id another Assigned object vouches for on the same scale 
   assert.deepEqual(p.assignWithoutArm, ["default/b-app-id1"]); // n2 is on ss1 like a
   assert.deepEqual(p.targets.map((t) => [t.target.name, t.add]), [["ss2", [rid("id1")]]]); // n3 is not
 });
+
+Deno.test("planner: drift repair re-asks ARM for vouched ids only when asked", () => {
+  const s = state({
+    pods: [pod("app", "a", "n1", "web")],
+    identities: [identity("app", "id1")],
+    bindings: [binding("app", "b1", "id1", "web")],
+  });
+  const assigned = plan(s, opts).create.map((a) => stored(a));
+  assert.deepEqual(plan({ ...s, assigned }, opts).targets, []);
+  const r = plan({ ...s, assigned }, { ...opts, repairDrift: true });
+  assert.deepEqual(r.targets.map((t) => [t.target.name, t.add, t.assign]), [["ss1", [rid("id1")], []]]);
+});
