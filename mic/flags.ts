@@ -92,8 +92,8 @@ export const MIC_FLAGS = {
   "arm-concurrency": flag({ kind: "int", default: 10, help: "VMs / scale sets updated at the same time" }),
   "arm-poll-interval": flag({
     kind: "duration",
-    default: 1_000,
-    help: "Poll interval of ARM long-running operations",
+    default: 100,
+    help: "First poll of an ARM long-running operation; each next poll waits twice as long, up to 5s",
   }),
   // Accepted and ignored: they tuned mechanisms this MIC does not have.
   syncRetryDuration: flag({ kind: "duration", default: 3_600_000, help: "Ignored: no periodic full sync" }),

@@ -40,6 +40,21 @@ export class ThrottledLocally extends Error {
 }
 
 /** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 export function parseRetryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const v = value.trim();
@@ -64,8 +79,10 @@ export interface ArmClientOptions {
   /** Token audience (the cloud's ARM audience). */
   audience: string;
   userAgent?: string;
-  /** Poll interval of long-running operations (the LRO's own Retry-After wins when larger). */
+  /** First poll of a long-running operation after this long; each next one waits twice as long... */
   pollIntervalMs?: number;
+  /** ...up to this (default 5 s). */
+  maxPollIntervalMs?: number;
   /** Reports every call with its outcome, for metrics. */
   onCall?: (op: ArmOperation, code: string, seconds: number) => void;
   now?: () => number;
@@ -169,24 +186,43 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
 
     async patchIdentity(t, body, signal) {
       const op = operationOf(t, true);
-      const options = { abortSignal: signal, updateIntervalInMs: opts.pollIntervalMs ?? 1000 };
       const identity = body as Parameters<
         ComputeManagementClient["virtualMachines"]["update"]
       >[2]["identity"];
       await call(op, true, async () => {
-        const result = t.kind === "vmss"
-          ? await client(t.subscriptionId).virtualMachineScaleSets.update(t.resourceGroup, t.name, {
-            identity,
-          }, options)
-          : await client(t.subscriptionId).virtualMachines.update(
-            t.resourceGroup,
-            t.name,
-            { identity },
-            options,
+        const c = client(t.subscriptionId);
+        const options = { abortSignal: signal };
+        const poller = t.kind === "vmss"
+          ? c.virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
+          : c.virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
+        // Our own polling, quick first and then slower: a fast operation is seen at once, a slow one
+        // (10-60 s in Azure) costs a handful of reads instead of one per second.
+        await poller.submitted();
+        let delay = opts.pollIntervalMs ?? 100;
+        const maxDelay = opts.maxPollIntervalMs ?? 5_000;
+        while (!poller.isDone) {
+          await sleep(delay, signal);
+          delay = Math.min(delay * 2, maxDelay);
+          await poller.poll({ abortSignal: signal });
+        }
+        const state = poller.operationState;
+        if (state?.status === "failed" || state?.status === "canceled") {
+          const err = state.error as { code?: string; message?: string } | undefined;
+          throw new ArmError(
+            op,
+            0,
+            err?.code ?? `Operation${state.status}`,
+            err?.message ?? `operation ${state.status}`,
           );
-        const state = (result as { provisioningState?: string }).provisioningState;
-        if (state && /^(failed|canceled)$/i.test(state)) {
-          throw new ArmError(op, 0, `Provisioning${state}`, `${t.resourceId}: provisioning state ${state}`);
+        }
+        const provisioning = (poller.result as { provisioningState?: string } | undefined)?.provisioningState;
+        if (provisioning && /^(failed|canceled)$/i.test(provisioning)) {
+          throw new ArmError(
+            op,
+            0,
+            `Provisioning${provisioning}`,
+            `${t.resourceId}: provisioning state ${provisioning}`,
+          );
         }
       });
     },

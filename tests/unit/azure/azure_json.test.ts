@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { CLOUDS } from "../../../lib/azure/cloud.ts";
+import { armCredential } from "../../../lib/azure/credentials.ts";
 import {
   AzureConfigError,
   azureConfigFromEnv,
@@ -67,4 +69,20 @@ Deno.test("azure config from env (upstream's CLOUD, TENANT_ID, ... and USE_MSI)"
     "managedIdentity",
   );
   assert.throws(() => azureConfigFromEnv(() => undefined), /SUBSCRIPTION_ID is required/);
+});
+
+Deno.test("ARM credential: a certificate is refused clearly (not yet supported), a secret works offline", () => {
+  assert.throws(
+    () =>
+      armCredential(
+        { kind: "certificate", tenantId: "t", clientId: "c", certPath: "/etc/cert.pem", password: "" },
+        CLOUDS.AzurePublicCloud,
+      ),
+    (e: Error) => e instanceof AzureConfigError && /not supported yet/.test(e.message),
+  );
+  const cred = armCredential(
+    { kind: "secret", tenantId: "t", clientId: "c", secret: "s" },
+    CLOUDS.AzurePublicCloud,
+  );
+  assert.equal(typeof cred.getToken, "function");
 });
