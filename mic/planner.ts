@@ -144,16 +144,29 @@ export function boundedName(name: string): string {
   return `${name.slice(0, MAX_NAME - 9).replace(/[-.]+$/, "")}-${shortHash(name)}`;
 }
 
+// Objects are immutable once observed (the snapshot memoises them per cached version), so their
+// fingerprints are computed once, not once per cycle: this is most of a steady-state plan's cost.
+const fingerprints = new WeakMap<object, string>();
+function memo<T extends object>(o: T, f: (o: T) => string): string {
+  let v = fingerprints.get(o);
+  if (v === undefined) fingerprints.set(o, v = f(o));
+  return v;
+}
+
 /** Identity fields an AzureAssignedIdentity carries that NMI and ARM act on; other edits need no write. */
 function identityFingerprint(i: AzureIdentity): string {
-  return JSON.stringify([i.metadata.namespace, i.metadata.name, i.metadata.uid ?? "", i.spec]);
+  return memo(i, () => JSON.stringify([i.metadata.namespace, i.metadata.name, i.metadata.uid ?? "", i.spec]));
 }
 
 function bindingFingerprint(b: AzureIdentityBinding): string {
-  return JSON.stringify([b.metadata.namespace, b.metadata.name, b.metadata.uid ?? "", b.spec]);
+  return memo(b, () => JSON.stringify([b.metadata.namespace, b.metadata.name, b.metadata.uid ?? "", b.spec]));
 }
 
 function fingerprint(a: AzureAssignedIdentity): string {
+  return memo(a, fingerprintOf);
+}
+
+function fingerprintOf(a: AzureAssignedIdentity): string {
   return JSON.stringify([
     identityFingerprint(a.spec.azureIdentityRef),
     bindingFingerprint(a.spec.azureBindingRef),
@@ -166,8 +179,19 @@ function fingerprint(a: AzureAssignedIdentity): string {
   ]);
 }
 
-/** The embedded copy keeps what identifies the object; status and managed fields are noise there. */
+const embedded = new WeakMap<object, AzureIdentity | AzureIdentityBinding>();
+
+/**
+ * The embedded copy keeps what identifies the object; status and managed fields are noise there. One copy
+ * per observed object, shared by every AzureAssignedIdentity that embeds it (never mutated).
+ */
 function embedMeta<T extends AzureIdentity | AzureIdentityBinding>(o: T): T {
+  let e = embedded.get(o) as T | undefined;
+  if (!e) embedded.set(o, e = embedCopy(o));
+  return e;
+}
+
+function embedCopy<T extends AzureIdentity | AzureIdentityBinding>(o: T): T {
   const m = o.metadata;
   return {
     ...o,

@@ -72,13 +72,18 @@ function podFingerprint(p: Pod): string {
 
 type Raw = KubeObject & Record<string, unknown>;
 
+/** Embedded identity/binding copies are the same for every object made from one version: keep one. */
+const INTERN_MAX = 20_000;
+
 export class ObservedCache {
   readonly pods: Informer<Pod>;
   readonly nodes: Informer<Node>;
   readonly identities: Informer<Raw>;
   readonly bindings: Informer<Raw>;
   readonly assigned: Informer<Raw>;
-  #normalized = new WeakMap<object, AadPodIdentityObject | InvalidObjectError>();
+  /** Cached objects that failed to normalise (kept raw in the cache, reported each cycle). */
+  #invalid = new WeakMap<object, InvalidObjectError>();
+  #interned = new Map<string, AzureIdentity | AzureIdentityBinding>();
   #goneNodes = new Map<string, ComputeTarget>();
   #expected = new Map<string, string | null>();
   #expectationWaiters = new Set<() => void>();
@@ -94,7 +99,9 @@ export class ObservedCache {
       transform: slimPod,
     });
     this.nodes = new Informer<Node>({ ...common, resource: Resources.nodes, transform: slimNode });
-    const crd = (resource: typeof Resources.azureIdentities) => new Informer<Raw>({ ...common, resource });
+    // CRD objects are cached already normalised (one copy, not raw JSON plus a normalised one).
+    const crd = (resource: typeof Resources.azureIdentities) =>
+      new Informer<Raw>({ ...common, resource, transform: (raw) => this.#normalizeForCache(raw) });
     this.identities = crd(Resources.azureIdentities);
     this.bindings = crd(Resources.azureIdentityBindings);
     this.assigned = crd(Resources.azureAssignedIdentities);
@@ -184,19 +191,38 @@ export class ObservedCache {
     for (const w of waiters) w();
   }
 
-  /** The normalised object, memoised per cached object (the cache replaces objects when they change). */
-  #read<T extends AadPodIdentityObject>(raw: Raw): T | InvalidObjectError {
-    let n = this.#normalized.get(raw);
-    if (!n) {
-      try {
-        n = normalize(raw);
-      } catch (e) {
-        if (!(e instanceof InvalidObjectError)) throw e;
-        n = e;
-      }
-      this.#normalized.set(raw, n);
+  #normalizeForCache(raw: Raw): Raw {
+    let n: AadPodIdentityObject;
+    try {
+      n = normalize(raw);
+    } catch (e) {
+      if (!(e instanceof InvalidObjectError)) throw e;
+      const { managedFields: _drop, ...metadata } = raw.metadata as Raw["metadata"] & {
+        managedFields?: unknown;
+      };
+      const kept = { ...raw, metadata };
+      this.#invalid.set(kept, e);
+      return kept;
     }
-    return n as T | InvalidObjectError;
+    if (n.kind === "AzureAssignedIdentity") {
+      n.spec.azureIdentityRef = this.#intern(n.spec.azureIdentityRef);
+      n.spec.azureBindingRef = this.#intern(n.spec.azureBindingRef);
+    }
+    return n as unknown as Raw;
+  }
+
+  #intern<T extends AzureIdentity | AzureIdentityBinding>(o: T): T {
+    const key = JSON.stringify(o);
+    const found = this.#interned.get(key);
+    if (found) return found as T;
+    if (this.#interned.size >= INTERN_MAX) this.#interned.clear();
+    this.#interned.set(key, o);
+    return o;
+  }
+
+  /** The normalised object, or the error that kept it from being read. */
+  #read<T extends AadPodIdentityObject>(cached: Raw): T | InvalidObjectError {
+    return this.#invalid.get(cached) ?? (cached as unknown as T);
   }
 
   #readAll<T extends AadPodIdentityObject>(kind: T["kind"], inf: Informer<Raw>, problems: Problem[]): T[] {
