@@ -22,6 +22,7 @@ export interface MicMetrics {
   assigned: Gauge<"status">;
   queueDepth: Gauge;
   leaderElections: Counter;
+  memory: Gauge<"kind">;
 }
 
 export function micMetrics(): MicMetrics {
@@ -71,6 +72,20 @@ export function micMetrics(): MicMetrics {
       name: `${p}mic_new_leader_election_count`,
       help: "Times this MIC became leader",
       registers: [registry],
+    }),
+    // prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
+    memory: new Gauge({
+      name: `${p}mic_memory_bytes`,
+      help: "Memory of this MIC process: rss, heap_used, heap_total, external",
+      labelNames: ["kind"],
+      registers: [registry],
+      collect() {
+        const m = Deno.memoryUsage();
+        this.set({ kind: "rss" }, m.rss);
+        this.set({ kind: "heap_used" }, m.heapUsed);
+        this.set({ kind: "heap_total" }, m.heapTotal);
+        this.set({ kind: "external" }, m.external);
+      },
     }),
   };
 }

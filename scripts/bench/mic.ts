@@ -26,6 +26,7 @@ function arg(name: string, fallback: number): number {
 }
 const PODS = arg("pods", 10_000);
 const LATENCY = arg("latency", 30);
+const PROBE_PORT = arg("probe-port", 18_931);
 const root = new URL("../../", import.meta.url).pathname;
 const rows: [string, string, string][] = [];
 const row = (what: string, value: string, target = "") => {
@@ -188,8 +189,8 @@ async function liveBench(): Promise<void> {
         `--kubeconfig=${cp.kubeconfigPath}`,
         `--cloudconfig=${dir}/azure.json`,
         `--leader-election-namespace=${ns}`,
-        "--http-probe-port=0",
-        "--prometheus-port=0",
+        `--http-probe-port=${PROBE_PORT}`,
+        `--prometheus-port=${PROBE_PORT}`,
         "--probe-address=127.0.0.1",
       ],
       env: {
@@ -203,6 +204,10 @@ async function liveBench(): Promise<void> {
     const rss = async () => {
       const status = await Deno.readTextFile(`/proc/${mic!.pid}/status`);
       return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
+    };
+    const heap = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${PROBE_PORT}/metrics`)).text();
+      return Number(/mic_memory_bytes\{kind="heap_used"\} (\S+)/.exec(text)![1]) / 2 ** 20;
     };
     // Leading once the lease names it: wait for the first assignment of a throwaway pod.
     await identity("warm", "warm");
@@ -273,6 +278,7 @@ async function liveBench(): Promise<void> {
     const bulkSeconds = (performance.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 3_000));
     row("MIC RSS, idle (a handful of pods)", `${idleRss.toFixed(0)} MiB`);
+    row(`MIC V8 heap used with ${PODS + 2 * LATENCY + 201} bound pods`, `${(await heap()).toFixed(0)} MiB`);
     row(
       `MIC RSS with ${PODS + 2 * LATENCY + 201} bound pods, all Assigned`,
       `${(await rss()).toFixed(0)} MiB`,

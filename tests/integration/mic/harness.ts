@@ -71,6 +71,8 @@ export interface MicEnv {
   /** Names in the watch with this pod namespace (spec.podNamespace). */
   aaisOfPods(podNamespace?: string): Raw[];
   armWrites(): number;
+  /** Writes the azure.json a MIC started with `sp` reads (to test reloads); returns its path. */
+  writeAzureJson(sp: ServicePrincipalInfo): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -251,6 +253,7 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
         (a.spec as { podNamespace?: string } | undefined)?.podNamespace === podNamespace
       ),
     armWrites: () => emu.requests.count({ service: "arm", method: "PATCH", caller: sp.clientId }),
+    writeAzureJson: (who) => writeAzureJson(who),
     async close() {
       await Promise.all(mics.map((m) => m.kill("SIGKILL")));
       // Leave nothing behind for other tests' MICs: pods, nodes and our AzureAssignedIdentities.
