@@ -55,6 +55,8 @@ export interface MicEnv {
     extraArgs?: string[],
     extraEnv?: Record<string, string>,
     sp?: ServicePrincipalInfo,
+    /** Replaces the azure.json MIC reads (e.g. a managed identity instead of a service principal). */
+    azureJson?: Record<string, unknown>,
   ): Promise<MicProcess>;
   vmss(name: string): ComputeInfo;
   vm(name: string): ComputeInfo;
@@ -80,7 +82,7 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
   const cluster = await sharedCluster();
   const client = await clientFor(cluster.kubeconfigPath);
   const ns = await cluster.namespace(prefix);
-  const emu = await startAzureEmulator({ lroDurationMs: 100, ...emuOptions });
+  const emu = await startAzureEmulator({ lroDurationMs: 100, imdsPropagationDelayMs: 0, ...emuOptions });
   const sp = emu.registerServicePrincipal({ displayName: "mic" });
   const dir = await Deno.makeTempDir({ prefix: "mic-test-" });
   const envFile = `${dir}/cloud.json`;
@@ -141,8 +143,12 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
     lease,
     statuses,
     aais,
-    async startMic(name, extraArgs = [], extraEnv = {}, who = sp) {
-      const azureJson = await writeAzureJson(who);
+    async startMic(name, extraArgs = [], extraEnv = {}, who = sp, azureJsonBody) {
+      let azureJson = await writeAzureJson(who);
+      if (azureJsonBody) {
+        azureJson = `${dir}/azure-${name}.json`;
+        await Deno.writeTextFile(azureJson, JSON.stringify(azureJsonBody));
+      }
       const child = new Deno.Command(Deno.execPath(), {
         args: [
           "run",
