@@ -19,7 +19,13 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     await env.node(`${ns}-vm1`, vm1);
     await env.identity("id1", { type: 0, resourceID: id1.id, clientID: id1.clientId });
     await env.binding("b1", "id1", "web");
-    const mic = await env.startMic("mic-a");
+    const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const probePort = (free.addr as Deno.NetAddr).port;
+    free.close();
+    const mic = await env.startMic("mic-a", [
+      `--http-probe-port=${probePort}`,
+      `--prometheus-port=${probePort}`,
+    ]);
     await waitForLog(mic, /leading:/);
     const key = (pod: string, id = "id1") => `default/${pod}-${ns}-${id}`;
     const status = (k: string) => env.aai(k)?.status?.status;
@@ -128,6 +134,23 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
       await client.delete(Resources.nodes, `${ns}-ss1-1`);
       await waitUntil("web-4 gone", () => !env.aai(key("web-4")));
       await waitUntil("ss1 empty again", () => env.armIds(ss1).length === 0);
+    });
+
+    await t.step("/healthz, /readyz and /metrics (ARM calls by operation, cycles, assigned)", async () => {
+      const get = async (path: string) => {
+        const res = await fetch(`http://127.0.0.1:${probePort}${path}`);
+        return { status: res.status, body: await res.text() };
+      };
+      assert.equal((await get("/healthz")).status, 200);
+      assert.deepEqual(await get("/readyz"), { status: 200, body: "ok\n" });
+      const metrics = (await get("/metrics")).body;
+      assert.match(
+        metrics,
+        /aadpodidentity_cloud_provider_operations_duration_seconds_count\{operation_type="vmss_update"\} [1-9]/,
+      );
+      assert.match(metrics, /aadpodidentity_mic_cycle_count [1-9]/);
+      assert.match(metrics, /aadpodidentity_assigned_identities\{status="Assigned"\} \d+/);
+      assert.equal((await get("/debug/pprof/")).status, 404);
     });
 
     await t.step("SIGTERM: MIC hands the lease back and exits 0", async () => {
