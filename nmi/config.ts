@@ -25,8 +25,7 @@ export const NMI_FLAGS = {
   kubeconfig: flag({
     kind: "string",
     default: "",
-    env: "KUBECONFIG",
-    help: "kubeconfig path; in-cluster service account when empty",
+    help: "kubeconfig path; else KUBECONFIG, else the in-cluster service account",
   }),
   forceNamespaced: flag({
     kind: "bool",
@@ -163,6 +162,11 @@ export const NMI_FLAGS = {
     kind: "string",
     default: "/etc/default/kubelet",
     help: "ignored until the iptables issue lands",
+  }),
+  "ad-endpoint": flag({
+    kind: "string",
+    default: "https://login.microsoftonline.com/",
+    help: "Azure AD authority host for service-principal identities whose spec.adEndpoint is empty",
   }),
   "custom-user-agent": flag({
     kind: "string",

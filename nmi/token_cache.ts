@@ -40,12 +40,18 @@ export class TokenCache {
   #inflight = new Map<string, Promise<Token>>();
   #now: () => number;
   #onBackgroundError: (key: string, e: unknown) => void;
+  #onResult: (from: CacheResult["from"]) => void;
   stats = { hits: 0, misses: 0, shared: 0, refreshes: 0 };
 
   constructor(
     policy: CachePolicy,
-    opts: { now?: () => number; onBackgroundError?: (key: string, e: unknown) => void } = {},
+    opts: {
+      now?: () => number;
+      onBackgroundError?: (key: string, e: unknown) => void;
+      onResult?: (from: CacheResult["from"]) => void;
+    } = {},
   ) {
+    this.#onResult = opts.onResult ?? (() => {});
     this.policy = policy;
     this.#now = opts.now ?? Date.now;
     this.#onBackgroundError = opts.onBackgroundError ?? (() => {});
@@ -70,6 +76,7 @@ export class TokenCache {
           this.stats.refreshes++;
           this.#flight(key, fetch).catch((e) => this.#onBackgroundError(key, e));
         }
+        this.#onResult("cache");
         return { token: entry.token, from: "cache" };
       }
       this.#entries.delete(key);
@@ -77,9 +84,11 @@ export class TokenCache {
     const pending = this.#inflight.get(key);
     if (pending) {
       this.stats.shared++;
+      this.#onResult("shared");
       return { token: await pending, from: "shared" };
     }
     this.stats.misses++;
+    this.#onResult("upstream");
     return { token: await this.#flight(key, fetch), from: "upstream" };
   }
 
