@@ -9,6 +9,8 @@ command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v iptables >/dev/null || need_pkgs+=(iptables)
 command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v sysctl >/dev/null || need_pkgs+=(procps)
+command -v curl >/dev/null || need_pkgs+=(curl)
 if ((${#need_pkgs[@]})); then
   echo "[setup] installing Debian packages: ${need_pkgs[*]}" >&2
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

@@ -1,0 +1,121 @@
+// Applies the redirection of rules.ts on this host through the iptables binaries (iptables-save and
+// iptables-restore with `-w`, so the host's xtables lock serialises us with kube-proxy and CNI plugins),
+// sets what DNAT to a loopback address needs, and flushes conntrack entries that would let connections
+// opened before the rules bypass them.
+
+import {
+  type Drift,
+  findDrift,
+  type NatTable,
+  parseNatTable,
+  type RedirectSpec,
+  removalInput,
+  restoreInput,
+} from "./rules.ts";
+
+export class HostNetworkError extends Error {
+  override name = "HostNetworkError";
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one host command; a seam only so errors are worded once (tests use the real binaries). */
+export type RunCommand = (cmd: string, args: string[], stdin?: string) => Promise<CommandResult>;
+
+export const runCommand: RunCommand = async (cmd, args, stdin) => {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(cmd, {
+      args,
+      stdin: stdin === undefined ? "null" : "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new HostNetworkError(
+        `${cmd} not found on PATH: install it (Debian: apt-get install iptables conntrack procps)`,
+      );
+    }
+    throw new HostNetworkError(`cannot run ${cmd}: ${(e as Error).message}`);
+  }
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+};
+
+function failure(what: string, r: CommandResult): HostNetworkError {
+  const detail = r.stderr.trim() || r.stdout.trim() || `exit ${r.code}`;
+  const hint = /permission denied|you must be root|Operation not permitted/i.test(detail)
+    ? " (NMI needs CAP_NET_ADMIN and CAP_NET_RAW on the host network)"
+    : "";
+  return new HostNetworkError(`${what} failed: ${detail}${hint}`);
+}
+
+export class HostNetwork {
+  constructor(readonly run: RunCommand = runCommand) {}
+
+  async natTable(): Promise<NatTable> {
+    const r = await this.run("iptables-save", ["-t", "nat"]);
+    if (r.code !== 0) throw failure("iptables-save -t nat", r);
+    return parseNatTable(r.stdout);
+  }
+
+  async restore(input: string): Promise<void> {
+    const r = await this.run("iptables-restore", ["-w", "5", "--noflush"], input);
+    if (r.code !== 0) throw failure("iptables-restore --noflush", r);
+  }
+
+  /** Brings the table to the expected state; returns what was wrong before (empty: nothing changed). */
+  async ensureRedirect(spec: RedirectSpec): Promise<Drift[]> {
+    const table = await this.natTable();
+    const drift = findDrift(table, spec);
+    if (drift.length === 0) return drift;
+    await this.restore(restoreInput(table, spec));
+    const after = findDrift(await this.natTable(), spec);
+    if (after.length) throw new HostNetworkError(`rules still differ after repair: ${JSON.stringify(after)}`);
+    return drift;
+  }
+
+  /** The original's cleanup on exit (only when fail-closed is off). */
+  async removeRedirect(chain?: string): Promise<boolean> {
+    const input = removalInput(await this.natTable(), chain);
+    if (!input) return false;
+    await this.restore(input);
+    return true;
+  }
+
+  /**
+   * DNAT from a pod interface to 127.0.0.1 is dropped as a martian unless route_localnet is on (the kernel
+   * reads it as "all OR the interface", so `all` covers every pod veth). kube-proxy normally sets it; we
+   * check and set it ourselves so NMI does not depend on kube-proxy's mode. Returns true if it changed.
+   */
+  async ensureRouteLocalnet(): Promise<boolean> {
+    const key = "net.ipv4.conf.all.route_localnet";
+    const read = await this.run("sysctl", ["-n", key]);
+    if (read.code !== 0) throw failure(`sysctl -n ${key}`, read);
+    if (read.stdout.trim() === "1") return false;
+    const write = await this.run("sysctl", ["-w", `${key}=1`]);
+    if (write.code !== 0) throw failure(`sysctl -w ${key}=1`, write);
+    return true;
+  }
+
+  /** Deletes tracked TCP connections to the metadata endpoint; returns how many were deleted. */
+  async flushConntrack(ip: string, port: number): Promise<number> {
+    const r = await this.run("conntrack", ["-D", "-p", "tcp", "--orig-dst", ip, "--dport", String(port)]);
+    // conntrack exits 1 when nothing matched; its summary line is on stderr either way.
+    const m = /(\d+) flow entries have been deleted/.exec(r.stderr);
+    if (m) return Number(m[1]);
+    if (r.code !== 0) throw failure("conntrack -D", r);
+    return 0;
+  }
+}

@@ -1,0 +1,268 @@
+// NMI's redirection on a real (namespaced) node: real packets from a pod namespace through real iptables.
+// The fake IMDS and fake NMI here are two tiny HTTP servers answering "imds" and "nmi", so each request
+// shows which one it reached.
+
+import assert from "node:assert/strict";
+import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
+import { findDrift, type RedirectSpec } from "../../nmi/iptables/rules.ts";
+import { RedirectSync } from "../../nmi/iptables/sync.ts";
+import { createLogger } from "../../lib/log.ts";
+import { Lab, netnsUnavailable } from "../support/netns.ts";
+
+const skip = await netnsUnavailable();
+if (skip) console.log(`e2e iptables tests skipped: ${skip}`);
+
+const spec: RedirectSpec = {
+  metadataIp: "169.254.169.254",
+  metadataPort: 80,
+  targetIp: "127.0.0.1",
+  targetPort: 2579,
+};
+
+function hostIn(lab: Lab): HostNetwork {
+  return new HostNetwork((cmd, args, stdin) =>
+    runCommand("ip", ["netns", "exec", lab.nodeNs, cmd, ...args], stdin)
+  );
+}
+
+function serve(lab: Lab, ip: string, port: number, body: string) {
+  lab.spawn(lab.nodeNs, [
+    Deno.execPath(),
+    "eval",
+    `Deno.serve({ hostname: "${ip}", port: ${port}, onListen() {} }, () => new Response("${body}"))`,
+  ]);
+  return lab.waitForPort(lab.nodeNs, ip, port);
+}
+
+/** A raw TCP server answering every chunk it reads with `body`, keeping the connection open. */
+function serveLines(lab: Lab, ip: string, port: number, body: string) {
+  lab.spawn(lab.nodeNs, [
+    Deno.execPath(),
+    "eval",
+    `for await (const c of Deno.listen({ hostname: "${ip}", port: ${port} })) {
+      (async () => { for await (const _ of c.readable) await c.write(new TextEncoder().encode("${body}")); })().catch(() => {});
+    }`,
+  ]);
+  return lab.waitForPort(lab.nodeNs, ip, port);
+}
+
+/** What a pod sees at the metadata address: "imds", "nmi", or the curl failure. */
+async function fromPod(ns: string): Promise<string> {
+  const out = await new Deno.Command("ip", {
+    args: ["netns", "exec", ns, "curl", "-s", "-m", "3", "http://169.254.169.254/"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
+}
+
+function quietLog() {
+  return { log: createLogger({ write: () => {} }) };
+}
+
+Deno.test({
+  name: "e2e iptables: pod traffic to IMDS reaches NMI; the node itself is not intercepted",
+  ignore: !!skip,
+  async fn() {
+    const lab = await Lab.create();
+    try {
+      const pod = await lab.addPod("p1");
+      await serve(lab, "169.254.169.254", 80, "imds");
+      await serve(lab, "127.0.0.1", 2579, "nmi");
+      assert.equal(await fromPod(pod.ns), "imds", "without rules the pod reaches IMDS");
+      const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
+      await sync.setUp();
+      assert.equal(sync.inPlace, true);
+      assert.equal(await fromPod(pod.ns), "nmi");
+      assert.equal((await lab.nodeExec(["sysctl", "-n", "net.ipv4.conf.all.route_localnet"])).trim(), "1");
+      const fromNode = await lab.nodeExec(["curl", "-s", "-m", "3", "http://169.254.169.254/"]);
+      assert.equal(fromNode, "imds", "hostNetwork callers go through OUTPUT, not PREROUTING (as upstream)");
+    } finally {
+      await lab.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "e2e iptables: rules flushed, edited, reordered or out-jumped by hand are repaired by the next sync",
+  ignore: !!skip,
+  async fn() {
+    const lab = await Lab.create();
+    try {
+      const pod = await lab.addPod("p1");
+      await serve(lab, "169.254.169.254", 80, "imds");
+      await serve(lab, "127.0.0.1", 2579, "nmi");
+      const host = hostIn(lab);
+      const sync = new RedirectSync({ spec, intervalMs: 200, log: quietLog().log, host });
+      await sync.setUp();
+      const tamperings = [
+        ["iptables", "-t", "nat", "-F", "aad-metadata"],
+        [
+          "iptables",
+          "-t",
+          "nat",
+          "-R",
+          "aad-metadata",
+          "1",
+          "-p",
+          "tcp",
+          "-d",
+          "169.254.169.254",
+          "--dport",
+          "80",
+          "-j",
+          "RETURN",
+        ],
+        ["iptables", "-t", "nat", "-A", "aad-metadata", "-j", "ACCEPT"],
+        ["iptables", "-t", "nat", "-I", "PREROUTING", "1", "-d", "169.254.169.254", "-j", "ACCEPT"],
+        ["iptables", "-t", "nat", "-D", "PREROUTING", "-j", "aad-metadata"],
+      ];
+      const stop = new AbortController();
+      const running = sync.run(stop.signal);
+      try {
+        for (const [i, argv] of tamperings.entries()) {
+          await lab.nodeExec(argv);
+          assert.notDeepEqual(findDrift(await host.natTable(), spec), [], `tampering ${i} changed nothing`);
+          const deadline = Date.now() + 3_000;
+          while (findDrift(await host.natTable(), spec).length && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.deepEqual(findDrift(await host.natTable(), spec), [], `not repaired: ${argv.join(" ")}`);
+          assert.equal(await fromPod(pod.ns), "nmi");
+        }
+        assert.equal(sync.repairs, tamperings.length);
+      } finally {
+        stop.abort();
+        await running;
+      }
+    } finally {
+      await lab.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "e2e iptables: fail closed by default (NMI down -> refused, never IMDS); opt-in cleanup restores the original",
+  ignore: !!skip,
+  async fn() {
+    const lab = await Lab.create();
+    try {
+      const pod = await lab.addPod("p1");
+      await serve(lab, "169.254.169.254", 80, "imds");
+      const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
+      await sync.setUp();
+      await sync.stop(); // fail closed: rules stay
+      assert.equal(
+        await fromPod(pod.ns),
+        "curl exit 7",
+        "nothing listens at NMI's port: connection refused",
+      );
+      const cleanup = new RedirectSync({
+        spec,
+        intervalMs: 60_000,
+        log: quietLog().log,
+        host: hostIn(lab),
+        removeOnStop: true,
+      });
+      await cleanup.stop();
+      assert.equal(await fromPod(pod.ns), "imds");
+    } finally {
+      await lab.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "e2e iptables: a connection opened before the rules is cut by the conntrack flush",
+  ignore: !!skip,
+  async fn() {
+    const lab = await Lab.create();
+    try {
+      const pod = await lab.addPod("p1");
+      await serveLines(lab, "169.254.169.254", 80, "imds");
+      await serveLines(lab, "127.0.0.1", 2579, "nmi");
+      // A long-lived client: connects now, then sends one ping per line on stdin over the same connection.
+      const client = new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          pod.ns,
+          "python3",
+          "-c",
+          `
+import socket, sys
+s = socket.create_connection(("169.254.169.254", 80))
+s.settimeout(2)
+for _ in sys.stdin:
+    try:
+        s.sendall(b"ping")
+        print(s.recv(100).decode() or "cut:eof", flush=True)
+    except Exception as e:
+        print("cut:" + type(e).__name__, flush=True)
+`,
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const writer = client.stdin.getWriter();
+      const reader = client.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      const ask = async () => {
+        await writer.write(new TextEncoder().encode("go\n"));
+        let line = "";
+        while (!line.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) return "client exited";
+          line += value;
+        }
+        return line.trim();
+      };
+      try {
+        assert.equal(await ask(), "imds", "the early connection reaches IMDS before the rules");
+        assert.equal(await ask(), "imds", "and stays open (keep-alive)");
+        const noFlush = new RedirectSync({
+          spec,
+          intervalMs: 60_000,
+          log: quietLog().log,
+          host: hostIn(lab),
+          flushConntrack: false,
+        });
+        await noFlush.setUp();
+        assert.equal(await ask(), "imds", "without the flush the early connection still bypasses NMI");
+        const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
+        await sync.setUp();
+        const after = await ask();
+        assert.notEqual(after, "imds", "after the flush the early connection no longer reaches IMDS");
+        assert.match(after, /^cut:|client exited/);
+      } finally {
+        await writer.close().catch(() => {});
+        reader.releaseLock();
+        await client.stdout.cancel().catch(() => {});
+        await client.status;
+      }
+    } finally {
+      await lab.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "e2e iptables: missing binaries and missing NET_ADMIN are clear errors",
+  ignore: !!skip,
+  async fn() {
+    const missing = new HostNetwork((cmd, args, stdin) => runCommand(`/nonexistent/${cmd}`, args, stdin));
+    await assert.rejects(missing.natTable(), /iptables-save not found on PATH: install it/);
+    const unprivileged = new HostNetwork((cmd, args, stdin) =>
+      runCommand("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        cmd,
+        ...args,
+      ], stdin)
+    );
+    await assert.rejects(unprivileged.ensureRedirect(spec), /needs CAP_NET_ADMIN/);
+  },
+});
