@@ -50,12 +50,12 @@ export const NMI_FLAGS = {
   "http-probe-port": flag({
     kind: "int",
     default: 8085,
-    help: "port of /healthz, /readyz and /metrics (0 disables)",
+    help: "port of /healthz, /readyz and /metrics (0: a free port, -1: none)",
   }),
   "prometheus-port": flag({
     kind: "int",
     default: 9090,
-    help: "another port serving /metrics (and the probes); 0 or the probe port: none extra",
+    help: "another port serving /metrics (and the probes); -1 or the probe port: none extra",
   }),
   "probe-listen-address": flag({
     kind: "string",

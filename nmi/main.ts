@@ -125,7 +125,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       ? { ready: true }
       : { ready: false, reason: `caches not synced: ${caches.pending().join("; ")}` };
   const probes: ReturnType<typeof startProbeServer>[] = [];
-  if (f["http-probe-port"] > 0) {
+  if (f["http-probe-port"] >= 0) {
     probes.push(startProbeServer({
       hostname: f["probe-listen-address"],
       port: f["http-probe-port"],
@@ -134,7 +134,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       signal: ac.signal,
     }));
   }
-  if (f["prometheus-port"] > 0 && f["prometheus-port"] !== f["http-probe-port"]) {
+  if (f["prometheus-port"] >= 0 && f["prometheus-port"] !== f["http-probe-port"]) {
     probes.push(startProbeServer({
       hostname: f["probe-listen-address"],
       port: f["prometheus-port"],
