@@ -75,7 +75,9 @@ try {
 async function azureSide(wanted: AzureIdentity[]) {
   step("Azure emulator: ARM, Azure AD and IMDS on loopback (the only emulated part)");
   const subscriptionId = wanted[0].spec.resourceID.split("/")[2];
-  emu = await startAzureEmulator({ subscriptionId, lroDurationMs: 1500 });
+  // Real IMDS serves a new identity seconds after the attach; NMI hides that wait from pods, but this demo asks
+  // the node's IMDS directly, so it turns the emulated delay off.
+  emu = await startAzureEmulator({ subscriptionId, lroDurationMs: 1500, imdsPropagationDelayMs: 0 });
   const ca = await Deno.readTextFile(emu.caCertPath);
   for (const id of wanted) {
     const [, , , , resourceGroup, , , , name] = id.spec.resourceID.split("/");

@@ -29,3 +29,6 @@ fi
 
 # Resolve and cache every npm package named in deno.json's import map (and lock them in deno.lock).
 if command -v deno >/dev/null; then deno install --quiet >&2; else npx -y deno@2.9.6 install --quiet >&2; fi
+
+# Unmodified Go and Python SDK applications for the end-to-end tests (cached by their pinned versions).
+bash scripts/sandbox/install-clients.sh

@@ -19,9 +19,12 @@ import {
   AzureIdentity,
   AzureIdentityBinding,
   AzurePodIdentityException,
+  EmbeddedObjectMeta,
   IdentityType,
   Kind,
   ObjectMeta,
+  OwnerReference,
+  ReplicaStatus,
   SecretReference,
 } from "./types.ts";
 
@@ -87,6 +90,26 @@ class Reader {
     return value;
   }
 
+  boolean(camel: string): boolean | undefined {
+    const { value, field } = this.raw(camel);
+    if (value === undefined) return undefined;
+    if (typeof value !== "boolean") this.fail(field, `must be true or false (got ${describe(value)})`);
+    return value;
+  }
+
+  /** Whether the field is there at all (null counts as absent, as in Go's decoding of a pointer). */
+  has(camel: string, legacy?: string): boolean {
+    return this.raw(camel, legacy).value !== undefined;
+  }
+
+  /** The readers of each element of a list of objects; [] when absent. */
+  objects(camel: string): Reader[] {
+    const { value, field } = this.raw(camel);
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) this.fail(field, `must be a list (got ${describe(value)})`);
+    return value.map((v, i) => Reader.of(v, `${field}[${i}]`, this.owner));
+  }
+
   stringArray(camel: string, legacy?: string): string[] {
     const { value, field } = this.raw(camel, legacy);
     if (value === undefined) return [];
@@ -130,14 +153,59 @@ function readMetadata(r: Reader): ObjectMeta {
     annotations: m.stringMap("annotations"),
     finalizers: m.stringArray("finalizers"),
   };
-  const optional = ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp"] as const;
+  const optional = [
+    "generateName",
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+  ] as const;
   for (const key of optional) {
     const v = m.string(key);
     if (v) meta[key] = v;
   }
   const generation = m.integer("generation");
   if (generation !== undefined) meta.generation = generation;
+  const grace = m.integer("deletionGracePeriodSeconds");
+  if (grace !== undefined) meta.deletionGracePeriodSeconds = grace;
+  const owners = m.objects("ownerReferences").map(readOwnerReference);
+  if (owners.length) meta.ownerReferences = owners;
   return meta;
+}
+
+function readOwnerReference(o: Reader): OwnerReference {
+  const ref: OwnerReference = {
+    apiVersion: o.string("apiVersion"),
+    kind: o.string("kind"),
+    name: o.string("name"),
+    uid: o.string("uid"),
+  };
+  const controller = o.boolean("controller");
+  if (controller !== undefined) ref.controller = controller;
+  const block = o.boolean("blockOwnerDeletion");
+  if (block !== undefined) ref.blockOwnerDeletion = block;
+  return ref;
+}
+
+/** `status.availableReplicas` of identities and bindings, present only when the object has a status. */
+function readReplicaStatus(r: Reader): { status?: ReplicaStatus } {
+  if (!r.has("status")) return {};
+  const st = r.child("status");
+  return { status: { availableReplicas: st.integer("availableReplicas") ?? 0, ...readEmbeddedMeta(st) } };
+}
+
+/** The unused ObjectMeta the original embeds in specs and statuses, kept verbatim when there. */
+function readEmbeddedMeta(r: Reader): { metadata?: EmbeddedObjectMeta } {
+  const { value, field } = r.raw("metadata");
+  if (value === undefined) return {};
+  if (!isObject(value)) r.fail(field, `must be an object (got ${describe(value)})`);
+  return { metadata: structuredClone(value) };
+}
+
+/** The original's unused `replicas *int32`: absent and null stay absent, 0 is kept. */
+function readReplicas(spec: Reader): { replicas?: number } {
+  const replicas = spec.integer("replicas", "Replicas");
+  return replicas === undefined ? {} : { replicas };
 }
 
 /** Checks kind/apiVersion when present; embedded refs written by the original may omit them. */
@@ -196,7 +264,10 @@ function readIdentity(raw: unknown, requireTypeMeta: boolean): AzureIdentity {
       auxiliaryTenantIDs: s.stringArray("auxiliaryTenantIDs", a.auxiliaryTenantIDs),
       adResourceID: s.string("adResourceID", a.adResourceID),
       adEndpoint: s.string("adEndpoint", a.adEndpoint),
+      ...readReplicas(s),
+      ...readEmbeddedMeta(s),
     },
+    ...readReplicaStatus(r),
   };
 }
 
@@ -212,7 +283,9 @@ function readBinding(raw: unknown, requireTypeMeta: boolean): AzureIdentityBindi
       azureIdentity: s.string("azureIdentity", a.azureIdentity),
       selector: s.string("selector", a.selector),
       weight: s.integer("weight", a.weight) ?? 0,
+      ...readEmbeddedMeta(s),
     },
+    ...readReplicaStatus(r),
   };
 }
 
@@ -258,10 +331,13 @@ export function normalizeAzureAssignedIdentity(raw: unknown): AzureAssignedIdent
       pod: s.string("pod", a.pod),
       podNamespace: s.string("podNamespace", a.podNamespace),
       nodeName: s.string("nodename", a.nodename),
+      ...readReplicas(s),
+      ...readEmbeddedMeta(s),
     },
     status: {
       status: state as AssignedIdentityState,
       availableReplicas: st.integer("availableReplicas", sa.availableReplicas) ?? 0,
+      ...readEmbeddedMeta(st),
     },
   };
 }
@@ -289,7 +365,10 @@ export function normalizeAzurePodIdentityException(raw: unknown): AzurePodIdenti
     apiVersion: API_VERSION,
     kind: "AzurePodIdentityException",
     metadata: readMetadata(r),
-    spec: { podLabels: s.stringMap("podLabels", EXCEPTION_SPEC_ALIASES.podLabels) },
+    spec: { podLabels: s.stringMap("podLabels", EXCEPTION_SPEC_ALIASES.podLabels), ...readEmbeddedMeta(s) },
+    ...(r.has("status")
+      ? { status: { status: r.child("status").string("status"), ...readEmbeddedMeta(r.child("status")) } }
+      : {}),
   };
 }
 

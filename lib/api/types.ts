@@ -30,17 +30,47 @@ export const AssignedIdentityState = {
 /** "" is what AzureAssignedIdentities written before v1.5 carry; the original treats it like Assigned. */
 export type AssignedIdentityState = typeof AssignedIdentityState[keyof typeof AssignedIdentityState] | "";
 
+/** Names an object that owns this one (garbage collection); the original's Go types carry it in ObjectMeta. */
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+/**
+ * The parts of Kubernetes ObjectMeta that a read-modify-write must carry back unchanged. managedFields is
+ * left out: the apiserver keeps it itself when an update omits it.
+ */
 export interface ObjectMeta {
   name: string;
+  /** Set when the server chose `name`; kept so an update does not drop what the creator wrote. */
+  generateName?: string;
   namespace: string;
   uid?: string;
   resourceVersion?: string;
   generation?: number;
   creationTimestamp?: string;
   deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   finalizers: string[];
+  ownerReferences?: OwnerReference[];
+}
+
+/**
+ * The original embeds an (always empty) ObjectMeta as `metadata` in every spec and status, which its Go
+ * encoder writes as `{"creationTimestamp": null}`. Nothing reads it; it is carried as it was found.
+ */
+export type EmbeddedObjectMeta = Record<string, unknown>;
+
+/** `status` of AzureIdentity and AzureIdentityBinding: unused by the original, but stored and kept. */
+export interface ReplicaStatus {
+  availableReplicas: number;
+  metadata?: EmbeddedObjectMeta;
 }
 
 export interface SecretReference {
@@ -53,6 +83,7 @@ export interface AzureIdentity {
   kind: "AzureIdentity";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     type: IdentityType;
     /** ARM id of a user-assigned identity (type 0); "" otherwise. */
     resourceID: string;
@@ -63,7 +94,10 @@ export interface AzureIdentity {
     auxiliaryTenantIDs: string[];
     adResourceID: string;
     adEndpoint: string;
+    /** Unused by the original (`*int32`); kept so updates do not drop it. */
+    replicas?: number;
   };
+  status?: ReplicaStatus;
 }
 
 export interface AzureIdentityBinding {
@@ -71,12 +105,14 @@ export interface AzureIdentityBinding {
   kind: "AzureIdentityBinding";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     /** Name of an AzureIdentity in the binding's namespace. */
     azureIdentity: string;
     /** Matches pods whose `aadpodidbinding` label equals this value exactly. */
     selector: string;
     weight: number;
   };
+  status?: ReplicaStatus;
 }
 
 export interface AzureAssignedIdentity {
@@ -84,13 +120,17 @@ export interface AzureAssignedIdentity {
   kind: "AzureAssignedIdentity";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     azureIdentityRef: AzureIdentity;
     azureBindingRef: AzureIdentityBinding;
     pod: string;
     podNamespace: string;
     nodeName: string;
+    /** Unused by the original (`*int32`); kept so updates do not drop it. */
+    replicas?: number;
   };
   status: {
+    metadata?: EmbeddedObjectMeta;
     status: AssignedIdentityState;
     availableReplicas: number;
   };
@@ -101,8 +141,11 @@ export interface AzurePodIdentityException {
   kind: "AzurePodIdentityException";
   metadata: ObjectMeta;
   spec: {
+    metadata?: EmbeddedObjectMeta;
     podLabels: Record<string, string>;
   };
+  /** Unused by the original; kept so updates do not drop it. */
+  status?: { status: string; metadata?: EmbeddedObjectMeta };
 }
 
 export type AadPodIdentityObject =

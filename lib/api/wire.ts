@@ -7,7 +7,9 @@ import type {
   AzureIdentity,
   AzureIdentityBinding,
   AzurePodIdentityException,
+  EmbeddedObjectMeta,
   ObjectMeta,
+  ReplicaStatus,
 } from "./types.ts";
 
 export type WireObject = Record<string, unknown>;
@@ -25,16 +27,36 @@ function compact(obj: Record<string, unknown>): Record<string, unknown> {
 function metadataToWire(m: ObjectMeta): WireObject {
   return compact({
     name: m.name,
+    generateName: m.generateName,
     namespace: m.namespace,
     uid: m.uid,
     resourceVersion: m.resourceVersion,
     generation: m.generation,
     creationTimestamp: m.creationTimestamp,
     deletionTimestamp: m.deletionTimestamp,
+    deletionGracePeriodSeconds: m.deletionGracePeriodSeconds,
     labels: m.labels,
     annotations: m.annotations,
     finalizers: m.finalizers,
+    ownerReferences: m.ownerReferences?.map((o) => ({ ...o })),
   });
+}
+
+/** Present only when the object had a status; availableReplicas is written even when 0, as Go does. */
+function replicaStatusToWire(status: ReplicaStatus | undefined): WireObject {
+  return status
+    ? { status: { availableReplicas: status.availableReplicas, ...embeddedToWire(status.metadata) } }
+    : {};
+}
+
+/** The original's unused embedded ObjectMeta, written back as it was read. */
+function embeddedToWire(metadata: EmbeddedObjectMeta | undefined): WireObject {
+  return metadata === undefined ? {} : { metadata: structuredClone(metadata) };
+}
+
+/** The unused `replicas *int32`: written when set, including 0. */
+function replicasToWire(replicas: number | undefined): WireObject {
+  return replicas === undefined ? {} : { replicas };
 }
 
 function identityToWire(o: AzureIdentity): WireObject {
@@ -54,7 +76,10 @@ function identityToWire(o: AzureIdentity): WireObject {
         adResourceID: s.adResourceID,
         adEndpoint: s.adEndpoint,
       }),
+      ...replicasToWire(s.replicas),
+      ...embeddedToWire(s.metadata),
     },
+    ...replicaStatusToWire(o.status),
   };
 }
 
@@ -63,11 +88,15 @@ function bindingToWire(o: AzureIdentityBinding): WireObject {
     apiVersion: o.apiVersion,
     kind: o.kind,
     metadata: metadataToWire(o.metadata),
-    spec: compact({
-      azureIdentity: o.spec.azureIdentity,
-      selector: o.spec.selector,
-      weight: o.spec.weight || undefined,
-    }),
+    spec: {
+      ...compact({
+        azureIdentity: o.spec.azureIdentity,
+        selector: o.spec.selector,
+        weight: o.spec.weight || undefined,
+      }),
+      ...embeddedToWire(o.spec.metadata),
+    },
+    ...replicaStatusToWire(o.status),
   };
 }
 
@@ -82,8 +111,13 @@ function assignedToWire(o: AzureAssignedIdentity): WireObject {
       pod: o.spec.pod,
       podNamespace: o.spec.podNamespace,
       nodename: o.spec.nodeName,
+      ...replicasToWire(o.spec.replicas),
+      ...embeddedToWire(o.spec.metadata),
     },
-    status: compact({ status: o.status.status, availableReplicas: o.status.availableReplicas || undefined }),
+    status: {
+      ...compact({ status: o.status.status, availableReplicas: o.status.availableReplicas || undefined }),
+      ...embeddedToWire(o.status.metadata),
+    },
   };
 }
 
@@ -92,7 +126,8 @@ function exceptionToWire(o: AzurePodIdentityException): WireObject {
     apiVersion: o.apiVersion,
     kind: o.kind,
     metadata: metadataToWire(o.metadata),
-    spec: { podLabels: o.spec.podLabels },
+    spec: { podLabels: o.spec.podLabels, ...embeddedToWire(o.spec.metadata) },
+    ...(o.status ? { status: { status: o.status.status, ...embeddedToWire(o.status.metadata) } } : {}),
   };
 }
 

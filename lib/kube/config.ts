@@ -4,6 +4,8 @@
 
 import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
+import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
+import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
 
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -24,8 +26,13 @@ export interface KubeConnection {
   authHeader(): Promise<string | undefined>;
   /** The context's default namespace (in-cluster: the pod's namespace). */
   namespace?: string;
-  /** Where the settings came from, for error messages: a kubeconfig path or "in-cluster". */
+  /** Where the settings came from, for error messages: a kubeconfig path (or list) or "in-cluster". */
   source: string;
+  /**
+   * Called after a 401: drops cached credentials that can be fetched again (an exec plugin's token) and
+   * returns true when a retry may succeed. Absent or false: the 401 stands.
+   */
+  refreshAuth?(): boolean;
   close(): void;
 }
 
@@ -63,10 +70,10 @@ function tokenFileReader(path: string, refreshMs: number): () => Promise<string>
   let token: string | undefined;
   let readAt = 0;
   return async () => {
-    if (token === undefined || Date.now() - readAt >= refreshMs) {
+    if (token === undefined || performance.now() - readAt >= refreshMs) {
       try {
         token = (await Deno.readTextFile(path)).trim();
-        readAt = Date.now();
+        readAt = performance.now();
       } catch (e) {
         // Keep using the previous token if a rotation briefly removed the file.
         if (token === undefined) {
@@ -78,18 +85,46 @@ function tokenFileReader(path: string, refreshMs: number): () => Promise<string>
   };
 }
 
-/** client-go's kubeconfig `tokenFile`, which client-node reads once and forgets; found again in the YAML. */
-async function kubeconfigTokenFile(path: string, userName: string): Promise<string | undefined> {
-  try {
-    const doc = parseYaml(await Deno.readTextFile(path)) as {
-      users?: { name?: string; user?: Record<string, unknown> }[];
-    };
-    const user = doc?.users?.find((u) => u?.name === userName)?.user;
-    const file = user?.tokenFile ?? user?.["token-file"];
-    return typeof file === "string" && file !== "" ? file : undefined;
-  } catch {
-    return undefined;
+/** Reads, path-resolves and merges kubeconfig files; missing ones are skipped, as kubectl does. */
+async function readKubeconfigs(
+  paths: string[],
+  origin: string,
+): Promise<{ merged: KubeconfigDoc; used: string[] }> {
+  const docs: KubeconfigDoc[] = [];
+  const used: string[] = [];
+  for (const path of paths) {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw new KubeConfigError(
+        `kubeconfig ${path} (from ${origin}) cannot be read: ${(e as Error).message}`,
+      );
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (e) {
+      // YAML errors come with a multi-line excerpt; the first line says what is wrong.
+      const why = (e as Error).message.split("\n")[0];
+      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) is invalid: ${why}`);
+    }
+    if (doc === null || doc === undefined) doc = {};
+    if (typeof doc !== "object" || Array.isArray(doc)) {
+      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) is invalid: not a mapping`);
+    }
+    docs.push(resolveRelativePaths(doc as KubeconfigDoc, path));
+    used.push(path);
   }
+  if (used.length === 0) {
+    throw new KubeConfigError(
+      paths.length === 1
+        ? `kubeconfig ${paths[0]} (from ${origin}) does not exist`
+        : `none of the kubeconfig files ${paths.join(", ")} (from ${origin}) exists`,
+    );
+  }
+  return { merged: mergeKubeconfigs(docs), used };
 }
 
 /**
@@ -102,29 +137,38 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   const refreshMs = opts.tokenFileRefreshMs ?? 60_000;
   const kc = new KubeConfig();
   let source: string;
-  let kubeconfigPath: string | undefined;
 
-  const fromFile = async (path: string, origin: string) => {
-    if (!(await exists(path))) {
-      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) does not exist`);
-    }
+  // Users' exec sections are ours to run (client-node would run the plugin on every header lookup and never
+  // on a 401); tokenFile too, which client-node reads once and forgets.
+  const execs = new Map<string, ExecConfig>();
+  const tokenFiles = new Map<string, string>();
+  const fromFiles = async (paths: string[], origin: string) => {
+    const { merged, used } = await readKubeconfigs(paths, origin);
+    const users = (merged.users as { name: string; user?: Record<string, unknown> }[]).map((u) => {
+      const user = u.user;
+      if (!user || typeof user !== "object") return u;
+      const tf = user.tokenFile ?? user["token-file"];
+      if (typeof tf === "string" && tf !== "") tokenFiles.set(u.name, tf);
+      if (!user.exec) return u;
+      execs.set(u.name, user.exec as ExecConfig);
+      const { exec: _, ...rest } = user;
+      return { ...u, user: rest };
+    });
+    source = used.join(":");
     try {
-      kc.loadFromFile(path);
+      kc.loadFromString(JSON.stringify({ ...merged, users }));
     } catch (e) {
-      // YAML errors come with a multi-line excerpt; the first line says what is wrong.
       const why = (e as Error).message.split("\n")[0];
-      throw new KubeConfigError(`kubeconfig ${path} (from ${origin}) is invalid: ${why}`);
+      throw new KubeConfigError(`kubeconfig ${source} (from ${origin}) is invalid: ${why}`);
     }
-    source = path;
-    kubeconfigPath = path;
   };
 
-  const envKubeconfig = env("KUBECONFIG")?.split(":").find((p) => p !== "");
+  const envKubeconfig = (env("KUBECONFIG") ?? "").split(":").filter((p) => p !== "");
   const home = env("HOME");
   if (opts.kubeconfigPath) {
-    await fromFile(opts.kubeconfigPath, "--kubeconfig");
-  } else if (envKubeconfig) {
-    await fromFile(envKubeconfig, "KUBECONFIG");
+    await fromFiles([opts.kubeconfigPath], "--kubeconfig");
+  } else if (envKubeconfig.length > 0) {
+    await fromFiles(envKubeconfig, "KUBECONFIG");
   } else if (env("KUBERNETES_SERVICE_HOST") && await exists(`${saDir}/token`)) {
     const host = env("KUBERNETES_SERVICE_HOST")!;
     const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
@@ -140,7 +184,7 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     );
     source = "in-cluster";
   } else if (home && await exists(`${home}/.kube/config`)) {
-    await fromFile(`${home}/.kube/config`, "~/.kube/config");
+    await fromFiles([`${home}/.kube/config`], "~/.kube/config");
   } else {
     throw new KubeConfigError(
       "no Kubernetes config found: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
@@ -172,7 +216,18 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   let tokenFile: string | undefined;
   const provider = user?.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
   if (provider?.config?.tokenFile) tokenFile = provider.config.tokenFile;
-  else if (kubeconfigPath && user) tokenFile = await kubeconfigTokenFile(kubeconfigPath, user.name);
+  else if (user) tokenFile = tokenFiles.get(user.name);
+  let exec: ExecCredentialSource | undefined;
+  const execConfig = user ? execs.get(user.name) : undefined;
+  if (execConfig && !tokenFile) {
+    try {
+      exec = new ExecCredentialSource(execConfig);
+    } catch (e) {
+      throw new KubeConfigError(
+        `kubeconfig ${source!}: user "${user!.name}": ${(e as ExecCredentialError).message}`,
+      );
+    }
+  }
   try {
     await kc.applyToHTTPSOptions(https);
   } catch (e) {
@@ -191,14 +246,17 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   if (tokenFile) {
     const read = tokenFileReader(tokenFile, refreshMs);
     authHeader = async () => `Bearer ${await read()}`;
-  } else if (user?.exec || (provider && provider.name !== "tokenFile")) {
-    // Exec plugins and auth providers refresh their own tokens; ask client-node, at most once a minute.
+  } else if (exec) {
+    const plugin = exec;
+    authHeader = async () => `Bearer ${await plugin.token()}`;
+  } else if (provider && provider.name !== "tokenFile") {
+    // Auth providers refresh their own tokens; ask client-node, at most once a minute.
     let cached: { value?: string; at: number } | undefined;
     authHeader = async () => {
-      if (!cached || Date.now() - cached.at > refreshMs) {
+      if (!cached || performance.now() - cached.at > refreshMs) {
         const o: { headers: Record<string, string> } = { headers: {} };
         await kc.applyToHTTPSOptions(o);
-        cached = { value: o.headers.Authorization, at: Date.now() };
+        cached = { value: o.headers.Authorization, at: performance.now() };
       }
       return cached.value;
     };
@@ -228,6 +286,7 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     authHeader,
     namespace,
     source: source!,
+    ...(exec ? { refreshAuth: () => (exec.invalidate(), true) } : {}),
     close: () => client.close(),
   };
 }

@@ -1,12 +1,19 @@
 // Leader election on a coordination.k8s.io/v1 Lease, after client-go's leaderelection: take the lease when
-// it is free or its holder stopped renewing for a lease duration (judged by our own clock from when we saw
-// the record change, so clock skew between replicas does not matter), renew every retry period, and stop
-// calling ourselves leader as soon as renewDeadline passes without a successful renew. renewDeadline is
-// shorter than leaseDuration, so a partitioned leader always steps down before anyone else can take over.
+// it is free or its holder stopped renewing for a lease duration, renew every retry period, and stop calling
+// ourselves leader when renewDeadline passes without a successful renew.
+//
+// Fencing is by our own monotonic clock, with the two ends measured in the safe direction:
+// - a standby starts a holder's lease duration when its GET *returns* with a changed record (the holder's
+//   write happened before that), so clock skew between replicas does not matter;
+// - the leader's deadline runs from when its successful write was *sent* (the write cannot have happened
+//   earlier), so a slow answer shortens its leadership instead of stretching it past the lease.
+// renewDeadline < leaseDuration, so the leader's signal aborts before any standby can take the lease.
+// Lease timestamps written to the API stay wall-clock MicroTime, as every other client expects.
 
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { sleep } from "./backoff.ts";
+import { CauseLog } from "./cause_log.ts";
 import { KubeApiError, type KubeClient, objectPath, Resources } from "./rest.ts";
 import type { KubeObject } from "./types.ts";
 
@@ -39,12 +46,24 @@ export interface LeaderElectionOptions {
   onStoppedLeading?: () => void;
   /** Called when the observed holder changes (this replica included). */
   onNewLeader?: (identity: string) => void;
+  /** A still-failing cause is logged again after this long (default 5 minutes). */
+  repeatLogMs?: number;
   log?: Logger;
 }
 
 /** Lease times are metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
 export function microTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/** The monotonic clock every deadline here uses: wall-clock jumps must not extend or cut leadership. */
+const monotonic = () => performance.now();
+
+/** What a failed lease request is, for logging once per cause. */
+function causeOf(e: unknown): { cause: string; message: string } {
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof KubeApiError) return { cause: `${e.status}:${e.reason}`, message };
+  return { cause: `other:${message}`, message };
 }
 
 export class LeaderElector {
@@ -55,9 +74,12 @@ export class LeaderElector {
     >
     & LeaderElectionOptions;
   #log: Logger;
+  #causes: CauseLog;
   #leading = false;
-  #lastRenew = 0;
+  /** Monotonic: the send time of the last successful acquire/renew plus renewDeadline. */
+  #validUntil = 0;
   #observed: { rv?: string; spec: LeaseSpec } | undefined;
+  /** Monotonic: when a GET returned the current record (or our own write of it was answered). */
   #observedAt = 0;
   #leader: string | undefined;
   #lease: Lease | undefined;
@@ -77,11 +99,15 @@ export class LeaderElector {
     if (!opts.identity) throw new RangeError("leader election needs a non-empty identity");
     this.identity = opts.identity;
     this.#log = opts.log ?? defaultLog;
+    this.#causes = new CauseLog(opts.repeatLogMs ?? 300_000);
   }
 
-  /** True only while the last successful renew is younger than renewDeadline: safe to act on. */
+  /**
+   * True only while this replica holds the lease as last observed and its last successful acquire/renew
+   * was sent less than renewDeadline ago: safe to act on.
+   */
   isLeader(): boolean {
-    return this.#leading && Date.now() - this.#lastRenew < this.#o.renewDeadlineMs;
+    return this.#leading && this.#leader === this.identity && monotonic() < this.#validUntil;
   }
 
   /** The holder last seen on the lease (possibly this replica), if any. */
@@ -94,7 +120,7 @@ export class LeaderElector {
    * it does not campaign again: a replica that lost the lease should restart with fresh state.
    */
   async run(signal: AbortSignal): Promise<void> {
-    const { retryPeriodMs, renewDeadlineMs } = this.#o;
+    const { retryPeriodMs } = this.#o;
     const lease = `${this.#o.namespace}/${this.#o.name}`;
     while (!signal.aborted) {
       if (await this.#tryAcquireOrRenew(signal)) break;
@@ -105,8 +131,14 @@ export class LeaderElector {
 
     this.#log.info(`leader election: ${this.identity} became leader of lease ${lease}`);
     const leading = new AbortController();
-    // Fencing by clock: even if a renew request hangs, leadership ends exactly at the deadline.
-    let fence = setTimeout(() => leading.abort(), renewDeadlineMs);
+    // Fencing by clock: even if a renew request hangs, leadership ends at the deadline of the last
+    // successful write, counted from when it was sent.
+    let fence: ReturnType<typeof setTimeout> | undefined;
+    const armFence = () => {
+      clearTimeout(fence);
+      fence = setTimeout(() => leading.abort(), Math.max(0, this.#validUntil - monotonic()));
+    };
+    armFence();
     const started = (async () => {
       try {
         await this.#o.onStartedLeading?.(leading.signal);
@@ -119,10 +151,10 @@ export class LeaderElector {
         const stop = AbortSignal.any([signal, leading.signal]);
         if (!(await sleep(retryPeriodMs, stop))) break;
         const renewed = await this.#tryAcquireOrRenew(stop);
-        if (renewed && !leading.signal.aborted) {
-          clearTimeout(fence);
-          fence = setTimeout(() => leading.abort(), renewDeadlineMs);
-        }
+        if (leading.signal.aborted) break;
+        if (renewed) armFence();
+        // Someone else holds the lease now (taken over, or edited by hand): stop at once, not at the fence.
+        else if (this.#leader !== this.identity) leading.abort();
       }
     } finally {
       clearTimeout(fence);
@@ -140,27 +172,80 @@ export class LeaderElector {
   }
 
   async #tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
-    const { client, namespace, name, leaseDurationMs, renewDeadlineMs } = this.#o;
+    const { namespace, name } = this.#o;
+    try {
+      const ok = await this.#acquireOrRenew(signal);
+      const failed = this.#causes.recovered();
+      if (failed > 0) {
+        this.#log.info(
+          `leader election: lease ${namespace}/${name} reachable again after ${failed} failures`,
+        );
+      }
+      return ok;
+    } catch (e) {
+      if (signal.aborted) return false;
+      const { cause, message } = causeOf(e);
+      if (this.#causes.failed(cause)) {
+        this.#log.warn(`leader election: lease ${namespace}/${name}: ${message}`, {
+          identity: this.identity,
+          attempt: this.#causes.failures,
+        });
+      }
+      return false;
+    }
+  }
+
+  /**
+   * The signal for one request: a leader's may not outlive its current leadership; a candidate's write is
+   * worthless once renewDeadline passed since it was sent, so no request waits longer than that.
+   */
+  #requestSignal(signal: AbortSignal): AbortSignal {
+    const budget = this.#leading ? Math.max(1, this.#validUntil - monotonic()) : this.#o.renewDeadlineMs;
+    return AbortSignal.any([signal, AbortSignal.timeout(budget)]);
+  }
+
+  /** One acquire or renew attempt; false when another holder's lease is still valid or a write lost a race. */
+  async #acquireOrRenew(outer: AbortSignal): Promise<boolean> {
+    const { client, namespace, name, leaseDurationMs } = this.#o;
     const path = objectPath(Resources.leases, name, namespace);
-    const now = Date.now();
-    // A request may not outlive the time we can still call ourselves leader.
-    const budget = this.#leading ? Math.max(1, this.#lastRenew + renewDeadlineMs - now) : renewDeadlineMs;
-    const reqSignal = AbortSignal.any([signal, AbortSignal.timeout(budget)]);
+    const wall = Date.now();
     const mine: LeaseSpec = {
       holderIdentity: this.identity,
       leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
-      acquireTime: microTime(now),
-      renewTime: microTime(now),
+      acquireTime: microTime(wall),
+      renewTime: microTime(wall),
       leaseTransitions: 0,
     };
-    try {
-      let current: Lease;
+    // Fast path, as client-go: the leader renews the record it wrote last, one round trip instead of two.
+    // A conflict means the record changed under us; the slow path below finds out how.
+    const held = this.#lease;
+    if (this.#leading && held && this.#leader === this.identity) {
+      const spec: LeaseSpec = {
+        ...mine,
+        acquireTime: held.spec?.acquireTime ?? mine.acquireTime,
+        leaseTransitions: held.spec?.leaseTransitions ?? 0,
+      };
+      const sentAt = monotonic();
       try {
-        current = await client.request<Lease>("GET", path, { signal: reqSignal });
+        const updated = await client.request<Lease>("PUT", path, {
+          signal: this.#requestSignal(outer),
+          body: { ...held, spec },
+        });
+        return this.#wrote(updated, sentAt);
       } catch (e) {
-        if (!(e instanceof KubeApiError && e.isNotFound)) throw e;
+        if (!(e instanceof KubeApiError && e.isConflict)) throw e;
+      }
+    }
+
+    let current: Lease;
+    try {
+      current = await client.request<Lease>("GET", path, { signal: this.#requestSignal(outer) });
+    } catch (e) {
+      if (!(e instanceof KubeApiError && e.isNotFound)) throw e;
+      const sentAt = monotonic();
+      try {
         const created = await client.request<Lease>("POST", path.slice(0, path.lastIndexOf("/")), {
-          signal: reqSignal,
+          signal: this.#requestSignal(outer),
           body: {
             apiVersion: "coordination.k8s.io/v1",
             kind: "Lease",
@@ -168,50 +253,58 @@ export class LeaderElector {
             spec: mine,
           },
         });
-        this.#observe(created, now);
-        this.#renewed(now);
-        return true;
+        return this.#wrote(created, sentAt);
+      } catch (e) {
+        if (e instanceof KubeApiError && e.isAlreadyExists) return false;
+        throw e;
       }
-      this.#observe(current, now);
-      const old = current.spec ?? {};
-      const holder = old.holderIdentity ?? "";
-      const durationMs = (old.leaseDurationSeconds ?? 0) * 1000;
-      if (holder !== "" && holder !== this.identity && this.#observedAt + durationMs > now) return false;
-      const spec: LeaseSpec = holder === this.identity && this.#leading
-        ? {
-          ...mine,
-          acquireTime: old.acquireTime ?? mine.acquireTime,
-          leaseTransitions: old.leaseTransitions ?? 0,
-        }
-        : { ...mine, leaseTransitions: (old.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1) };
-      // The resourceVersion makes this a compare-and-swap: two standbys cannot both take the same lease.
+    }
+    // The expiry clock of another holder starts when this answer arrived, not when it was asked for.
+    const returnedAt = monotonic();
+    this.#observe(current, returnedAt);
+    const old = current.spec ?? {};
+    const holder = old.holderIdentity ?? "";
+    const durationMs = (old.leaseDurationSeconds ?? 0) * 1000;
+    if (holder !== "" && holder !== this.identity && this.#observedAt + durationMs > returnedAt) return false;
+    const spec: LeaseSpec = holder === this.identity && this.#leading
+      ? {
+        ...mine,
+        acquireTime: old.acquireTime ?? mine.acquireTime,
+        leaseTransitions: old.leaseTransitions ?? 0,
+      }
+      : { ...mine, leaseTransitions: (old.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1) };
+    // The resourceVersion makes this a compare-and-swap: two standbys cannot both take the same lease.
+    const sentAt = monotonic();
+    try {
       const updated = await client.request<Lease>("PUT", path, {
-        signal: reqSignal,
+        signal: this.#requestSignal(outer),
         body: { ...current, spec },
       });
-      this.#observe(updated, now);
-      this.#renewed(now);
-      return true;
+      return this.#wrote(updated, sentAt);
     } catch (e) {
-      if (signal.aborted) return false;
       if (e instanceof KubeApiError && e.isConflict) return false;
-      const msg = e instanceof Error ? e.message : String(e);
-      this.#log.warn(`leader election: lease ${namespace}/${name}: ${msg}`, { identity: this.identity });
-      return false;
+      throw e;
     }
   }
 
-  #renewed(at: number): void {
+  /** Our write of the lease succeeded; it makes us leader until sentAt + renewDeadline, if that is still ahead. */
+  #wrote(lease: Lease, sentAt: number): boolean {
+    const answeredAt = monotonic();
+    this.#observe(lease, answeredAt);
+    const validUntil = sentAt + this.#o.renewDeadlineMs;
+    // An answer that took longer than the deadline gives no leadership at all.
+    if (answeredAt >= validUntil) return false;
     this.#leading = true;
-    this.#lastRenew = at;
+    this.#validUntil = validUntil;
+    return true;
   }
 
-  #observe(lease: Lease, now: number): void {
+  #observe(lease: Lease, at: number): void {
     this.#lease = lease;
     const spec = lease.spec ?? {};
     if (!this.#observed || this.#observed.rv !== lease.metadata.resourceVersion) {
       this.#observed = { rv: lease.metadata.resourceVersion, spec };
-      this.#observedAt = now;
+      this.#observedAt = at;
     }
     const holder = spec.holderIdentity || undefined;
     if (holder !== this.#leader) {
@@ -249,7 +342,7 @@ export class LeaderElector {
           },
         },
       );
-      this.#observe(released, now);
+      this.#observe(released, monotonic());
       this.#log.info(`leader election: ${this.identity} released lease ${this.#o.namespace}/${this.#o.name}`);
     } catch (e) {
       this.#log.warn(`leader election: release failed, others wait out the lease`, { error: e });

@@ -7,9 +7,11 @@
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import { CauseLog } from "./cause_log.ts";
 import { apiVersionOf, KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
 import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
+import { listPages } from "./pager.ts";
 import { decodeWatchEvents } from "./watch_stream.ts";
 
 export interface ReflectorOptions<T extends KubeObject> {
@@ -95,9 +97,9 @@ export class Reflector<T extends KubeObject> {
   #backoff: Backoff;
   #resolveSynced!: () => void;
   #rv: string | undefined;
-  #lastCause: string | undefined;
-  #lastLoggedAt = 0;
-  #failures = 0;
+  #causes: CauseLog;
+  /** 410s in a row with no watch event in between: the second and later ones back off. */
+  #goneStreak = 0;
   #running = false;
 
   constructor(opts: ReflectorOptions<T>) {
@@ -105,6 +107,7 @@ export class Reflector<T extends KubeObject> {
     this.resource = opts.resource;
     this.#log = opts.log ?? defaultLog;
     this.#backoff = new Backoff(opts.backoff);
+    this.#causes = new CauseLog(opts.repeatLogMs ?? 300_000);
     this.synced = new Promise((r) => this.#resolveSynced = r);
   }
 
@@ -149,7 +152,8 @@ export class Reflector<T extends KubeObject> {
           if (needList) {
             await this.#listAndReplace(signal);
             needList = false;
-            this.#recovered("list");
+            // A LIST between two 410s is no recovery: the streak's failures stay counted and logged once.
+            if (this.#goneStreak === 0) this.#recovered("list");
             this.#resolveSynced();
           }
           op = "watch";
@@ -162,15 +166,20 @@ export class Reflector<T extends KubeObject> {
         } catch (e) {
           if (signal.aborted) break;
           if (op === "watch" && mustRelist(e)) {
-            this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
-              resourceVersion: this.#rv,
-            });
             needList = true;
             this.stats.relists++;
-            // Straight to LIST: a 410 is an answer from a healthy server, not an outage to wait out.
-            continue;
+            // Straight to LIST: a 410 is an answer from a healthy server, not an outage to wait out. But a
+            // watch that expires again before it delivered anything after a fresh LIST would re-list in a
+            // tight loop; from the second such 410 on, the normal backoff paces the re-lists.
+            if (this.#goneStreak++ === 0) {
+              this.#log.info(`watch ${this.description}: resourceVersion expired, re-listing`, {
+                resourceVersion: this.#rv,
+              });
+              continue;
+            }
+          } else {
+            this.stats.errors++;
           }
-          this.stats.errors++;
           const delay = this.#delayAfter(e);
           this.#report(op, e, delay);
           if (!(await sleep(delay, signal))) break;
@@ -184,36 +193,14 @@ export class Reflector<T extends KubeObject> {
   async #listAndReplace(signal: AbortSignal): Promise<void> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
-    const items: T[] = [];
-    let cont: string | undefined;
-    let listRv: string | undefined;
-    let limit: number | undefined = pageSize > 0 ? pageSize : undefined;
     // resourceVersion "" asks for a quorum read. "0" (any cached version) would be cheaper, but a lagging
     // apiserver could then answer with a past state and resurrect objects this cache already saw deleted.
-    do {
-      let page;
-      try {
-        page = await client.list<T>(resource, {
-          namespace,
-          labelSelector,
-          fieldSelector,
-          limit,
-          continue: cont,
-        }, signal);
-      } catch (e) {
-        if (cont && e instanceof KubeApiError && e.isGone) {
-          // The continue token outlived etcd's compaction window: start over in one unpaginated LIST.
-          items.length = 0;
-          cont = undefined;
-          limit = undefined;
-          continue;
-        }
-        throw e;
-      }
-      items.push(...page.items);
-      cont = page.metadata.continue || undefined;
-      listRv = page.metadata.resourceVersion;
-    } while (cont);
+    const { items, resourceVersion: listRv } = await listPages<T>(client, resource, {
+      namespace,
+      labelSelector,
+      fieldSelector,
+      limit: pageSize > 0 ? pageSize : undefined,
+    }, signal);
     const transform = this.#opts.transform ?? dropManagedFields;
     // LIST items come without apiVersion/kind while watch events carry them; fill them in so every cached
     // object looks the same (an Event's involvedObject needs the kind).
@@ -223,7 +210,8 @@ export class Reflector<T extends KubeObject> {
     );
     this.#rv = listRv;
     this.stats.lists++;
-    this.#backoff.reset();
+    // During a streak of 410s the backoff must keep growing across the LISTs in between.
+    if (this.#goneStreak === 0) this.#backoff.reset();
   }
 
   /** One watch request; returns how it ended when the server closed it cleanly. */
@@ -239,7 +227,7 @@ export class Reflector<T extends KubeObject> {
       () => ctrl.abort(new KubeApiError(0, "WatchStalled", "no data past the watch timeout")),
       (timeoutSeconds + 30) * 1000,
     );
-    const started = Date.now();
+    const started = performance.now();
     const transform = this.#opts.transform ?? dropManagedFields;
     let received = 0;
     try {
@@ -273,7 +261,10 @@ export class Reflector<T extends KubeObject> {
         // Advance only after the event is applied, so a resume never skips an unapplied change.
         const next = ev.object.metadata?.resourceVersion;
         if (next) this.#rv = next;
-        if (received === 1) this.#backoff.reset();
+        if (received === 1) {
+          this.#backoff.reset();
+          this.#goneStreak = 0;
+        }
       }
       // The stall guard ends the stream quietly; report it as the failure it is.
       if (ctrl.signal.aborted && !signal.aborted) throw ctrl.signal.reason;
@@ -287,7 +278,7 @@ export class Reflector<T extends KubeObject> {
       clearTimeout(guard);
       signal.removeEventListener("abort", onAbort);
     }
-    return received === 0 && Date.now() - started < 1000 ? "short" : "events";
+    return received === 0 && performance.now() - started < 1000 ? "short" : "events";
   }
 
   #delayAfter(e: unknown): number {
@@ -298,7 +289,6 @@ export class Reflector<T extends KubeObject> {
   }
 
   #report(op: "list" | "watch", e: unknown, delayMs: number): void {
-    this.#failures++;
     const { line, level, cause } = describeFailure(
       op,
       this.description,
@@ -306,20 +296,13 @@ export class Reflector<T extends KubeObject> {
       this.#opts.client,
       e,
     );
-    const now = Date.now();
-    const repeatMs = this.#opts.repeatLogMs ?? 300_000;
-    if (cause === this.#lastCause && now - this.#lastLoggedAt < repeatMs) return;
-    this.#lastCause = cause;
-    this.#lastLoggedAt = now;
-    this.#log[level](line, { attempt: this.#failures, retryInMs: delayMs });
+    if (!this.#causes.failed(cause)) return;
+    this.#log[level](line, { attempt: this.#causes.failures, retryInMs: delayMs });
   }
 
   #recovered(op: "list" | "watch"): void {
-    if (this.#failures > 0 && this.#lastCause !== undefined) {
-      this.#log.info(`${op} ${this.description}: recovered after ${this.#failures} failed attempt(s)`);
-    }
-    this.#failures = 0;
-    this.#lastCause = undefined;
+    const failed = this.#causes.recovered();
+    if (failed > 0) this.#log.info(`${op} ${this.description}: recovered after ${failed} failed attempt(s)`);
   }
 }
 

@@ -4,6 +4,8 @@
 
 import type { KubeConnection } from "./config.ts";
 import { parseRetryAfter } from "./backoff.ts";
+// pager.ts imports this module too; the cycle is safe because neither uses the other at load time.
+import { listPages } from "./pager.ts";
 import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
 
 export interface ResourceType {
@@ -69,7 +71,17 @@ export function objectPath(rt: ResourceType, name: string, namespace?: string, s
   return subresource ? `${p}/${subresource}` : p;
 }
 
-/** An error answer from the apiserver (or a transport failure, status 0). */
+/**
+ * What kind of failure a KubeApiError is: an answer from the apiserver, no answer at all, or no answer
+ * within the client's request timeout. A caller's own abort is never a KubeApiError: it rethrows the
+ * caller's abort reason, so "I gave up" and "the server is slow" stay apart.
+ */
+export type KubeErrorKind = "status" | "transport" | "timeout";
+
+/** Reason of the KubeApiError thrown when the client's own request timeout ends a request. */
+export const TIMEOUT_REASON = "Timeout";
+
+/** An error answer from the apiserver (or a transport failure or timeout, status 0). */
 export class KubeApiError extends Error {
   constructor(
     /** HTTP status; 0 when no HTTP answer arrived (connection refused, TLS failure, reset). */
@@ -90,6 +102,15 @@ export class KubeApiError extends Error {
     const retry = retryAfterMs ??
       (s.details?.retryAfterSeconds !== undefined ? s.details.retryAfterSeconds * 1000 : undefined);
     return new KubeApiError(code, s.reason ?? "Unknown", s.message ?? `HTTP ${code}`, s.details, retry);
+  }
+
+  get kind(): KubeErrorKind {
+    if (this.status !== 0) return "status";
+    return this.reason === TIMEOUT_REASON ? "timeout" : "transport";
+  }
+  /** The client's request timeout ended the request before a full answer arrived. */
+  get isTimeout(): boolean {
+    return this.kind === "timeout";
   }
 
   /** True for "resourceVersion too old": the caller must list again. */
@@ -190,6 +211,19 @@ export class KubeClient {
    * thrown as KubeApiError. The caller owns the returned body.
    */
   async fetch(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
+    const res = await this.#send(method, path, opts);
+    if (res.ok) return res;
+    // A 401 with credentials that can be fetched again (an exec plugin's expired token): once more, fresh.
+    if (res.status === 401 && this.conn.refreshAuth?.()) {
+      await res.body?.cancel();
+      const again = await this.#send(method, path, opts);
+      if (again.ok) return again;
+      throw await errorFromResponse(again);
+    }
+    throw await errorFromResponse(res);
+  }
+
+  async #send(method: string, path: string, opts: RequestOptions): Promise<Response> {
     const headers = new Headers({ "User-Agent": this.userAgent, Accept: "application/json" });
     const auth = await this.conn.authHeader();
     if (auth) headers.set("Authorization", auth);
@@ -211,14 +245,37 @@ export class KubeClient {
       if (opts.signal?.aborted) throw e;
       throw transportError(e, this.conn.server);
     }
-    if (res.ok) return res;
-    throw await errorFromResponse(res);
+    return res;
   }
 
+  /**
+   * One request with the client's timeout; the JSON answer. A timeout is thrown as a KubeApiError with
+   * `isTimeout`; an abort of `opts.signal` rethrows the caller's abort reason.
+   */
   async request<R>(method: string, path: string, opts: RequestOptions = {}): Promise<R> {
     const timeout = AbortSignal.timeout(this.requestTimeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const res = await this.fetch(method, path, { ...opts, signal });
+    try {
+      return await this.#request<R>(method, path, { ...opts, signal });
+    } catch (e) {
+      if (timeout.aborted && !opts.signal?.aborted) {
+        throw new KubeApiError(
+          0,
+          TIMEOUT_REASON,
+          `${method} ${path}: no answer from ${this.conn.server} within ${this.requestTimeoutMs} ms`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  async #request<R>(
+    method: string,
+    path: string,
+    opts: RequestOptions & { signal: AbortSignal },
+  ): Promise<R> {
+    const signal = opts.signal;
+    const res = await this.fetch(method, path, opts);
     // The abort must also end a body read that stalls after the headers (see decodeWatchEvents).
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_, reject) => {
@@ -259,17 +316,17 @@ export class KubeClient {
     });
   }
 
-  /** Every item across pages (limit/continue). */
-  async listAll<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
-    const items: T[] = [];
-    let cont: string | undefined;
-    let last: KubeList<T>;
-    do {
-      last = await this.list<T>(rt, { ...opts, continue: cont });
-      items.push(...last.items);
-      cont = last.metadata.continue || undefined;
-    } while (cont);
-    return { ...last, items, metadata: { resourceVersion: last.metadata.resourceVersion } };
+  /**
+   * Every item across pages of `opts.limit` (limit/continue), re-listing unpaginated when a continue token
+   * expires; the same pager as the reflector's.
+   */
+  async listAll<T extends KubeObject>(
+    rt: ResourceType,
+    opts: ListOptions = {},
+    signal?: AbortSignal,
+  ): Promise<KubeList<T>> {
+    const paged = await listPages<T>(this, rt, opts, signal);
+    return { ...paged.last, items: paged.items, metadata: { resourceVersion: paged.resourceVersion } };
   }
 
   create<T extends KubeObject>(rt: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
@@ -305,7 +362,9 @@ export class KubeClient {
     return this.request<T>("PATCH", objectPath(rt, name, opts.namespace, opts.subresource), {
       body: patch,
       contentType: PATCH_CONTENT_TYPE[type],
-      query: { ...writeQuery(opts), force: opts.force },
+      // The apiserver refuses `force` on every other patch type (422 "may not be specified for non-apply
+      // patch"), so it is only ever sent with an apply patch.
+      query: { ...writeQuery(opts), force: type === "apply" ? opts.force : undefined },
     });
   }
 

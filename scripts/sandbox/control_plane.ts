@@ -167,11 +167,21 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     "--unsafe-no-fsync",
     "--log-level=warn",
   ], `${dir}/etcd.log`);
+  // A start that fails must not leave its processes running behind the caller, who has nothing to stop.
+  const abandon = async (e: unknown, apiserver?: LoggedProcess): Promise<never> => {
+    try {
+      await apiserver?.stop();
+    } finally {
+      await etcd.stop();
+    }
+    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
+  };
   await waitFor(
     async () => (await fetch(`${etcdEndpoint}/health`)).ok,
     readyTimeoutMs,
     async () => `etcd did not become healthy; log:\n${await tail(`${dir}/etcd.log`)}`,
-  );
+  ).catch((e) => abandon(e));
 
   const apiserverArgs = [
     `--etcd-servers=${etcdEndpoint}`,
@@ -224,7 +234,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       async () => `kube-apiserver not ready at ${server}; log:\n${await tail(`${dir}/kube-apiserver.log`)}`,
     );
   };
-  await startApiserver();
+  await startApiserver().catch((e) => {
+    closeAdminClient();
+    return abandon(e, apiserver);
+  });
 
   const kubeconfigPath = `${dir}/kubeconfig`;
   await Deno.writeTextFile(

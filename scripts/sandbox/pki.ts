@@ -112,7 +112,12 @@ export async function issueCert(
     ca.certPath,
     "-CAkey",
     ca.keyPath,
-    "-CAcreateserial",
+    // A random serial per certificate: a shared serial file (-CAcreateserial) races when several test
+    // processes issue certificates from the sandbox CA at once.
+    "-set_serial",
+    `0x${
+      Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("")
+    }`,
     "-out",
     pair.certPath,
     "-days",

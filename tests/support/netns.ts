@@ -9,8 +9,13 @@
 
 const FORWARDER = new URL("../../scripts/sandbox/tcp_forward.ts", import.meta.url).pathname;
 
-async function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+interface ShOptions {
+  allowFail?: boolean;
+  env?: Record<string, string>;
+}
+
+async function sh(cmd: string, args: string[], opts: ShOptions = {}): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, env: opts.env, stdout: "piped", stderr: "piped" }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success && !opts.allowFail) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
@@ -50,6 +55,8 @@ export class Lab {
   readonly nodeIp: string;
   readonly pods: LabPod[] = [];
   #children: Deno.ChildProcess[] = [];
+  /** Root-namespace relay port per mirrored loopback port. */
+  #relays = new Map<number, number>();
   #namespaces: string[] = [];
 
   private constructor(id: string, subnet: number) {
@@ -89,7 +96,20 @@ export class Lab {
     // namespace registers conntrack only once a rule needs it, so give the node such a rule as they do.
     const tracked = ["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"];
     await this.nodeExec(["iptables", "-A", "FORWARD", ...tracked]);
-    await this.nodeExec(["iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN"]);
+    // Pod egress to the root namespace (mirrored services) leaves with the node's address, as on a node.
+    await this.nodeExec([
+      "iptables",
+      "-t",
+      "nat",
+      "-A",
+      "POSTROUTING",
+      "-s",
+      "10.244.0.0/16",
+      "-d",
+      this.hostIp,
+      "-j",
+      "MASQUERADE",
+    ]);
   }
 
   /** A pod namespace joined to the node by a veth pair; its default route goes through the node. */
@@ -133,7 +153,7 @@ export class Lab {
     return sh("ip", ["netns", "exec", this.nodeNs, ...argv]);
   }
 
-  exec(ns: string, argv: string[], opts: { allowFail?: boolean } = {}): Promise<string> {
+  exec(ns: string, argv: string[], opts: ShOptions = {}): Promise<string> {
     return sh("ip", ["netns", "exec", ns, ...argv], opts);
   }
 
@@ -155,44 +175,55 @@ export class Lab {
   }
 
   /**
-   * Makes 127.0.0.1:port of the root namespace reachable as 127.0.0.1:port inside the node namespace (and,
-   * with `as`, on another node address such as 169.254.169.254:80).
+   * Makes 127.0.0.1:port of the root namespace reachable inside `ns` (the node's or a pod's) at
+   * 127.0.0.1:port, or at `as` (e.g. 169.254.169.254:80 on the node). One relay in the root namespace
+   * listens on the link to the node; pods reach it through the node, which masquerades them like a real
+   * node does for pod egress.
    */
-  async mirror(port: number, as: { ip: string; port: number } = { ip: "127.0.0.1", port }): Promise<void> {
-    const relay = 20000 + Math.floor(Math.random() * 20000);
-    const deno = Deno.execPath();
-    this.#children.push(
-      new Deno.Command(deno, {
-        args: ["run", "--allow-net", FORWARDER, `${this.hostIp}:${relay}`, `127.0.0.1:${port}`],
-        stdin: "null",
-        stdout: "null",
-        stderr: "inherit",
-      }).spawn(),
-    );
-    this.spawn(this.nodeNs, [
-      deno,
+  async mirror(port: number, opts: { ns?: string; as?: { ip: string; port: number } } = {}): Promise<void> {
+    const ns = opts.ns ?? this.nodeNs;
+    const as = opts.as ?? { ip: "127.0.0.1", port };
+    let relay = this.#relays.get(port);
+    if (relay === undefined) {
+      relay = 20000 + Math.floor(Math.random() * 20000);
+      this.#relays.set(port, relay);
+      this.#children.push(
+        new Deno.Command(Deno.execPath(), {
+          args: ["run", "--allow-net", FORWARDER, `${this.hostIp}:${relay}`, `127.0.0.1:${port}`],
+          stdin: "null",
+          stdout: "null",
+          stderr: "inherit",
+        }).spawn(),
+      );
+      await this.waitForPort(undefined, this.hostIp, relay);
+    }
+    this.spawn(ns, [
+      Deno.execPath(),
       "run",
       "--allow-net",
       FORWARDER,
       `${as.ip}:${as.port}`,
       `${this.hostIp}:${relay}`,
     ]);
-    await this.waitForPort(this.nodeNs, as.ip, as.port);
+    await this.waitForPort(ns, as.ip, as.port);
   }
 
   /** Waits until something accepts TCP connections at ip:port inside `ns`. */
-  async waitForPort(ns: string, ip: string, port: number, timeoutMs = 15_000): Promise<void> {
+  async waitForPort(ns: string | undefined, ip: string, port: number, timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
+    const bash = ["bash", "-c", `exec 3<>/dev/tcp/${ip}/${port}`];
     while (Date.now() < deadline) {
-      const probe = await new Deno.Command("ip", {
-        args: ["netns", "exec", ns, "bash", "-c", `exec 3<>/dev/tcp/${ip}/${port}`],
+      const probe = await new Deno.Command(ns ? "ip" : bash[0], {
+        args: ns ? ["netns", "exec", ns, ...bash] : bash.slice(1),
         stdout: "null",
         stderr: "null",
       }).output();
       if (probe.success) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`nothing listens on ${ip}:${port} in ${ns} after ${timeoutMs} ms`);
+    throw new Error(
+      `nothing listens on ${ip}:${port} in ${ns ?? "the root namespace"} after ${timeoutMs} ms`,
+    );
   }
 
   async close(): Promise<void> {

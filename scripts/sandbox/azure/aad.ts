@@ -8,6 +8,7 @@ import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { SigningKey } from "./jwt.ts";
 import type { RequestLog } from "./request_log.ts";
+import { resourceNotFound } from "./resources.ts";
 import { instrument, jsonResponse } from "./service.ts";
 import type { TokenIssuer } from "./tokens.ts";
 
@@ -22,6 +23,8 @@ export interface AadContext {
   /** `https://host:port` of this endpoint. */
   authorityHost: () => string;
   tokenLifetimeSeconds: number;
+  /** Resources tokens may be issued for; any resource when absent. */
+  resources?: { has(resource: string): boolean };
 }
 
 export interface AadRouteMatch {
@@ -341,6 +344,9 @@ export function createAadHandler(ctx: AadContext): Handler {
       ];
       const authn = await authenticateClient(sp, params, audiences);
       if (typeof authn !== "string") return fail(authn);
+      if (ctx.resources && !ctx.resources.has(resource.resource)) {
+        return fail(resourceNotFound(resource.resource, tenant));
+      }
 
       const token = await ctx.issuer.issue(
         {

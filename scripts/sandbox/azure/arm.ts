@@ -6,17 +6,19 @@ import {
   type ArmError,
   armError,
   armErrorBody,
+  authorizationFailed,
   invalidRequestContent,
   subscriptionNotFound,
 } from "./arm_errors.ts";
 import type { Directory } from "./directory.ts";
 import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
-import type { ComputeKind } from "./ids.ts";
+import type { ComputeThrottle } from "./compute_throttle.ts";
+import { computeId, type ComputeKind, idKey, isWithinScope } from "./ids.ts";
 import { operationToJson } from "./lro.ts";
 import type { RequestLog } from "./request_log.ts";
 import { instrument, jsonResponse } from "./service.ts";
-import { type ArmState, computeToJson, identityResourceToJson } from "./state.ts";
+import { type ArmState, identityResourceToJson } from "./state.ts";
 import type { OperationClass, Throttle } from "./throttle.ts";
 
 /** Compute api-versions with the dictionary form of `userAssignedIdentities` (2018-06-01 on). */
@@ -57,7 +59,7 @@ export const MSI_API_VERSIONS = [
   "2025-01-31-preview",
 ];
 
-export type ArmResource = "vm" | "vmss" | "identity" | "operation";
+export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "operation";
 
 export interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
@@ -74,6 +76,8 @@ const RG_PREFIX = `^/subscriptions/${SEG}/resourcegroups/${SEG}/providers/`;
 const PATTERNS: [ArmResource, RegExp][] = [
   ["vm", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/${SEG}/?$`, "i")],
   ["vmss", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachinescalesets/${SEG}/?$`, "i")],
+  // VirtualMachines_List, what the original's demo app calls with its pod's token.
+  ["vmList", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/?$`, "i")],
   ["identity", new RegExp(`${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/?$`, "i")],
   [
     "operation",
@@ -115,6 +119,8 @@ export interface ArmContext {
   endpoint: () => string;
   /** Retry-After (seconds) on a PATCH and on polls of a running operation; none when undefined. */
   lroRetryAfterSeconds?: number;
+  /** The Compute RP's per-resource policies; none when absent. */
+  computeThrottle?: ComputeThrottle;
 }
 
 function errorResponse(err: ArmError, headers: Record<string, string> = {}): Response {
@@ -138,6 +144,7 @@ function apiVersionError(
   const type = {
     vm: "virtualMachines",
     vmss: "virtualMachineScaleSets",
+    vmList: "virtualMachines",
     identity: "userAssignedIdentities",
     operation: "locations/operations",
   }[resource];
@@ -194,7 +201,7 @@ export function createArmHandler(ctx: ArmContext): Handler {
           { ...common, "retry-after": String(taken.retryAfterSeconds), [remainingHeader]: "0" },
         );
       }
-      const headers = { ...common, [remainingHeader]: String(taken.remaining) };
+      const headers: Record<string, string> = { ...common, [remainingHeader]: String(taken.remaining) };
 
       if (!match.resource) {
         return errorResponse(
@@ -238,18 +245,44 @@ export function createArmHandler(ctx: ArmContext): Handler {
           pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
         );
       }
+      if (match.resource === "vmList") {
+        const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);
+        if (!listed.ok) return errorResponse(listed.error, headers);
+        return jsonResponse({ value: listed.value.map((r) => ctx.state.toJson(r)) }, 200, headers);
+      }
       if (match.resource === "identity") {
         const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
         if (!found.ok) return errorResponse(found.error, headers);
         return jsonResponse(identityResourceToJson(found.value), 200, headers);
       }
 
-      const found = ctx.state.findCompute(KIND[match.resource], match.resourceGroup!, match.name!);
+      const kind = KIND[match.resource];
+      const caller = ctx.directory.byObjectId(auth.claims.oid);
+      if (req.method !== "GET") {
+        // ARM's RBAC check runs before the resource provider sees the request, so it wins over a 404.
+        const scope = computeId(match.subscriptionId!, match.resourceGroup!, kind, match.name!);
+        if (!caller?.writeScopes.some((s) => isWithinScope(scope, s))) {
+          return errorResponse(
+            authorizationFailed(auth.claims.oid, `Microsoft.Compute/${kind}/write`, scope),
+            headers,
+          );
+        }
+      }
+      const found = ctx.state.findCompute(kind, match.resourceGroup!, match.name!);
       if (!found.ok) return errorResponse(found.error, headers);
       const resource = found.value;
-      if (req.method === "GET") {
-        return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, headers);
+      if (ctx.computeThrottle) {
+        const taken = ctx.computeThrottle.take(
+          kind,
+          req.method === "GET" ? "read" : "write",
+          idKey(resource.id),
+        );
+        if (taken.remainingHeader) headers["x-ms-ratelimit-remaining-resource"] = taken.remainingHeader;
+        if (!taken.ok) {
+          return errorResponse(taken.error, { ...headers, "retry-after": String(taken.retryAfterSeconds) });
+        }
       }
+      if (req.method === "GET") return jsonResponse(ctx.state.toJson(resource), 200, headers);
 
       const contentType = req.headers.get("content-type") ?? "";
       if (!/^application\/json\b/i.test(contentType.trim())) {
@@ -268,7 +301,6 @@ export function createArmHandler(ctx: ArmContext): Handler {
       } catch (e) {
         return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
       }
-      const caller = ctx.directory.byObjectId(auth.claims.oid);
       const patched = ctx.state.patchCompute(resource, body, caller);
       if (!patched.ok) return errorResponse(patched.error, headers);
       const op = patched.value;
@@ -279,7 +311,7 @@ export function createArmHandler(ctx: ArmContext): Handler {
       if (ctx.lroRetryAfterSeconds !== undefined) {
         lroHeaders["retry-after"] = String(ctx.lroRetryAfterSeconds);
       }
-      return jsonResponse(computeToJson(resource, ctx.state.tenantId), 200, lroHeaders);
+      return jsonResponse(ctx.state.toJson(resource), 200, lroHeaders);
     },
   });
 }

@@ -69,16 +69,38 @@ export function linkedAuthorizationFailed(
 
 /** 400 for identities that do not exist although the caller could assign them; the RP's nested wording. */
 export function failedIdentityOperation(resourceId: string, missingIds: string[]): ArmError {
-  const inner = JSON.stringify({
-    error: {
-      code: "BadRequest",
-      message: missingIds.map((id) => `Resource '${id}' was not found.`).join(" "),
-    },
-  });
+  return identityOperationFailed(
+    resourceId,
+    missingIds.map((id) => `Resource '${id}' was not found.`).join(" "),
+  );
+}
+
+/** 403 when ARM's RBAC check denies the action on the resource itself (no role with `<type>/write`). */
+export function authorizationFailed(objectId: string, action: string, scope: string): ArmError {
+  return armError(
+    403,
+    "AuthorizationFailed",
+    `The client '${objectId}' with object id '${objectId}' does not have authorization to perform action ` +
+      `'${action}' over scope '${scope}' or the scope is invalid. If access was recently granted, please refresh ` +
+      "your credentials.",
+  );
+}
+
+/** The identity resource provider's answer wrapped in Compute's FailedIdentityOperation, as clients see it. */
+export function identityOperationFailed(resourceId: string, innerMessage: string): ArmError {
+  const inner = JSON.stringify({ error: { code: "BadRequest", message: innerMessage } });
   return armError(
     400,
     "FailedIdentityOperation",
     `Identity operation for resource '${resourceId}' failed with error 'Failed to perform resource identity ` +
       `operation. Status: 'BadRequest'. Response: '${inner}'.'.`,
+  );
+}
+
+/** More user-assigned identities in one request than the identity RP accepts (Azure/bicep#16559). */
+export function tooManyIdentities(resourceId: string, count: number, limit: number): ArmError {
+  return identityOperationFailed(
+    resourceId,
+    `User Assigned Identities Number '${count}' Assign exceed limit '${limit}' in one request.`,
   );
 }

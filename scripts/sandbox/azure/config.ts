@@ -1,6 +1,10 @@
 // The JSON config `main.ts` starts the emulator from (pure validation; unknown keys are errors so a typo
 // does not silently start an emulator without the resource the demo expects).
 
+import type { ComputeKind } from "./ids.ts";
+import type { ComputePolicy } from "./compute_throttle.ts";
+import type { MetadataHeaderCheck } from "./imds.ts";
+import type { LroDuration } from "./lro.ts";
 import type { BucketConfig } from "./throttle.ts";
 
 export interface IdentityConfig {
@@ -9,6 +13,7 @@ export interface IdentityConfig {
   clientId?: string;
   principalId?: string;
   assignScopes?: string[];
+  writeScopes?: string[];
 }
 
 export interface ComputeConfig {
@@ -27,6 +32,7 @@ export interface ServicePrincipalConfig {
   /** PEM file holding the RSA certificate (a private key in it is ignored). */
   certificateFile?: string;
   assignScopes?: string[];
+  writeScopes?: string[];
 }
 
 export interface ImdsConfig {
@@ -43,9 +49,15 @@ export interface EmulatorConfig {
   subscriptionId?: string;
   tenantId?: string;
   location?: string;
-  lroDurationMs?: number;
+  lroDurationMs?: LroDuration;
   lroRetryAfterSeconds?: number;
   throttle?: { reads?: BucketConfig; writes?: BucketConfig };
+  imdsPropagationDelayMs?: number;
+  computeThrottle?: { policies?: ComputePolicy[]; retryAfterSeconds?: number } | false;
+  maxIdentitiesPerPatch?: number;
+  knownResources?: string[];
+  strictResources?: boolean;
+  imdsMetadataHeader?: MetadataHeaderCheck;
   hostname?: string;
   armPort?: number;
   aadPort?: number;
@@ -120,6 +132,41 @@ function bucket(v: unknown, path: string): BucketConfig | undefined {
   };
 }
 
+function lroDuration(v: unknown, path: string): LroDuration | undefined {
+  if (v === undefined || typeof v === "number") return num(v, path, 0);
+  const o = obj(v, path, ["minMs", "maxMs"]);
+  const minMs = num(o.minMs, `${path}.minMs`, 0);
+  const maxMs = num(o.maxMs, `${path}.maxMs`, 0);
+  if (minMs === undefined || maxMs === undefined || maxMs < minMs) {
+    throw new ConfigError(path, "must be a number or {minMs, maxMs} with minMs <= maxMs");
+  }
+  return { minMs, maxMs };
+}
+
+const KINDS: Record<string, ComputeKind> = { vm: "virtualMachines", vmss: "virtualMachineScaleSets" };
+
+function computeThrottle(v: unknown, path: string): EmulatorConfig["computeThrottle"] {
+  if (v === undefined || v === false) return v;
+  const o = obj(v, path, ["policies", "retryAfterSeconds"]);
+  const policies = o.policies === undefined ? undefined : list(o.policies, `${path}.policies`, (x, p) => {
+    const q = obj(x, p, ["name", "kind", "operation", "windowSeconds", "allowedRequestCount"]);
+    const kind = str(q.kind, `${p}.kind`, true);
+    const operation = str(q.operation, `${p}.operation`, true);
+    if (!(kind in KINDS)) throw new ConfigError(`${p}.kind`, "must be vm or vmss");
+    if (operation !== "read" && operation !== "write") {
+      throw new ConfigError(`${p}.operation`, "must be read or write");
+    }
+    return {
+      name: str(q.name, `${p}.name`, true),
+      kind: KINDS[kind],
+      operation,
+      windowSeconds: num(q.windowSeconds, `${p}.windowSeconds`, 1) ?? 180,
+      allowedRequestCount: num(q.allowedRequestCount, `${p}.allowedRequestCount`, 0) ?? 0,
+    } satisfies ComputePolicy;
+  });
+  return { policies, retryAfterSeconds: num(o.retryAfterSeconds, `${path}.retryAfterSeconds`, 0) };
+}
+
 function compute(v: unknown, path: string): ComputeConfig {
   const o = obj(v, path, ["resourceGroup", "name", "systemAssigned", "userAssignedIdentities", "capacity"]);
   return {
@@ -131,6 +178,14 @@ function compute(v: unknown, path: string): ComputeConfig {
   };
 }
 
+function metadataHeader(v: unknown, path: string): MetadataHeaderCheck | undefined {
+  if (v === undefined) return undefined;
+  if (v !== "exact" && v !== "case-insensitive") {
+    throw new ConfigError(path, "must be exact or case-insensitive");
+  }
+  return v;
+}
+
 export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
   const o = obj(raw, "$", [
     "subscriptionId",
@@ -139,6 +194,12 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     "lroDurationMs",
     "lroRetryAfterSeconds",
     "throttle",
+    "imdsPropagationDelayMs",
+    "computeThrottle",
+    "maxIdentitiesPerPatch",
+    "knownResources",
+    "strictResources",
+    "imdsMetadataHeader",
     "hostname",
     "armPort",
     "aadPort",
@@ -153,35 +214,57 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     subscriptionId: str(o.subscriptionId, "$.subscriptionId"),
     tenantId: str(o.tenantId, "$.tenantId"),
     location: str(o.location, "$.location"),
-    lroDurationMs: num(o.lroDurationMs, "$.lroDurationMs", 0),
+    lroDurationMs: lroDuration(o.lroDurationMs, "$.lroDurationMs"),
     lroRetryAfterSeconds: num(o.lroRetryAfterSeconds, "$.lroRetryAfterSeconds", 0),
     throttle: throttle && {
       reads: bucket(throttle.reads, "$.throttle.reads"),
       writes: bucket(throttle.writes, "$.throttle.writes"),
     },
+    imdsPropagationDelayMs: num(o.imdsPropagationDelayMs, "$.imdsPropagationDelayMs", 0),
+    computeThrottle: computeThrottle(o.computeThrottle, "$.computeThrottle"),
+    maxIdentitiesPerPatch: num(o.maxIdentitiesPerPatch, "$.maxIdentitiesPerPatch", 1),
+    knownResources: strList(o.knownResources, "$.knownResources"),
+    strictResources: bool(o.strictResources, "$.strictResources"),
+    imdsMetadataHeader: metadataHeader(o.imdsMetadataHeader, "$.imdsMetadataHeader"),
     hostname: str(o.hostname, "$.hostname"),
     armPort: num(o.armPort, "$.armPort", 0),
     aadPort: num(o.aadPort, "$.aadPort", 0),
     identities: list(o.identities, "$.identities", (x, p) => {
-      const i = obj(x, p, ["resourceGroup", "name", "clientId", "principalId", "assignScopes"]);
+      const i = obj(x, p, [
+        "resourceGroup",
+        "name",
+        "clientId",
+        "principalId",
+        "assignScopes",
+        "writeScopes",
+      ]);
       return {
         resourceGroup: str(i.resourceGroup, `${p}.resourceGroup`, true),
         name: str(i.name, `${p}.name`, true),
         clientId: str(i.clientId, `${p}.clientId`),
         principalId: str(i.principalId, `${p}.principalId`),
         assignScopes: strList(i.assignScopes, `${p}.assignScopes`),
+        writeScopes: strList(i.writeScopes, `${p}.writeScopes`),
       };
     }),
     vms: list(o.vms, "$.vms", compute),
     vmss: list(o.vmss, "$.vmss", compute),
     servicePrincipals: list(o.servicePrincipals, "$.servicePrincipals", (x, p) => {
-      const s = obj(x, p, ["clientId", "tenantId", "secret", "certificateFile", "assignScopes"]);
+      const s = obj(x, p, [
+        "clientId",
+        "tenantId",
+        "secret",
+        "certificateFile",
+        "assignScopes",
+        "writeScopes",
+      ]);
       const sp: ServicePrincipalConfig = {
         clientId: str(s.clientId, `${p}.clientId`),
         tenantId: str(s.tenantId, `${p}.tenantId`),
         secret: str(s.secret, `${p}.secret`),
         certificateFile: str(s.certificateFile, `${p}.certificateFile`),
         assignScopes: strList(s.assignScopes, `${p}.assignScopes`),
+        writeScopes: strList(s.writeScopes, `${p}.writeScopes`),
       };
       if (!sp.secret && !sp.certificateFile) throw new ConfigError(p, "needs a secret or a certificateFile");
       return sp;

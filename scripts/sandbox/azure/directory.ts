@@ -24,6 +24,8 @@ interface PrincipalBase {
   tenantId: string;
   /** RBAC scopes (ids) where the principal holds Managed Identity Operator, i.e. may assign identities. */
   assignScopes: string[];
+  /** RBAC scopes where the principal may write VMs / scale sets (Virtual Machine Contributor). */
+  writeScopes: string[];
 }
 
 export interface ServicePrincipal extends PrincipalBase {
@@ -98,6 +100,24 @@ export class Directory {
 
   byObjectId(objectId: string): Principal | undefined {
     return this.#byObjectId.get(objectId.toLowerCase());
+  }
+
+  /** A principal named by its object id or by its client (application) id. */
+  find(id: string): Principal | undefined {
+    const byObject = this.byObjectId(id);
+    if (byObject) return byObject;
+    for (const p of this.#byObjectId.values()) {
+      if (p.clientId.toLowerCase() === id.toLowerCase()) return p;
+    }
+    return undefined;
+  }
+
+  /** Whether `clientId` names any registered application or managed identity (a token audience). */
+  hasClientId(clientId: string): boolean {
+    for (const p of this.#byObjectId.values()) {
+      if (p.clientId.toLowerCase() === clientId.toLowerCase()) return true;
+    }
+    return false;
   }
 
   /** The service principal a client-credentials request names (managed identities cannot use that flow). */

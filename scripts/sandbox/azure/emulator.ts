@@ -9,17 +9,14 @@ import { FaultInjector } from "./faults.ts";
 import { type Handler, type RunningServer, serveHandler } from "./http_server.ts";
 import type { IdentityJson } from "./identity_patch.ts";
 import { idKey } from "./ids.ts";
-import { createImdsHandler, type ImdsLimits, type ImdsSource } from "./imds.ts";
+import { createImdsHandler, type ImdsLimits, type ImdsSource, type MetadataHeaderCheck } from "./imds.ts";
 import type { AttachedIdentities, InstanceDescription } from "./imds_request.ts";
 import { type AccessTokenClaims, generateSigningKey, type VerifyOptions, verifyToken } from "./jwt.ts";
 import { RequestLog } from "./request_log.ts";
-import {
-  type AddComputeOptions,
-  type AddIdentityOptions,
-  ArmState,
-  type ComputeResource,
-  computeToJson,
-} from "./state.ts";
+import { COMPUTE_DEFAULT_POLICIES, ComputeThrottle, type ComputeThrottleConfig } from "./compute_throttle.ts";
+import { type LroDuration, OperationFaults } from "./lro.ts";
+import { resourceKey, ResourceRegistry, WELL_KNOWN_RESOURCES } from "./resources.ts";
+import { type AddComputeOptions, type AddIdentityOptions, ArmState, type ComputeResource } from "./state.ts";
 import { ARM_DEFAULT_THROTTLE, Throttle, type ThrottleConfig } from "./throttle.ts";
 import { emulatorTls } from "./tls.ts";
 import { TokenIssuer } from "./tokens.ts";
@@ -29,8 +26,32 @@ export interface AzureEmulatorOptions {
   tenantId?: string;
   /** Azure region of every resource (default `eastus`). */
   location?: string;
-  /** How long a VM / scale-set PATCH runs before it succeeds (default 1000 ms). */
-  lroDurationMs?: number;
+  /**
+   * How long a VM / scale-set PATCH runs before it succeeds (default 1000 ms): a fixed time, or a range each
+   * operation draws from (`REALISTIC_LRO_DURATION` is Azure's 10-60 s).
+   */
+  lroDurationMs?: LroDuration;
+  /**
+   * How long after an operation attached an identity the node's IMDS still answers 400 "Identity not found"
+   * for it (default `DEFAULT_IMDS_PROPAGATION_DELAY_MS`, 10 s; Azure: seconds up to about a minute).
+   */
+  imdsPropagationDelayMs?: number;
+  /**
+   * The Compute RP's per-resource request policies (default `COMPUTE_DEFAULT_POLICIES` with Retry-After up
+   * to the window's end); `false` turns them off.
+   */
+  computeThrottle?: Partial<ComputeThrottleConfig> | false;
+  /** Most user-assigned identity ids one PATCH may name (default 150, as Compute). */
+  maxIdentitiesPerPatch?: number;
+  /**
+   * Resources Azure AD and IMDS issue tokens for besides `WELL_KNOWN_RESOURCES`, the emulator's ARM endpoint
+   * and registered client ids; others get AADSTS500011. Add more later with `registerResource`.
+   */
+  knownResources?: string[];
+  /** `false` issues tokens for any resource, as the emulator did before the registry (default true). */
+  strictResources?: boolean;
+  /** How IMDS compares the `Metadata` header value (default `exact`: only `true`). */
+  imdsMetadataHeader?: MetadataHeaderCheck;
   /**
    * Retry-After (seconds) sent with a PATCH and with polls of a running operation, to check that a client
    * paces its polling by it. Default: none, so clients poll at their own interval.
@@ -83,6 +104,16 @@ export interface ServicePrincipalOptions {
    * Operator). Default: the whole subscription, so a controller works out of the box.
    */
   assignScopes?: string[];
+  /**
+   * Scopes where the principal may write VMs and scale sets (Virtual Machine Contributor); a PATCH outside
+   * them gets 403 AuthorizationFailed. Default: the whole subscription.
+   */
+  writeScopes?: string[];
+}
+
+export interface RoleScopes {
+  assign?: string[];
+  write?: string[];
 }
 
 export interface ServicePrincipalInfo {
@@ -127,6 +158,14 @@ export interface AzureEmulator {
   readonly publicKeyPem: string;
   readonly requests: RequestLog;
   readonly faults: FaultInjector;
+  /** Makes accepted PATCHes end `Failed` (their identities are not applied). */
+  readonly operationFaults: OperationFaults;
+  /** Lets Azure AD and IMDS issue tokens for one more resource (app ID URI). */
+  registerResource(resource: string): void;
+  /** Changes the IMDS propagation delay for operations that finish from now on. */
+  setImdsPropagationDelayMs(ms: number): void;
+  /** Replaces a principal's role scopes (by client id or object id); omitted kinds stay as they are. */
+  setRoleScopes(principal: string, scopes: RoleScopes): void;
   /** `clientId` / `principalId` may be fixed (e.g. to match an existing AzureIdentity manifest). */
   addUserAssignedIdentity(opts: AddIdentityOptions): UserAssignedIdentityInfo;
   deleteUserAssignedIdentity(id: string): boolean;
@@ -146,13 +185,23 @@ export interface AzureEmulator {
 }
 
 export { createImdsHandler, IMDS_IDENTITY_LIMITS } from "./imds.ts";
-export type { ImdsHandlerOptions, ImdsLimits, ImdsSource } from "./imds.ts";
+export type { ImdsHandlerOptions, ImdsLimits, ImdsSource, MetadataHeaderCheck } from "./imds.ts";
+export { COMPUTE_DEFAULT_POLICIES } from "./compute_throttle.ts";
+export type { ComputePolicy, ComputeThrottleConfig } from "./compute_throttle.ts";
+export { DEFAULT_OPERATION_ERROR, REALISTIC_LRO_DURATION } from "./lro.ts";
+export type { LroDuration, OperationFailureSpec } from "./lro.ts";
+export { WELL_KNOWN_RESOURCES } from "./resources.ts";
 export { JwtError, verifyToken } from "./jwt.ts";
 export type { AccessTokenClaims, VerifyOptions } from "./jwt.ts";
 export type { IdentityJson } from "./identity_patch.ts";
 export type { FaultSpec } from "./faults.ts";
 export type { RequestFilter, RequestLogEntry } from "./request_log.ts";
 export type { Handler } from "./http_server.ts";
+
+/** Default time from an identity's attach until the node's IMDS serves it. */
+export const DEFAULT_IMDS_PROPAGATION_DELAY_MS = 10_000;
+/** Compute's limit of user-assigned identity ids in one request. */
+export const MAX_IDENTITIES_PER_PATCH = 150;
 
 const DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2b1";
 const DEFAULT_TENANT = "00000000-0000-0000-0000-0000000071e1";
@@ -161,6 +210,19 @@ function computeInfo(r: ComputeResource): ComputeInfo {
   const info: ComputeInfo = { id: r.id, name: r.name, resourceGroup: r.resourceGroup };
   if (r.identity.system) info.systemAssigned = { ...r.identity.system };
   return info;
+}
+
+function checkedDelay(ms: number): number {
+  if (!Number.isFinite(ms) || ms < 0) throw new RangeError(`imdsPropagationDelayMs must be >= 0, got ${ms}`);
+  return ms;
+}
+
+function checkedLroDuration(d: LroDuration): LroDuration {
+  const ok = typeof d === "number"
+    ? Number.isFinite(d) && d >= 0
+    : Number.isFinite(d.minMs) && Number.isFinite(d.maxMs) && d.minMs >= 0 && d.maxMs >= d.minMs;
+  if (!ok) throw new RangeError(`lroDurationMs must be >= 0 or {minMs <= maxMs}, got ${JSON.stringify(d)}`);
+  return d;
 }
 
 function randomSecret(): string {
@@ -183,12 +245,20 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
   const [tls, key] = await Promise.all([emulatorTls(options.cacheDir), generateSigningKey()]);
 
   const directory = new Directory(tenantId);
+  const operationFaults = new OperationFaults();
   const state = new ArmState({
     subscriptionId,
     tenantId,
     location,
-    lroDurationMs: options.lroDurationMs ?? 1000,
+    lroDurationMs: checkedLroDuration(options.lroDurationMs ?? 1000),
+    imdsPropagationDelayMs: checkedDelay(options.imdsPropagationDelayMs ?? DEFAULT_IMDS_PROPAGATION_DELAY_MS),
+    maxIdentitiesPerRequest: options.maxIdentitiesPerPatch ?? MAX_IDENTITIES_PER_PATCH,
+    operationFaults,
     directory,
+  });
+  const computeThrottle = options.computeThrottle === false ? undefined : new ComputeThrottle({
+    policies: options.computeThrottle?.policies ?? COMPUTE_DEFAULT_POLICIES,
+    retryAfterSeconds: options.computeThrottle?.retryAfterSeconds,
   });
   const requests = new RequestLog();
   const faults = new FaultInjector();
@@ -198,6 +268,11 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
   });
   let authorityHost = "";
   let armEndpoint = "";
+  const resources = new ResourceRegistry(
+    [...WELL_KNOWN_RESOURCES, ...(options.armAudiences ?? []), ...(options.knownResources ?? [])],
+    options.strictResources ?? true,
+    (r) => resourceKey(r) === resourceKey(armEndpoint) || directory.hasClientId(r),
+  );
   const issuer = new TokenIssuer(key, () => authorityHost);
 
   const servers: RunningServer[] = [];
@@ -213,6 +288,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         faults,
         authorityHost: () => authorityHost,
         tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599,
+        resources,
       }),
     );
     servers.push(aad);
@@ -227,6 +303,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         faults,
         endpoint: () => armEndpoint,
         lroRetryAfterSeconds: options.lroRetryAfterSeconds,
+        computeThrottle,
         auth: () => ({
           publicKey: key.publicKey,
           tenantId,
@@ -302,6 +379,8 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       faults,
       limits,
       tokenLifetimeSeconds: options.managedIdentityTokenLifetimeSeconds ?? 86399,
+      metadataHeader: options.imdsMetadataHeader ?? "exact",
+      resources,
     });
   }
 
@@ -315,6 +394,17 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
     publicKeyPem: key.publicKeyPem,
     requests,
     faults,
+    operationFaults,
+    registerResource: (resource) => resources.register(resource),
+    setImdsPropagationDelayMs(ms) {
+      state.options.imdsPropagationDelayMs = checkedDelay(ms);
+    },
+    setRoleScopes(principal, scopes) {
+      const p = directory.find(principal);
+      if (!p) throw new Error(`no principal with client or object id ${principal}`);
+      if (scopes.assign) p.assignScopes = [...scopes.assign];
+      if (scopes.write) p.writeScopes = [...scopes.write];
+    },
 
     addUserAssignedIdentity(opts) {
       const r = state.addUserAssignedIdentity(opts);
@@ -334,7 +424,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
     getResource(resourceId) {
       const r = state.getCompute(resourceId);
       if (!r) throw new Error(`no VM or scale set ${resourceId}`);
-      return computeToJson(r, tenantId);
+      return state.toJson(r);
     },
 
     registerServicePrincipal(opts = {}) {
@@ -348,6 +438,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         secrets: secret ? [secret] : [],
         certificates: opts.certificatePem ? [parseCertificate(opts.certificatePem)] : [],
         assignScopes: opts.assignScopes ?? [`/subscriptions/${subscriptionId}`],
+        writeScopes: opts.writeScopes ?? [`/subscriptions/${subscriptionId}`],
       };
       directory.add(sp);
       const info: ServicePrincipalInfo = {

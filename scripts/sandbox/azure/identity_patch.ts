@@ -10,6 +10,7 @@ import {
   failedIdentityOperation,
   invalidParameter,
   invalidRequestContent,
+  tooManyIdentities,
 } from "./arm_errors.ts";
 import { armEchoedId, idKey, isUserAssignedIdentityId } from "./ids.ts";
 
@@ -144,13 +145,13 @@ export function parseIdentityPatch(identity: unknown): Result<IdentityPatch | un
     }
     const op = value === null ? "remove" : "add";
     const key = idKey(id);
-    const previous = entries.get(key);
-    if (previous && previous.op !== op) {
+    // ARM ids are case-insensitive, so two spellings of one id are a duplicate (Azure/aad-pod-identity#556).
+    if (entries.has(key)) {
       return {
         ok: false,
         error: invalidParameter(
-          `The user assigned identity '${id}' is both added and removed in the same request.`,
-          "identity.userAssignedIdentities",
+          `ResourceIdentity identityId '${id}' cannot be duplicated in the provided identityIds list.`,
+          "resourceIdentity.identityIds",
         ),
       };
     }
@@ -179,6 +180,8 @@ export interface ApplyContext {
   linkedAuthorizationFailed(ids: string[]): ArmError;
   /** A fresh system-assigned identity when the type newly includes SystemAssigned. */
   newSystemIdentity(): SystemIdentity;
+  /** Most user-assigned ids (added or removed) one request may name; unlimited when absent. */
+  maxIdentitiesPerRequest?: number;
 }
 
 export interface AppliedPatch {
@@ -199,6 +202,12 @@ export function applyIdentityPatch(
   // ARM checks linked access before the resource provider sees the request, so 403 wins over "not found".
   const denied = adds.filter((e) => !ctx.mayAssign(e.id)).map((e) => e.id);
   if (denied.length > 0) return { ok: false, error: ctx.linkedAuthorizationFailed(denied) };
+  if (ctx.maxIdentitiesPerRequest !== undefined && requested.length > ctx.maxIdentitiesPerRequest) {
+    return {
+      ok: false,
+      error: tooManyIdentities(ctx.resourceId, requested.length, ctx.maxIdentitiesPerRequest),
+    };
+  }
   const missing = adds.filter((e) => !ctx.lookup(idKey(e.id))).map((e) => e.id);
   if (missing.length > 0) return { ok: false, error: failedIdentityOperation(ctx.resourceId, missing) };
 
@@ -250,11 +259,20 @@ export interface IdentityJson {
   type: IdentityType;
   principalId?: string;
   tenantId?: string;
-  userAssignedIdentities?: Record<string, { principalId: string; clientId: string }>;
+  /** `null` ids: the identity resource was deleted (or re-created as another principal) since it was attached. */
+  userAssignedIdentities?: Record<string, { principalId: string | null; clientId: string | null }>;
 }
 
-/** The `identity` property of a GET response; undefined when the resource has no identity, as in ARM. */
-export function identityToJson(block: IdentityBlock, tenantId: string): IdentityJson | undefined {
+/**
+ * The `identity` property of a GET response; undefined when the resource has no identity, as in ARM.
+ * `isLive` says whether an attached identity's principal still exists; ARM shows null ids for one that
+ * does not (aad-pod-identity README, Known Issues).
+ */
+export function identityToJson(
+  block: IdentityBlock,
+  tenantId: string,
+  isLive: (u: AttachedUserIdentity) => boolean = () => true,
+): IdentityJson | undefined {
   if (block.type === "None") return undefined;
   const json: IdentityJson = { type: block.type };
   if (hasSystem(block.type) && block.system) {
@@ -264,7 +282,9 @@ export function identityToJson(block: IdentityBlock, tenantId: string): Identity
   if (hasUser(block.type)) {
     json.userAssignedIdentities = {};
     for (const v of block.userAssigned.values()) {
-      json.userAssignedIdentities[armEchoedId(v.id)] = { principalId: v.principalId, clientId: v.clientId };
+      json.userAssignedIdentities[armEchoedId(v.id)] = isLive(v)
+        ? { principalId: v.principalId, clientId: v.clientId }
+        : { principalId: null, clientId: null };
     }
   }
   return json;

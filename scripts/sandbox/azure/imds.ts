@@ -5,6 +5,7 @@
 // `createImdsHandler` returns a web-standard handler so the endpoint can also be served by another module
 // (e.g. bound to 169.254.169.254:80 inside a network namespace).
 
+import { aadErrorResponse } from "./aad.ts";
 import { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import { armEchoedId } from "./ids.ts";
@@ -21,6 +22,7 @@ import {
   selectIdentity,
 } from "./imds_request.ts";
 import { RequestLog } from "./request_log.ts";
+import { resourceNotFound } from "./resources.ts";
 import { instrument, jsonResponse } from "./service.ts";
 import type { TokenIssuer } from "./tokens.ts";
 
@@ -51,7 +53,20 @@ export interface ImdsHandlerOptions {
   limits?: ImdsLimits;
   /** Lifetime of managed-identity tokens; Azure's are about 24 h. */
   tokenLifetimeSeconds?: number;
+  /**
+   * How the `Metadata` header value is compared: `exact` (default) accepts only `true`, the one value
+   * IMDS's specification allows; `case-insensitive` also accepts `True`, `TRUE`. The header name is
+   * case-insensitive either way, as in all of HTTP.
+   */
+  metadataHeader?: MetadataHeaderCheck;
+  /** Resources Azure AD knows; IMDS passes AAD's AADSTS500011 on for others. Any resource when absent. */
+  resources?: { has(resource: string): boolean };
 }
+
+export type MetadataHeaderCheck = "exact" | "case-insensitive";
+
+/** The answer real IMDS relays when Azure AD refuses the token (an AAD error body, status 400). */
+const AAD_AUTHORITY = "https://login.microsoftonline.com";
 
 /** Routes of IMDS (pure). Paths compare case-insensitively, as IMDS does. */
 export function matchImdsRoute(pathname: string): string {
@@ -116,7 +131,10 @@ export function createImdsHandler(opts: ImdsHandlerOptions): Handler {
     route: (_req, url) => matchImdsRoute(url.pathname),
     gate: (req, _url, route) => {
       // The header check comes first so probes (which omit it) get their fast 400 even under load.
-      const hasMetadata = (req.headers.get("metadata") ?? "").toLowerCase() === "true";
+      const value = req.headers.get("metadata");
+      const hasMetadata = opts.metadataHeader === "case-insensitive"
+        ? (value ?? "").toLowerCase() === "true"
+        : value === "true";
       if (route !== "imds.unknown" && route !== "imds.versions" && !hasMetadata) {
         return isIdentityRoute(route)
           ? errorResponse(METADATA_HEADER_MISSING)
@@ -173,6 +191,13 @@ export function createImdsHandler(opts: ImdsHandlerOptions): Handler {
       const chosen = selectIdentity(query.value.selector, opts.source.identities());
       if (!chosen.ok) return errorResponse(chosen.error);
       const identity = chosen.value;
+      if (opts.resources && !opts.resources.has(query.value.resource)) {
+        return aadErrorResponse(
+          resourceNotFound(query.value.resource, opts.source.tenantId),
+          crypto.randomUUID(),
+          AAD_AUTHORITY,
+        );
+      }
       const token = await opts.issuer.issue(
         {
           clientId: identity.clientId,

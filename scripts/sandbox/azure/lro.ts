@@ -4,6 +4,7 @@
 // as Compute does ("OperationPreempted").
 
 import type { ArmErrorDetail } from "./arm_errors.ts";
+import { idKey } from "./ids.ts";
 
 export type OperationStatus = "InProgress" | "Succeeded" | "Failed" | "Canceled";
 
@@ -22,7 +23,14 @@ export interface Operation {
 
 interface Tracked {
   op: Operation;
-  onSucceeded: () => void;
+  onSucceeded: (op: Operation) => void;
+  failure?: OperationFailure;
+}
+
+/** How an operation ends when a test made it fail: the error its status shows and the model rollback. */
+export interface OperationFailure {
+  error: ArmErrorDetail;
+  onFailed: () => void;
 }
 
 export const PREEMPTED: ArmErrorDetail = {
@@ -33,10 +41,18 @@ export const PREEMPTED: ArmErrorDetail = {
 export class OperationTracker {
   #ops = new Map<string, Tracked>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(readonly now: () => number = Date.now) {}
 
-  /** Starts an operation; `onSucceeded` runs (once) when it completes, before anyone can observe it. */
-  start(resourceKey: string, durationMs: number, onSucceeded: () => void): Operation {
+  /**
+   * Starts an operation; `onSucceeded` runs (once) when it completes, before anyone can observe it. With
+   * `failure` the operation ends `Failed` with that error instead and `failure.onFailed` runs.
+   */
+  start(
+    resourceKey: string,
+    durationMs: number,
+    onSucceeded: (op: Operation) => void,
+    failure?: OperationFailure,
+  ): Operation {
     this.settle();
     const t = this.now();
     for (const tracked of this.#ops.values()) {
@@ -54,7 +70,7 @@ export class OperationTracker {
       doneAt: t + Math.max(0, durationMs),
       status: "InProgress",
     };
-    this.#ops.set(op.id, { op, onSucceeded });
+    this.#ops.set(op.id, { op, onSucceeded, failure });
     return op;
   }
 
@@ -64,9 +80,15 @@ export class OperationTracker {
     for (const tracked of this.#ops.values()) {
       const op = tracked.op;
       if (op.status === "InProgress" && op.doneAt <= t) {
-        op.status = "Succeeded";
         op.endTime = op.doneAt;
-        tracked.onSucceeded();
+        if (tracked.failure) {
+          op.status = "Failed";
+          op.error = { ...tracked.failure.error };
+          tracked.failure.onFailed();
+        } else {
+          op.status = "Succeeded";
+          tracked.onSucceeded(op);
+        }
       }
     }
   }
@@ -104,4 +126,62 @@ export function operationToJson(op: Operation): OperationJson {
   if (op.endTime !== undefined) json.endTime = new Date(op.endTime).toISOString();
   if (op.error) json.error = { ...op.error };
   return json;
+}
+
+/** Compute's generic answer for an operation that failed inside the platform. */
+export const DEFAULT_OPERATION_ERROR: ArmErrorDetail = {
+  code: "InternalExecutionError",
+  message: "An internal execution error occurred. Please retry later.",
+};
+
+export interface OperationFailureSpec {
+  /** Only operations on this VM / scale set (any casing); every resource when absent. */
+  resourceId?: string;
+  /** Error code in the failed operation's status (default `InternalExecutionError`). */
+  code?: string;
+  message?: string;
+  /** How many operations fail; unlimited when absent. */
+  times?: number;
+}
+
+/** Operations a test wants to end `Failed`: the PATCH is accepted, the asynchronous work then fails. */
+export class OperationFaults {
+  #next = 1;
+  #specs: { id: number; spec: OperationFailureSpec; left: number }[] = [];
+
+  inject(spec: OperationFailureSpec = {}): number {
+    if (spec.times !== undefined && !(spec.times >= 1)) throw new RangeError("times must be >= 1");
+    const id = this.#next++;
+    this.#specs.push({ id, spec: { ...spec }, left: spec.times ?? Infinity });
+    return id;
+  }
+
+  clear(id?: number): void {
+    this.#specs = id === undefined ? [] : this.#specs.filter((s) => s.id !== id);
+  }
+
+  /** The error the next operation on `resourceKey` (an `idKey`) ends with, consuming one of its `times`. */
+  take(resourceKey: string): ArmErrorDetail | undefined {
+    const hit = this.#specs.find((s) =>
+      s.left > 0 && (s.spec.resourceId === undefined || idKey(s.spec.resourceId) === resourceKey)
+    );
+    if (!hit) return undefined;
+    hit.left -= 1;
+    if (hit.left <= 0) this.#specs = this.#specs.filter((s) => s !== hit);
+    return {
+      code: hit.spec.code ?? DEFAULT_OPERATION_ERROR.code,
+      message: hit.spec.message ?? DEFAULT_OPERATION_ERROR.message,
+    };
+  }
+}
+
+/** A fixed duration, or one drawn uniformly from a range for every operation. */
+export type LroDuration = number | { minMs: number; maxMs: number };
+
+/** What Compute takes to attach identities to a VM or scale set (seconds to about a minute, #1267). */
+export const REALISTIC_LRO_DURATION: LroDuration = { minMs: 10_000, maxMs: 60_000 };
+
+export function drawDuration(d: LroDuration, random: () => number = Math.random): number {
+  if (typeof d === "number") return d;
+  return d.minMs + Math.floor(random() * (d.maxMs - d.minMs + 1));
 }

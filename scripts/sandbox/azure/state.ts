@@ -32,7 +32,7 @@ import {
   isWithinScope,
   userAssignedIdentityId,
 } from "./ids.ts";
-import { type Operation, OperationTracker } from "./lro.ts";
+import { drawDuration, type LroDuration, type Operation, OperationFaults, OperationTracker } from "./lro.ts";
 
 export interface UserAssignedIdentityRecord {
   id: string;
@@ -56,18 +56,29 @@ export interface ComputeResource {
   identity: IdentityBlock;
   /** What the platform has finished applying; IMDS serves these. */
   committed: IdentityBlock;
-  provisioningState: "Succeeded" | "Updating";
+  provisioningState: "Succeeded" | "Updating" | "Failed";
   /** `vmId` of a VM, `uniqueId` of a scale set. */
   uniqueId: string;
   /** Scale sets only. */
   capacity: number;
+  /**
+   * When IMDS starts serving an identity the platform finished attaching (epoch ms, keyed by `idKey` of the
+   * identity or `system`): the attach succeeds before the node's IMDS learns of it.
+   */
+  servableAt: Map<string, number>;
 }
 
 export interface ArmStateOptions {
   subscriptionId: string;
   tenantId: string;
   location: string;
-  lroDurationMs: number;
+  lroDurationMs: LroDuration;
+  /** Time from an operation's success until IMDS serves an identity it attached (default 0). */
+  imdsPropagationDelayMs?: number;
+  /** Most user-assigned ids one PATCH may name (Compute: 150); unlimited when absent. */
+  maxIdentitiesPerRequest?: number;
+  /** Operations a test made fail; none when absent. */
+  operationFaults?: OperationFaults;
   directory: Directory;
   now?: () => number;
 }
@@ -91,6 +102,8 @@ export interface AddIdentityOptions {
   location?: string;
   /** Scopes where this identity may itself assign identities (e.g. a kubelet identity); none by default. */
   assignScopes?: string[];
+  /** Scopes where this identity may write VMs / scale sets; default: the whole subscription. */
+  writeScopes?: string[];
 }
 
 const COMPUTE_TYPE: Record<ComputeKind, string> = {
@@ -145,6 +158,7 @@ export class ArmState {
       tenantId: record.tenantId,
       resourceId: id,
       assignScopes: [...(opts.assignScopes ?? [])],
+      writeScopes: [...(opts.writeScopes ?? [`/subscriptions/${this.subscriptionId}`])],
     };
     this.options.directory.add(principal);
     this.#identities.set(idKey(id), record);
@@ -178,6 +192,7 @@ export class ArmState {
       tenantId: this.tenantId,
       resourceId,
       assignScopes: [],
+      writeScopes: [`/subscriptions/${this.subscriptionId}`],
     });
     return system;
   }
@@ -213,6 +228,7 @@ export class ArmState {
       provisioningState: "Succeeded",
       uniqueId: crypto.randomUUID(),
       capacity: kind === "virtualMachineScaleSets" ? opts.capacity ?? 2 : 1,
+      servableAt: new Map(),
     };
     this.#compute.set(idKey(id), resource);
     this.#resourceGroups.add(opts.resourceGroup.toLowerCase());
@@ -234,6 +250,19 @@ export class ArmState {
     const r = this.getCompute(computeId(this.subscriptionId, resourceGroup, kind, name), kind);
     if (!r) return { ok: false, error: resourceNotFound(COMPUTE_TYPE[kind], name, resourceGroup) };
     return { ok: true, value: r };
+  }
+
+  /** Every VM (or scale set) of a resource group, as VirtualMachines_List returns them. */
+  listCompute(kind: ComputeKind, resourceGroup: string): Result<ComputeResource[]> {
+    if (!this.hasResourceGroup(resourceGroup)) {
+      return { ok: false, error: resourceGroupNotFound(resourceGroup) };
+    }
+    this.operations.settle();
+    const prefix = idKey(`/subscriptions/${this.subscriptionId}/resourceGroups/${resourceGroup}/`);
+    return {
+      ok: true,
+      value: [...this.#compute.values()].filter((r) => r.kind === kind && idKey(r.id).startsWith(prefix)),
+    };
   }
 
   findIdentity(resourceGroup: string, name: string): Result<UserAssignedIdentityRecord> {
@@ -280,6 +309,7 @@ export class ArmState {
             ids,
           ),
         newSystemIdentity: () => this.#newSystemIdentity(resource.id),
+        maxIdentitiesPerRequest: this.options.maxIdentitiesPerRequest,
       });
       if (!applied.ok) return applied;
       next = applied.value.next;
@@ -287,30 +317,76 @@ export class ArmState {
     if (next) resource.identity = next;
     if (isStringRecord(record.tags)) resource.tags = { ...record.tags };
     resource.provisioningState = "Updating";
-    const op = this.operations.start(idKey(resource.id), this.options.lroDurationMs, () => {
-      resource.committed = cloneIdentity(resource.identity);
-      resource.provisioningState = "Succeeded";
-    });
+    const key = idKey(resource.id);
+    const error = this.options.operationFaults?.take(key);
+    const duration = drawDuration(this.options.lroDurationMs);
+    const op = this.operations.start(
+      key,
+      duration,
+      (done) => this.#commit(resource, done.doneAt),
+      error && {
+        error,
+        // A failed operation applies nothing: the model falls back to what the platform had.
+        onFailed: () => {
+          resource.identity = cloneIdentity(resource.committed);
+          resource.provisioningState = "Failed";
+        },
+      },
+    );
     return { ok: true, value: op };
+  }
+
+  /** The platform finished an update: identities it attached reach IMDS after the propagation delay. */
+  #commit(resource: ComputeResource, doneAt: number): void {
+    const before = resource.committed;
+    const next = cloneIdentity(resource.identity);
+    const servableAt = doneAt + (this.options.imdsPropagationDelayMs ?? 0);
+    for (const [k, u] of next.userAssigned) {
+      if (before.userAssigned.get(k)?.principalId !== u.principalId) resource.servableAt.set(k, servableAt);
+    }
+    for (const k of [...resource.servableAt.keys()]) {
+      if (k !== "system" && !next.userAssigned.has(k)) resource.servableAt.delete(k);
+    }
+    const systemBefore = hasSystem(before.type) ? before.system?.principalId : undefined;
+    const systemAfter = hasSystem(next.type) ? next.system?.principalId : undefined;
+    if (systemAfter !== undefined && systemAfter !== systemBefore) {
+      resource.servableAt.set("system", servableAt);
+    }
+    resource.committed = next;
+    resource.provisioningState = "Succeeded";
+  }
+
+  /** Whether an attached identity's resource still exists as the same principal. */
+  isLive(u: AttachedUserIdentity): boolean {
+    const live = this.#identities.get(idKey(u.id));
+    return live !== undefined && live.principalId === u.principalId;
+  }
+
+  /** The GET body of a VM / scale set. */
+  toJson(r: ComputeResource): Record<string, unknown> {
+    return computeToJson(r, this.tenantId, (u) => this.isLive(u));
   }
 
   /** The identity block GET returns (type None when there is none), for test assertions. */
   identityJson(resourceId: string): IdentityJson {
     const r = this.getCompute(resourceId);
     if (!r) throw new Error(`no VM or scale set ${resourceId}`);
-    return identityToJson(r.identity, this.tenantId) ?? { type: "None" };
+    return identityToJson(r.identity, this.tenantId, (u) => this.isLive(u)) ?? { type: "None" };
   }
 
   /** Identities IMDS on this resource may hand out tokens for: committed and still existing. */
   servableIdentities(resourceId: string): { system?: SystemIdentity; user: AttachedUserIdentity[] } {
     const r = this.getCompute(resourceId);
     if (!r) return { user: [] };
-    const user = [...r.committed.userAssigned.values()].filter((u) => {
-      const live = this.#identities.get(idKey(u.id));
-      return live !== undefined && live.principalId === u.principalId;
-    });
+    const t = this.operations.now();
+    const propagated = (key: string) => (r.servableAt.get(key) ?? 0) <= t;
+    const user = [...r.committed.userAssigned.entries()]
+      .filter(([k, u]) => this.isLive(u) && propagated(k))
+      .map(([, u]) => u);
     const out: { system?: SystemIdentity; user: AttachedUserIdentity[] } = { user };
-    if (r.committed.system && hasSystem(r.committed.type)) out.system = r.committed.system;
+    if (r.committed.system && hasSystem(r.committed.type) && propagated("system")) {
+      out.system = r.committed.system;
+    }
     return out;
   }
 
@@ -319,7 +395,11 @@ export class ArmState {
   }
 }
 
-export function computeToJson(r: ComputeResource, tenantId: string): Record<string, unknown> {
+export function computeToJson(
+  r: ComputeResource,
+  tenantId: string,
+  isLive?: (u: AttachedUserIdentity) => boolean,
+): Record<string, unknown> {
   const json: Record<string, unknown> = {
     name: r.name,
     id: r.id,
@@ -330,7 +410,7 @@ export function computeToJson(r: ComputeResource, tenantId: string): Record<stri
   if (r.kind === "virtualMachineScaleSets") {
     json.sku = { name: "Standard_D2s_v3", tier: "Standard", capacity: r.capacity };
   }
-  const identity = identityToJson(r.identity, tenantId);
+  const identity = identityToJson(r.identity, tenantId, isLive);
   if (identity) json.identity = identity;
   json.properties = r.kind === "virtualMachines"
     ? {

@@ -3,10 +3,12 @@
 //   certificate: AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_CERTIFICATE_PATH, AZURE_AUTHORITY_HOST
 //   secret:      AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST
 //   managed:     AZURE_CLIENT_ID (optional) and, to point it at a custom IMDS, AZURE_POD_IDENTITY_AUTHORITY_HOST
+//   default:     DefaultAzureCredential, which probes IMDS before asking it (AZURE_CLIENT_ID optional)
 // The scope is argv[3]. Trust for a private CA comes from NODE_EXTRA_CA_CERTS, as for any Node app.
 import {
   ClientCertificateCredential,
   ClientSecretCredential,
+  DefaultAzureCredential,
   ManagedIdentityCredential,
 } from "@azure/identity";
 
@@ -33,9 +35,10 @@ const credential = {
     new ManagedIdentityCredential(
       env.AZURE_CLIENT_ID ? { clientId: env.AZURE_CLIENT_ID } : {},
     ),
+  default: () => new DefaultAzureCredential(),
 }[kind];
 if (!credential || !scope) {
-  console.error("usage: node get_token.mjs certificate|secret|managed <scope>");
+  console.error("usage: node get_token.mjs certificate|secret|managed|default <scope>");
   process.exit(2);
 }
 try {

@@ -243,7 +243,7 @@ Deno.test("discovery: OpenID configuration, instance discovery and the signing k
       grant_type: "client_credentials",
       client_id: sp.clientId,
       client_secret: "s",
-      scope: "api://x/.default",
+      scope: "https://vault.azure.net/.default",
     });
     // Anyone holding only the published key can verify the emulator's tokens.
     assert.equal((await verifyToken(String(token.body.access_token), jwk)).appid, sp.clientId);

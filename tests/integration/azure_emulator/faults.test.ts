@@ -71,7 +71,8 @@ Deno.test("Azure AD and IMDS faults use their own error shapes", async () => {
     assert.ok(await tokenFor(h, sp));
 
     h.emu.faults.inject({ route: "imds.token", status: 500, times: 1 });
-    const url = `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r`;
+    const url =
+      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net`;
     const failed = await fetch(url, { headers: { Metadata: "true" } });
     assert.equal(failed.status, 500);
     assert.deepEqual(Object.keys(await failed.json()), ["error", "error_description"]);

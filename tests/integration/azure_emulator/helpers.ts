@@ -20,7 +20,7 @@ export interface Harness {
 }
 
 export async function startHarness(options: AzureEmulatorOptions = {}): Promise<Harness> {
-  const emu = await startAzureEmulator({ lroDurationMs: 200, ...options });
+  const emu = await startAzureEmulator({ lroDurationMs: 200, imdsPropagationDelayMs: 0, ...options });
   const ca = await Deno.readTextFile(emu.caCertPath);
   const client = Deno.createHttpClient({ caCerts: [ca] });
   return {

@@ -26,13 +26,19 @@ Deno.test("main.ts starts the emulator from a config, prints its endpoints and s
     configPath,
     JSON.stringify({
       lroDurationMs: 0,
+      knownResources: ["https://cli.example"],
+      imdsMetadataHeader: "case-insensitive",
       identities: [{
         resourceGroup: "identities",
         name: "demo",
         clientId: "00000000-0000-4000-8000-0000000000de",
       }],
       vmss: [{ resourceGroup: "MC_demo", name: "pool", userAssignedIdentities: ["identities/demo"] }],
-      servicePrincipals: [{ clientId: "7d6f7ffa-0000-4000-8000-00000000c11e", secret: "demo-secret" }],
+      servicePrincipals: [{
+        clientId: "7d6f7ffa-0000-4000-8000-00000000c11e",
+        secret: "demo-secret",
+        writeScopes: [],
+      }],
       imds: [{ vmss: "MC_demo/pool", instance: 0 }],
     }),
   );
@@ -82,6 +88,24 @@ Deno.test("main.ts starts the emulator from a config, prints its endpoints and s
     );
     assert.equal(mi.status, 200);
     assert.equal((await mi.json()).client_id, info.identities[0].clientId);
+
+    // The Azure-reality options reach the emulator: a configured resource and header check, and RBAC.
+    const custom = await fetch(
+      `${
+        info.imds[0].url
+      }/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://cli.example`,
+      { headers: { Metadata: "True" } },
+    );
+    assert.equal(custom.status, 200);
+    await custom.body?.cancel();
+    const denied = await fetch(`${info.armEndpoint}${info.vmss[0].id}?api-version=2026-04-01`, {
+      client,
+      method: "PATCH",
+      headers: { authorization: `Bearer ${token.access_token}`, "content-type": "application/json" },
+      body: JSON.stringify({ tags: {} }),
+    });
+    assert.equal(denied.status, 403);
+    assert.equal((await denied.json()).error.code, "AuthorizationFailed");
   } finally {
     client?.close();
     child.kill("SIGTERM");

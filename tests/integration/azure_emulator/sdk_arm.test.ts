@@ -32,7 +32,7 @@ Deno.test("arm-compute updates a scale set's identities through an LRO and reads
       lower([id1.id, id2.id]),
     );
     const early = await fetch(
-      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r&client_id=${id1.clientId}`,
+      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id=${id1.clientId}`,
       { headers: { Metadata: "true" } },
     );
     assert.equal(early.status, 400);
@@ -49,7 +49,7 @@ Deno.test("arm-compute updates a scale set's identities through an LRO and reads
     assert.equal(byId.get(id2.id.toLowerCase())?.principalId, id2.principalId);
 
     const late = await fetch(
-      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=r&client_id=${id1.clientId}`,
+      `${imds.url}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net&client_id=${id1.clientId}`,
       { headers: { Metadata: "true" } },
     );
     assert.equal(late.status, 200);
@@ -162,6 +162,29 @@ Deno.test("the SDK surfaces LinkedAuthorizationFailed when the controller may no
       identity: { type: "UserAssigned", userAssignedIdentities: { [ok.id]: {} } },
     }, { updateIntervalInMs: 25 });
     assert.equal(h.emu.getIdentities(vmss.id).type, "UserAssigned");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("arm-compute lists a resource group's VMs (VirtualMachines_List); a missing group is a 404", async () => {
+  const h = await startHarness();
+  try {
+    const sp = h.emu.registerServicePrincipal({ secret: "lister" });
+    h.emu.addVm({ resourceGroup: "MC_cluster", name: "vm-b" });
+    h.emu.addVm({ resourceGroup: "MC_cluster", name: "vm-a" });
+    h.emu.addVm({ resourceGroup: "elsewhere", name: "vm-c" });
+    h.emu.addVmss({ resourceGroup: "MC_cluster", name: "pool" });
+    const { compute } = sdkClients(h, sp);
+    const names: string[] = [];
+    for await (const vm of compute.virtualMachines.list("MC_cluster")) names.push(vm.name!);
+    assert.deepEqual(names.sort(), ["vm-a", "vm-b"]);
+    await assert.rejects(
+      async () => {
+        for await (const _ of compute.virtualMachines.list("no-such-group")) { /* drain */ }
+      },
+      (e: { code?: string }) => e.code === "ResourceGroupNotFound",
+    );
   } finally {
     await h.close();
   }

@@ -224,3 +224,127 @@ export async function etcdDelete(etcdEndpoint: string, key: string): Promise<num
   const body = await r.json() as { deleted?: string };
   return Number(body.deleted ?? 0);
 }
+
+/**
+ * A TCP proxy in front of the apiserver that holds every server->client chunk for `delayMs` before passing
+ * it on (TLS passes through untouched, byte order kept): requests arrive at once, answers arrive late.
+ * That is a slow network path in one direction, where the write a request makes is done long before the
+ * client hears of it.
+ */
+export class DelayingProxy {
+  delayMs: number;
+  #dropRequests = false;
+  #listener: Deno.TcpListener;
+  #target: { hostname: string; port: number };
+  #conns = new Set<Deno.Conn>();
+  #accepting: Promise<void>;
+  #pipes = new Set<Promise<void>>();
+
+  constructor(targetUrl: string, delayMs: number) {
+    const u = new URL(targetUrl);
+    this.#target = { hostname: u.hostname, port: Number(u.port) };
+    this.delayMs = delayMs;
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#accepting = this.#accept();
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.#listener.addr.port}`;
+  }
+
+  /**
+   * From now on client->server bytes are discarded: nothing the client sends reaches the apiserver any
+   * more, while answers already on their way still arrive. (The TLS streams cannot recover; no undo.)
+   */
+  dropRequests(): void {
+    this.#dropRequests = true;
+  }
+
+  async #accept(): Promise<void> {
+    for await (const conn of this.#listener) {
+      const p = this.#relay(conn);
+      this.#pipes.add(p);
+      p.finally(() => this.#pipes.delete(p));
+    }
+  }
+
+  async #relay(client: Deno.Conn): Promise<void> {
+    let server: Deno.Conn;
+    try {
+      server = await Deno.connect(this.#target);
+    } catch {
+      client.close();
+      return;
+    }
+    this.#conns.add(client);
+    this.#conns.add(server);
+    const closeBoth = () => {
+      for (const c of [client, server]) {
+        if (this.#conns.delete(c)) {
+          try {
+            c.close();
+          } catch { /* closed */ }
+        }
+      }
+    };
+    const writeAll = async (to: Deno.Conn, data: Uint8Array) => {
+      let off = 0;
+      while (off < data.length) off += await to.write(data.subarray(off));
+    };
+    const upstream = async () => {
+      const buf = new Uint8Array(64 * 1024);
+      try {
+        while (true) {
+          const n = await client.read(buf);
+          if (n === null) break;
+          if (!this.#dropRequests) await writeAll(server, buf.subarray(0, n));
+        }
+      } catch { /* either side closed */ }
+      closeBoth();
+    };
+    // Chunks are queued with their due time and written in order by one writer, so a delay never reorders.
+    const downstream = async () => {
+      const queue: { due: number; data: Uint8Array | null }[] = [];
+      let wake: (() => void) | undefined;
+      const writer = (async () => {
+        try {
+          while (true) {
+            while (queue.length === 0) await new Promise<void>((r) => wake = r);
+            const { due, data } = queue.shift()!;
+            const wait = due - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            if (data === null) break;
+            await writeAll(client, data);
+          }
+        } catch { /* either side closed */ }
+        closeBoth();
+      })();
+      const buf = new Uint8Array(64 * 1024);
+      try {
+        while (true) {
+          const n = await server.read(buf);
+          queue.push({ due: performance.now() + this.delayMs, data: n === null ? null : buf.slice(0, n) });
+          wake?.();
+          if (n === null) break;
+        }
+      } catch {
+        queue.push({ due: 0, data: null });
+        wake?.();
+      }
+      await writer;
+    };
+    await Promise.all([upstream(), downstream()]);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#conns.clear();
+    this.#listener.close();
+    await this.#accepting.catch(() => {});
+    await Promise.all([...this.#pipes]);
+  }
+}

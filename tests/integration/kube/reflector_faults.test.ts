@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import { type ControlPlane, startControlPlane } from "../../../scripts/sandbox/control_plane.ts";
 import { Informer } from "../../../lib/kube/informer.ts";
-import { type KubeClient, Resources } from "../../../lib/kube/rest.ts";
+import { KubeClient, type ListOptions, Resources, type ResourceType } from "../../../lib/kube/rest.ts";
+import { Reflector } from "../../../lib/kube/reflector.ts";
+import { Store } from "../../../lib/kube/store.ts";
+import type { KubeList } from "../../../lib/kube/types.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { memoryLogger } from "../../../lib/log.ts";
 import {
@@ -180,10 +183,100 @@ Deno.test("reflector faults with the watch cache: partition resumes from the cac
   }
 });
 
-Deno.test("reflector faults without the watch cache: compaction during a partition forces 410 and an exact re-list", async () => {
+/**
+ * A client whose first paginated LIST is followed, before the next page is asked for, by a write and an
+ * etcd compaction: the continue token now points at a compacted revision and the apiserver answers 410.
+ */
+class CompactingClient extends KubeClient {
+  static #made = 0;
+  calls: ListOptions[] = [];
+  readonly midListName = `mid-list-${++CompactingClient.#made}`;
+  #cp: ControlPlane;
+  #compacted = false;
+
+  constructor(base: KubeClient, cp: ControlPlane) {
+    super(base.conn);
+    this.#cp = cp;
+  }
+
+  override async list<T extends KubeObject>(
+    rt: ResourceType,
+    opts: ListOptions = {},
+    signal?: AbortSignal,
+  ): Promise<KubeList<T>> {
+    this.calls.push(opts);
+    const page = await super.list<T>(rt, opts, signal);
+    if (page.metadata.continue && !this.#compacted) {
+      this.#compacted = true;
+      await this.create<ConfigMap>(rt, {
+        metadata: { name: this.midListName, namespace: opts.namespace },
+      });
+      await this.#cp.compactEtcd();
+    }
+    return page;
+  }
+}
+
+async function expiredContinue(cp: ControlPlane): Promise<void> {
+  const direct = await clientFor(cp.kubeconfigPath);
+  const namespace = "expired-continue";
+  try {
+    await createNamespace(direct, namespace);
+    await seed(direct, namespace, 7);
+    const shape = (calls: ListOptions[]) =>
+      calls.map((o) => `limit=${o.limit ?? "-"} continue=${o.continue ? "y" : "-"}`);
+
+    const forList = new CompactingClient(direct, cp);
+    const all = await forList.listAll<ConfigMap>(rt, { namespace, limit: 3 });
+    // Page 1, page 2 refused with 410, then one full LIST: it includes the object written mid-listing.
+    assert.deepEqual(shape(forList.calls), [
+      "limit=3 continue=-",
+      "limit=3 continue=y",
+      "limit=- continue=-",
+    ]);
+    assert.equal(all.items.length, 8);
+    assert.ok(all.items.some((o) => o.metadata.name === forList.midListName));
+
+    const forReflector = new CompactingClient(direct, cp);
+    const store = new Store<ConfigMap>();
+    const reflector = new Reflector<ConfigMap>({
+      client: forReflector,
+      resource: rt,
+      namespace,
+      store,
+      pageSize: 3,
+      log: memoryLogger(),
+    });
+    const ctrl = new AbortController();
+    const run = reflector.run(ctrl.signal);
+    try {
+      await reflector.synced;
+      assert.deepEqual(shape(forReflector.calls), [
+        "limit=3 continue=-",
+        "limit=3 continue=y",
+        "limit=- continue=-",
+      ]);
+      const truth = (await direct.listAll<ConfigMap>(rt, { namespace })).items;
+      assert.equal(truth.length, 9);
+      assert.ok(sameSnapshot(snapshot(store.list()), snapshot(truth)));
+      assert.equal(reflector.stats.lists, 1);
+    } finally {
+      ctrl.abort();
+      await run;
+    }
+  } finally {
+    direct.conn.close();
+  }
+}
+
+Deno.test("reflector faults without the watch cache: compaction during a partition forces 410 and an exact re-list; an expired continue token falls back to one full LIST", async (t) => {
   const cp = await startControlPlane({ apiserverArgs: ["--watch-cache=false"] });
   try {
-    await withPartition(cp, true);
+    await t.step("partition + compaction: 410 and an exact re-list", () => withPartition(cp, true));
+    await t.step(
+      "compaction between pages: listAll and the reflector re-list without limit",
+      () => expiredContinue(cp),
+    );
   } finally {
     await cp.stop();
   }

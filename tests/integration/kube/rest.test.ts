@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { sharedCluster } from "../../support/cluster.ts";
 import { KubeApiError, Resources } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
-import { clientFor } from "./helpers.ts";
+import { loadKubeConnection } from "../../../lib/kube/config.ts";
+import { KubeClient } from "../../../lib/kube/rest.ts";
+import { clientFor, DelayingProxy } from "./helpers.ts";
 
 type ConfigMap = KubeObject & { data?: Record<string, string> };
 type Pod = KubeObject & { spec: Record<string, unknown>; status?: { phase?: string; podIP?: string } };
@@ -93,5 +95,66 @@ Deno.test("rest: verbs, patches, pagination, conflicts and errors", async () => 
     assert.throws(() => client.get(Resources.nodes, "n", "ns"), /cluster-scoped/);
   } finally {
     client.conn.close();
+  }
+});
+
+Deno.test("rest: force goes only with apply patches; other patch types ignore it", async () => {
+  const cluster = await sharedCluster();
+  const namespace = await cluster.namespace("kube-rest-force");
+  const client = await clientFor(cluster.kubeconfigPath);
+  const cm = Resources.configMaps;
+  try {
+    await client.create<ConfigMap>(cm, { metadata: { name: "f", namespace }, data: { a: "1" } });
+    // The apiserver answers 422 "may not be specified for non-apply patch" if force reaches it here.
+    for (
+      const [type, patch] of [
+        ["merge", { data: { b: "m" } }],
+        ["strategic", { data: { c: "s" } }],
+        ["json", [{ op: "add", path: "/data/d", value: "j" }]],
+      ] as const
+    ) {
+      await client.patch(cm, "f", type, patch, { namespace, fieldManager: "other", force: true });
+    }
+    await client.patch(cm, "f", "apply", {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "f" },
+      data: { a: "applied" },
+    }, { namespace, fieldManager: "kube-test", force: true });
+    const now = await client.get<ConfigMap>(cm, "f", namespace);
+    assert.deepEqual(now.data, { a: "applied", b: "m", c: "s", d: "j" });
+  } finally {
+    client.conn.close();
+  }
+});
+
+Deno.test("rest: the request timeout is a KubeApiError of kind timeout; a caller's abort is not", async () => {
+  const cluster = await sharedCluster();
+  const proxy = new DelayingProxy(cluster.server, 1_500);
+  const conn = await loadKubeConnection({ kubeconfigPath: cluster.kubeconfigPath });
+  const slow = new KubeClient({ ...conn, server: proxy.url }, { requestTimeoutMs: 400 });
+  try {
+    const started = performance.now();
+    const timedOut = await apiError(slow.get(Resources.namespaces, "default"));
+    assert.ok(timedOut.isTimeout && timedOut.kind === "timeout", `${timedOut.kind}: ${timedOut.message}`);
+    assert.equal(timedOut.status, 0);
+    assert.match(timedOut.message, /within 400 ms/);
+    assert.ok(performance.now() - started < 1_400, "the timeout did not end the request");
+
+    const ctrl = new AbortController();
+    const reason = new Error("caller gave up");
+    setTimeout(() => ctrl.abort(reason), 100);
+    const aborted = await slow.request("GET", "/api/v1/namespaces/default", { signal: ctrl.signal })
+      .then(() => undefined, (e) => e);
+    assert.equal(aborted, reason);
+
+    // Without a delay the same client answers, and other failures keep their own kinds.
+    proxy.delayMs = 0;
+    const missing = await apiError(slow.get(Resources.namespaces, "no-such-namespace"));
+    assert.equal(missing.kind, "status");
+    assert.ok(!missing.isTimeout);
+  } finally {
+    conn.close();
+    await proxy.close();
   }
 });

@@ -201,3 +201,46 @@ Deno.test("the GET shape echoes ids with lower-case resourcegroups and omits a N
     },
   });
 });
+
+Deno.test("one id twice in one PATCH, in any casing or with opposite ops, is InvalidParameter", () => {
+  for (const second of [A.toUpperCase(), A.replace("/resourceGroups/", "/resourcegroups/")]) {
+    for (const value of [{}, null]) {
+      const parsed = parseIdentityPatch({
+        type: "UserAssigned",
+        userAssignedIdentities: { [A]: {}, [second]: value },
+      });
+      assert.equal(parsed.ok, false);
+      if (parsed.ok) continue;
+      assert.equal(parsed.error.code, "InvalidParameter");
+      assert.equal(parsed.error.target, "resourceIdentity.identityIds");
+      assert.match(parsed.error.message, /cannot be duplicated in the provided identityIds list/);
+    }
+  }
+});
+
+Deno.test("more ids in one PATCH than the limit is FailedIdentityOperation naming the count and the limit", () => {
+  const body = { type: "UserAssigned", userAssignedIdentities: { [A]: {}, [B]: {}, [C]: null } };
+  const over = applyIdentityPatch(emptyIdentity(), patch(body), ctx({ maxIdentitiesPerRequest: 2 }));
+  assert.equal(over.ok, false);
+  if (!over.ok) {
+    assert.equal(over.error.code, "FailedIdentityOperation");
+    assert.match(
+      over.error.message,
+      /User Assigned Identities Number '3' Assign exceed limit '2' in one request\./,
+    );
+  }
+  assert.ok(applyIdentityPatch(emptyIdentity(), patch(body), ctx({ maxIdentitiesPerRequest: 3 })).ok);
+});
+
+Deno.test("an attached identity whose principal is gone renders with null ids", () => {
+  const block: IdentityBlock = {
+    type: "UserAssigned",
+    userAssigned: new Map([[idKey(A), known.get(idKey(A))!], [idKey(B), known.get(idKey(B))!]]),
+  };
+  const json = identityToJson(block, "t", (u) => u.id !== A)!;
+  const values = Object.values(json.userAssignedIdentities!);
+  assert.deepEqual(values, [{ principalId: null, clientId: null }, {
+    principalId: "principal-1",
+    clientId: "client-1",
+  }]);
+});

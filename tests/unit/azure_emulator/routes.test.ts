@@ -23,6 +23,13 @@ Deno.test("ARM routes are named by resource and method, matching paths case-inse
     matchArmRoute("PUT", `${base}/providers/Microsoft.Compute/virtualMachines/vm1`).route,
     "vm.put",
   );
+  assert.deepEqual(matchArmRoute("GET", `${base}/providers/Microsoft.Compute/virtualMachines`), {
+    route: "vmList.get",
+    resource: "vmList",
+    subscriptionId: "s1",
+    resourceGroup: "RG",
+    name: undefined,
+  });
   assert.equal(
     matchArmRoute("GET", `${base}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id%201`).name,
     "id 1",

@@ -53,10 +53,11 @@ const idleWatch = () => new Response(new ReadableStream({ pull: () => new Promis
 
 async function runFor(client: KubeClient, ms: number, backoff = { initialMs: 50, maxMs: 400, jitter: 0 }) {
   const log = memoryLogger();
+  const store = new Store<KubeObject>();
   const reflector = new Reflector<KubeObject>({
     client,
     resource: Resources.configMaps,
-    store: new Store(),
+    store,
     log,
     backoff,
   });
@@ -65,7 +66,7 @@ async function runFor(client: KubeClient, ms: number, backoff = { initialMs: 50,
   await new Promise((r) => setTimeout(r, ms));
   ctrl.abort();
   await run;
-  return { reflector, log };
+  return { reflector, log, store };
 }
 
 Deno.test("reflector retry: 429 Retry-After is honored over a shorter backoff", async () => {
@@ -131,6 +132,49 @@ Deno.test("reflector retry: a 410 ERROR event re-lists at once, without backoff"
       assert.equal(seen.list.length, 2);
       assert.equal(reflector.stats.relists, 1);
       assert.equal(reflector.stats.errors, 0, JSON.stringify(log.records.map((r) => r.msg)));
+    },
+  );
+});
+
+Deno.test("reflector retry: a 410 that persists after re-listing backs off instead of re-listing in a loop", async () => {
+  const expired = () =>
+    new Response(
+      JSON.stringify({
+        type: "ERROR",
+        object: { kind: "Status", code: 410, reason: "Expired", message: "too old resource version: 5 (9)" },
+      }) + "\n",
+    );
+  await withServer(
+    (watch) => watch ? expired() : emptyList(),
+    async (client, seen) => {
+      const { reflector, log } = await runFor(client, 1_000);
+      // One immediate re-list, then 50, 100, 200, 400 ms apart: a handful in a second, not hundreds.
+      assert.ok(seen.list.length >= 3 && seen.list.length <= 8, `lists: ${seen.list.length}`);
+      assert.ok(seen.list[1] - seen.list[0] < 50, "the first 410 re-lists at once");
+      assert.ok(seen.list[3] - seen.list[2] >= 95, `gap ${seen.list[3] - seen.list[2]} ms`);
+      // Logged once for the cause, not once per re-list.
+      const lines = log.records.filter((r) => r.level !== "info").map((r) => r.msg);
+      assert.equal(lines.length, 1, JSON.stringify(lines));
+      assert.equal(reflector.stats.relists, seen.watch.length);
+    },
+  );
+});
+
+Deno.test("large lists: 300,000 items in one page reach the store and listAll (no argument spreading)", async () => {
+  const n = 300_000;
+  const items = Array.from(
+    { length: n },
+    (_, i) => ({ metadata: { name: `c${i}`, namespace: "x", uid: `u${i}` } }),
+  );
+  const body = JSON.stringify({ kind: "ConfigMapList", metadata: { resourceVersion: "5" }, items });
+  await withServer(
+    (watch) => watch ? idleWatch() : new Response(body, { headers: { "Content-Type": "application/json" } }),
+    async (client) => {
+      const all = await client.listAll(Resources.configMaps, { limit: 500 });
+      assert.equal(all.items.length, n);
+      const { reflector, store } = await runFor(client, 3_000);
+      assert.equal(reflector.stats.lists, 1);
+      assert.equal(store.list().length, n);
     },
   );
 });

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The unmodified SDK applications the end-to-end tests run inside pod namespaces, built once per version
+# into the sandbox cache (outside the repository) and reused while their pinned sources are unchanged:
+#   Go:     azidentity ManagedIdentityCredential / DefaultAzureCredential, go-autorest adal (tests/clients/go)
+#   Python: azure-identity in a virtual environment of its own (tests/clients/python/requirements.txt)
+# Writes their locations to $CACHE_ROOT/clients.env (sourced by tests/support/clients.ts).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CACHE_ROOT="${AAD_SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/aad-pod-identity-sandbox}"
+log() { echo "[clients] $*" >&2; }
+mkdir -p "$CACHE_ROOT"
+exec 8>"$CACHE_ROOT/.clients.lock"
+flock 8
+
+hash_of() { cat "$@" | sha256sum | cut -c1-12; }
+
+go_src=tests/clients/go
+go_dir="$CACHE_ROOT/clients-go-$(hash_of $go_src/go.mod $go_src/go.sum $(find $go_src/cmd -name '*.go' | sort))"
+if [[ ! -x $go_dir/adal-demo || ! -x $go_dir/azidentity-token ]]; then
+  command -v go >/dev/null || { echo "Go is required to build the Go test clients" >&2; exit 1; }
+  log "building Go clients into $go_dir"
+  (cd "$go_src" && GOFLAGS=-mod=mod go build -trimpath -o "$go_dir.tmp/" ./cmd/...)
+  rm -rf "$go_dir" && mv "$go_dir.tmp" "$go_dir"
+fi
+
+py_req=tests/clients/python/requirements.txt
+py_dir="$CACHE_ROOT/clients-python-$(hash_of $py_req)"
+if [[ ! -f $py_dir/.complete ]]; then
+  log "creating Python virtual environment $py_dir"
+  rm -rf "$py_dir"
+  python3 -m venv "$py_dir"
+  "$py_dir/bin/pip" install --quiet --disable-pip-version-check -r "$py_req"
+  touch "$py_dir/.complete"
+fi
+
+cat > "$CACHE_ROOT/clients.env" <<ENV
+AAD_GO_CLIENTS=$go_dir
+AAD_PYTHON=$py_dir/bin/python
+ENV
+log "ready: $go_dir, $py_dir"
