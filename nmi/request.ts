@@ -70,9 +70,9 @@ export function allowedMethods(route: RouteKind): readonly string[] {
   }
 }
 
-/** `Metadata: true`, compared as IMDS does (the value "true", any letter case). */
+/** `Metadata: true`, exactly, as IMDS and the original compare it. */
 export function hasMetadataHeader(value: string | null): boolean {
-  return value !== null && value.trim().toLowerCase() === "true";
+  return value === "true";
 }
 
 export function headerBytes(headers: Headers): number {

@@ -213,6 +213,8 @@ export interface Harness {
     node?: string,
   ): Promise<string>;
   setAssignedStatus(name: string, status: "Created" | "Assigned" | "Unassigned"): Promise<void>;
+  /** Attaches an identity to the scale set through ARM (PATCH + long-running operation), as MIC does. */
+  attachIdentity(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -237,6 +239,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const node = `node-${crypto.randomUUID().slice(0, 8)}`;
   const emu = await startAzureEmulator({ lroDurationMs: 50, ...opts.emulator });
   const ids: Record<string, UserAssignedIdentityInfo> = {};
+  let armSp: { clientId: string; tenantId: string; secret?: string } | undefined;
   for (const name of [...(opts.attached ?? []), ...(opts.detached ?? [])]) {
     ids[name] = emu.addUserAssignedIdentity({ resourceGroup: "rg", name });
   }
@@ -377,6 +380,49 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await kube.patch(Resources.azureAssignedIdentities, name, "merge", { status: { status } }, {
         namespace: ns,
       });
+    },
+    async attachIdentity(name) {
+      const ca = await Deno.readTextFile(emu.caCertPath);
+      const client = Deno.createHttpClient({ caCerts: [ca] });
+      try {
+        armSp ??= emu.registerServicePrincipal();
+        const tokenRes = await fetch(`${emu.authorityHost}/${armSp.tenantId}/oauth2/v2.0/token`, {
+          method: "POST",
+          client,
+          body: new URLSearchParams({
+            grant_type: "client_credentials",
+            client_id: armSp.clientId,
+            client_secret: armSp.secret!,
+            scope: "https://management.azure.com/.default",
+          }),
+        });
+        const { access_token } = await tokenRes.json();
+        const url = `${emu.armEndpoint}${vmss.id}?api-version=2026-04-01`;
+        const res = await fetch(url, {
+          method: "PATCH",
+          client,
+          headers: { authorization: `Bearer ${access_token}`, "content-type": "application/json" },
+          body: JSON.stringify({
+            identity: { type: "UserAssigned", userAssignedIdentities: { [ids[name].id]: {} } },
+          }),
+        });
+        await res.body?.cancel();
+        if (res.status >= 300) throw new Error(`PATCH ${vmss.id}: ${res.status}`);
+        await waitUntil(
+          `${name} attached`,
+          () => {
+            const uai = emu.getIdentities(vmss.id).userAssignedIdentities ?? {};
+            return Object.keys(uai).some((k) => k.toLowerCase() === ids[name].id.toLowerCase()) &&
+              emu.getResource(vmss.id).properties !== undefined &&
+              (emu.getResource(vmss.id).properties as { provisioningState?: string }).provisioningState ===
+                "Succeeded";
+          },
+          30_000,
+          20,
+        );
+      } finally {
+        client.close();
+      }
     },
     async close() {
       await h.nmi?.stop();

@@ -51,9 +51,9 @@ Deno.test("instance metadata and everything else", () => {
   assert.deepEqual(allowedMethods("token"), ["GET"]);
 });
 
-Deno.test("Metadata header: exactly true, any case", () => {
+Deno.test("Metadata header: exactly "true"", () => {
   assert.equal(hasMetadataHeader("true"), true);
-  assert.equal(hasMetadataHeader("True"), true);
+  assert.equal(hasMetadataHeader("True"), false);
   assert.equal(hasMetadataHeader(null), false);
   assert.equal(hasMetadataHeader("yes"), false);
   assert.equal(hasMetadataHeader("true,true"), false);
