@@ -131,6 +131,7 @@ export function parseQuery(raw: string): ParseResult<Map<string, string>> {
 }
 
 const SELECTORS = ["client_id", "object_id", "msi_res_id", "mi_res_id"] as const;
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
 
 /** The token query: `resource` required, at most one identity selector (`mi_res_id` = `msi_res_id`). */
 export function parseTokenQuery(raw: string): ParseResult<TokenQuery> {
@@ -139,6 +140,13 @@ export function parseTokenQuery(raw: string): ParseResult<TokenQuery> {
   const q = parsed.value;
   const resource = q.get("resource") ?? "";
   if (resource.trim() === "") return bad("Required query variable 'resource' is missing");
+  // Resources are URIs or app ids; anything else is refused here rather than sent upstream.
+  for (const name of ["resource", ...SELECTORS]) {
+    const v = q.get(name);
+    if (v !== undefined && !PRINTABLE_ASCII.test(v)) {
+      return bad(`query parameter '${name}' must be printable ASCII without spaces`);
+    }
+  }
   const given = SELECTORS.filter((s) => (q.get(s) ?? "") !== "");
   if (given.length > 1) {
     return bad(`only one of client_id, object_id or msi_res_id may be given; got ${given.join(", ")}`);

@@ -51,7 +51,7 @@ Deno.test("instance metadata and everything else", () => {
   assert.deepEqual(allowedMethods("token"), ["GET"]);
 });
 
-Deno.test("Metadata header: exactly "true"", () => {
+Deno.test('Metadata header: exactly "true"', () => {
   assert.equal(hasMetadataHeader("true"), true);
   assert.equal(hasMetadataHeader("True"), false);
   assert.equal(hasMetadataHeader(null), false);
@@ -105,4 +105,13 @@ Deno.test("caller IPs: IPv4-mapped IPv6 is IPv4; /host/token only from 127.0.0.1
   assert.equal(isHostCaller("::1"), true);
   assert.equal(isHostCaller("127.0.3.4"), false);
   assert.equal(isHostCaller("10.0.0.1"), false);
+});
+
+Deno.test("resource and selectors must be printable ASCII", () => {
+  const r = parseTokenQuery("resource=%C3%BF");
+  assert.ok(!r.ok && r.error.status === 400);
+  const sp = parseTokenQuery("resource=a%20b");
+  assert.ok(!sp.ok);
+  const cid = parseTokenQuery("resource=a&client_id=%E2%80%8B");
+  assert.ok(!cid.ok);
 });
