@@ -120,6 +120,13 @@ export const NMI_FLAGS = {
     env: "LOG_FORMAT",
     help: "log line format",
   }),
+  "log-level": flag({
+    kind: "string",
+    default: "info",
+    choices: ["debug", "info", "warn", "error"],
+    env: "LOG_LEVEL",
+    help: "lowest level logged (debug adds one line per served token; tokens and secrets are never logged)",
+  }),
   version: flag({ kind: "bool", default: false, help: "print the version and exit" }),
   // Accepted for existing manifests; their job is gone (see README "NMI flags").
   "retry-attempts-for-created": flag({

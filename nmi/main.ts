@@ -188,7 +188,10 @@ if (import.meta.main) {
     for (const p of problems) console.error(`nmi: ${p}`);
     Deno.exit(2);
   }
-  const log = createLogger({ format: f["log-format"] as "text" | "json" });
+  const log = createLogger({
+    format: f["log-format"] as "text" | "json",
+    level: f["log-level"] as "debug" | "info" | "warn" | "error",
+  });
   for (const name of IGNORED_FLAGS) {
     if (f[name] !== NMI_FLAGS[name].default) {
       log.warn(`flag --${name} is accepted for compatibility and ignored`, { why: NMI_FLAGS[name].help });
