@@ -115,9 +115,11 @@ export class TokenFlow {
           };
         }
         case "identity": {
+          const seen = o.caches.changes.version;
           const token = await o.tokens.forIdentity(sel.identity, query.resource, deadlineAt);
-          // Authorisation again, after the (possibly long) fetch: the answer must hold at the moment we send.
-          const now = this.select(pod, query);
+          // Authorisation again if anything changed during the (possibly long) fetch: the answer must hold
+          // at the moment we send it.
+          const now = o.caches.changes.version === seen ? sel : this.select(pod, query);
           if (now.kind !== "identity" || identityKey(now.identity) !== identityKey(sel.identity)) {
             return {
               ok: false,

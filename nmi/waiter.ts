@@ -5,9 +5,12 @@
 
 export class ChangeFeed {
   #waiters = new Set<() => void>();
+  /** Bumped by every change: equal before and after an await means the caches did not change meanwhile. */
+  version = 0;
 
   /** Wakes every current waiter. */
   notify(): void {
+    this.version++;
     if (this.#waiters.size === 0) return;
     const waiters = [...this.#waiters];
     this.#waiters.clear();
