@@ -44,6 +44,7 @@ function decodePath(path: string): string | undefined {
  * would answer it with the node's own identities (the original's fix #1325, generalised).
  */
 export function classifyPath(rawPath: string): RouteKind {
+  if (rawPath === TOKEN_PATH) return "token"; // what every SDK sends: skip the general rules
   const decoded = decodePath(rawPath);
   if (decoded === undefined) return "mangled_token";
   const p = decoded.toLowerCase().replace(/\/{2,}/g, "/").replace(/\/+$/, "");

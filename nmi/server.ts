@@ -25,7 +25,7 @@ import {
   type RouteKind,
 } from "./request.ts";
 import type { TokenFlow } from "./token_flow.ts";
-import { imdsJson } from "./token.ts";
+import { imdsJson, type Token } from "./token.ts";
 
 export interface ServerDeps {
   flow: TokenFlow;
@@ -72,6 +72,17 @@ const DROP_REQUEST_HEADERS = new Set([
   "content-length",
 ]);
 const DROP_RESPONSE_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "content-length"]);
+
+// The IMDS JSON of a cached token changes only with `expires_in`, once a second: render it once per second.
+const rendered = new WeakMap<Token, { second: number; clientId: string; body: string }>();
+function serialized(token: Token, clientId: string): string {
+  const second = Math.floor(Date.now() / 1000);
+  const hit = rendered.get(token);
+  if (hit && hit.second === second && hit.clientId === clientId) return hit.body;
+  const body = JSON.stringify(imdsJson({ ...token, clientId: clientId || token.clientId }, second));
+  rendered.set(token, { second, clientId, body });
+  return body;
+}
 
 export function createHandler(
   deps: ServerDeps,
@@ -133,10 +144,16 @@ export function createHandler(
       });
       return errorResponse(result.answer);
     }
-    const now = Math.floor(Date.now() / 1000);
-    const body = imdsJson({ ...result.token, clientId: result.clientId || result.token.clientId }, now);
-    log.debug("token served", { pod: `${pod.namespace}/${pod.name}`, identity: result.identity });
-    return route === "token" ? jsonResponse(body) : jsonResponse({ token: body, clientid: result.clientId });
+    if (route === "token") {
+      return new Response(serialized(result.token, result.clientId), {
+        headers: { "content-type": JSON_TYPE },
+      });
+    }
+    const body = imdsJson(
+      { ...result.token, clientId: result.clientId || result.token.clientId },
+      Math.floor(Date.now() / 1000),
+    );
+    return jsonResponse({ token: body, clientid: result.clientId });
   }
 
   function notReady(): Response {

@@ -141,7 +141,9 @@ try {
       metadata: { name, namespace: NS, labels },
       spec: { nodeName: NODE, containers: [{ name: "app", image: "app:1" }] },
     } as KubeObject);
-    await kube.patch(Resources.pods, name, "merge", { status: { phase: "Running", podIP: ip, podIPs: [{ ip }] } }, {
+    await kube.patch(Resources.pods, name, "merge", {
+      status: { phase: "Running", podIP: ip, podIPs: [{ ip }] },
+    }, {
       namespace: NS,
       subresource: "status",
     });
@@ -159,32 +161,37 @@ try {
     status: { status: "Assigned" },
   } as unknown as KubeObject);
 
-  const nmi = spawnLogged([
-    "run",
-    ...NMI_PERMISSIONS,
-    NMI_ENTRY,
-    "--node",
-    NODE,
-    "--kubeconfig",
-    cluster.kubeconfigPath,
-    "--nmi-port",
-    "0",
-    "--http-probe-port",
-    "-1",
-    "--prometheus-port",
-    "-1",
-    "--metadata-ip",
-    "127.0.0.1",
-    "--metadata-port",
-    String(imds.port),
-  ], {}, /NMI listening address=\S+:(\d+)/);
+  const nmi = spawnLogged(
+    [
+      "run",
+      ...NMI_PERMISSIONS,
+      NMI_ENTRY,
+      "--node",
+      NODE,
+      "--kubeconfig",
+      cluster.kubeconfigPath,
+      "--nmi-port",
+      "0",
+      "--http-probe-port",
+      "-1",
+      "--prometheus-port",
+      "-1",
+      "--metadata-ip",
+      "127.0.0.1",
+      "--metadata-port",
+      String(imds.port),
+    ],
+    {},
+    /NMI listening address=\S+:(\d+)/,
+  );
   cleanups.unshift(async () => {
     nmi.child.kill("SIGTERM");
     await nmi.child.status;
   });
   const nmiPort = await nmi.port;
   const base = `http://127.0.0.1:${nmiPort}`;
-  const tokenUrl = (r: string) => `${base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent(r)}`;
+  const tokenUrl = (r: string) =>
+    `${base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent(r)}`;
   // Wait for the caches (first success).
   const t0 = performance.now();
   let sampleBody = "";
@@ -215,7 +222,8 @@ try {
     floor.child.kill("SIGTERM");
     await floor.child.status;
   });
-  const floorUrl = `http://127.0.0.1:${await floor.port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${
+  const floorUrl = `http://127.0.0.1:${await floor
+    .port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${
     encodeURIComponent("https://vault.azure.net")
   }`;
 
@@ -235,7 +243,9 @@ try {
   for (let i = 0; i < PODS; i += 25) {
     await Promise.all(Array.from({ length: Math.min(25, PODS - i) }, (_, j) => {
       const n = i + j;
-      return makePod(`filler-${n}`, `127.9.${Math.floor(n / 250)}.${1 + (n % 250)}`, { app: `filler-${n % 10}` });
+      return makePod(`filler-${n}`, `127.9.${Math.floor(n / 250)}.${1 + (n % 250)}`, {
+        app: `filler-${n % 10}`,
+      });
     }));
   }
   await new Promise((r) => setTimeout(r, 2000));
@@ -244,8 +254,12 @@ try {
   await probe.body?.cancel();
   const rssPods = await rssMiB(nmi.child.pid);
 
-  console.log(`\nNMI benchmark (wrk -t1, ${DURATION}s per run; cached token for one pod; ${Deno.build.os})\n`);
-  console.log("| connections | floor req/s | floor p50 / p99 ms | NMI req/s | NMI p50 / p99 ms | NMI / floor | NMI errors |");
+  console.log(
+    `\nNMI benchmark (wrk -t1, ${DURATION}s per run; cached token for one pod; ${Deno.build.os})\n`,
+  );
+  console.log(
+    "| connections | floor req/s | floor p50 / p99 ms | NMI req/s | NMI p50 / p99 ms | NMI / floor | NMI errors |",
+  );
   console.log("|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
   console.log(
@@ -253,8 +267,14 @@ try {
       cold[Math.floor(cold.length / 2)].toFixed(1)
     } ms, max ${cold[cold.length - 1].toFixed(1)} ms`,
   );
-  console.log(`upstream IMDS token calls during the whole run: ${imdsCalls} (1 warm-up + ${resources.length} cold)`);
-  console.log(`NMI RSS: ${rssIdle.toFixed(1)} MiB idle (1 pod), ${rssPods.toFixed(1)} MiB with ${PODS + 1} pods on the node`);
+  console.log(
+    `upstream IMDS token calls during the whole run: ${imdsCalls} (1 warm-up + ${resources.length} cold)`,
+  );
+  console.log(
+    `NMI RSS: ${rssIdle.toFixed(1)} MiB idle (1 pod), ${rssPods.toFixed(1)} MiB with ${
+      PODS + 1
+    } pods on the node`,
+  );
 } finally {
   for (const c of cleanups) {
     try {
