@@ -2,7 +2,7 @@
 // the real apiserver and the emulated node IMDS; plus the probe shapes unmodified SDKs send.
 
 import assert from "node:assert/strict";
-import { MD, msiSpec, request, startHarness, TOKEN_PATH, tokenPath } from "./harness.ts";
+import { MD, msiSpec, request, spawnNmi, startHarness, TOKEN_PATH, tokenPath } from "./harness.ts";
 
 Deno.test("NMI routes and status codes", async (t) => {
   const h = await startHarness({ attached: ["id-a"], detached: ["id-b"] });
@@ -161,6 +161,40 @@ Deno.test("--block-instance-metadata answers 403 before the Metadata check", asy
     const r = await h.get(pod.ip, "/metadata/instance?api-version=2021-02-01", {});
     assert.equal(r.status, 403);
     assert.equal(r.json.error_description, "Request blocked by AAD Pod Identity NMI");
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("before its caches sync: /readyz 503 with the reason, probes still 400 at once, tokens 503", async () => {
+  const h = await startHarness({ startNmi: false });
+  try {
+    // The same cluster credentials, pointed at a port where no apiserver answers.
+    const kubeconfig = (await Deno.readTextFile(h.cluster.kubeconfigPath)).replace(
+      /server: https:\/\/[^\s]+/,
+      "server: https://127.0.0.1:9",
+    );
+    const path = await Deno.makeTempFile({ suffix: ".kubeconfig" });
+    await Deno.writeTextFile(path, kubeconfig);
+    const args = h.nmiArgs(["--identity-wait-deadline", "300ms"]);
+    args[args.indexOf("--kubeconfig") + 1] = path;
+    const nmi = await spawnNmi(args);
+    try {
+      const ready = await fetch(`http://127.0.0.1:${nmi.probePort}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.match(await ready.text(), /not ready: caches not synced/);
+      const health = await fetch(`http://127.0.0.1:${nmi.probePort}/healthz`);
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+      const probe = await request(nmi.port, "127.0.0.9", TOKEN_PATH, {});
+      assert.equal(probe.status, 400);
+      const token = await request(nmi.port, "127.0.0.9", tokenPath(), { headers: MD });
+      assert.equal(token.status, 503);
+      assert.equal(token.headers["retry-after"], "1");
+    } finally {
+      await nmi.stop();
+      await Deno.remove(path);
+    }
   } finally {
     await h.close();
   }
