@@ -4,7 +4,7 @@
 // "Identity not found" for a while; that is retried here until the request's deadline, and only reported
 // (as "pending", so the client retries) when the deadline passes.
 
-import { CertificateError, readClientCertificate } from "../lib/azure/certificate_assertion.ts";
+import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
 import { sleep } from "../lib/kube/backoff.ts";
 import type { Logger } from "../lib/log.ts";
@@ -210,8 +210,8 @@ const decode = (b64: string) => {
 
 /**
  * The credential in a service principal's secret. Type 1: the key `clientSecret` (any case), else the only
- * key (the original took "the first" of a Go map, which is random with several). Type 2: `certificate` (PEM
- * holding certificate and RSA key) and optional `password`.
+ * key (the original took "the first" of a Go map, which is random with several). Type 2: `certificate`
+ * (PKCS#12 as the original, or PEM holding certificate and RSA key) and optional `password`.
  */
 export function spCredential(
   identity: AzureIdentity,
@@ -238,17 +238,13 @@ export function spCredential(
   }
   const certBytes = decode(data.certificate);
   const text = new TextDecoder().decode(certBytes);
-  if (!text.includes("-----BEGIN")) {
-    throw new TokenError(errorAnswer(
-      403,
-      "invalid_client",
-      `the certificate of ${name} is not PEM; PKCS#12 (PFX) certificates are not supported yet: store the ` +
-        "certificate and its private key as PEM",
-    ));
-  }
   const password = data.password ? new TextDecoder().decode(decode(data.password)) : undefined;
   try {
-    return { kind: "certificate", material: readClientCertificate(text, password) };
+    // The original's secrets hold PKCS#12 (PFX); PEM (certificate and key) is accepted too.
+    const material = text.includes("-----BEGIN")
+      ? readClientCertificate(text, password)
+      : readPkcs12(certBytes, password ?? "");
+    return { kind: "certificate", material };
   } catch (e) {
     const why = e instanceof CertificateError ? e.message : "unreadable";
     throw new TokenError(errorAnswer(403, "invalid_client", `the certificate of ${name}: ${why}`));

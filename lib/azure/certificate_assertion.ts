@@ -5,6 +5,8 @@
 // MSAL's choice. Azure AD accepts both.
 
 import { constants, createHash, createPrivateKey, type KeyObject, sign } from "node:crypto";
+// @ts-types="@types/node-forge"
+import forge from "node-forge";
 
 export type AssertionAlgorithm = "RS256" | "PS256";
 
@@ -59,6 +61,39 @@ export function readClientCertificate(pem: string, password?: string): ClientCer
   const b64 = cert.text.replace(/-----[A-Z0-9 ]+-----|\s/g, "");
   const certificateDer = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   return { certificateDer, key };
+}
+
+/**
+ * Reads a PKCS#12 (PFX) file, the format the original's type-2 secrets hold (`certificate` + `password`):
+ * the private key and the certificate that belongs to it (a chain's other certificates are skipped). Both
+ * the legacy (3DES/RC2, what Go's pkcs12 reads) and the current (PBES2/AES) encodings are read, through
+ * node-forge (PKCS#12 is not in node:crypto or WebCrypto). Errors never include key material.
+ */
+export function readPkcs12(der: Uint8Array, password = ""): ClientCertificateMaterial {
+  let p12: forge.pkcs12.Pkcs12Pfx;
+  try {
+    p12 = forge.pkcs12.pkcs12FromAsn1(forge.asn1.fromDer(forge.util.binary.raw.encode(der)), password);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new CertificateError(`cannot read the PKCS#12 certificate (wrong password or not PKCS#12): ${why}`);
+  }
+  const oids = forge.pki.oids;
+  const keyBags = [
+    ...(p12.getBags({ bagType: oids.pkcs8ShroudedKeyBag })[oids.pkcs8ShroudedKeyBag] ?? []),
+    ...(p12.getBags({ bagType: oids.keyBag })[oids.keyBag] ?? []),
+  ];
+  const key = keyBags.find((b) => b.key)?.key as forge.pki.rsa.PrivateKey | undefined;
+  if (!key) throw new CertificateError("the PKCS#12 certificate holds no RSA private key");
+  const certs = (p12.getBags({ bagType: oids.certBag })[oids.certBag] ?? []).map((b) => b.cert).filter((c) =>
+    c !== undefined && c !== null
+  ) as forge.pki.Certificate[];
+  const own = certs.find((c) => {
+    const pub = c.publicKey as forge.pki.rsa.PublicKey;
+    return pub.n !== undefined && pub.n.equals(key.n) && pub.e.equals(key.e);
+  });
+  if (!own) throw new CertificateError("the PKCS#12 certificate holds no certificate for its private key");
+  const pem = forge.pki.privateKeyToPem(key) + forge.pki.certificateToPem(own);
+  return readClientCertificate(pem);
 }
 
 export interface AssertionOptions {

@@ -10,7 +10,7 @@ import { startHarness, tokenPath } from "./harness.ts";
 
 const b64 = (s: string) => btoa(s);
 
-Deno.test("service principals with a secret and with a certificate; tokens and secrets never logged", async () => {
+Deno.test("service principals with a secret, a PEM certificate and a PKCS#12 certificate; tokens and secrets never logged", async () => {
   const h = await startHarness();
   const dir = await Deno.makeTempDir({ prefix: "nmi-sp-" });
   try {
@@ -26,6 +26,38 @@ Deno.test("service principals with a secret and with a certificate; tokens and s
       metadata: { name: "sp-cert", namespace: h.ns },
       data: { certificate: b64(combined) },
     } as KubeObject);
+    // The original's format: PKCS#12 bytes under `certificate`, its password under `password`.
+    const pfxSp = h.emu.registerServicePrincipal({ certificatePem: cert.certificatePem });
+    const pfxOut = await new Deno.Command("openssl", {
+      args: [
+        "pkcs12",
+        "-export",
+        "-inkey",
+        cert.keyPath,
+        "-in",
+        cert.certPath,
+        "-passout",
+        "pass:pfx-pass",
+        "-out",
+        `${dir}/sp.pfx`,
+      ],
+    }).output();
+    assert.ok(pfxOut.success);
+    const pfx = await Deno.readFile(`${dir}/sp.pfx`);
+    await h.kube.create(Resources.secrets, {
+      metadata: { name: "sp-pfx", namespace: h.ns },
+      data: { certificate: btoa(String.fromCharCode(...pfx)), password: b64("pfx-pass") },
+    } as KubeObject);
+    const pfxId = await h.createIdentity("sp-pfx", {
+      type: 2,
+      clientID: pfxSp.clientId,
+      tenantID: pfxSp.tenantId,
+      clientPassword: { name: "sp-pfx", namespace: h.ns },
+      adEndpoint: h.emu.authorityHost,
+    });
+    const bp = await h.createBinding("b-pfx", "sp-pfx", "sp3");
+    const p3 = await h.createPod("p3", { aadpodidbinding: "sp3" });
+    await h.assign(p3, pfxId, bp, "Assigned");
     const sec = await h.createIdentity("sp-secret", {
       type: 1,
       clientID: secretSp.clientId,
@@ -47,7 +79,7 @@ Deno.test("service principals with a secret and with a certificate; tokens and s
     await h.assign(p2, crt, bc, "Assigned");
 
     const tokens: string[] = [];
-    for (const [pod, sp, acr] of [[p1, secretSp, "1"], [p2, certSp, "2"]] as const) {
+    for (const [pod, sp, acr] of [[p1, secretSp, "1"], [p2, certSp, "2"], [p3, pfxSp, "2"]] as const) {
       const r = await h.get(pod.ip, tokenPath("https://storage.azure.com"));
       assert.equal(r.status, 200, `${pod.name}: ${r.text}`);
       assert.equal(r.json.client_id, sp.clientId);
@@ -83,6 +115,7 @@ Deno.test("service principals with a secret and with a certificate; tokens and s
     assert.ok(!logs.includes(secretSp.secret!), "a client secret reached the logs");
     assert.ok(!logs.includes(b64(secretSp.secret!)));
     assert.ok(!logs.includes("PRIVATE KEY"));
+    assert.ok(!logs.includes("pfx-pass"));
   } finally {
     await h.close();
     await Deno.remove(dir, { recursive: true });

@@ -45,7 +45,10 @@ Deno.test("service-principal secrets: clientSecret key or the only key; certific
     clientPassword: { name: "s", namespace: "ns" },
   });
   assert.throws(() => spCredential(cert, {}), /no 'certificate'/);
-  assert.throws(() => spCredential(cert, { certificate: btoa("\x30\x82binary-pfx") }), /PKCS#12/);
+  assert.throws(
+    () => spCredential(cert, { certificate: btoa("\x30\x82binary-pfx") }),
+    (e) => e instanceof TokenError && e.answer.status === 403 && /PKCS#12/.test(e.answer.description),
+  );
   try {
     spCredential(cert, {
       certificate: btoa("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
