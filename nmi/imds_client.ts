@@ -20,6 +20,13 @@ export type UpstreamAnswer =
   | { ok: true; status: number; body: unknown }
   | { ok: false; status: number; body: unknown };
 
+/** At most one is set, as in IMDS's own query. */
+export interface ImdsSelector {
+  clientId?: string;
+  resourceId?: string;
+  objectId?: string;
+}
+
 export class UpstreamUnavailable extends Error {
   override name = "UpstreamUnavailable";
 }
@@ -56,10 +63,12 @@ export class ImdsClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
   }
 
-  /** A managed-identity token; `clientId` undefined asks for the VM's default identity. */
-  token(resource: string, clientId?: string, signal?: AbortSignal): Promise<UpstreamAnswer> {
+  /** A managed-identity token for the identity `selector` names; none asks for the VM's default identity. */
+  token(resource: string, selector: ImdsSelector = {}, signal?: AbortSignal): Promise<UpstreamAnswer> {
     const q = new URLSearchParams({ "api-version": "2018-02-01", resource });
-    if (clientId) q.set("client_id", clientId);
+    if (selector.clientId) q.set("client_id", selector.clientId);
+    else if (selector.resourceId) q.set("msi_res_id", selector.resourceId);
+    else if (selector.objectId) q.set("object_id", selector.objectId);
     return this.#opts.limiter.run(async () => {
       const timeout = AbortSignal.timeout(this.#opts.timeoutMs);
       let res: Response;

@@ -106,7 +106,11 @@ export class TokenFlow {
         case "learn_principals":
           return { ok: false, answer: errorAnswer(403, "forbidden", "object_id is not bound to this pod") };
         case "node": {
-          const token = await o.tokens.forNode(query.resource, query.clientId, deadlineAt);
+          const token = await o.tokens.forNode(query.resource, {
+            clientId: query.clientId,
+            resourceId: query.resourceId,
+            objectId: query.objectId,
+          }, deadlineAt);
           return {
             ok: true,
             token,

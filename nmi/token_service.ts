@@ -12,6 +12,7 @@ import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_cl
 import type { NmiCaches } from "./caches.ts";
 import {
   type ImdsClient,
+  type ImdsSelector,
   isIdentityNotFound,
   type UpstreamAnswer,
   UpstreamUnavailable,
@@ -87,10 +88,20 @@ export class TokenService {
     if (oid && clientId) this.#principals.set(clientId.toLowerCase(), oid);
   }
 
-  /** The node's own identity (exceptions, MIC): `clientId` as requested, else IMDS's default. */
-  async forNode(resource: string, clientId: string | undefined, deadlineAt: number): Promise<Token> {
-    const key = `node|${(clientId ?? "").toLowerCase()}|${resource}`;
-    const { token } = await this.#cached(key, () => this.#imdsToken(resource, clientId, deadlineAt, false));
+  /**
+   * The node's own identities (exceptions, MIC): the one the request names (client_id, msi_res_id or
+   * object_id, passed to IMDS as given), else IMDS's default.
+   */
+  async forNode(resource: string, selector: ImdsSelector, deadlineAt: number): Promise<Token> {
+    const named = selector.clientId
+      ? `c:${selector.clientId}`
+      : selector.resourceId
+      ? `r:${selector.resourceId}`
+      : selector.objectId
+      ? `o:${selector.objectId}`
+      : "";
+    const key = `node|${named.toLowerCase()}|${resource}`;
+    const { token } = await this.#cached(key, () => this.#imdsToken(resource, selector, deadlineAt, false));
     return token;
   }
 
@@ -101,7 +112,7 @@ export class TokenService {
         const key = `mi|${clientId.toLowerCase()}|${resource}`;
         const { token } = await this.#cached(
           key,
-          () => this.#imdsToken(resource, clientId, deadlineAt, true),
+          () => this.#imdsToken(resource, { clientId }, deadlineAt, true),
         );
         this.#learn(clientId, token);
         return token;
@@ -162,15 +173,16 @@ export class TokenService {
 
   async #imdsToken(
     resource: string,
-    clientId: string | undefined,
+    selector: ImdsSelector,
     deadlineAt: number,
     retryNotFound: boolean,
   ): Promise<Token> {
+    const clientId = selector.clientId;
     for (let attempt = 0;; attempt++) {
       const t0 = performance.now();
       let a: UpstreamAnswer;
       try {
-        a = await this.#o.imds.token(resource, clientId);
+        a = await this.#o.imds.token(resource, selector);
       } catch (e) {
         this.#o.onUpstream?.("imds", false, (performance.now() - t0) / 1000);
         throw unavailable(e);

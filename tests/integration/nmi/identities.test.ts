@@ -110,8 +110,17 @@ Deno.test("exceptions and MIC's own pods get the node's identity through IMDS", 
       const r = await h.get(p.ip, tokenPath(undefined, { client_id: h.ids["node-id"].clientId }));
       assert.equal(r.status, 200, `${p.name}: ${r.text}`);
       assert.equal((await h.emu.verifyToken(r.json.access_token)).appid, h.ids["node-id"].clientId);
-      // One identity on the VM: IMDS's default works too.
+      // One identity on the VM: IMDS's default works too; msi_res_id and object_id are passed to IMDS.
       assert.equal((await h.get(p.ip, tokenPath())).status, 200);
+      const named: Record<string, string>[] = [
+        { msi_res_id: h.ids["node-id"].id },
+        { object_id: h.ids["node-id"].principalId },
+      ];
+      for (const q of named) {
+        const got = await h.get(p.ip, tokenPath("https://storage.azure.com", q));
+        assert.equal(got.status, 200, got.text);
+        assert.equal((await h.emu.verifyToken(got.json.access_token)).appid, h.ids["node-id"].clientId);
+      }
     }
     const r = await h.get(plain.ip, tokenPath(undefined, { client_id: h.ids["node-id"].clientId }));
     assert.equal(r.status, 400, r.text);
