@@ -110,11 +110,12 @@ export class TokenService {
     switch (identity.spec.type) {
       case IdentityType.UserAssignedMSI: {
         const key = `mi|${clientId.toLowerCase()}|${resource}`;
-        const { token } = await this.#cached(
-          key,
-          () => this.#imdsToken(resource, { clientId }, deadlineAt, true),
-        );
-        this.#learn(clientId, token);
+        // Learning the object id (a JWT decode) happens once per fetched token, not per request.
+        const { token } = await this.#cached(key, async () => {
+          const t = await this.#imdsToken(resource, { clientId }, deadlineAt, true);
+          this.#learn(clientId, t);
+          return t;
+        });
         return token;
       }
       case IdentityType.ServicePrincipal:
@@ -134,7 +135,6 @@ export class TokenService {
             errorAnswer(403, "invalid_client", `secret ${ref.namespace}/${ref.name} does not exist`),
           );
         }
-        const credential = spCredential(identity, secret.data ?? {});
         const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
         // The secret's version is part of the key: a rotated secret never serves a token from the old one.
         const key =
@@ -142,6 +142,8 @@ export class TokenService {
             secret.metadata.resourceVersion ?? ""
           }|${resource}`;
         const { token } = await this.#cached(key, async () => {
+          // Parsed only when a token is fetched (a certificate's key is costly to read).
+          const credential = spCredential(identity, secret.data ?? {});
           const t0 = performance.now();
           let a: UpstreamAnswer;
           try {
@@ -155,13 +157,15 @@ export class TokenService {
           }
           this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
           if (!a.ok) throw upstreamError("Azure AD", a);
+          let t: Token;
           try {
-            return tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
+            t = tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
           } catch (e) {
             throw unavailable(e);
           }
+          this.#learn(clientId, t);
+          return t;
         });
-        this.#learn(clientId, token);
         return token;
       }
     }

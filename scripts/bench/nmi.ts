@@ -6,7 +6,7 @@
 //   - cold-path latency: first request for a new resource (authorise + IMDS call over HTTP + cache fill);
 //   - NMI's RSS idle and with 500 pods on its node.
 // wrk cannot pick a source address, so the benchmark's pod holds IP 127.0.0.1.
-// Run: deno task bench nmi [--duration=5] [--pods=500]
+// Run: deno task bench nmi [--duration=3] [--runs=3] [--pods=500]
 
 import { toWire } from "../../lib/api/wire.ts";
 import { normalizeAzureIdentity, normalizeAzureIdentityBinding } from "../../lib/api/normalize.ts";
@@ -21,7 +21,9 @@ function arg(name: string, fallback: number): number {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
   return a ? Number(a.split("=")[1]) : fallback;
 }
-const DURATION = arg("duration", 5);
+const DURATION = arg("duration", 3);
+/** Runs per connection count, floor and NMI alternating; the table shows medians (the machine is shared). */
+const RUNS = arg("runs", 3);
 const PODS = arg("pods", 500);
 const ROOT = new URL("../../", import.meta.url).pathname;
 const NODE = "bench-node";
@@ -228,9 +230,24 @@ try {
   }`;
 
   const rows: string[] = [];
+  const median = (xs: WrkResult[]): WrkResult => {
+    const mid = (k: keyof WrkResult) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    return {
+      rps: mid("rps"),
+      p50: mid("p50"),
+      p99: mid("p99"),
+      errors: xs.reduce((a, x) => a + x.errors, 0),
+    };
+  };
   for (const c of [1, 16, 64]) {
-    const f = await wrk(floorUrl, c);
-    const n = await wrk(tokenUrl("https://vault.azure.net"), c);
+    const fs: WrkResult[] = [];
+    const ns: WrkResult[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      fs.push(await wrk(floorUrl, c));
+      ns.push(await wrk(tokenUrl("https://vault.azure.net"), c));
+    }
+    const f = median(fs);
+    const n = median(ns);
     rows.push(
       `| ${c} | ${f.rps.toFixed(0)} | ${f.p50.toFixed(2)} / ${f.p99.toFixed(2)} | ${n.rps.toFixed(0)} | ${
         n.p50.toFixed(2)
@@ -255,7 +272,7 @@ try {
   const rssPods = await rssMiB(nmi.child.pid);
 
   console.log(
-    `\nNMI benchmark (wrk -t1, ${DURATION}s per run; cached token for one pod; ${Deno.build.os})\n`,
+    `\nNMI benchmark (wrk -t1, ${DURATION}s per run, median of ${RUNS} runs; cached token for one pod; ${navigator.hardwareConcurrency} CPUs)\n`,
   );
   console.log(
     "| connections | floor req/s | floor p50 / p99 ms | NMI req/s | NMI p50 / p99 ms | NMI / floor | NMI errors |",
