@@ -208,6 +208,7 @@ try {
     await new Promise((r) => setTimeout(r, 100));
   }
 
+  const rssStart = await rssMiB(nmi.child.pid);
   // Cold path: a resource NMI has not cached (authorise, IMDS over HTTP, cache fill), one at a time.
   const cold: number[] = [];
   for (const r of resources) {
@@ -256,7 +257,7 @@ try {
   }
   const imdsCalls = emu.requests.count({ service: "imds", route: "imds.token" });
 
-  const rssIdle = await rssMiB(nmi.child.pid);
+  const rssAfterLoad = await rssMiB(nmi.child.pid);
   for (let i = 0; i < PODS; i += 25) {
     await Promise.all(Array.from({ length: Math.min(25, PODS - i) }, (_, j) => {
       const n = i + j;
@@ -288,9 +289,8 @@ try {
     `upstream IMDS token calls during the whole run: ${imdsCalls} (1 warm-up + ${resources.length} cold)`,
   );
   console.log(
-    `NMI RSS: ${rssIdle.toFixed(1)} MiB idle (1 pod), ${rssPods.toFixed(1)} MiB with ${
-      PODS + 1
-    } pods on the node`,
+    `NMI RSS: ${rssStart.toFixed(1)} MiB after start (1 pod), ${rssAfterLoad.toFixed(1)} MiB after the wrk ` +
+      `runs, ${rssPods.toFixed(1)} MiB with ${PODS + 1} pods on the node`,
   );
 } finally {
   for (const c of cleanups) {
