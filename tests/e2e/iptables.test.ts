@@ -7,7 +7,7 @@ import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
 import { findDrift, type RedirectSpec } from "../../nmi/iptables/rules.ts";
 import { RedirectSync } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
-import { Lab, netnsUnavailable } from "../support/netns.ts";
+import { Lab, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e iptables tests skipped: ${skip}`);
