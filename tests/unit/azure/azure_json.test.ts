@@ -71,14 +71,21 @@ Deno.test("azure config from env (upstream's CLOUD, TENANT_ID, ... and USE_MSI)"
   assert.throws(() => azureConfigFromEnv(() => undefined), /SUBSCRIPTION_ID is required/);
 });
 
-Deno.test("ARM credential: a certificate is refused clearly (not yet supported), a secret works offline", () => {
+Deno.test("ARM credential: a certificate file that cannot be read is a clear config error", () => {
   assert.throws(
     () =>
       armCredential(
-        { kind: "certificate", tenantId: "t", clientId: "c", certPath: "/etc/cert.pem", password: "" },
+        {
+          kind: "certificate",
+          tenantId: "t",
+          clientId: "c",
+          certPath: "/nonexistent/cert.pem",
+          password: "",
+        },
         CLOUDS.AzurePublicCloud,
       ),
-    (e: Error) => e instanceof AzureConfigError && /not supported yet/.test(e.message),
+    (e: Error) =>
+      e instanceof AzureConfigError && /aadClientCertPath \/nonexistent\/cert\.pem/.test(e.message),
   );
   const cred = armCredential(
     { kind: "secret", tenantId: "t", clientId: "c", secret: "s" },
