@@ -257,7 +257,13 @@ export class Controller {
         objects.delete(keyOf(next));
       }
     });
-    await bounded(p.assignWithoutArm, n, (key) => this.#markAssigned(objects.get(key)));
+    // Vouched-for ids on a VM / scale set with a job in flight wait for it: it may be detaching that id
+    // (planned before this pod appeared); the cycle after the job decides again.
+    await bounded(
+      p.assignWithoutArm.filter((a) => !a.targetKey || !this.#busy.has(a.targetKey)),
+      n,
+      (a) => this.#markAssigned(objects.get(a.key)),
+    );
     await bounded(
       p.releaseWithoutArm.filter((r) => !r.targetKey || !this.#busy.has(r.targetKey)),
       n,

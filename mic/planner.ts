@@ -105,7 +105,7 @@ export interface Plan {
    * Keys of AzureAssignedIdentities to mark Assigned with no ARM call: service principals, and ids another
    * Assigned object already vouches for on the same VM / scale set.
    */
-  assignWithoutArm: string[];
+  assignWithoutArm: { key: string; targetKey?: string }[];
   /**
    * AzureAssignedIdentities to delete with no ARM call (service principals, never Assigned, gone machines);
    * `targetKey` names the VM / scale set it was on, so the executor can wait for a PATCH in flight there.
@@ -391,7 +391,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
   };
   const create: AzureAssignedIdentity[] = [];
   const update: AssignedUpdate[] = [];
-  const assignWithoutArm: string[] = [];
+  const assignWithoutArm: { key: string; targetKey?: string }[] = [];
   const releaseWithoutArm: { key: string; targetKey?: string }[] = [];
 
   /** What to do with an existing object that no longer describes a wanted assignment (or its old half). */
@@ -419,7 +419,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
   /** A desired object whose identity is not known to be attached to its node's machine yet. */
   const needAssign = (d: Desired) => {
     if (!d.resourceId) {
-      assignWithoutArm.push(d.key);
+      assignWithoutArm.push({ key: d.key });
       return;
     }
     const t = targetOf(d.object.spec.nodeName);
@@ -434,7 +434,8 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
       return;
     }
     if (attached.get(t.key)?.has(d.armKey!)) {
-      assignWithoutArm.push(d.key);
+      // `targetKey`: a job in flight on that machine may be detaching it; the executor waits for it.
+      assignWithoutArm.push({ key: d.key, targetKey: t.key });
       return;
     }
     const p = targetPlan(t);

@@ -125,7 +125,7 @@ Deno.test("planner: service principals (type 1/2) need no ARM change", () => {
   const p = plan(s, opts);
   assert.equal(p.create.length, 2);
   assert.deepEqual(p.targets, []);
-  assert.deepEqual(p.assignWithoutArm, ["default/a-app-sp1", "default/a-app-sp2"]);
+  assert.deepEqual(p.assignWithoutArm, [{ key: "default/a-app-sp1" }, { key: "default/a-app-sp2" }]);
   const gone = plan({ ...s, pods: [], assigned: p.create.map((a) => stored(a)) }, opts);
   assert.deepEqual(gone.targets, []);
   assert.deepEqual(gone.releaseWithoutArm.map((r) => r.key), ["default/a-app-sp1", "default/a-app-sp2"]);
@@ -316,7 +316,7 @@ Deno.test("planner: an id another Assigned object vouches for on the same scale 
     assigned,
   };
   const p = plan(more, opts);
-  assert.deepEqual(p.assignWithoutArm, ["default/b-app-id1"]); // n2 is on ss1 like a
+  assert.deepEqual(p.assignWithoutArm, [{ key: "default/b-app-id1", targetKey: ss1 }]); // n2 is on ss1 like a
   assert.deepEqual(p.targets.map((t) => [t.target.name, t.add]), [["ss2", [rid("id1")]]]); // n3 is not
 });
 
