@@ -101,7 +101,7 @@ export class ObservedCache {
     this.nodes = new Informer<Node>({ ...common, resource: Resources.nodes, transform: slimNode });
     // CRD objects are cached already normalised (one copy, not raw JSON plus a normalised one).
     const crd = (resource: typeof Resources.azureIdentities) =>
-      new Informer<Raw>({ ...common, resource, transform: (raw) => this.#normalizeForCache(raw) });
+      new Informer<Raw>({ ...common, resource, transform: (raw) => this.normalizeForCache(raw) });
     this.identities = crd(Resources.azureIdentities);
     this.bindings = crd(Resources.azureIdentityBindings);
     this.assigned = crd(Resources.azureAssignedIdentities);
@@ -191,7 +191,11 @@ export class ObservedCache {
     for (const w of waiters) w();
   }
 
-  #normalizeForCache(raw: Raw): Raw {
+  /**
+   * The CRD informers' transform: the normalised object, or (malformed) the raw one, remembered as invalid
+   * so every cycle reports it instead of planning with it.
+   */
+  normalizeForCache(raw: Raw): Raw {
     let n: AadPodIdentityObject;
     try {
       n = normalize(raw);
