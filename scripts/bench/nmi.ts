@@ -182,6 +182,7 @@ try {
       "127.0.0.1",
       "--metadata-port",
       String(imds.port),
+      "--manage-iptables=false",
     ],
     {},
     /NMI listening address=\S+:(\d+)/,

@@ -105,9 +105,18 @@ export interface NmiProcess {
   stop(): Promise<void>;
 }
 
-export async function spawnNmi(args: string[], env: Record<string, string> = {}): Promise<NmiProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...NMI_PERMISSIONS, NMI_ENTRY, ...args],
+/**
+ * NMI as a real process with its shipped permissions. `wrap` runs it through another command first (the e2e
+ * suite passes `ip netns exec <node>`, which execs NMI in the node's network namespace).
+ */
+export async function spawnNmi(
+  args: string[],
+  env: Record<string, string> = {},
+  wrap: string[] = [],
+): Promise<NmiProcess> {
+  const argv = [Deno.execPath(), "run", ...NMI_PERMISSIONS, NMI_ENTRY, ...args];
+  const child = new Deno.Command(wrap[0] ?? argv[0], {
+    args: [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))],
     cwd: ROOT,
     env,
     stdin: "null",
@@ -280,6 +289,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         String(imds.port),
         "--ad-endpoint",
         emu.authorityHost,
+        // No root here: these tests call NMI directly; the e2e suite tests the redirection.
+        "--manage-iptables=false",
         ...(opts.nmiArgs ?? []),
         ...extra,
       ];
