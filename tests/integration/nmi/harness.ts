@@ -446,7 +446,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       // Bindings select pods in every namespace and MIC tests watch the whole cluster: leave nothing behind.
       for (const [rt, namespace, name] of made.reverse()) {
         if (rt === Resources.azureAssignedIdentities) {
-          await kube.patch(rt, name, "merge", { metadata: { finalizers: null } }, { namespace }).catch(() => {});
+          await kube.patch(rt, name, "merge", { metadata: { finalizers: null } }, { namespace }).catch(
+            () => {},
+          );
         }
         await kube.delete(rt, name, { namespace, gracePeriodSeconds: 0 }).catch(() => {});
       }
