@@ -214,6 +214,19 @@ Deno.test({
       );
       assert.equal((await h.emu.verifyToken(demo.token)).appid, h.ids.web.clientId);
       assert.deepEqual(demo.vms, []);
+      // NewServicePrincipalTokenFromMSI without a client id: NMI answers with the pod's own identity.
+      const anyId = JSON.parse(
+        await node.lab.exec(
+          podWeb.ns,
+          adalDemoArgv(await sdkClientPaths(), {
+            endpoint: h.emu.armEndpoint,
+            subscriptionId: h.emu.subscriptionId,
+            resourceGroup: "rg",
+          }),
+          { env: trustEnv(h.emu.caCertPath) },
+        ),
+      );
+      assert.equal((await h.emu.verifyToken(anyId.token)).appid, h.ids.web.clientId);
 
       // curl with and without the Metadata header.
       const bare = await curlFrom(podWeb);
