@@ -3,14 +3,21 @@
 // Errors carry Azure AD's shape (`error`, `error_description` with an AADSTS code, `error_codes`, ids).
 
 import { checkClientAssertion } from "./client_assertion.ts";
-import { type Directory, secretMatches, type ServicePrincipal } from "./directory.ts";
+import {
+  type Directory,
+  type ManagedIdentityPrincipal,
+  secretMatches,
+  type ServicePrincipal,
+} from "./directory.ts";
+import { checkFederatedAssertion } from "./federated_assertion.ts";
+import type { FederatedCredential } from "./federated_credentials.ts";
 import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { SigningKey } from "./jwt.ts";
 import type { RequestLog } from "./request_log.ts";
 import { resourceNotFound } from "./resources.ts";
 import { instrument, jsonResponse } from "./service.ts";
-import type { TokenIssuer } from "./tokens.ts";
+import type { IssuedToken, TokenIssuer } from "./tokens.ts";
 
 export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
@@ -25,6 +32,10 @@ export interface AadContext {
   tokenLifetimeSeconds: number;
   /** Resources tokens may be issued for; any resource when absent. */
   resources?: { has(resource: string): boolean };
+  /** Federated identity credentials of a user-assigned identity (by its resource id). */
+  federatedCredentials?: (identityResourceId: string) => FederatedCredential[];
+  /** How Azure AD reaches an external issuer's discovery document and JWKS (trusting its CA). */
+  federationFetch?: (url: string) => Promise<Response>;
 }
 
 export interface AadRouteMatch {
@@ -324,6 +335,26 @@ export function createAadHandler(ctx: AadContext): Handler {
       }
       if (!ctx.directory.hasTenant(tenant)) return fail(tenantNotFound(tenant));
       const sp = ctx.directory.servicePrincipal(tenant, clientId);
+      const federated = sp ? undefined : ctx.directory.userAssignedIdentity(tenant, clientId);
+      if (federated) {
+        const failure = await authenticateFederated(ctx, federated, params);
+        if (failure) return fail(failure);
+        if (ctx.resources && !ctx.resources.has(resource.resource)) {
+          return fail(resourceNotFound(resource.resource, tenant));
+        }
+        const token = await ctx.issuer.issue(
+          {
+            clientId: federated.clientId,
+            objectId: federated.objectId,
+            tenantId: federated.tenantId,
+            appidacr: "2",
+            miResourceId: federated.resourceId,
+          },
+          resource.resource,
+          ctx.tokenLifetimeSeconds,
+        );
+        return tokenResponse(match.version!, token, resource.resource);
+      }
       if (!sp) {
         return fail({
           status: 400,
@@ -358,32 +389,82 @@ export function createAadHandler(ctx: AadContext): Handler {
         resource.resource,
         ctx.tokenLifetimeSeconds,
       );
-      const noStore = { "cache-control": "no-store, no-cache", pragma: "no-cache" };
-      if (match.version === "v2") {
-        return jsonResponse(
-          {
-            token_type: "Bearer",
-            expires_in: token.expiresIn,
-            ext_expires_in: token.expiresIn,
-            access_token: token.accessToken,
-          },
-          200,
-          noStore,
-        );
-      }
-      return jsonResponse(
-        {
-          token_type: "Bearer",
-          expires_in: String(token.expiresIn),
-          ext_expires_in: String(token.expiresIn),
-          expires_on: String(token.expiresOn),
-          not_before: String(token.notBefore),
-          resource: resource.resource,
-          access_token: token.accessToken,
-        },
-        200,
-        noStore,
-      );
+      return tokenResponse(match.version!, token, resource.resource);
     },
   });
 }
+
+function tokenResponse(version: "v1" | "v2", token: IssuedToken, resource: string): Response {
+  const noStore = { "cache-control": "no-store, no-cache", pragma: "no-cache" };
+  if (version === "v2") {
+    return jsonResponse(
+      {
+        token_type: "Bearer",
+        expires_in: token.expiresIn,
+        ext_expires_in: token.expiresIn,
+        access_token: token.accessToken,
+      },
+      200,
+      noStore,
+    );
+  }
+  return jsonResponse(
+    {
+      token_type: "Bearer",
+      expires_in: String(token.expiresIn),
+      ext_expires_in: String(token.expiresIn),
+      expires_on: String(token.expiresOn),
+      not_before: String(token.notBefore),
+      resource,
+      access_token: token.accessToken,
+    },
+    200,
+    noStore,
+  );
+}
+
+/** A user-assigned identity authenticates only with a federated assertion (workload identity federation). */
+async function authenticateFederated(
+  ctx: AadContext,
+  identity: ManagedIdentityPrincipal,
+  params: URLSearchParams,
+): Promise<AadErrorInput | undefined> {
+  const assertion = params.get("client_assertion");
+  const assertionType = params.get("client_assertion_type");
+  if (assertion === null) {
+    return {
+      status: 401,
+      error: "invalid_client",
+      code: 7000218,
+      description: "The request body must contain the following parameter: 'client_assertion' or " +
+        `'client_secret'. Managed identity '${identity.clientId}' accepts only a federated client assertion.`,
+    };
+  }
+  if (assertionType === null) return missingParameter("client_assertion_type");
+  if (assertionType !== JWT_BEARER) {
+    return {
+      status: 401,
+      error: "invalid_client",
+      code: 70002,
+      description: `Error validating credentials. The client_assertion_type '${assertionType}' is not ` +
+        `supported; use '${JWT_BEARER}'.`,
+    };
+  }
+  const failure = await checkFederatedAssertion(assertion, {
+    clientId: identity.clientId,
+    credentials: ctx.federatedCredentials?.(identity.resourceId) ?? [],
+    fetch: ctx.federationFetch ?? ((url) => fetch(url)),
+    now: Math.floor(Date.now() / 1000),
+    skewSeconds: FEDERATED_SKEW_SECONDS,
+  });
+  if (!failure) return undefined;
+  return {
+    status: failure.code === 90061 ? 400 : 401,
+    error: failure.code === 90061 ? "invalid_request" : "invalid_client",
+    code: failure.code,
+    description: failure.description,
+  };
+}
+
+/** Clock skew tolerated on a federated assertion's `exp` / `nbf` (small: the assertion lives minutes). */
+export const FEDERATED_SKEW_SECONDS = 60;

@@ -8,9 +8,15 @@ import {
   armErrorBody,
   authorizationFailed,
   invalidRequestContent,
+  resourceNotFound,
   subscriptionNotFound,
 } from "./arm_errors.ts";
 import type { Directory } from "./directory.ts";
+import {
+  FEDERATED_CREDENTIAL_TYPE,
+  federatedCredentialToJson,
+  parseFederatedCredential,
+} from "./federated_credentials.ts";
 import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { ComputeThrottle } from "./compute_throttle.ts";
@@ -59,7 +65,10 @@ export const MSI_API_VERSIONS = [
   "2025-01-31-preview",
 ];
 
-export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "operation";
+/** MSI api-versions that know federated identity credentials (2022-01-31-preview on). */
+export const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
+
+export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
 
 export interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
@@ -69,6 +78,8 @@ export interface ArmRouteMatch {
   resourceGroup?: string;
   name?: string;
   location?: string;
+  /** `fic` routes: the federated identity credential's name. */
+  child?: string;
 }
 
 const SEG = "([^/]+)";
@@ -79,6 +90,20 @@ const PATTERNS: [ArmResource, RegExp][] = [
   // VirtualMachines_List, what the original's demo app calls with its pod's token.
   ["vmList", new RegExp(`${RG_PREFIX}microsoft\\.compute/virtualmachines/?$`, "i")],
   ["identity", new RegExp(`${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/?$`, "i")],
+  [
+    "fic",
+    new RegExp(
+      `${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/federatedidentitycredentials/${SEG}/?$`,
+      "i",
+    ),
+  ],
+  [
+    "ficList",
+    new RegExp(
+      `${RG_PREFIX}microsoft\\.managedidentity/userassignedidentities/${SEG}/federatedidentitycredentials/?$`,
+      "i",
+    ),
+  ],
   [
     "operation",
     new RegExp(
@@ -103,7 +128,9 @@ export function matchArmRoute(method: string, pathname: string): ArmRouteMatch {
     if (resource === "operation") {
       return { route, resource, subscriptionId: m[1], location: m[2], name: m[3] };
     }
-    return { route, resource, subscriptionId: m[1], resourceGroup: m[2], name: m[3] };
+    const found: ArmRouteMatch = { route, resource, subscriptionId: m[1], resourceGroup: m[2], name: m[3] };
+    if (resource === "fic") found.child = m[4];
+    return found;
   }
   return { route: "arm.unknown" };
 }
@@ -139,13 +166,19 @@ function apiVersionError(
       "The api-version query parameter (?api-version=) is required for all requests.",
     );
   }
-  const supported = resource === "identity" ? MSI_API_VERSIONS : COMPUTE_API_VERSIONS;
+  const supported = resource === "identity"
+    ? MSI_API_VERSIONS
+    : resource === "fic" || resource === "ficList"
+    ? FEDERATED_CREDENTIAL_API_VERSIONS
+    : COMPUTE_API_VERSIONS;
   if (supported.includes(version)) return undefined;
   const type = {
     vm: "virtualMachines",
     vmss: "virtualMachineScaleSets",
     vmList: "virtualMachines",
     identity: "userAssignedIdentities",
+    fic: "userAssignedIdentities/federatedIdentityCredentials",
+    ficList: "userAssignedIdentities/federatedIdentityCredentials",
     operation: "locations/operations",
   }[resource];
   return armError(
@@ -223,7 +256,11 @@ export function createArmHandler(ctx: ArmContext): Handler {
       if (match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
         return errorResponse(subscriptionNotFound(match.subscriptionId!), headers);
       }
-      const allowed = match.resource === "vm" || match.resource === "vmss" ? ["GET", "PATCH"] : ["GET"];
+      const allowed = match.resource === "vm" || match.resource === "vmss"
+        ? ["GET", "PATCH"]
+        : match.resource === "fic"
+        ? ["GET", "PUT", "DELETE"]
+        : ["GET"];
       if (!allowed.includes(req.method)) {
         return errorResponse(
           armError(
@@ -249,6 +286,9 @@ export function createArmHandler(ctx: ArmContext): Handler {
         const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);
         if (!listed.ok) return errorResponse(listed.error, headers);
         return jsonResponse({ value: listed.value.map((r) => ctx.state.toJson(r)) }, 200, headers);
+      }
+      if (match.resource === "fic" || match.resource === "ficList") {
+        return await handleFederatedCredential(ctx, req, match, auth.claims.oid, headers);
       }
       if (match.resource === "identity") {
         const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
@@ -314,4 +354,76 @@ export function createArmHandler(ctx: ArmContext): Handler {
       return jsonResponse(ctx.state.toJson(resource), 200, lroHeaders);
     },
   });
+}
+
+/** GET / PUT / DELETE of one federated identity credential, and the list of an identity's credentials. */
+async function handleFederatedCredential(
+  ctx: ArmContext,
+  req: Request,
+  match: ArmRouteMatch,
+  callerObjectId: string,
+  headers: Record<string, string>,
+): Promise<Response> {
+  const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
+  if (!found.ok) return errorResponse(found.error, headers);
+  const identity = found.value;
+  const store = ctx.state.federatedCredentials;
+  if (match.resource === "ficList") {
+    const value = store.list(identity.id).map((c) => federatedCredentialToJson(identity.id, c));
+    return jsonResponse({ value }, 200, headers);
+  }
+  const name = match.child!;
+  if (req.method === "GET") {
+    const c = store.get(identity.id, name);
+    if (!c) {
+      return errorResponse(
+        resourceNotFound(FEDERATED_CREDENTIAL_TYPE, `${identity.name}/${name}`, match.resourceGroup!),
+        headers,
+      );
+    }
+    return jsonResponse(federatedCredentialToJson(identity.id, c), 200, headers);
+  }
+  const caller = ctx.directory.byObjectId(callerObjectId);
+  if (!caller?.writeScopes.some((s) => isWithinScope(identity.id, s))) {
+    return errorResponse(
+      authorizationFailed(
+        callerObjectId,
+        `${FEDERATED_CREDENTIAL_TYPE}/${req.method === "DELETE" ? "delete" : "write"}`,
+        identity.id,
+      ),
+      headers,
+    );
+  }
+  if (req.method === "DELETE") {
+    return store.delete(identity.id, name) ? new Response(null, { status: 200, headers }) : new Response(
+      null,
+      { status: 204, headers },
+    );
+  }
+  const contentType = req.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(contentType.trim())) {
+    return errorResponse(
+      armError(
+        415,
+        "UnsupportedMediaType",
+        `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
+      ),
+      headers,
+    );
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(await req.text());
+  } catch (e) {
+    return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
+  }
+  const parsed = parseFederatedCredential(name, body);
+  if (!parsed.ok) return errorResponse(parsed.error, headers);
+  const put = store.put(identity.id, parsed.value);
+  if (!put.ok) return errorResponse(put.error, headers);
+  return jsonResponse(
+    federatedCredentialToJson(identity.id, parsed.value),
+    put.value.created ? 201 : 200,
+    headers,
+  );
 }

@@ -56,6 +56,8 @@ export interface EmulatorConfig {
   computeThrottle?: { policies?: ComputePolicy[]; retryAfterSeconds?: number } | false;
   maxIdentitiesPerPatch?: number;
   knownResources?: string[];
+  /** PEM files of CAs Azure AD trusts when fetching a federated issuer's discovery document and JWKS. */
+  federationCaFiles?: string[];
   strictResources?: boolean;
   imdsMetadataHeader?: MetadataHeaderCheck;
   hostname?: string;
@@ -198,6 +200,7 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     "computeThrottle",
     "maxIdentitiesPerPatch",
     "knownResources",
+    "federationCaFiles",
     "strictResources",
     "imdsMetadataHeader",
     "hostname",
@@ -224,6 +227,7 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     computeThrottle: computeThrottle(o.computeThrottle, "$.computeThrottle"),
     maxIdentitiesPerPatch: num(o.maxIdentitiesPerPatch, "$.maxIdentitiesPerPatch", 1),
     knownResources: strList(o.knownResources, "$.knownResources"),
+    federationCaFiles: strList(o.federationCaFiles, "$.federationCaFiles"),
     strictResources: bool(o.strictResources, "$.strictResources"),
     imdsMetadataHeader: metadataHeader(o.imdsMetadataHeader, "$.imdsMetadataHeader"),
     hostname: str(o.hostname, "$.hostname"),

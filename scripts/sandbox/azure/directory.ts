@@ -133,6 +133,20 @@ export class Directory {
     return undefined;
   }
 
+  /** The user-assigned managed identity a federated client-credentials request names by its client id. */
+  userAssignedIdentity(tenantId: string, clientId: string): ManagedIdentityPrincipal | undefined {
+    for (const p of this.#byObjectId.values()) {
+      if (
+        p.kind === "managedIdentity" && p.clientId.toLowerCase() === clientId.toLowerCase() &&
+        p.tenantId.toLowerCase() === tenantId.toLowerCase() &&
+        /\/providers\/microsoft\.managedidentity\/userassignedidentities\//i.test(p.resourceId)
+      ) {
+        return p;
+      }
+    }
+    return undefined;
+  }
+
   hasTenant(tenantId: string): boolean {
     return this.tenants.has(tenantId.toLowerCase());
   }

@@ -72,6 +72,11 @@ export interface AzureEmulatorOptions {
   managedIdentityTokenLifetimeSeconds?: number;
   /** Where the sandbox CA and the emulator's TLS certificate live (default `sandboxCacheDir()`). */
   cacheDir?: string;
+  /**
+   * CA certificates (PEM) Azure AD trusts when it fetches a federated issuer's discovery document and JWKS
+   * (e.g. the sandbox kube-apiserver's CA); the system roots otherwise.
+   */
+  federationCaCerts?: string[];
 }
 
 export interface UserAssignedIdentityInfo {
@@ -274,6 +279,12 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
     (r) => resourceKey(r) === resourceKey(armEndpoint) || directory.hasClientId(r),
   );
   const issuer = new TokenIssuer(key, () => authorityHost);
+  const federationClient = options.federationCaCerts?.length
+    ? Deno.createHttpClient({ caCerts: options.federationCaCerts })
+    : undefined;
+  // Azure AD gives up on a slow issuer; so does the emulator (10 s).
+  const federationFetch = (url: string) =>
+    fetch(url, { client: federationClient, redirect: "error", signal: AbortSignal.timeout(10_000) });
 
   const servers: RunningServer[] = [];
   const imdsServers = new Set<RunningServer>();
@@ -289,6 +300,8 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         authorityHost: () => authorityHost,
         tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599,
         resources,
+        federatedCredentials: (id) => state.federatedCredentials.list(id),
+        federationFetch,
       }),
     );
     servers.push(aad);
@@ -322,6 +335,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
     armEndpoint = arm.url;
   } catch (e) {
     await Promise.all(servers.map((s) => s.stop()));
+    federationClient?.close();
     throw e;
   }
 
@@ -475,6 +489,7 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       const all = [...imdsServers, ...servers];
       imdsServers.clear();
       await Promise.all(all.map((s) => s.stop()));
+      federationClient?.close();
     },
   };
   return emulator;

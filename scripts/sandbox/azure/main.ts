@@ -37,6 +37,8 @@ async function main(args: string[]): Promise<number> {
     computeThrottle: config.computeThrottle,
     maxIdentitiesPerPatch: config.maxIdentitiesPerPatch,
     knownResources: config.knownResources,
+    federationCaCerts: config.federationCaFiles &&
+      await Promise.all(config.federationCaFiles.map((f) => Deno.readTextFile(f))),
     strictResources: config.strictResources,
     imdsMetadataHeader: config.imdsMetadataHeader,
     hostname: config.hostname,

@@ -11,6 +11,7 @@ import {
   resourceNotFound,
 } from "./arm_errors.ts";
 import type { Directory, ManagedIdentityPrincipal, Principal } from "./directory.ts";
+import { FederatedCredentialStore } from "./federated_credentials.ts";
 import {
   applyIdentityPatch,
   type AttachedUserIdentity,
@@ -118,6 +119,7 @@ function isStringRecord(v: unknown): v is Record<string, string> {
 
 export class ArmState {
   readonly operations: OperationTracker;
+  readonly federatedCredentials = new FederatedCredentialStore();
   #identities = new Map<string, UserAssignedIdentityRecord>();
   #compute = new Map<string, ComputeResource>();
   #resourceGroups = new Set<string>();
@@ -174,6 +176,7 @@ export class ArmState {
     const record = this.#identities.get(idKey(id));
     if (!record) return false;
     this.#identities.delete(idKey(id));
+    this.federatedCredentials.deleteAll(id);
     this.options.directory.remove(record.principalId);
     return true;
   }
