@@ -19,8 +19,10 @@ export interface ControlPlaneOptions {
 }
 
 export interface ControlPlane {
-  /** `https://127.0.0.1:<port>` */
+  /** `https://127.0.0.1:<port>`; also the service-account token issuer. */
   server: string;
+  /** PEM file of the cluster's CA (serving certificate and client certificates). */
+  caCertPath: string;
   kubeconfigPath: string;
   /** `http://127.0.0.1:<port>` (plain HTTP, loopback only). */
   etcdEndpoint: string;
@@ -128,6 +130,24 @@ function b64(text: string): string {
   return btoa(text);
 }
 
+/**
+ * Lets anyone read the issuer's discovery document and JWKS (as AKS and kubeadm clusters with an OIDC
+ * issuer do), so Azure AD can verify service-account tokens without credentials.
+ */
+export const ISSUER_DISCOVERY_BINDING = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: service-account-issuer-discovery-unauthenticated
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:service-account-issuer-discovery
+subjects:
+- apiGroup: rbac.authorization.k8s.io
+  kind: Group
+  name: system:unauthenticated
+`;
+
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await resolveBinaries();
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "aad-sandbox-" });
@@ -192,7 +212,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     `--tls-private-key-file=${serving.keyPath}`,
     `--client-ca-file=${ca.certPath}`,
     "--authorization-mode=RBAC",
+    // The issuer is this apiserver's own URL, so an external verifier (Azure AD, in federated mode) finds
+    // its discovery document and JWKS there; the old in-cluster name stays accepted for tokens.
+    `--service-account-issuer=${server}`,
     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+    `--service-account-jwks-uri=${server}/openid/v1/jwks`,
     `--service-account-key-file=${sa.publicKeyPath}`,
     `--service-account-signing-key-file=${sa.keyPath}`,
     "--service-cluster-ip-range=10.96.0.0/16",
@@ -265,9 +289,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   const kubectl = (args: string[], stdin?: string) =>
     runKubectl(binaries.kubectl, kubeconfigPath, args, stdin);
+  const discovery = await kubectl(["apply", "-f", "-"], ISSUER_DISCOVERY_BINDING);
+  if (discovery.code !== 0) {
+    await abandon(new Error(`binding issuer discovery failed: ${discovery.stderr}`), apiserver);
+  }
 
   return {
     server,
+    caCertPath: ca.certPath,
     kubeconfigPath,
     etcdEndpoint,
     dir,
