@@ -17,6 +17,14 @@ export const MIC_FLAGS = {
     env: "FORCENAMESPACED",
     help: "Match identity, binding and pod only within one namespace; AzureAssignedIdentities go there too",
   }),
+  "federated-by-default": flag({
+    kind: "bool",
+    default: false,
+    env: "FEDERATED_BY_DEFAULT",
+    help:
+      "User-assigned AzureIdentities without the aadpodidentity.k8s.io/federated annotation are federated: " +
+      "never attached to VMs (set the same on NMI)",
+  }),
   version: flag({ kind: "bool", default: false, help: "Print the version and exit" }),
   "leader-election-instance": flag({
     kind: "string",

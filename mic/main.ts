@@ -181,6 +181,7 @@ export async function main(args: string[]): Promise<number> {
     isLeader,
     planner: {
       forceNamespaced: f.forceNamespaced,
+      federatedByDefault: f["federated-by-default"],
       immutableClientIds: [...f["immutable-user-msis"], azure.userAssignedIdentityId].filter(Boolean),
     },
     debounceMs: f["cycle-debounce"],

@@ -9,8 +9,10 @@
 import {
   assignedIdentityName,
   assignedIdentityNamespace,
+  FEDERATED_ANNOTATION,
   grantsForPod,
   type IdentityCatalog,
+  isFederatedIdentity,
   needsArmAssignment,
   parseUserAssignedId,
 } from "../lib/api/matching.ts";
@@ -61,6 +63,8 @@ export interface PlannerOptions {
    * back (the executor's GET finds it missing and PATCHes only that).
    */
   repairDrift?: boolean;
+  /** Identities without the federated annotation are federated (never attached; no ARM call). */
+  federatedByDefault?: boolean;
 }
 
 export interface ObjectRef {
@@ -155,7 +159,15 @@ function memo<T extends object>(o: T, f: (o: T) => string): string {
 
 /** Identity fields an AzureAssignedIdentity carries that NMI and ARM act on; other edits need no write. */
 function identityFingerprint(i: AzureIdentity): string {
-  return memo(i, () => JSON.stringify([i.metadata.namespace, i.metadata.name, i.metadata.uid ?? "", i.spec]));
+  // The federated annotation decides whether ARM attaches the identity: a change reassigns.
+  return memo(i, () =>
+    JSON.stringify([
+      i.metadata.namespace,
+      i.metadata.name,
+      i.metadata.uid ?? "",
+      i.spec,
+      i.metadata.annotations?.[FEDERATED_ANNOTATION] ?? "",
+    ]));
 }
 
 function bindingFingerprint(b: AzureIdentityBinding): string {
@@ -239,9 +251,9 @@ function desiredObject(
   };
 }
 
-/** A valid user-assigned identity that ARM can attach, or undefined. */
-function armId(identity: AzureIdentity): string | undefined {
-  if (!needsArmAssignment(identity)) return undefined;
+/** A valid user-assigned identity that ARM must attach (not federated), or undefined. */
+function armId(identity: AzureIdentity, federatedByDefault: boolean): string | undefined {
+  if (!needsArmAssignment(identity) || isFederatedIdentity(identity, federatedByDefault)) return undefined;
   return parseUserAssignedId(identity.spec.resourceID) ? identity.spec.resourceID.trim() : undefined;
 }
 
@@ -326,6 +338,7 @@ function validateCatalog(
 
 export function plan(state: ObservedState, opts: PlannerOptions): Plan {
   const problems: Problem[] = [];
+  const fedDefault = opts.federatedByDefault ?? false;
   const immutable = new Set(opts.immutableClientIds.map((c) => c.trim().toLowerCase()).filter(Boolean));
   const { catalog, usable } = validateCatalog(state.identities, state.bindings, problems);
   const targetOf = (node: string): ComputeTarget | undefined =>
@@ -352,7 +365,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
         if (desired.has(`${namespace}/${name}`)) continue;
       }
       const key = `${namespace}/${name}`;
-      const resourceId = armId(identity);
+      const resourceId = armId(identity, fedDefault);
       desired.set(key, {
         key,
         object: desiredObject(name, namespace, pod, identity, binding),
@@ -375,7 +388,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
   // so a new pod needing one of these is Assigned without asking ARM (upstream spent a GET on it).
   const attached = new Map<string, Set<string>>();
   for (const a of state.assigned) {
-    const id = armId(a.spec.azureIdentityRef);
+    const id = armId(a.spec.azureIdentityRef, fedDefault);
     const t = targetOf(a.spec.nodeName);
     if (!id || !t || !isAssigned(a) || a.metadata.deletionTimestamp) continue;
     let set = attached.get(t.key);
@@ -397,7 +410,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
   /** What to do with an existing object that no longer describes a wanted assignment (or its old half). */
   const release = (a: AzureAssignedIdentity, key: string | undefined) => {
     const identity = a.spec.azureIdentityRef;
-    const resourceId = armId(identity);
+    const resourceId = armId(identity, fedDefault);
     const t = targetOf(a.spec.nodeName);
     const detach = !!resourceId && !!t && isAssigned(a) &&
       !inUse.get(t.key)?.has(resourceId.toLowerCase()) &&
@@ -460,7 +473,7 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
     // Changed binding, identity or node: the same object now describes a different assignment.
     const oldTarget = targetOf(cur.spec.nodeName);
     const newTarget = targetOf(d.object.spec.nodeName);
-    const oldId = armId(cur.spec.azureIdentityRef)?.toLowerCase();
+    const oldId = armId(cur.spec.azureIdentityRef, fedDefault)?.toLowerCase();
     const sameAttachment = isAssigned(cur) && oldId === d.armKey && oldTarget?.key === newTarget?.key;
     const next: AzureAssignedIdentity = {
       ...d.object,

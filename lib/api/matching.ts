@@ -140,6 +140,22 @@ export function identityMatchesRequest(
   return isSpecificRequest(req);
 }
 
+/** Opts one AzureIdentity in ("true") or out ("false") of federated mode, whatever the cluster default. */
+export const FEDERATED_ANNOTATION = "aadpodidentity.k8s.io/federated";
+
+/**
+ * Federated mode: a user-assigned identity whose tokens NMI gets by exchanging the pod's service-account
+ * token at Azure AD; it is never attached to a VM. Service principals (types 1 and 2) are never federated.
+ * The annotation wins; any other value than "true" / "false" means the cluster default.
+ */
+export function isFederatedIdentity(identity: AzureIdentity, federatedByDefault: boolean): boolean {
+  if (identity.spec.type !== IdentityType.UserAssignedMSI) return false;
+  const v = identity.metadata.annotations?.[FEDERATED_ANNOTATION];
+  if (v === "true") return true;
+  if (v === "false") return false;
+  return federatedByDefault;
+}
+
 /** User-assigned identities are the only kind attached to VMs; service principals need no ARM change. */
 export function needsArmAssignment(identity: AzureIdentity): boolean {
   return identity.spec.type === IdentityType.UserAssignedMSI;

@@ -5,6 +5,7 @@ import {
   grantsForPod,
   type IdentityCatalog,
   identityMatchesRequest,
+  isFederatedIdentity,
   isPodExcepted,
   needsArmAssignment,
   parseUserAssignedId,
@@ -122,4 +123,26 @@ Deno.test("matching: requested ids compare case-insensitively; only type 0 needs
   assert.equal(needsArmAssignment(identity("a", "sp", { type: 1 })), false);
   assert.deepEqual(parseUserAssignedId(rid("x")), { subscription: "s1", resourceGroup: "rg", name: "x" });
   assert.equal(parseUserAssignedId("/subscriptions/s1/resourceGroups/rg/providers/Other/x/y"), undefined);
+});
+
+Deno.test("federated: the annotation wins over the cluster default; service principals never are", () => {
+  const plain = identity("a", "plain");
+  const on = identity("a", "on", { annotations: { "aadpodidentity.k8s.io/federated": "true" } });
+  const off = identity("a", "off", { annotations: { "aadpodidentity.k8s.io/federated": "false" } });
+  const odd = identity("a", "odd", { annotations: { "aadpodidentity.k8s.io/federated": "True" } });
+  const sp = identity("a", "sp", { type: 1, annotations: { "aadpodidentity.k8s.io/federated": "true" } });
+  assert.deepEqual([plain, on, off, odd, sp].map((i) => isFederatedIdentity(i, false)), [
+    false,
+    true,
+    false,
+    false,
+    false,
+  ]);
+  assert.deepEqual([plain, on, off, odd, sp].map((i) => isFederatedIdentity(i, true)), [
+    true,
+    true,
+    false,
+    true,
+    false,
+  ]);
 });
