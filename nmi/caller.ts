@@ -19,6 +19,9 @@ export function callerPod(pod: Pod): CallerPod {
     namespace: pod.metadata.namespace ?? "",
     labels: pod.metadata.labels ?? {},
     replicaSet: rs?.name,
+    uid: pod.metadata.uid,
+    serviceAccountName: pod.spec?.serviceAccountName,
+    nodeName: pod.spec?.nodeName,
   };
 }
 

@@ -196,6 +196,20 @@ export const NMI_FLAGS = {
     default: "https://login.microsoftonline.com/",
     help: "Azure AD authority host for service-principal identities whose spec.adEndpoint is empty",
   }),
+  "federated-by-default": flag({
+    kind: "bool",
+    default: false,
+    env: "FEDERATED_BY_DEFAULT",
+    help:
+      "user-assigned AzureIdentities without the aadpodidentity.k8s.io/federated annotation are federated " +
+      "(tokens by exchanging the pod's service-account token at Azure AD); set the same on MIC",
+  }),
+  "tenant-id": flag({
+    kind: "string",
+    default: "",
+    env: "AZURE_TENANT_ID",
+    help: "tenant of federated identities whose spec.tenantID is empty",
+  }),
   "custom-user-agent": flag({
     kind: "string",
     default: "",

@@ -6,7 +6,9 @@ import { createLogger, type Logger } from "../lib/log.ts";
 import { startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
 import { sleep } from "../lib/kube/backoff.ts";
+import { EventRecorder } from "../lib/kube/events.ts";
 import { KubeClient } from "../lib/kube/rest.ts";
+import type { KubeObject } from "../lib/kube/types.ts";
 import { NmiCaches } from "./caches.ts";
 import { CallerResolver } from "./caller.ts";
 import { IGNORED_FLAGS, NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
@@ -73,10 +75,25 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
         log.warn("background token refresh failed", { error: e instanceof Error ? e.message : String(e) }),
     },
   );
+  // Service-account tokens live 10 minutes: used while 2 minutes remain, refreshed in the last 5.
+  const saCache = new TokenCache({ minLifetimeMs: 120_000, refreshAheadMs: 300_000 }, {
+    onBackgroundError: (_key, e) =>
+      log.warn("background service-account token refresh failed", {
+        error: e instanceof Error ? e.message : String(e),
+      }),
+  });
+  const recorder = new EventRecorder({ client, instance: f.node, log });
   const tokens = new TokenService({
     imds,
     cache,
     caches,
+    federation: {
+      kube: client,
+      byDefault: f["federated-by-default"],
+      tenantId: f["tenant-id"],
+      node: f.node,
+      saCache,
+    },
     defaultAdEndpoint: f["ad-endpoint"],
     timeoutMs: f["upstream-timeout"],
     userAgent: ua,
@@ -97,10 +114,16 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     caches,
     tokens,
     log,
+    warnBinding: (binding, reason, message) => {
+      recorder.record(binding as unknown as KubeObject, "Warning", reason, message).catch(() => {});
+    },
   });
   const callers = new CallerResolver({ pods: caches.pods.store, client, node: f.node });
   const running = caches.start(ac.signal);
-  const sweep = setInterval(() => cache.sweep(), 60_000);
+  const sweep = setInterval(() => {
+    cache.sweep();
+    saCache.sweep();
+  }, 60_000);
 
   const server = Deno.serve(
     {

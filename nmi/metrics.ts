@@ -31,14 +31,14 @@ export class NmiMetrics {
     });
     this.upstream = new Histogram({
       name: `${METRIC_PREFIX}imds_operations_duration_seconds`,
-      help: "Token calls to the node's IMDS (imds) and Azure AD (aad)",
+      help: "Token calls to the node's IMDS (imds), Azure AD (aad) and TokenRequests to the apiserver (kube)",
       labelNames: ["operation_type"],
       buckets: LATENCY_BUCKETS,
       registers,
     });
     this.upstreamErrors = new Counter({
       name: `${METRIC_PREFIX}imds_operations_errors_count`,
-      help: "Failed token calls to IMDS (imds) and Azure AD (aad)",
+      help: "Failed token calls to IMDS (imds), Azure AD (aad) and TokenRequests (kube)",
       labelNames: ["operation_type"],
       registers,
     });

@@ -29,6 +29,10 @@ export interface CallerPod {
   labels: Record<string, string>;
   /** Name of the ReplicaSet owning the pod, if any (MIC's pods are `mic-*`). */
   replicaSet?: string;
+  /** Federated mode: what a TokenRequest bound to the pod needs. */
+  uid?: string;
+  serviceAccountName?: string;
+  nodeName?: string;
 }
 
 export interface SelectInput {

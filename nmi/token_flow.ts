@@ -4,6 +4,8 @@
 // render; never throws for anything a client or upstream can cause.
 
 import { grantsForPod } from "../lib/api/matching.ts";
+import type { AzureIdentityBinding } from "../lib/api/types.ts";
+import type { FederatedPod } from "./federated.ts";
 import type { Logger } from "../lib/log.ts";
 import type { NmiCaches } from "./caches.ts";
 import { type ErrorAnswer, errorAnswer, type TokenQuery } from "./request.ts";
@@ -23,6 +25,19 @@ export interface FlowOptions {
   caches: NmiCaches;
   tokens: TokenService;
   log: Logger;
+  /** A Warning event on a binding (federated exchange refused); none when absent. */
+  warnBinding?: (binding: AzureIdentityBinding, reason: string, message: string) => void;
+}
+
+/** What a TokenRequest for a federated identity needs of the caller. */
+export function federatedPod(pod: CallerPod): FederatedPod {
+  return {
+    name: pod.name,
+    namespace: pod.namespace,
+    uid: pod.uid ?? "",
+    serviceAccount: pod.serviceAccountName || "default",
+    nodeName: pod.nodeName ?? "",
+  };
 }
 
 export type FlowResult =
@@ -72,7 +87,7 @@ export class TokenFlow {
       if (sel.kind === "learn_principals") {
         // Only identities this pod is granted are fetched to learn their object ids.
         await Promise.allSettled(
-          sel.identities.map((i) => o.tokens.forIdentity(i, query.resource, deadlineAt)),
+          sel.identities.map((i) => o.tokens.forIdentity(i, query.resource, deadlineAt, federatedPod(pod))),
         );
         sel = this.select(pod, query);
         if (sel.kind === "learn_principals") {
@@ -120,7 +135,23 @@ export class TokenFlow {
         }
         case "identity": {
           const seen = o.caches.changes.version;
-          const token = await o.tokens.forIdentity(sel.identity, query.resource, deadlineAt);
+          let token: Token;
+          try {
+            token = await o.tokens.forIdentity(sel.identity, query.resource, deadlineAt, federatedPod(pod));
+          } catch (e) {
+            if (e instanceof TokenError && e.federation) {
+              const code = e.federation.code !== undefined
+                ? `AADSTS${e.federation.code}`
+                : "an Azure AD error";
+              o.warnBinding?.(
+                sel.grant.binding,
+                "FederatedTokenExchangeFailed",
+                `Azure AD refused the federated token exchange for identity ${identityKey(sel.identity)} ` +
+                  `(pod ${pod.namespace}/${pod.name}) with ${code}: ${e.federation.hint}`,
+              );
+            }
+            throw e;
+          }
           // Authorisation again if anything changed during the (possibly long) fetch: the answer must hold
           // at the moment we send it.
           const now = o.caches.changes.version === seen ? sel : this.select(pod, query);

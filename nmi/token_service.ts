@@ -5,11 +5,22 @@
 // (as "pending", so the client retries) when the deadline passes.
 
 import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
+import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
+import { KubeApiError, type KubeClient } from "../lib/kube/rest.ts";
 import { sleep } from "../lib/kube/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_client.ts";
 import type { NmiCaches } from "./caches.ts";
+import {
+  aadstsCode,
+  exchangeForToken,
+  type FederatedPod,
+  federationHint,
+  requestServiceAccountToken,
+  subjectOf,
+  TOKEN_EXCHANGE_AUDIENCE,
+} from "./federated.ts";
 import {
   type ImdsClient,
   type ImdsSelector,
@@ -25,7 +36,12 @@ export class TokenError extends Error {
   override name = "TokenError";
   /** True when the identity is assigned but not usable on this VM yet: the client should retry. */
   readonly pending: boolean;
-  constructor(readonly answer: ErrorAnswer, pending = false) {
+  constructor(
+    readonly answer: ErrorAnswer,
+    pending = false,
+    /** Federated mode: Azure AD refused the exchange; the binding gets a Warning event with this. */
+    readonly federation?: { code?: number; hint: string },
+  ) {
     super(answer.description);
     this.pending = pending;
   }
@@ -40,7 +56,21 @@ export interface TokenServiceOptions {
   timeoutMs: number;
   userAgent: string;
   log: Logger;
-  onUpstream?: (kind: "imds" | "aad", ok: boolean, seconds: number) => void;
+  onUpstream?: (kind: "imds" | "aad" | "kube", ok: boolean, seconds: number) => void;
+  /** Federated mode; absent: every user-assigned identity comes from IMDS. */
+  federation?: FederationOptions;
+}
+
+export interface FederationOptions {
+  kube: KubeClient;
+  /** Identities without the federated annotation are federated. */
+  byDefault: boolean;
+  /** Tenant of identities whose spec.tenantID is empty. */
+  tenantId: string;
+  /** This node: service-account tokens are requested only for pods on it. */
+  node: string;
+  /** Service-account tokens per pod (expiry-driven, single flight). */
+  saCache: TokenCache;
 }
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -105,8 +135,25 @@ export class TokenService {
     return token;
   }
 
-  async forIdentity(identity: AzureIdentity, resource: string, deadlineAt: number): Promise<Token> {
+  /** Whether NMI gets this identity's tokens by federation (never from the node's IMDS). */
+  isFederated(identity: AzureIdentity): boolean {
+    const f = this.#o.federation;
+    return !!f && isFederatedIdentity(identity, f.byDefault);
+  }
+
+  async forIdentity(
+    identity: AzureIdentity,
+    resource: string,
+    deadlineAt: number,
+    pod?: FederatedPod,
+  ): Promise<Token> {
     const clientId = identity.spec.clientID;
+    if (this.#o.federation && isFederatedIdentity(identity, this.#o.federation.byDefault)) {
+      if (!pod) {
+        throw new TokenError(errorAnswer(403, "forbidden", "a federated identity needs the calling pod"));
+      }
+      return await this.#federated(this.#o.federation, identity, resource, pod, deadlineAt);
+    }
     switch (identity.spec.type) {
       case IdentityType.UserAssignedMSI: {
         const key = `mi|${clientId.toLowerCase()}|${resource}`;
@@ -169,6 +216,119 @@ export class TokenService {
         return token;
       }
     }
+  }
+
+  /**
+   * The pod's service-account token (cached per pod uid until shortly before it expires), exchanged at Azure
+   * AD for the identity's token (cached per identity, service account and resource: the subject Azure AD
+   * sees is the service account, so every pod of it that is granted the identity shares the token).
+   */
+  async #federated(
+    f: FederationOptions,
+    identity: AzureIdentity,
+    resource: string,
+    pod: FederatedPod,
+    deadlineAt: number,
+  ): Promise<Token> {
+    if (pod.nodeName !== f.node || !pod.uid) {
+      throw new TokenError(
+        errorAnswer(403, "forbidden", `pod ${pod.namespace}/${pod.name} is not on node ${f.node}`),
+      );
+    }
+    const clientId = identity.spec.clientID;
+    const tenantId = identity.spec.tenantID || f.tenantId;
+    if (!tenantId) {
+      throw new TokenError(errorAnswer(
+        403,
+        "invalid_request",
+        `federated identity ${identity.metadata.namespace}/${identity.metadata.name}: no tenant (set ` +
+          "spec.tenantID or NMI's --tenant-id)",
+      ));
+    }
+    const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
+    const subject = subjectOf(pod);
+    const key = `fed|${tenantId}|${clientId.toLowerCase()}|${authority}|${subject}|${resource}`;
+    const { token } = await this.#cached(key, async () => {
+      const assertion = await this.#serviceAccountToken(f, pod, deadlineAt);
+      const t0 = performance.now();
+      let a: UpstreamAnswer;
+      try {
+        a = await exchangeForToken(
+          { authorityHost: authority, tenantId, clientId, resource, assertion },
+          { timeoutMs: this.#o.timeoutMs, userAgent: this.#o.userAgent },
+        );
+      } catch (e) {
+        this.#o.onUpstream?.("aad", false, (performance.now() - t0) / 1000);
+        throw unavailable(e);
+      }
+      this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
+      if (!a.ok) {
+        if (a.status === 429 || a.status >= 500) throw upstreamError("Azure AD", a);
+        const code = aadstsCode(a.body);
+        const hint = federationHint(code, subject, issuerOf(assertion));
+        const first =
+          String((a.body as { error_description?: unknown })?.error_description ?? `HTTP ${a.status}`)
+            .split(/\r?\n/)[0];
+        throw new TokenError(
+          errorAnswer(
+            403,
+            "invalid_client",
+            `federated token exchange for identity ${identity.metadata.namespace}/${identity.metadata.name} ` +
+              `(client id ${clientId}) failed: ${hint}. Azure AD: ${first}`,
+          ),
+          false,
+          { code, hint },
+        );
+      }
+      let t: Token;
+      try {
+        t = tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
+      } catch (e) {
+        throw unavailable(e);
+      }
+      this.#learn(clientId, t);
+      return t;
+    });
+    return token;
+  }
+
+  async #serviceAccountToken(f: FederationOptions, pod: FederatedPod, deadlineAt: number): Promise<string> {
+    const { token } = await f.saCache.get(`sa|${pod.uid}`, async () => {
+      const t0 = performance.now();
+      try {
+        const sa = await requestServiceAccountToken(
+          f.kube,
+          pod,
+          AbortSignal.timeout(Math.max(1, deadlineAt - performance.now())),
+        );
+        this.#o.onUpstream?.("kube", true, (performance.now() - t0) / 1000);
+        return {
+          accessToken: sa.token,
+          expiresOn: sa.expiresOn,
+          notBefore: nowSeconds(),
+          resource: TOKEN_EXCHANGE_AUDIENCE,
+          tokenType: "Bearer",
+          clientId: "",
+        };
+      } catch (e) {
+        this.#o.onUpstream?.("kube", false, (performance.now() - t0) / 1000);
+        if (e instanceof KubeApiError && e.status >= 400 && e.status < 500 && e.status !== 429) {
+          throw new TokenError(errorAnswer(
+            403,
+            "forbidden",
+            `TokenRequest for service account ${pod.namespace}/${pod.serviceAccount} of pod ${pod.name} ` +
+              `refused (${e.status}): ${e.message}`,
+          ));
+        }
+        throw new TokenError(errorAnswer(
+          503,
+          "service_unavailable",
+          `TokenRequest for pod ${pod.namespace}/${pod.name} failed: ${e instanceof Error ? e.message : e}`,
+          { "retry-after": "1" },
+        ));
+      }
+    });
+    return token.accessToken;
   }
 
   async #cached(key: string, fetch: () => Promise<Token>) {
@@ -264,5 +424,17 @@ export function spCredential(
   } catch (e) {
     const why = e instanceof CertificateError ? e.message : "unreadable";
     throw new TokenError(errorAnswer(403, "invalid_client", `the certificate of ${name}: ${why}`));
+  }
+}
+
+/** The `iss` of a JWT, read without verifying (to name the issuer in an error). */
+function issuerOf(jwt: string): string {
+  const part = jwt.split(".")[1] ?? "";
+  try {
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "="));
+    const iss = (JSON.parse(json) as { iss?: unknown }).iss;
+    return typeof iss === "string" ? iss : "";
+  } catch {
+    return "";
   }
 }

@@ -6,6 +6,7 @@ import { createArmHandler } from "./arm.ts";
 import { PUBLIC_ARM_AUDIENCES } from "./arm_auth.ts";
 import { Directory, parseCertificate, type ServicePrincipal } from "./directory.ts";
 import { FaultInjector } from "./faults.ts";
+import { type FederatedCredential, parseFederatedCredential } from "./federated_credentials.ts";
 import { type Handler, type RunningServer, serveHandler } from "./http_server.ts";
 import type { IdentityJson } from "./identity_patch.ts";
 import { idKey } from "./ids.ts";
@@ -174,6 +175,8 @@ export interface AzureEmulator {
   /** `clientId` / `principalId` may be fixed (e.g. to match an existing AzureIdentity manifest). */
   addUserAssignedIdentity(opts: AddIdentityOptions): UserAssignedIdentityInfo;
   deleteUserAssignedIdentity(id: string): boolean;
+  /** Creates or replaces a federated identity credential, as ARM's PUT does (throws on ARM's refusals). */
+  putFederatedCredential(identityId: string, credential: FederatedCredential): void;
   addVm(opts: AddComputeOptions): ComputeInfo;
   addVmss(opts: AddComputeOptions): ComputeInfo;
   /** The identity block ARM returns for a VM / scale set (`{type: "None"}` when it has none). */
@@ -199,6 +202,7 @@ export { WELL_KNOWN_RESOURCES } from "./resources.ts";
 export { JwtError, verifyToken } from "./jwt.ts";
 export type { AccessTokenClaims, VerifyOptions } from "./jwt.ts";
 export type { IdentityJson } from "./identity_patch.ts";
+export type { FederatedCredential } from "./federated_credentials.ts";
 export type { FaultSpec } from "./faults.ts";
 export type { RequestFilter, RequestLogEntry } from "./request_log.ts";
 export type { Handler } from "./http_server.ts";
@@ -432,6 +436,13 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       };
     },
     deleteUserAssignedIdentity: (id) => state.deleteUserAssignedIdentity(id),
+    putFederatedCredential(identityId, credential) {
+      if (!state.getUserAssignedIdentity(identityId)) throw new Error(`no identity ${identityId}`);
+      const parsed = parseFederatedCredential(credential.name, { properties: credential });
+      if (!parsed.ok) throw new Error(parsed.error.message);
+      const put = state.federatedCredentials.put(identityId, parsed.value);
+      if (!put.ok) throw new Error(put.error.message);
+    },
     addVm: (opts) => computeInfo(state.addCompute("virtualMachines", opts)),
     addVmss: (opts) => computeInfo(state.addCompute("virtualMachineScaleSets", opts)),
     getIdentities: (resourceId) => state.identityJson(resourceId),

@@ -234,6 +234,7 @@ export interface PodOptions {
   phase?: "Pending" | "Running" | "Succeeded";
   ownerReplicaSet?: string;
   ipv6?: string;
+  serviceAccountName?: string;
 }
 
 /** A user-assigned identity's AzureIdentity spec for an emulator identity. */
@@ -338,7 +339,11 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
             }]
             : undefined,
         },
-        spec: { nodeName: o.node ?? node, containers: [{ name: "app", image: "app:1" }] } as Pod["spec"],
+        spec: {
+          nodeName: o.node ?? node,
+          containers: [{ name: "app", image: "app:1" }],
+          ...(o.serviceAccountName ? { serviceAccountName: o.serviceAccountName } : {}),
+        } as Pod["spec"],
       };
       const created = await kube.create<Pod>(Resources.pods, pod);
       made.push([Resources.pods, namespace, name]);
