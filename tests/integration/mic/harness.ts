@@ -62,7 +62,14 @@ export interface MicEnv {
   vm(name: string): ComputeInfo;
   uami(name: string): UserAssignedIdentityInfo;
   node(name: string, compute: ComputeInfo, instance?: number): Promise<void>;
-  pod(name: string, node: string, selector: string, namespace?: string): Promise<void>;
+  /** `spec` adds to the pod's spec (e.g. serviceAccountName). */
+  pod(
+    name: string,
+    node: string,
+    selector: string,
+    namespace?: string,
+    spec?: Record<string, unknown>,
+  ): Promise<void>;
   deletePod(name: string, namespace?: string): Promise<void>;
   identity(name: string, spec: Record<string, unknown>, meta?: Record<string, unknown>): Promise<void>;
   binding(name: string, identity: string, selector: string, namespace?: string): Promise<void>;
@@ -223,10 +230,10 @@ export async function micEnv(prefix: string, emuOptions: AzureEmulatorOptions = 
       await client.create(Resources.nodes, { metadata: { name }, spec: { providerID } } as KubeObject);
       nodes.push(name);
     },
-    async pod(name, node, selector, namespace = ns) {
+    async pod(name, node, selector, namespace = ns, spec = {}) {
       await client.create(Resources.pods, {
         metadata: { name, namespace, labels: { aadpodidbinding: selector } },
-        spec: { nodeName: node, containers: [{ name: "app", image: "registry.invalid/app:1" }] },
+        spec: { nodeName: node, containers: [{ name: "app", image: "registry.invalid/app:1" }], ...spec },
       } as KubeObject);
       pods.push([namespace, name]);
     },
