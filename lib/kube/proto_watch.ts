@@ -1,0 +1,87 @@
+// Decodes a protobuf watch stream (`application/vnd.kubernetes.protobuf;stream=watch`): frames of a 4-byte
+// big-endian length and a meta/v1 WatchEvent{type = 1, object = 2 (RawExtension{raw = 1})}, whose raw bytes
+// are the object in the "k8s\0" envelope. Frames arrive split across network chunks anywhere, so bytes are
+// kept until a whole frame is there.
+
+import type { ProtoObjectDecoder } from "./builtin_proto.ts";
+import { eachField, ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope, Wire } from "./protobuf.ts";
+import type { KubeObject } from "./types.ts";
+import type { WatchEvent } from "./watch_stream.ts";
+
+const TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+/** Far above any object the apiserver stores (etcd's default request limit is 1.5 MiB). */
+const MAX_FRAME = 64 * 1024 * 1024;
+
+/** One frame's WatchEvent: the object decoded by `decode`, or a Status for ERROR events. */
+export function parseProtoWatchEvent<T extends KubeObject>(
+  frame: Uint8Array,
+  decode: ProtoObjectDecoder,
+): WatchEvent<T> {
+  const r = new ProtoReader(frame);
+  let type = "";
+  let raw: Uint8Array | undefined;
+  eachField(r, (n, w) => {
+    if (n === 1 && w === Wire.LEN) type = r.string();
+    else if (n === 2 && w === Wire.LEN) {
+      const ext = r.message();
+      eachField(ext, (m, mw) => {
+        if (m === 1 && mw === Wire.LEN) raw = ext.bytes();
+        else ext.skip(mw);
+      });
+    } else r.skip(w);
+  });
+  if (!TYPES.has(type)) throw new ProtoDecodeError(`unexpected watch event type ${JSON.stringify(type)}`);
+  if (!raw) throw new ProtoDecodeError(`watch event ${type} without an object`);
+  const inner = unwrapEnvelope(raw);
+  if (type === "ERROR") return { type: "ERROR", object: readStatus(inner.raw) };
+  const object = decode(new ProtoReader(inner.raw));
+  if (type === "BOOKMARK") return { type, object };
+  return { type: type as "ADDED" | "MODIFIED" | "DELETED", object: object as T };
+}
+
+/**
+ * Yields watch events as frames complete; a partial frame at EOF is an error. When `signal` aborts, the
+ * body is cancelled and the generator ends without an error (as decodeWatchEvents does).
+ */
+export async function* decodeProtoWatchEvents<T extends KubeObject>(
+  body: ReadableStream<Uint8Array>,
+  decode: ProtoObjectDecoder,
+  signal?: AbortSignal,
+): AsyncGenerator<WatchEvent<T>> {
+  const reader = body.getReader();
+  const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  let buf: Uint8Array = new Uint8Array(0);
+  try {
+    while (true) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf = buf.length === 0 ? value : concat(buf, value);
+      let off = 0;
+      while (buf.length - off >= 4) {
+        const len = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+        if (len > MAX_FRAME) throw new ProtoDecodeError(`watch frame of ${len} bytes`);
+        if (buf.length - off - 4 < len) break;
+        const frame = buf.subarray(off + 4, off + 4 + len);
+        off += 4 + len;
+        yield parseProtoWatchEvent<T>(frame, decode);
+      }
+      // Keep only the unconsumed tail (a copy, so the chunk behind consumed frames can be freed).
+      buf = off === 0 ? buf : buf.slice(off);
+    }
+    if (signal?.aborted) return;
+    if (buf.length !== 0) throw new ProtoDecodeError("watch stream ended inside a frame");
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    await reader.cancel().catch(() => {});
+    reader.releaseLock();
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
