@@ -10,16 +10,7 @@
 // A reader that needs more sets the informer's `encoding: "json"` and gets whole objects.
 
 import { type Pod, type PodPhase } from "./core.ts";
-import {
-  eachField,
-  ProtoReader,
-  readListMeta,
-  readMicroTime,
-  readObjectMeta,
-  readTime,
-  setString,
-  Wire,
-} from "./protobuf.ts";
+import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
 import type { ResourceType } from "./rest.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
@@ -48,7 +39,7 @@ export interface SlimLease extends KubeObject {
   spec: LeaseSpec;
 }
 
-/** Decodes one object's protobuf message (the `raw` of its envelope). */
+/** Decodes one object's protobuf message: the reader spans exactly that message (r.pos to r.end). */
 export type ProtoObjectDecoder = (r: ProtoReader) => KubeObject;
 
 export interface BuiltinCodec {
@@ -59,58 +50,72 @@ export interface BuiltinCodec {
 
 // ---- Pod
 
-function readPodSpec(outer: ProtoReader, spec: NonNullable<Pod["spec"]>): void {
-  const r = outer.message();
-  eachField(r, (n, w) => {
-    if (w === Wire.LEN && n === 10) setString(spec, "nodeName", r.string());
-    else if (w === Wire.LEN && n === 8) setString(spec, "serviceAccountName", r.string());
-    else if (w === Wire.VARINT && n === 11) {
+function readPodSpec(r: ProtoReader, spec: NonNullable<Pod["spec"]>): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 82 /* 10:len nodeName */) {
+      if ((s = r.interned()) !== "") spec.nodeName = s;
+    } else if (t === 66 /* 8:len serviceAccountName */) {
+      if ((s = r.interned()) !== "") spec.serviceAccountName = s;
+    } else if (t === 88 /* 11:varint hostNetwork */) {
       if (r.varint() !== 0) spec.hostNetwork = true;
-    } else r.skip(w);
-  });
+    } else r.skip(t);
+  }
+  r.closed(end);
 }
 
 type PodStatus = NonNullable<Pod["status"]> & { hostIP?: string };
 
-function readPodStatus(outer: ProtoReader, status: PodStatus): void {
-  const r = outer.message();
-  eachField(r, (n, w) => {
-    if (w !== Wire.LEN) return r.skip(w);
-    switch (n) {
-      case 1:
-        setString(status, "phase", r.string() as PodPhase);
-        return;
-      case 5:
-        setString(status, "hostIP", r.string());
-        return;
-      case 6:
-        setString(status, "podIP", r.string());
-        return;
-      case 12: {
-        const ipMsg = r.message();
-        let ip = "";
-        eachField(ipMsg, (m, mw) => {
-          if (m === 1 && mw === Wire.LEN) ip = ipMsg.string();
-          else ipMsg.skip(mw);
-        });
-        (status.podIPs ??= []).push({ ip });
-        return;
-      }
+function readPodIP(r: ProtoReader): { ip: string } {
+  const end = r.lenEnd();
+  let ip = "";
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len ip */) ip = r.string();
+    else r.skip(t);
+  }
+  r.closed(end);
+  return { ip };
+}
+
+function readPodStatus(r: ProtoReader, status: PodStatus): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 10 /* 1:len phase */:
+        if ((s = r.interned()) !== "") status.phase = s as PodPhase;
+        break;
+      case 42 /* 5:len hostIP */:
+        if ((s = r.interned()) !== "") status.hostIP = s;
+        break;
+      case 50 /* 6:len podIP */:
+        if ((s = r.string()) !== "") status.podIP = s;
+        break;
+      case 98 /* 12:len podIPs */:
+        (status.podIPs ??= []).push(readPodIP(r));
+        break;
+      default:
+        r.skip(t);
     }
-    r.skip(w);
-  });
+  }
+  r.closed(end);
 }
 
 export function decodePod(r: ProtoReader): Pod {
   let metadata: ObjectMeta = {};
   const spec: NonNullable<Pod["spec"]> = {};
   const status: PodStatus = {};
-  eachField(r, (n, w) => {
-    if (w === Wire.LEN && n === 1) metadata = readObjectMeta(r);
-    else if (w === Wire.LEN && n === 2) readPodSpec(r, spec);
-    else if (w === Wire.LEN && n === 3) readPodStatus(r, status);
-    else r.skip(w);
-  });
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readPodSpec(r, spec);
+    else if (t === 26 /* 3:len status */) readPodStatus(r, status);
+    else r.skip(t);
+  }
   return { apiVersion: "v1", kind: "Pod", metadata, spec, status };
 }
 
@@ -131,36 +136,47 @@ export function projectPod(obj: KubeObject): Pod {
 
 // ---- Node
 
-function readTaint(outer: ProtoReader): Taint {
-  const r = outer.message();
-  const t: Taint = { key: "", effect: "" };
-  eachField(r, (n, w) => {
-    if (w !== Wire.LEN) return r.skip(w);
-    if (n === 1) t.key = r.string();
-    else if (n === 2) setString(t, "value", r.string());
-    else if (n === 3) t.effect = r.string();
-    else if (n === 4) t.timeAdded = readTime(r);
-    else r.skip(w);
-  });
-  return t;
+function readTaint(r: ProtoReader): Taint {
+  const end = r.lenEnd();
+  const taint: Taint = { key: "", effect: "" };
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len key */) taint.key = r.string();
+    else if (t === 18 /* 2:len value */) {
+      if ((s = r.string()) !== "") taint.value = s;
+    } else if (t === 26 /* 3:len effect */) taint.effect = r.string();
+    else if (t === 34 /* 4:len timeAdded */) taint.timeAdded = readTime(r);
+    else r.skip(t);
+  }
+  r.closed(end);
+  return taint;
+}
+
+function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 26 /* 3:len providerID */) {
+      if ((s = r.string()) !== "") spec.providerID = s;
+    } else if (t === 42 /* 5:len taints */) (spec.taints ??= []).push(readTaint(r));
+    else if (t === 32 /* 4:varint unschedulable */) {
+      if (r.varint() !== 0) spec.unschedulable = true;
+    } else r.skip(t);
+  }
+  r.closed(end);
 }
 
 export function decodeNode(r: ProtoReader): SlimNode {
   let metadata: ObjectMeta = {};
   const spec: SlimNode["spec"] = {};
-  eachField(r, (n, w) => {
-    if (w === Wire.LEN && n === 1) metadata = readObjectMeta(r);
-    else if (w === Wire.LEN && n === 2) {
-      const s = r.message();
-      eachField(s, (m, mw) => {
-        if (mw === Wire.LEN && m === 3) setString(spec, "providerID", s.string());
-        else if (mw === Wire.LEN && m === 5) (spec.taints ??= []).push(readTaint(s));
-        else if (mw === Wire.VARINT && m === 4) {
-          if (s.varint() !== 0) spec.unschedulable = true;
-        } else s.skip(mw);
-      });
-    } else r.skip(w);
-  });
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readNodeSpec(r, spec);
+    else r.skip(t);
+  }
   return { apiVersion: "v1", kind: "Node", metadata, spec };
 }
 
@@ -182,25 +198,48 @@ export function projectNode(obj: KubeObject): SlimNode {
 
 // ---- Lease
 
+function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
+  const end = r.lenEnd();
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 10 /* 1:len holderIdentity */:
+        spec.holderIdentity = r.string();
+        break;
+      case 16 /* 2:varint leaseDurationSeconds */:
+        spec.leaseDurationSeconds = r.int();
+        break;
+      case 26 /* 3:len acquireTime */:
+        spec.acquireTime = readMicroTime(r);
+        break;
+      case 34 /* 4:len renewTime */:
+        spec.renewTime = readMicroTime(r);
+        break;
+      case 40 /* 5:varint leaseTransitions */:
+        spec.leaseTransitions = r.int();
+        break;
+      case 50 /* 6:len strategy */:
+        spec.strategy = r.string();
+        break;
+      case 58 /* 7:len preferredHolder */:
+        spec.preferredHolder = r.string();
+        break;
+      default:
+        r.skip(t);
+    }
+  }
+  r.closed(end);
+}
+
 export function decodeLease(r: ProtoReader): SlimLease {
   let metadata: ObjectMeta = {};
   const spec: LeaseSpec = {};
-  eachField(r, (n, w) => {
-    if (w === Wire.LEN && n === 1) metadata = readObjectMeta(r);
-    else if (w === Wire.LEN && n === 2) {
-      const s = r.message();
-      eachField(s, (m, mw) => {
-        if (mw === Wire.LEN && m === 1) spec.holderIdentity = s.string();
-        else if (mw === Wire.VARINT && m === 2) spec.leaseDurationSeconds = s.int();
-        else if (mw === Wire.LEN && m === 3) spec.acquireTime = readMicroTime(s);
-        else if (mw === Wire.LEN && m === 4) spec.renewTime = readMicroTime(s);
-        else if (mw === Wire.VARINT && m === 5) spec.leaseTransitions = s.int();
-        else if (mw === Wire.LEN && m === 6) spec.strategy = s.string();
-        else if (mw === Wire.LEN && m === 7) spec.preferredHolder = s.string();
-        else s.skip(mw);
-      });
-    } else r.skip(w);
-  });
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readLeaseSpec(r, spec);
+    else r.skip(t);
+  }
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 
@@ -246,11 +285,15 @@ export function decodeList<T extends KubeObject>(
 ): KubeList<T> {
   const r = new ProtoReader(raw);
   const list: KubeList<T> = { metadata: {}, items: [] };
-  eachField(r, (n, w) => {
-    if (w === Wire.LEN && n === 1) list.metadata = readListMeta(r);
-    else if (w === Wire.LEN && n === 2) list.items.push(decode(r.message()) as T);
-    else r.skip(w);
-  });
+  while (!r.done) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) list.metadata = readListMeta(r);
+    else if (t === 18 /* 2:len items */) {
+      const end = r.lenEnd();
+      list.items.push(decode(new ProtoReader(raw, r.pos, end)) as T);
+      r.pos = end;
+    } else r.skip(t);
+  }
   return list;
 }
 

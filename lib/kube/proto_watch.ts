@@ -4,7 +4,7 @@
 // kept until a whole frame is there.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
-import { eachField, ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope, Wire } from "./protobuf.ts";
+import { ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope } from "./protobuf.ts";
 import type { KubeObject } from "./types.ts";
 import type { WatchEvent } from "./watch_stream.ts";
 
@@ -20,16 +20,19 @@ export function parseProtoWatchEvent<T extends KubeObject>(
   const r = new ProtoReader(frame);
   let type = "";
   let raw: Uint8Array | undefined;
-  eachField(r, (n, w) => {
-    if (n === 1 && w === Wire.LEN) type = r.string();
-    else if (n === 2 && w === Wire.LEN) {
-      const ext = r.message();
-      eachField(ext, (m, mw) => {
-        if (m === 1 && mw === Wire.LEN) raw = ext.bytes();
-        else ext.skip(mw);
-      });
-    } else r.skip(w);
-  });
+  while (!r.done) {
+    const t = r.varint();
+    if (t === 10 /* 1:len type */) type = r.string();
+    else if (t === 18 /* 2:len object (RawExtension) */) {
+      const end = r.lenEnd();
+      while (r.pos < end) {
+        const u = r.varint();
+        if (u === 10 /* 1:len raw */) raw = r.bytes();
+        else r.skip(u);
+      }
+      r.closed(end);
+    } else r.skip(t);
+  }
   if (!TYPES.has(type)) throw new ProtoDecodeError(`unexpected watch event type ${JSON.stringify(type)}`);
   if (!raw) throw new ProtoDecodeError(`watch event ${type} without an object`);
   const inner = unwrapEnvelope(raw);
@@ -40,14 +43,15 @@ export function parseProtoWatchEvent<T extends KubeObject>(
 }
 
 /**
- * Yields watch events as frames complete; a partial frame at EOF is an error. When `signal` aborts, the
- * body is cancelled and the generator ends without an error (as decodeWatchEvents does).
+ * Yields the watch events of each network chunk together (one await per chunk rather than per event); a
+ * partial frame at EOF is an error. When `signal` aborts, the body is cancelled and the generator ends
+ * without an error (as decodeWatchEvents does).
  */
-export async function* decodeProtoWatchEvents<T extends KubeObject>(
+export async function* decodeProtoWatchBatches<T extends KubeObject>(
   body: ReadableStream<Uint8Array>,
   decode: ProtoObjectDecoder,
   signal?: AbortSignal,
-): AsyncGenerator<WatchEvent<T>> {
+): AsyncGenerator<WatchEvent<T>[]> {
   const reader = body.getReader();
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", onAbort, { once: true });
@@ -59,16 +63,25 @@ export async function* decodeProtoWatchEvents<T extends KubeObject>(
       if (done) break;
       buf = buf.length === 0 ? value : concat(buf, value);
       let off = 0;
+      const batch: WatchEvent<T>[] = [];
       while (buf.length - off >= 4) {
         const len = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
         if (len > MAX_FRAME) throw new ProtoDecodeError(`watch frame of ${len} bytes`);
         if (buf.length - off - 4 < len) break;
-        const frame = buf.subarray(off + 4, off + 4 + len);
+        let ev: WatchEvent<T>;
+        try {
+          ev = parseProtoWatchEvent<T>(buf.subarray(off + 4, off + 4 + len), decode);
+        } catch (e) {
+          // The events before the bad frame are still delivered, in order, before the error.
+          if (batch.length > 0) yield batch;
+          throw e;
+        }
+        batch.push(ev);
         off += 4 + len;
-        yield parseProtoWatchEvent<T>(frame, decode);
       }
       // Keep only the unconsumed tail (a copy, so the chunk behind consumed frames can be freed).
       buf = off === 0 ? buf : buf.slice(off);
+      if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;
     if (buf.length !== 0) throw new ProtoDecodeError("watch stream ended inside a frame");
@@ -77,6 +90,15 @@ export async function* decodeProtoWatchEvents<T extends KubeObject>(
     await reader.cancel().catch(() => {});
     reader.releaseLock();
   }
+}
+
+/** decodeProtoWatchBatches, one event at a time. */
+export async function* decodeProtoWatchEvents<T extends KubeObject>(
+  body: ReadableStream<Uint8Array>,
+  decode: ProtoObjectDecoder,
+  signal?: AbortSignal,
+): AsyncGenerator<WatchEvent<T>> {
+  for await (const batch of decodeProtoWatchBatches<T>(body, decode, signal)) yield* batch;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -18,11 +18,11 @@ import {
   type ResourceType,
 } from "./rest.ts";
 import { type BuiltinCodec, builtinCodec } from "./builtin_proto.ts";
-import { decodeProtoWatchEvents } from "./proto_watch.ts";
+import { decodeProtoWatchBatches } from "./proto_watch.ts";
 import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
 import { listPages } from "./pager.ts";
-import { decodeWatchEvents, type WatchEvent } from "./watch_stream.ts";
+import { decodeWatchBatches, type WatchEvent } from "./watch_stream.ts";
 
 export interface ReflectorOptions<T extends KubeObject> {
   client: KubeClient;
@@ -349,34 +349,37 @@ export class Reflector<T extends KubeObject> {
         codec ? "protobuf" : "json",
       );
       this.stats.watches++;
-      let events: AsyncGenerator<WatchEvent<T>>;
-      if (codec && isProtobuf(res)) events = decodeProtoWatchEvents<T>(res.body!, codec.decode, ctrl.signal);
-      else if (codec) events = projected(decodeWatchEvents<T>(res.body!, ctrl.signal), codec);
-      else events = decodeWatchEvents<T>(res.body!, ctrl.signal);
-      for await (const ev of events) {
-        received++;
-        switch (ev.type) {
-          case "ADDED":
-          case "MODIFIED":
-            this.stats.events++;
-            store.upsert(transform(ev.object));
-            break;
-          case "DELETED":
-            this.stats.events++;
-            store.delete(transform(ev.object));
-            break;
-          case "BOOKMARK":
-            this.stats.bookmarks++;
-            break;
-          case "ERROR":
-            throw watchError(ev.object);
-        }
-        // Advance only after the event is applied, so a resume never skips an unapplied change.
-        const next = ev.object.metadata?.resourceVersion;
-        if (next) this.#rv = next;
-        if (received === 1) {
-          this.#backoff.reset();
-          this.#goneStreak = 0;
+      let batches: AsyncGenerator<WatchEvent<T>[]>;
+      if (codec && isProtobuf(res)) {
+        batches = decodeProtoWatchBatches<T>(res.body!, codec.decode, ctrl.signal);
+      } else if (codec) batches = projected(decodeWatchBatches<T>(res.body!, ctrl.signal), codec);
+      else batches = decodeWatchBatches<T>(res.body!, ctrl.signal);
+      for await (const batch of batches) {
+        for (const ev of batch) {
+          received++;
+          switch (ev.type) {
+            case "ADDED":
+            case "MODIFIED":
+              this.stats.events++;
+              store.upsert(transform(ev.object));
+              break;
+            case "DELETED":
+              this.stats.events++;
+              store.delete(transform(ev.object));
+              break;
+            case "BOOKMARK":
+              this.stats.bookmarks++;
+              break;
+            case "ERROR":
+              throw watchError(ev.object);
+          }
+          // Advance only after the event is applied, so a resume never skips an unapplied change.
+          const next = ev.object.metadata?.resourceVersion;
+          if (next) this.#rv = next;
+          if (received === 1) {
+            this.#backoff.reset();
+            this.#goneStreak = 0;
+          }
         }
       }
       // The stall guard ends the stream quietly; report it as the failure it is.
@@ -421,13 +424,15 @@ export class Reflector<T extends KubeObject> {
 
 /** A JSON watch of a kind with a codec (a server that refused protobuf): same projection as protobuf. */
 async function* projected<T extends KubeObject>(
-  events: AsyncGenerator<WatchEvent<T>>,
+  batches: AsyncGenerator<WatchEvent<T>[]>,
   codec: BuiltinCodec,
-): AsyncGenerator<WatchEvent<T>> {
-  for await (const ev of events) {
-    if (ev.type === "ADDED" || ev.type === "MODIFIED" || ev.type === "DELETED") {
-      yield { type: ev.type, object: codec.project(ev.object) as T };
-    } else yield ev;
+): AsyncGenerator<WatchEvent<T>[]> {
+  for await (const batch of batches) {
+    yield batch.map((ev) =>
+      ev.type === "ADDED" || ev.type === "MODIFIED" || ev.type === "DELETED"
+        ? { type: ev.type, object: codec.project(ev.object) as T }
+        : ev
+    );
   }
 }
 

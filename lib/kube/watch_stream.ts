@@ -46,6 +46,14 @@ export async function* decodeWatchEvents<T extends KubeObject>(
   body: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>> {
+  for await (const batch of decodeWatchBatches<T>(body, signal)) yield* batch;
+}
+
+/** decodeWatchEvents, the events of each network chunk together (one await per chunk, not per event). */
+export async function* decodeWatchBatches<T extends KubeObject>(
+  body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): AsyncGenerator<WatchEvent<T>[]> {
   const decoder = new TextDecoder();
   const reader = body.getReader();
   // Aborting the fetch alone does not always wake a pending read of a long-lived body (seen with Deno 2.9
@@ -62,12 +70,23 @@ export async function* decodeWatchEvents<T extends KubeObject>(
       // Index walking rather than re-slicing keeps a chunk holding many events linear in its size.
       let start = 0;
       let nl: number;
+      const batch: WatchEvent<T>[] = [];
       while ((nl = buffer.indexOf("\n", start)) >= 0) {
         const line = buffer.slice(start, nl).trim();
         start = nl + 1;
-        if (line !== "") yield parseWatchLine<T>(line);
+        if (line === "") continue;
+        let ev: WatchEvent<T>;
+        try {
+          ev = parseWatchLine<T>(line);
+        } catch (e) {
+          // The events before the bad line are still delivered, in order, before the error.
+          if (batch.length > 0) yield batch;
+          throw e;
+        }
+        batch.push(ev);
       }
       buffer = buffer.slice(start);
+      if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;
     buffer += decoder.decode();

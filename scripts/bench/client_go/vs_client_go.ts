@@ -17,8 +17,8 @@ import { isProtobuf, KubeClient, Resources } from "../../../lib/kube/rest.ts";
 import { Store } from "../../../lib/kube/store.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { builtinCodec } from "../../../lib/kube/builtin_proto.ts";
-import { decodeProtoWatchEvents } from "../../../lib/kube/proto_watch.ts";
-import { decodeWatchEvents, type WatchEvent } from "../../../lib/kube/watch_stream.ts";
+import { decodeProtoWatchBatches } from "../../../lib/kube/proto_watch.ts";
+import { decodeWatchBatches, type WatchEvent } from "../../../lib/kube/watch_stream.ts";
 import { createLogger } from "../../../lib/log.ts";
 
 type Pod = KubeObject & { spec?: Record<string, unknown> };
@@ -65,16 +65,19 @@ async function childSync(client: KubeClient, namespace: string, fromRv: string, 
       undefined,
       "protobuf",
     );
-    const events: AsyncGenerator<WatchEvent<Pod>> = isProtobuf(res)
-      ? decodeProtoWatchEvents<Pod>(res.body!, codec.decode)
-      : decodeWatchEvents<Pod>(res.body!);
+    // The reflector's own decode path: protobuf frames, the events of a network chunk at a time.
+    const batches: AsyncGenerator<WatchEvent<Pod>[]> = isProtobuf(res)
+      ? decodeProtoWatchBatches<Pod>(res.body!, codec.decode)
+      : decodeWatchBatches<Pod>(res.body!);
     let seen = 0;
     let t1 = 0;
-    for await (const ev of events) {
+    replay: for await (const batch of batches) {
       if (seen === 0) t1 = performance.now();
-      if (ev.type === "ADDED" || ev.type === "MODIFIED") store.upsert(ev.object);
-      if (ev.type === "ERROR") throw new Error(`watch error: ${ev.object.message}`);
-      if (++seen >= backlog) break;
+      for (const ev of batch) {
+        if (ev.type === "ADDED" || ev.type === "MODIFIED") store.upsert(ev.object);
+        if (ev.type === "ERROR") throw new Error(`watch error: ${ev.object.message}`);
+        if (++seen >= backlog) break replay;
+      }
     }
     out.replayEvents = seen;
     out.replayPerSec = (seen - 1) / ((performance.now() - t1) / 1000);
@@ -84,6 +87,8 @@ async function childSync(client: KubeClient, namespace: string, fromRv: string, 
 
 async function childWatchers(client: KubeClient, count: number, node: string) {
   const ctrl = new AbortController();
+  const encoding = arg("encoding") === "json" ? "json" : "protobuf";
+  if (Deno.args.includes("--warm")) await client.request("GET", "/version");
   const t0 = performance.now();
   const informers = Array.from(
     { length: count },
@@ -92,6 +97,7 @@ async function childWatchers(client: KubeClient, count: number, node: string) {
         client,
         resource: Resources.pods,
         fieldSelector: `spec.nodeName=${node}`,
+        encoding,
         log: quiet,
       }),
   );
@@ -200,7 +206,16 @@ export async function runVsClientGo(): Promise<void> {
   const self = new URL("../watch_loop.ts", import.meta.url).pathname;
   const ours: Side = {
     name: "ours",
-    argv: (mode, a) => [Deno.execPath(), "run", "-A", self, `--child=${mode}`, `--kubeconfig=${kc}`, ...a],
+    argv: (mode, a) => [
+      Deno.execPath(),
+      "run",
+      "-A",
+      self,
+      `--child=${mode}`,
+      `--kubeconfig=${kc}`,
+      ...a,
+      ...(arg("ours-args")?.split(" ").filter(Boolean) ?? []),
+    ],
   };
   const theirs: Side = {
     name: "client-go",
@@ -236,7 +251,8 @@ export async function runVsClientGo(): Promise<void> {
       }));
     say(`created ${PODS} pods on ${NODES} nodes`);
 
-    for (let round = 0; round < ROUNDS; round++) {
+    const phases = (arg("phases") ?? "sync,watchers").split(",");
+    for (let round = 0; round < (phases.includes("sync") ? ROUNDS : 0); round++) {
       const rv0 = (await client.list(Resources.pods, { namespace, limit: 1 })).metadata.resourceVersion!;
       await pool(BACKLOG, 32, (i) =>
         client.patch(Resources.pods, `bench-${i % PODS}`, "merge", {
@@ -266,7 +282,7 @@ export async function runVsClientGo(): Promise<void> {
           metadata: { labels: { churn: `c${churnRound++}` } },
         }, { namespace })).then(() => new Promise<void>((r) => setTimeout(r, 2000)));
     load = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < (phases.includes("watchers") ? ROUNDS : 0); round++) {
       const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
       for (const side of order) {
         const r = await watchersCpu(side, [`--count=${WATCHERS}`, "--node=node-0"], cpu, churn);
@@ -294,7 +310,8 @@ export async function runVsClientGo(): Promise<void> {
   );
   console.log("| figure | ours | client-go | ratio (ours/client-go) | |\n|---|---|---|---|---|");
   for (const [label, key, , , note] of rows) {
-    const r = results.get(key)!;
+    const r = results.get(key);
+    if (!r) continue;
     const [o, t] = [median(r.ours), median(r.theirs)];
     const fmt = (x: number) => x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2);
     console.log(`| ${label} | ${fmt(o)} | ${fmt(t)} | ${(o / t).toFixed(2)} | ${note} |`);
