@@ -54,11 +54,15 @@ export class ProtoReader {
     throw new ProtoDecodeError("varint longer than 10 bytes");
   }
 
-  /** A signed int32/int64 sent as a plain varint (two's complement for negatives). */
+  /** A signed int32/int64 sent as a plain varint (two's complement: a negative one takes 10 bytes). */
   int(): number {
+    const start = this.pos;
     const v = this.varint();
-    // Negative int32/int64 values come as 10-byte varints near 2^64.
-    return v >= 2 ** 63 ? v - 2 ** 64 : v;
+    if (this.pos - start < 10) return v;
+    // Past 2^53 a double cannot hold the 64-bit pattern: rebuild it exactly (rare: only negatives).
+    let big = 0n;
+    for (let i = this.pos - 1; i >= start; i--) big = (big << 7n) | BigInt(this.buf[i] & 0x7f);
+    return Number(BigInt.asIntN(64, big));
   }
 
   /** The end offset of a length-delimited field; the cursor is left at its first byte. */

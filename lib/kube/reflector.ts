@@ -10,6 +10,7 @@ import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import { CauseLog } from "./cause_log.ts";
 import {
   apiVersionOf,
+  collectionPath,
   isProtobuf,
   KubeApiError,
   type KubeClient,
@@ -20,7 +21,7 @@ import {
 import { type BuiltinCodec, builtinCodec } from "./builtin_proto.ts";
 import { decodeProtoWatchBatches } from "./proto_watch.ts";
 import type { Store } from "./store.ts";
-import type { KubeObject, KubeStatus } from "./types.ts";
+import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
 import { listPages } from "./pager.ts";
 import { decodeWatchBatches, type WatchEvent } from "./watch_stream.ts";
 
@@ -98,23 +99,27 @@ const BUILT_IN_GROUPS = new Set([
 ]);
 
 /**
- * Which snapshot a LIST asks for (client-go's relistResourceVersion, with the match made explicit):
- * - nothing cached yet: resourceVersion=0, "any version", which the apiserver answers from its watch cache
- *   in one response without touching etcd. Safe because an empty cache has nothing an older snapshot could
- *   take back; if the answer is stale, the watch from its resourceVersion replays what came after, so the
- *   cache converges like after any other list.
- * - a re-list of a cache that holds `lastRv`: resourceVersion=lastRv with NotOlderThan, again served by the
- *   watch cache, which waits until it has reached lastRv: the answer is never older than what the cache
- *   already holds, so a re-list cannot move it back in time (resurrect deleted objects, undo updates).
- * - when the apiserver cannot serve that (410 Gone, or a watch cache that does not reach lastRv in time,
- *   e.g. just after a restart): resourceVersion="" (a quorum read, the newest state), as client-go does.
+ * Which snapshot a LIST asks for. `floor` is the newest resourceVersion the cache must not fall behind:
+ * the one it holds on a re-list, or on the first LIST the server's current one (a one-object probe, see
+ * Reflector.#list).
+ * - With a floor: resourceVersion=floor with resourceVersionMatch=NotOlderThan. The apiserver answers that
+ *   from its watch cache (no etcd read, one response however many objects), once the cache has caught up
+ *   with the floor: the answer is never older than what the cache holds, so a re-list cannot move it back
+ *   in time (resurrect deleted objects, undo updates), and a first LIST is as fresh as a quorum read.
+ *   client-go's first LIST uses resourceVersion=0 instead ("any version"), equally cheap but possibly
+ *   behind by the cache's lag, so `synced` would no longer mean "everything that existed when the
+ *   informer started is in the cache", which MIC and NMI rely on.
+ * - When the apiserver cannot serve that (410 Gone; or its watch cache does not reach the floor in time,
+ *   504 "Too large resource version", e.g. just after a restart): resourceVersion="" (a quorum read, the
+ *   newest state), as client-go does.
+ * - Without a floor (only if a caller lists before any probe): resourceVersion=0.
  * The streaming list (watch with sendInitialEvents=true) would save the LIST too, but kube-apiserver 1.33+
  * ships with its WatchList gate off, so it is not used.
  */
-export function listFrom(lastRv: string | undefined, lastRvUnavailable: boolean): ListOptions {
-  if (lastRvUnavailable) return {};
-  if (lastRv === undefined) return { resourceVersion: "0" };
-  return { resourceVersion: lastRv, resourceVersionMatch: "NotOlderThan" };
+export function listFrom(floor: string | undefined, floorUnavailable: boolean): ListOptions {
+  if (floorUnavailable) return {};
+  if (floor === undefined) return { resourceVersion: "0" };
+  return { resourceVersion: floor, resourceVersionMatch: "NotOlderThan" };
 }
 
 /**
@@ -300,7 +305,11 @@ export class Reflector<T extends KubeObject> {
   ): Promise<{ items: T[]; resourceVersion: string | undefined; requests: number }> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
-    const from = listFrom(this.#rv, this.#rvUnavailable);
+    // First LIST: the current resourceVersion from a one-object LIST without selectors (cheap on any
+    // apiserver: one etcd key, or the watch cache on 1.31+), so the real LIST can come from the cache
+    // without being older than the server was when we started.
+    const floor = this.#rv ?? (this.#rvUnavailable ? undefined : await this.#currentRv(signal));
+    const from = listFrom(floor, this.#rvUnavailable);
     const codec = this.#codec;
     const paged = await listPages<T>(
       client,
@@ -315,6 +324,16 @@ export class Reflector<T extends KubeObject> {
       throw new StaleList(`list answered resourceVersion ${paged.resourceVersion}, older than ${this.#rv}`);
     }
     return { items: paged.items, resourceVersion: paged.resourceVersion, requests: paged.requests };
+  }
+
+  async #currentRv(signal: AbortSignal): Promise<string | undefined> {
+    const { client, resource, namespace } = this.#opts;
+    const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, namespace), {
+      signal,
+      query: { limit: 1 },
+    });
+    this.stats.listRequests++;
+    return probe.metadata?.resourceVersion || undefined;
   }
 
   /** One watch request; returns how it ended when the server closed it cleanly. */

@@ -1,5 +1,5 @@
-// Where the reflector's LISTs come from: the first from the watch cache (resourceVersion=0), a re-list at
-// "not older than" what the cache holds, a quorum read when that version is refused, and never a list
+// Where the reflector's LISTs come from: the first from the watch cache at "not older than" the server's
+// current resourceVersion, a re-list at "not older than" what the cache holds, a quorum read when that version is refused, and never a list
 // older than the cache (a lagging server's answer is refused, not applied). The lagging server is the real
 // apiserver's own earlier answer, replayed by a client wrapper; everything else is the real apiserver.
 
@@ -95,8 +95,8 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
           client.listScript.push(() => stale);
           client.failNextWatch = true;
           await waitUntil("the re-list", () => informer.stats.lists >= 2);
-          assert.deepEqual(client.calls.slice(0, 3), [
-            "list rv=0 match=-",
+          assert.match(client.calls[0], /^list rv=\d+ match=NotOlderThan$/);
+          assert.deepEqual(client.calls.slice(1, 3), [
             `list rv=${held} match=NotOlderThan`,
             "list rv=- match=-",
           ]);
@@ -131,7 +131,8 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
       const run = informer.start(ctrl.signal);
       try {
         await informer.synced;
-        assert.deepEqual(client.calls, ["list rv=0 match=-"]);
+        assert.equal(client.calls.length, 1);
+        assert.match(client.calls[0], /^list rv=\d+ match=NotOlderThan$/);
         const now = await truth(namespace);
         await waitUntil(
           "cache equals the server",
@@ -181,7 +182,10 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
             "cache equals the server",
             async () => sameSnapshot(snapshot(informer.store.list()), snapshot(await truth(namespace))),
           );
-          // After a good quorum read, the next re-list is served from the watch cache again.
+          // After a good quorum read, the next re-list is served from the watch cache again. (An event in
+          // between, or the reflector would take the next 410 for a second one in a row and back off.)
+          await direct.create<ConfigMap>(rt, { metadata: { name: "poke", namespace } });
+          await waitUntil("the poke event", () => informer.store.getByName("poke", namespace) !== undefined);
           client.failNextWatch = true;
           await waitUntil("the third list", () => informer.stats.lists >= 3, 10_000);
           assert.match(client.calls[3], /match=NotOlderThan$/);
