@@ -11,6 +11,7 @@ command -v conntrack >/dev/null || need_pkgs+=(conntrack)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v sysctl >/dev/null || need_pkgs+=(procps)
 command -v curl >/dev/null || need_pkgs+=(curl)
+command -v wrk >/dev/null || need_pkgs+=(wrk)  # the load tool of `deno task bench nmi`
 if ((${#need_pkgs[@]})); then
   echo "[setup] installing Debian packages: ${need_pkgs[*]}" >&2
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

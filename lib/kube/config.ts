@@ -1,8 +1,9 @@
-// Connection settings for the apiserver, taken from a kubeconfig or the in-cluster service account through
-// @kubernetes/client-node's KubeConfig (so every kubeconfig form users already have keeps working), then
-// turned into a Deno HttpClient for our own fetch-based REST and watch code.
+// Connection settings for the apiserver, taken from kubeconfig files (merged as kubectl merges them) or the
+// in-cluster service account, then turned into a Deno HttpClient for our own fetch-based REST and watch code.
+// Clusters and users are read here (CA, client certificate and key as files or data, token, token file,
+// exec plugin, basic auth); only legacy auth-provider plugins go through @kubernetes/client-node, loaded on
+// demand because it costs about 75 MB of memory that MIC and NMI otherwise never need.
 
-import { KubeConfig } from "@kubernetes/client-node";
 import { parse as parseYaml } from "yaml";
 import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
 import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
@@ -58,13 +59,6 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-function pem(buf: unknown): string | undefined {
-  if (buf == null) return undefined;
-  if (typeof buf === "string") return buf;
-  if (buf instanceof Uint8Array) return new TextDecoder().decode(buf);
-  return undefined;
-}
-
 /** Re-reads a token file when its copy is older than `refreshMs`: projected tokens rotate under us. */
 function tokenFileReader(path: string, refreshMs: number): () => Promise<string> {
   let token: string | undefined;
@@ -83,6 +77,15 @@ function tokenFileReader(path: string, refreshMs: number): () => Promise<string>
     }
     return token;
   };
+}
+
+/** The merged document of some kubeconfig files and the files it came from, joined with ":". */
+async function readMerged(
+  paths: string[],
+  origin: string,
+): Promise<{ merged: KubeconfigDoc; source: string }> {
+  const { merged, used } = await readKubeconfigs(paths, origin);
+  return { merged, source: used.join(":") };
 }
 
 /** Reads, path-resolves and merges kubeconfig files; missing ones are skipped, as kubectl does. */
@@ -127,6 +130,110 @@ async function readKubeconfigs(
   return { merged: mergeKubeconfigs(docs), used };
 }
 
+interface ClusterEntry {
+  server?: string;
+  "certificate-authority"?: string;
+  "certificate-authority-data"?: string;
+  "insecure-skip-tls-verify"?: boolean;
+}
+
+interface UserEntry {
+  "client-certificate"?: string;
+  "client-certificate-data"?: string;
+  "client-key"?: string;
+  "client-key-data"?: string;
+  token?: string;
+  tokenFile?: string;
+  username?: string;
+  password?: string;
+  exec?: ExecConfig;
+  "auth-provider"?: { name?: string; config?: Record<string, string> };
+}
+
+/** What the current (or named) context of a merged kubeconfig selects. */
+interface Selected {
+  cluster: { name: string; body: ClusterEntry };
+  user?: { name: string; body: UserEntry };
+  namespace?: string;
+}
+
+function entries<T>(doc: KubeconfigDoc, key: string, inner: string): Map<string, T> {
+  const out = new Map<string, T>();
+  const list = doc[key];
+  for (const e of Array.isArray(list) ? list : []) {
+    if (e && typeof e === "object" && typeof e.name === "string" && !out.has(e.name)) {
+      out.set(e.name, (e[inner] ?? {}) as T);
+    }
+  }
+  return out;
+}
+
+function select(doc: KubeconfigDoc, source: string, contextName?: string): Selected {
+  const contexts = entries<{ cluster?: string; user?: string; namespace?: string }>(
+    doc,
+    "contexts",
+    "context",
+  );
+  const name = contextName ?? (typeof doc["current-context"] === "string" ? doc["current-context"] : "");
+  if (!name) throw new KubeConfigError(`kubeconfig ${source}: no current-context set`);
+  const ctx = contexts.get(name);
+  if (!ctx) throw new KubeConfigError(`kubeconfig ${source} has no context "${name}"`);
+  const cluster = ctx.cluster
+    ? entries<ClusterEntry>(doc, "clusters", "cluster").get(ctx.cluster)
+    : undefined;
+  if (!ctx.cluster || !cluster) {
+    throw new KubeConfigError(`kubeconfig ${source}: the current context names no cluster`);
+  }
+  const user = ctx.user ? entries<UserEntry>(doc, "users", "user").get(ctx.user) : undefined;
+  return {
+    cluster: { name: ctx.cluster, body: cluster },
+    user: ctx.user && user ? { name: ctx.user, body: user } : undefined,
+    namespace: ctx.namespace,
+  };
+}
+
+/** PEM from inline base64 data or a file (data wins, as in client-go). */
+async function pemOf(
+  data: string | undefined,
+  file: string | undefined,
+  what: string,
+): Promise<string | undefined> {
+  if (data) {
+    try {
+      return new TextDecoder().decode(
+        Uint8Array.from(atob(data.replace(/\s+/g, "")), (c) => c.charCodeAt(0)),
+      );
+    } catch {
+      throw new KubeConfigError(`${what}-data is not base64`);
+    }
+  }
+  if (!file) return undefined;
+  try {
+    return await Deno.readTextFile(file);
+  } catch (e) {
+    throw new KubeConfigError(`cannot read ${what} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Legacy `auth-provider` plugins (oidc, azure, gcp) are client-node's to run; its module is large (about 75 MB
+ * of resident memory), so it is loaded only for such a user.
+ */
+async function authProviderHeader(
+  doc: KubeconfigDoc,
+  context: string,
+): Promise<() => Promise<string | undefined>> {
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  kc.loadFromString(JSON.stringify(doc));
+  kc.setCurrentContext(context);
+  return async () => {
+    const o: { headers: Record<string, string> } = { headers: {} };
+    await kc.applyToHTTPSOptions(o);
+    return o.headers.Authorization;
+  };
+}
+
 /**
  * Finds and loads the connection settings: an explicit path, then `KUBECONFIG`, then the in-cluster
  * service account (when `KUBERNETES_SERVICE_HOST` is set), then `~/.kube/config`.
@@ -135,134 +242,103 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   const env = opts.env ?? ((n: string) => Deno.env.get(n));
   const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   const refreshMs = opts.tokenFileRefreshMs ?? 60_000;
-  const kc = new KubeConfig();
+
   let source: string;
-
-  // Users' exec sections are ours to run (client-node would run the plugin on every header lookup and never
-  // on a 401); tokenFile too, which client-node reads once and forgets.
-  const execs = new Map<string, ExecConfig>();
-  const tokenFiles = new Map<string, string>();
-  const fromFiles = async (paths: string[], origin: string) => {
-    const { merged, used } = await readKubeconfigs(paths, origin);
-    const users = (merged.users as { name: string; user?: Record<string, unknown> }[]).map((u) => {
-      const user = u.user;
-      if (!user || typeof user !== "object") return u;
-      const tf = user.tokenFile ?? user["token-file"];
-      if (typeof tf === "string" && tf !== "") tokenFiles.set(u.name, tf);
-      if (!user.exec) return u;
-      execs.set(u.name, user.exec as ExecConfig);
-      const { exec: _, ...rest } = user;
-      return { ...u, user: rest };
-    });
-    source = used.join(":");
-    try {
-      kc.loadFromString(JSON.stringify({ ...merged, users }));
-    } catch (e) {
-      const why = (e as Error).message.split("\n")[0];
-      throw new KubeConfigError(`kubeconfig ${source} (from ${origin}) is invalid: ${why}`);
-    }
-  };
-
+  let doc: KubeconfigDoc;
   const envKubeconfig = (env("KUBECONFIG") ?? "").split(":").filter((p) => p !== "");
   const home = env("HOME");
   if (opts.kubeconfigPath) {
-    await fromFiles([opts.kubeconfigPath], "--kubeconfig");
+    ({ merged: doc, source } = await readMerged([opts.kubeconfigPath], "--kubeconfig"));
   } else if (envKubeconfig.length > 0) {
-    await fromFiles(envKubeconfig, "KUBECONFIG");
+    ({ merged: doc, source } = await readMerged(envKubeconfig, "KUBECONFIG"));
   } else if (env("KUBERNETES_SERVICE_HOST") && await exists(`${saDir}/token`)) {
     const host = env("KUBERNETES_SERVICE_HOST")!;
     const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
     const serverHost = host.includes(":") ? `[${host}]` : host;
-    kc.loadFromClusterAndUser(
-      {
-        name: "inCluster",
-        server: `https://${serverHost}:${port}`,
-        caFile: `${saDir}/ca.crt`,
-        skipTLSVerify: false,
-      },
-      { name: "inClusterUser", authProvider: { name: "tokenFile", config: { tokenFile: `${saDir}/token` } } },
-    );
     source = "in-cluster";
+    doc = {
+      clusters: [{
+        name: "in-cluster",
+        cluster: { server: `https://${serverHost}:${port}`, "certificate-authority": `${saDir}/ca.crt` },
+      }],
+      users: [{ name: "in-cluster", user: { tokenFile: `${saDir}/token` } }],
+      contexts: [{ name: "in-cluster", context: { cluster: "in-cluster", user: "in-cluster" } }],
+      "current-context": "in-cluster",
+    };
   } else if (home && await exists(`${home}/.kube/config`)) {
-    await fromFiles([`${home}/.kube/config`], "~/.kube/config");
+    ({ merged: doc, source } = await readMerged([`${home}/.kube/config`], "~/.kube/config"));
   } else {
     throw new KubeConfigError(
       "no Kubernetes config found: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
     );
   }
 
-  if (opts.context) {
-    if (!kc.getContextObject(opts.context)) {
-      throw new KubeConfigError(`kubeconfig ${source!} has no context "${opts.context}"`);
-    }
-    kc.setCurrentContext(opts.context);
+  const { cluster, user, namespace: contextNs } = select(doc, source, opts.context);
+  if (!cluster.body.server) {
+    throw new KubeConfigError(`kubeconfig ${source}: cluster "${cluster.name}" has no server`);
   }
-  const cluster = kc.getCurrentCluster();
-  const user = kc.getCurrentUser();
-  if (!cluster) throw new KubeConfigError(`kubeconfig ${source!}: the current context names no cluster`);
-  if (!cluster.server) {
-    throw new KubeConfigError(`kubeconfig ${source!}: cluster "${cluster.name}" has no server`);
-  }
-  if (cluster.skipTLSVerify) {
+  if (cluster.body["insecure-skip-tls-verify"]) {
     throw new KubeConfigError(
-      `kubeconfig ${source!}: insecure-skip-tls-verify is not supported; give the cluster's CA instead`,
+      `kubeconfig ${source}: insecure-skip-tls-verify is not supported; give the cluster's CA instead`,
     );
   }
-
-  // applyToHTTPSOptions resolves files vs inline data for CA, client cert and key in one place.
-  const https: { ca?: unknown; cert?: unknown; key?: unknown; headers?: Record<string, string> } = {
-    headers: {},
-  };
-  let tokenFile: string | undefined;
-  const provider = user?.authProvider as { name?: string; config?: { tokenFile?: string } } | undefined;
-  if (provider?.config?.tokenFile) tokenFile = provider.config.tokenFile;
-  else if (user) tokenFile = tokenFiles.get(user.name);
-  let exec: ExecCredentialSource | undefined;
-  const execConfig = user ? execs.get(user.name) : undefined;
-  if (execConfig && !tokenFile) {
-    try {
-      exec = new ExecCredentialSource(execConfig);
-    } catch (e) {
-      throw new KubeConfigError(
-        `kubeconfig ${source!}: user "${user!.name}": ${(e as ExecCredentialError).message}`,
-      );
-    }
-  }
+  const u = user?.body ?? {};
+  let ca: string | undefined, cert: string | undefined, key: string | undefined;
   try {
-    await kc.applyToHTTPSOptions(https);
+    ca = await pemOf(
+      cluster.body["certificate-authority-data"],
+      cluster.body["certificate-authority"],
+      "certificate-authority",
+    );
+    cert = await pemOf(u["client-certificate-data"], u["client-certificate"], "client-certificate");
+    key = await pemOf(u["client-key-data"], u["client-key"], "client-key");
   } catch (e) {
-    throw new KubeConfigError(`kubeconfig ${source!}: ${(e as Error).message}`);
+    throw new KubeConfigError(`kubeconfig ${source}: ${(e as Error).message}`);
   }
-  const ca = pem(https.ca);
-  const cert = pem(https.cert);
-  const key = pem(https.key);
   if ((cert === undefined) !== (key === undefined)) {
     throw new KubeConfigError(
-      `kubeconfig ${source!}: user "${user?.name}" has a client certificate without a key`,
+      `kubeconfig ${source}: user "${user?.name}" has a client certificate without a key`,
     );
   }
 
   let authHeader: () => Promise<string | undefined>;
-  if (tokenFile) {
-    const read = tokenFileReader(tokenFile, refreshMs);
+  let exec: ExecCredentialSource | undefined;
+  if (u.token) {
+    const fixed = `Bearer ${u.token}`;
+    authHeader = () => Promise.resolve(fixed);
+  } else if (u.tokenFile) {
+    const read = tokenFileReader(u.tokenFile, refreshMs);
     authHeader = async () => `Bearer ${await read()}`;
-  } else if (exec) {
+  } else if (u.exec) {
+    try {
+      exec = new ExecCredentialSource(u.exec);
+    } catch (e) {
+      throw new KubeConfigError(
+        `kubeconfig ${source}: user "${user!.name}": ${(e as ExecCredentialError).message}`,
+      );
+    }
     const plugin = exec;
     authHeader = async () => `Bearer ${await plugin.token()}`;
-  } else if (provider && provider.name !== "tokenFile") {
-    // Auth providers refresh their own tokens; ask client-node, at most once a minute.
+  } else if (u["auth-provider"]) {
+    const context = opts.context ?? String(doc["current-context"]);
+    let header: () => Promise<string | undefined>;
+    try {
+      header = await authProviderHeader(doc, context);
+    } catch (e) {
+      throw new KubeConfigError(
+        `kubeconfig ${source}: auth-provider: ${(e as Error).message.split("\n")[0]}`,
+      );
+    }
+    // Auth providers refresh their own tokens; ask at most once a minute.
     let cached: { value?: string; at: number } | undefined;
     authHeader = async () => {
       if (!cached || performance.now() - cached.at > refreshMs) {
-        const o: { headers: Record<string, string> } = { headers: {} };
-        await kc.applyToHTTPSOptions(o);
-        cached = { value: o.headers.Authorization, at: performance.now() };
+        cached = { value: await header(), at: performance.now() };
       }
       return cached.value;
     };
   } else {
-    const fixed = https.headers?.Authorization ??
-      (user?.username ? `Basic ${btoa(`${user.username}:${user.password ?? ""}`)}` : undefined);
+    const fixed = u.username ? `Basic ${btoa(`${u.username}:${u.password ?? ""}`)}` : undefined;
     authHeader = () => Promise.resolve(fixed);
   }
 
@@ -273,19 +349,18 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
       ...(cert && key ? { cert, key } : {}),
     });
   } catch (e) {
-    throw new KubeConfigError(`kubeconfig ${source!}: unusable TLS material: ${(e as Error).message}`);
+    throw new KubeConfigError(`kubeconfig ${source}: unusable TLS material: ${(e as Error).message}`);
   }
-  const contextNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
   let namespace = contextNs;
-  if (source! === "in-cluster") {
+  if (source === "in-cluster") {
     namespace = await Deno.readTextFile(`${saDir}/namespace`).then((s) => s.trim()).catch(() => undefined);
   }
   return {
-    server: cluster.server.replace(/\/+$/, ""),
+    server: cluster.body.server.replace(/\/+$/, ""),
     client,
     authHeader,
     namespace,
-    source: source!,
+    source,
     ...(exec ? { refreshAuth: () => (exec.invalidate(), true) } : {}),
     close: () => client.close(),
   };

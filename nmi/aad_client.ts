@@ -1,0 +1,58 @@
+// Service-principal tokens (identity types 1 and 2) from Azure AD's v1 token endpoint with plain fetch:
+// the v1 endpoint takes `resource` exactly as IMDS does and answers with expires_on/not_before, so the
+// answer maps onto the IMDS shape without translation, and the identity's own `adEndpoint` / tenant (its
+// cloud) is used per request. Secrets are passed in by the caller (read from the secret watch).
+
+import { buildClientAssertion, type ClientCertificateMaterial } from "../lib/azure/certificate_assertion.ts";
+import { readBody, transportMessage, type UpstreamAnswer, UpstreamUnavailable } from "./imds_client.ts";
+
+export type ServicePrincipalCredential =
+  | { kind: "secret"; secret: string }
+  | { kind: "certificate"; material: ClientCertificateMaterial };
+
+export interface AadRequest {
+  /** Authority host, e.g. https://login.microsoftonline.com/ */
+  authorityHost: string;
+  tenantId: string;
+  clientId: string;
+  resource: string;
+  credential: ServicePrincipalCredential;
+}
+
+export function tokenEndpoint(authorityHost: string, tenantId: string): string {
+  return `${authorityHost.replace(/\/+$/, "")}/${encodeURIComponent(tenantId)}/oauth2/token`;
+}
+
+export async function servicePrincipalToken(
+  req: AadRequest,
+  opts: { timeoutMs: number; userAgent: string; signal?: AbortSignal },
+): Promise<UpstreamAnswer> {
+  const endpoint = tokenEndpoint(req.authorityHost, req.tenantId);
+  const form = new URLSearchParams({
+    grant_type: "client_credentials",
+    client_id: req.clientId,
+    resource: req.resource,
+  });
+  if (req.credential.kind === "secret") {
+    form.set("client_secret", req.credential.secret);
+  } else {
+    form.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    form.set(
+      "client_assertion",
+      buildClientAssertion(req.credential.material, { clientId: req.clientId, audience: endpoint }),
+    );
+  }
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  let res: Response;
+  try {
+    res = await fetch(endpoint, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": opts.userAgent },
+      body: form,
+      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+    });
+  } catch (e) {
+    throw new UpstreamUnavailable(`Azure AD at ${endpoint}: ${transportMessage(e)}`);
+  }
+  return { ok: res.ok, status: res.status, body: await readBody(res) };
+}

@@ -1,0 +1,216 @@
+// NMI's command-line flags: the original's names (upstream.md 1.2) where they still mean something, so an
+// existing DaemonSet's args keep working; flags whose job is gone are still accepted (and reported as
+// ignored) rather than failing the pod. The README has the table of kept, renamed and dropped flags.
+
+import { flag, type FlagValues } from "../lib/flags.ts";
+
+export const OPERATION_MODES = ["standard", "managed"] as const;
+export type OperationMode = typeof OPERATION_MODES[number];
+
+export const NMI_FLAGS = {
+  "nmi-listen-address": flag({
+    kind: "string",
+    default: "127.0.0.1",
+    help: "address the token server binds",
+  }),
+  "nmi-port": flag({ kind: "int", default: 2579, help: "port of the token server (iptables DNAT target)" }),
+  "metadata-ip": flag({ kind: "string", default: "169.254.169.254", help: "address of the node's IMDS" }),
+  "metadata-port": flag({ kind: "int", default: 80, help: "port of the node's IMDS" }),
+  node: flag({
+    kind: "string",
+    default: "",
+    env: "NODE_NAME",
+    help: "this node's name: NMI watches only its pods and AzureAssignedIdentities (required)",
+  }),
+  kubeconfig: flag({
+    kind: "string",
+    default: "",
+    help: "kubeconfig path; else KUBECONFIG, else the in-cluster service account",
+  }),
+  forceNamespaced: flag({
+    kind: "bool",
+    default: false,
+    env: "FORCENAMESPACED",
+    aliases: ["force-namespaced"],
+    help: "a pod only gets identities from its own namespace (required by managed mode)",
+  }),
+  MICNamespace: flag({
+    kind: "string",
+    default: "default",
+    aliases: ["mic-namespace"],
+    help: "namespace MIC runs in; MIC's own pods (ReplicaSet mic-*) get the node's identity",
+  }),
+  "operation-mode": flag({
+    kind: "string",
+    default: "standard",
+    choices: OPERATION_MODES,
+    help:
+      "standard: serve identities MIC assigned; managed: serve bindings directly, identities pre-attached",
+  }),
+  "http-probe-port": flag({
+    kind: "int",
+    default: 8085,
+    help: "port of /healthz, /readyz and /metrics (0: a free port, -1: none)",
+  }),
+  "prometheus-port": flag({
+    kind: "int",
+    default: 9090,
+    help: "another port serving /metrics (and the probes); -1 or the probe port: none extra",
+  }),
+  "probe-listen-address": flag({
+    kind: "string",
+    default: "0.0.0.0",
+    help: "address of the probe and metrics ports",
+  }),
+  "block-instance-metadata": flag({
+    kind: "bool",
+    default: false,
+    help: "answer 403 to /metadata/instance instead of proxying it",
+  }),
+  "metadata-header-required": flag({
+    kind: "bool",
+    default: true,
+    help: "refuse requests without 'Metadata: true' (400), as IMDS; keep on: it stops SSRF",
+  }),
+  "set-retry-after-header": flag({
+    kind: "bool",
+    default: false,
+    help: "when an identity is still being assigned at the deadline, answer 503 + Retry-After instead of 404",
+  }),
+  "retry-after-seconds": flag({
+    kind: "int",
+    default: 20,
+    help: "Retry-After value with --set-retry-after-header (the original's fixed 20)",
+  }),
+  "identity-wait-deadline": flag({
+    kind: "duration",
+    default: 12_000,
+    help: "how long a request waits for its identity to be assigned (and for IMDS to know it) before a " +
+      "retryable 404/503; well under the shortest SDK budget (about 25 s)",
+  }),
+  "token-min-lifetime": flag({
+    kind: "duration",
+    default: 300_000,
+    help: "never serve a cached token with less remaining lifetime than this",
+  }),
+  "token-refresh-ahead": flag({
+    kind: "duration",
+    default: 900_000,
+    help: "refresh a cached token in the background once its remaining lifetime drops below this",
+  }),
+  "imds-max-concurrent": flag({
+    kind: "int",
+    default: 5,
+    help: "upstream IMDS token calls in flight at once (IMDS allows 5 per VM)",
+  }),
+  "imds-max-rps": flag({
+    kind: "int",
+    default: 15,
+    help: "upstream IMDS token calls per rolling second (IMDS allows 20 per VM, shared with the node)",
+  }),
+  "upstream-timeout": flag({
+    kind: "duration",
+    default: 10_000,
+    help: "timeout of one call to IMDS or Azure AD, and of proxied IMDS requests",
+  }),
+  "log-format": flag({
+    kind: "string",
+    default: "text",
+    choices: ["text", "json"],
+    env: "LOG_FORMAT",
+    help: "log line format",
+  }),
+  "log-level": flag({
+    kind: "string",
+    default: "info",
+    choices: ["debug", "info", "warn", "error"],
+    env: "LOG_LEVEL",
+    help: "lowest level logged (debug adds one line per served token; tokens and secrets are never logged)",
+  }),
+  version: flag({ kind: "bool", default: false, help: "print the version and exit" }),
+  // Accepted for existing manifests; their job is gone (see README "NMI flags").
+  "retry-attempts-for-created": flag({
+    kind: "int",
+    default: 16,
+    help: "ignored: replaced by --identity-wait-deadline (NMI is woken by the watch, it does not poll)",
+  }),
+  "retry-attempts-for-assigned": flag({
+    kind: "int",
+    default: 4,
+    help: "ignored: replaced by --identity-wait-deadline",
+  }),
+  "find-identity-retry-interval": flag({
+    kind: "int",
+    default: 5,
+    help: "ignored: replaced by --identity-wait-deadline",
+  }),
+  enableScaleFeatures: flag({
+    kind: "bool",
+    default: true,
+    help: "ignored: NMI always watches only this node's AzureAssignedIdentities (label nodename)",
+  }),
+  enableProfile: flag({ kind: "bool", default: false, help: "ignored: no pprof endpoint is served" }),
+  "ipt-update-interval-sec": flag({
+    kind: "int",
+    default: 60,
+    help: "ignored until the iptables issue lands",
+  }),
+  "enable-conntrack-deletion": flag({
+    kind: "bool",
+    default: false,
+    help: "ignored until the iptables issue lands",
+  }),
+  "allow-network-plugin-kubenet": flag({
+    kind: "bool",
+    default: false,
+    help: "ignored until the iptables issue lands",
+  }),
+  "kubelet-config": flag({
+    kind: "string",
+    default: "/etc/default/kubelet",
+    help: "ignored until the iptables issue lands",
+  }),
+  "ad-endpoint": flag({
+    kind: "string",
+    default: "https://login.microsoftonline.com/",
+    help: "Azure AD authority host for service-principal identities whose spec.adEndpoint is empty",
+  }),
+  "custom-user-agent": flag({
+    kind: "string",
+    default: "",
+    help: "appended to NMI's User-Agent towards the apiserver",
+  }),
+};
+
+export type NmiFlags = FlagValues<typeof NMI_FLAGS>;
+
+/** Flags accepted only so old manifests parse; main warns when one is set to a non-default value. */
+export const IGNORED_FLAGS: readonly (keyof NmiFlags)[] = [
+  "retry-attempts-for-created",
+  "retry-attempts-for-assigned",
+  "find-identity-retry-interval",
+  "enableScaleFeatures",
+  "enableProfile",
+  "ipt-update-interval-sec",
+  "enable-conntrack-deletion",
+  "allow-network-plugin-kubenet",
+  "kubelet-config",
+];
+
+/** Cross-flag checks the parser cannot make; returns the problems (empty when fine). */
+export function validateFlags(f: NmiFlags): string[] {
+  const problems: string[] = [];
+  if (!f.node) problems.push("--node (or NODE_NAME) is required");
+  if (f["operation-mode"] === "managed" && !f.forceNamespaced) {
+    problems.push("--operation-mode=managed needs --forceNamespaced (as the original)");
+  }
+  for (const p of ["nmi-port", "metadata-port"] as const) {
+    if (f[p] < 0 || f[p] > 65535) problems.push(`--${p} must be a port number`);
+  }
+  if (f["imds-max-concurrent"] < 1) problems.push("--imds-max-concurrent must be at least 1");
+  if (f["imds-max-rps"] < 1) problems.push("--imds-max-rps must be at least 1");
+  if (f["token-refresh-ahead"] < f["token-min-lifetime"]) {
+    problems.push("--token-refresh-ahead must be at least --token-min-lifetime");
+  }
+  return problems;
+}

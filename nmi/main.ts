@@ -1,0 +1,213 @@
+// NMI: the node agent's token server. Flags, wiring and readiness; the parts live in their own modules.
+//   deno task nmi --node <name> [flags]       (`deno task nmi --help` lists the flags)
+
+import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import { startProbeServer } from "../lib/probe_server.ts";
+import { loadKubeConnection } from "../lib/kube/config.ts";
+import { KubeClient } from "../lib/kube/rest.ts";
+import { NmiCaches } from "./caches.ts";
+import { CallerResolver } from "./caller.ts";
+import { IGNORED_FLAGS, NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
+import { ImdsClient } from "./imds_client.ts";
+import { UpstreamLimiter } from "./limiter.ts";
+import { NmiMetrics } from "./metrics.ts";
+import { createHandler } from "./server.ts";
+import { TokenCache } from "./token_cache.ts";
+import { TokenFlow } from "./token_flow.ts";
+import { TokenService } from "./token_service.ts";
+
+export const NMI_VERSION = "0.1.0";
+const USAGE =
+  "Usage: deno task nmi --node <node-name> [flags]\n\nNMI answers pods' IMDS token requests with the " +
+  "identity bound to them.";
+
+export interface RunningNmi {
+  port: number;
+  probePort?: number;
+  stop(): Promise<void>;
+  finished: Promise<void>;
+}
+
+function hostForUrl(ip: string): string {
+  return ip.includes(":") ? `[${ip}]` : ip;
+}
+
+export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
+  const ac = new AbortController();
+  const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
+  const ua = `aad-pod-identity/NMI/${NMI_VERSION}${
+    f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
+  }`;
+  const client = new KubeClient(conn, { userAgent: ua, requestTimeoutMs: 10_000 });
+  const metrics = new NmiMetrics();
+  const mode = f["operation-mode"] as "standard" | "managed";
+  const caches = new NmiCaches({ client, node: f.node, mode, log });
+  const limiter = new UpstreamLimiter({
+    maxConcurrent: f["imds-max-concurrent"],
+    perSecond: f["imds-max-rps"],
+  });
+  const imdsBase = `http://${hostForUrl(f["metadata-ip"])}:${f["metadata-port"]}`;
+  const imds = new ImdsClient({
+    baseUrl: imdsBase,
+    timeoutMs: f["upstream-timeout"],
+    limiter,
+    userAgent: ua,
+  });
+  const cache = new TokenCache(
+    { minLifetimeMs: f["token-min-lifetime"], refreshAheadMs: f["token-refresh-ahead"] },
+    {
+      onResult: (from) => metrics.cache.inc({ result: from }),
+      onBackgroundError: (_key, e) =>
+        log.warn("background token refresh failed", { error: e instanceof Error ? e.message : String(e) }),
+    },
+  );
+  const tokens = new TokenService({
+    imds,
+    cache,
+    caches,
+    defaultAdEndpoint: f["ad-endpoint"],
+    timeoutMs: f["upstream-timeout"],
+    userAgent: ua,
+    log,
+    onUpstream: (kind, ok, seconds) => {
+      metrics.upstream.observe({ operation_type: kind }, seconds);
+      if (!ok) metrics.upstreamErrors.inc({ operation_type: kind });
+    },
+  });
+  const flow = new TokenFlow({
+    mode,
+    node: f.node,
+    micNamespace: f.MICNamespace,
+    forceNamespaced: f.forceNamespaced,
+    waitDeadlineMs: f["identity-wait-deadline"],
+    setRetryAfter: f["set-retry-after-header"],
+    retryAfterSeconds: f["retry-after-seconds"],
+    caches,
+    tokens,
+    log,
+  });
+  const callers = new CallerResolver({ pods: caches.pods.store, client, node: f.node });
+  const running = caches.start(ac.signal);
+  const sweep = setInterval(() => cache.sweep(), 60_000);
+
+  const server = Deno.serve(
+    {
+      hostname: f["nmi-listen-address"],
+      port: f["nmi-port"],
+      signal: ac.signal,
+      onListen: () => {},
+      onError: (e) => {
+        log.error("request handler failed", { error: e instanceof Error ? e.message : String(e) });
+        return new Response(JSON.stringify({ error: "server_error", error_description: "internal error" }), {
+          status: 500,
+          headers: { "content-type": "application/json; charset=utf-8" },
+        });
+      },
+    },
+    createHandler({
+      flow,
+      callers,
+      caches,
+      imdsBase,
+      limiter,
+      blockInstanceMetadata: f["block-instance-metadata"],
+      metadataHeaderRequired: f["metadata-header-required"],
+      upstreamTimeoutMs: f["upstream-timeout"],
+      waitDeadlineMs: f["identity-wait-deadline"],
+      metrics,
+      log,
+    }),
+  );
+
+  const readiness = () =>
+    caches.isSynced()
+      ? { ready: true }
+      : { ready: false, reason: `caches not synced: ${caches.pending().join("; ")}` };
+  const probes: ReturnType<typeof startProbeServer>[] = [];
+  if (f["http-probe-port"] >= 0) {
+    probes.push(startProbeServer({
+      hostname: f["probe-listen-address"],
+      port: f["http-probe-port"],
+      registry: metrics.registry,
+      readiness,
+      signal: ac.signal,
+    }));
+  }
+  if (f["prometheus-port"] >= 0 && f["prometheus-port"] !== f["http-probe-port"]) {
+    probes.push(startProbeServer({
+      hostname: f["probe-listen-address"],
+      port: f["prometheus-port"],
+      registry: metrics.registry,
+      readiness,
+      signal: ac.signal,
+    }));
+  }
+  log.info("NMI listening", {
+    address: `${f["nmi-listen-address"]}:${server.addr.port}`,
+    probePort: probes[0]?.port,
+    node: f.node,
+    mode,
+    imds: imdsBase,
+  });
+  caches.synced.then(() => log.info("caches synced"));
+
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    stopped ??= (async () => {
+      clearInterval(sweep);
+      limiter.close();
+      ac.abort();
+      await Promise.allSettled([server.finished, running, ...probes.map((p) => p.finished)]);
+      conn.close();
+    })();
+  return { port: server.addr.port, probePort: probes[0]?.port, stop, finished: server.finished };
+}
+
+if (import.meta.main) {
+  let f: NmiFlags;
+  try {
+    const parsed = parseFlags(NMI_FLAGS, Deno.args, (n) => Deno.env.get(n));
+    if (parsed.help) {
+      console.log(helpText(USAGE, NMI_FLAGS));
+      Deno.exit(0);
+    }
+    f = parsed.values;
+    if (parsed.rest.length) throw new FlagError(`unexpected arguments: ${parsed.rest.join(" ")}`);
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`nmi: ${e.message}`);
+    Deno.exit(2);
+  }
+  if (f.version) {
+    console.log(`nmi ${NMI_VERSION}`);
+    Deno.exit(0);
+  }
+  const problems = validateFlags(f);
+  if (problems.length) {
+    for (const p of problems) console.error(`nmi: ${p}`);
+    Deno.exit(2);
+  }
+  const log = createLogger({
+    format: f["log-format"] as "text" | "json",
+    level: f["log-level"] as "debug" | "info" | "warn" | "error",
+  });
+  for (const name of IGNORED_FLAGS) {
+    if (f[name] !== NMI_FLAGS[name].default) {
+      log.warn(`flag --${name} is accepted for compatibility and ignored`, { why: NMI_FLAGS[name].help });
+    }
+  }
+  let nmi: RunningNmi;
+  try {
+    nmi = await startNmi(f, log);
+  } catch (e) {
+    log.error("NMI failed to start", { error: e instanceof Error ? e.message : String(e) });
+    Deno.exit(1);
+  }
+  const onSignal = () => {
+    log.info("shutting down");
+    nmi.stop().then(() => Deno.exit(0));
+  };
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+}

@@ -1,0 +1,10 @@
+// The Deno permissions NMI runs with, in one place: the `nmi` task in deno.json, the integration tests (which
+// spawn NMI as a real process) and the Dockerfile use exactly these, and a unit test keeps deno.json in step.
+// - net: it listens (token port, probe port) and connects to the apiserver, the node's IMDS and Azure AD.
+// - read: kubeconfig or the service-account token and CA, and CA bundles named by NODE_EXTRA_CA_CERTS.
+// - env: NODE_NAME, KUBECONFIG, FORCENAMESPACED, LOG_LEVEL/LOG_FORMAT, KUBERNETES_SERVICE_HOST/PORT.
+// No --allow-run (iptables arrives with its own issue), no --allow-write, no --allow-ffi, no --allow-sys.
+
+export const NMI_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"] as const;
+
+export const NMI_ENTRY = "nmi/main.ts";

@@ -1,0 +1,161 @@
+// Which identity a token request gets (pure): the pod, what it asked for, and what the caches hold go in; an
+// identity, the node's identity, "wait", or a refusal with its reason come out. The HTTP layer only renders
+// the answer. Rules (upstream.md 3.3-3.4, protocols-and-peers.md B), with the original's bugs fixed:
+// - Exceptions and MIC's own pods get the node's identity (through IMDS, unchecked), as the original.
+// - A pod no binding selects gets 400 at once, so credential chains move on instead of hanging.
+// - Asking for an identity (client_id / msi_res_id / object_id, compared case-insensitively) the pod is not
+//   granted is 403, whoever else on the node holds it.
+// - Standard mode serves an identity only while BOTH a binding grants it now AND its AzureAssignedIdentity
+//   for this pod on this node is Assigned: deleting either stops tokens on the very next request. A grant
+//   whose assignment is not Assigned yet means "wait".
+// - Several identities and none named: the choice is deterministic, never "whatever order the cache had":
+//   highest binding `weight` first, then identity namespace, then identity name (then binding name). The
+//   pod waits for that identity if it is not assigned yet, rather than taking whichever was assigned first.
+
+import {
+  type Grant,
+  identityMatchesRequest,
+  type IdentityRequest,
+  isPodExcepted,
+  isSpecificRequest,
+  sameId,
+} from "../lib/api/matching.ts";
+import type { AzureAssignedIdentity, AzureIdentity, AzurePodIdentityException } from "../lib/api/types.ts";
+import { type ErrorAnswer, errorAnswer } from "./request.ts";
+
+export interface CallerPod {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  /** Name of the ReplicaSet owning the pod, if any (MIC's pods are `mic-*`). */
+  replicaSet?: string;
+}
+
+export interface SelectInput {
+  mode: "standard" | "managed";
+  node: string;
+  micNamespace: string;
+  pod: CallerPod;
+  request: IdentityRequest;
+  /** Exceptions in the pod's namespace. */
+  exceptions: readonly AzurePodIdentityException[];
+  /** What the bindings grant the pod now (lib/api grantsForPod, namespaced rules applied). */
+  grants: readonly Grant[];
+  /** Standard mode: this pod's AzureAssignedIdentities on this node. */
+  assigned: readonly AzureAssignedIdentity[];
+  /** Principal (object) id of an identity when known (learned from tokens); for object_id requests. */
+  principalIdOf?: (identity: AzureIdentity) => string | undefined;
+}
+
+export type Selection =
+  | { kind: "node"; reason: "exception" | "mic" }
+  | { kind: "identity"; identity: AzureIdentity; grant: Grant }
+  | { kind: "wait"; identity: AzureIdentity; reason: string }
+  /** An object_id request where some granted identity's principal id is not known yet: learn them, retry. */
+  | { kind: "learn_principals"; identities: AzureIdentity[] }
+  | { kind: "refuse"; answer: ErrorAnswer };
+
+export function identityKey(identity: AzureIdentity): string {
+  return `${identity.metadata.namespace}/${identity.metadata.name}`;
+}
+
+function describeRequest(req: IdentityRequest): string {
+  if (req.clientId) return `client_id ${req.clientId}`;
+  if (req.resourceId) return `msi_res_id ${req.resourceId}`;
+  if (req.objectId) return `object_id ${req.objectId}`;
+  return "no identity";
+}
+
+/** The deterministic order among several grants (see the file comment). */
+export function compareGrants(a: Grant, b: Grant): number {
+  return (b.binding.spec.weight ?? 0) - (a.binding.spec.weight ?? 0) ||
+    a.identity.metadata.namespace.localeCompare(b.identity.metadata.namespace) ||
+    a.identity.metadata.name.localeCompare(b.identity.metadata.name) ||
+    a.binding.metadata.namespace.localeCompare(b.binding.metadata.namespace) ||
+    a.binding.metadata.name.localeCompare(b.binding.metadata.name);
+}
+
+/** MIC's own pods: in MIC's namespace and owned by a ReplicaSet named `mic-...` (the original's rule). */
+export function isMicPod(pod: CallerPod, micNamespace: string): boolean {
+  return pod.namespace === micNamespace && !!pod.replicaSet && /^mic-/.test(pod.replicaSet);
+}
+
+/** An AzureAssignedIdentity that lets `pod` use `identity` on `node` now. */
+export function assignmentServes(
+  aai: AzureAssignedIdentity,
+  identity: AzureIdentity,
+  pod: CallerPod,
+  node: string,
+): boolean {
+  if (aai.spec.pod !== pod.name || aai.spec.podNamespace !== pod.namespace) return false;
+  if (aai.spec.nodeName && aai.spec.nodeName !== node) return false;
+  const ref = aai.spec.azureIdentityRef;
+  if (
+    ref.metadata.name !== identity.metadata.name || ref.metadata.namespace !== identity.metadata.namespace
+  ) {
+    return false;
+  }
+  // An identity edited after assignment (new client id) is a different identity until MIC reassigns it.
+  if (!sameId(ref.spec.clientID, identity.spec.clientID)) return false;
+  if (identity.spec.resourceID && !sameId(ref.spec.resourceID, identity.spec.resourceID)) return false;
+  return true;
+}
+
+const isAssigned = (aai: AzureAssignedIdentity) =>
+  aai.status.status === "Assigned" || aai.status.status === "";
+
+export function selectIdentity(input: SelectInput): Selection {
+  const { pod, request } = input;
+  if (isPodExcepted(pod.labels, input.exceptions)) return { kind: "node", reason: "exception" };
+  if (isMicPod(pod, input.micNamespace)) return { kind: "node", reason: "mic" };
+
+  const podName = `${pod.namespace}/${pod.name}`;
+  if (input.grants.length === 0) {
+    return {
+      kind: "refuse",
+      answer: errorAnswer(
+        400,
+        "invalid_request",
+        `Identity not found: no AzureIdentityBinding selects pod ${podName}`,
+      ),
+    };
+  }
+
+  let candidates = [...input.grants].sort(compareGrants);
+  if (isSpecificRequest(request)) {
+    if (request.objectId) {
+      const unknown = candidates.filter((g) => !input.principalIdOf?.(g.identity)).map((g) => g.identity);
+      const known = candidates.filter((g) =>
+        identityMatchesRequest(g.identity, request, input.principalIdOf?.(g.identity))
+      );
+      if (known.length === 0 && unknown.length > 0) return { kind: "learn_principals", identities: unknown };
+      candidates = known;
+    } else {
+      candidates = candidates.filter((g) => identityMatchesRequest(g.identity, request));
+    }
+    if (candidates.length === 0) {
+      return {
+        kind: "refuse",
+        answer: errorAnswer(
+          403,
+          "forbidden",
+          `Identity not found: ${describeRequest(request)} is not bound to pod ${podName}`,
+        ),
+      };
+    }
+  }
+
+  const chosen = candidates[0];
+  if (input.mode === "managed") return { kind: "identity", identity: chosen.identity, grant: chosen };
+  const aai = input.assigned.find((a) => assignmentServes(a, chosen.identity, pod, input.node));
+  if (aai && isAssigned(aai)) return { kind: "identity", identity: chosen.identity, grant: chosen };
+  return {
+    kind: "wait",
+    identity: chosen.identity,
+    reason: aai
+      ? `identity ${
+        identityKey(chosen.identity)
+      } for pod ${podName} is ${aai.status.status}, not Assigned yet`
+      : `no AzureAssignedIdentity yet for pod ${podName} and identity ${identityKey(chosen.identity)}`,
+  };
+}

@@ -1,0 +1,268 @@
+// Gets tokens for an identity NMI has already authorised: user-assigned identities (type 0) and the node's
+// own identity from the node's IMDS, service principals (types 1 and 2) from Azure AD, all through the
+// token cache (single flight, minimum lifetime, refresh ahead). Right after an assignment, real IMDS may say
+// "Identity not found" for a while; that is retried here until the request's deadline, and only reported
+// (as "pending", so the client retries) when the deadline passes.
+
+import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
+import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
+import { sleep } from "../lib/kube/backoff.ts";
+import type { Logger } from "../lib/log.ts";
+import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_client.ts";
+import type { NmiCaches } from "./caches.ts";
+import {
+  type ImdsClient,
+  type ImdsSelector,
+  isIdentityNotFound,
+  type UpstreamAnswer,
+  UpstreamUnavailable,
+} from "./imds_client.ts";
+import { type ErrorAnswer, errorAnswer } from "./request.ts";
+import type { TokenCache } from "./token_cache.ts";
+import { objectIdOfToken, type Token, tokenFromUpstream, UpstreamShapeError } from "./token.ts";
+
+export class TokenError extends Error {
+  override name = "TokenError";
+  /** True when the identity is assigned but not usable on this VM yet: the client should retry. */
+  readonly pending: boolean;
+  constructor(readonly answer: ErrorAnswer, pending = false) {
+    super(answer.description);
+    this.pending = pending;
+  }
+}
+
+export interface TokenServiceOptions {
+  imds: ImdsClient;
+  cache: TokenCache;
+  caches: NmiCaches;
+  /** Authority host when an identity's spec.adEndpoint is empty. */
+  defaultAdEndpoint: string;
+  timeoutMs: number;
+  userAgent: string;
+  log: Logger;
+  onUpstream?: (kind: "imds" | "aad", ok: boolean, seconds: number) => void;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** Delay before retry `n` (0-based) of "Identity not found": 100 ms doubling to 1 s. */
+export function identityNotFoundDelay(n: number): number {
+  return Math.min(1000, 100 * 2 ** n);
+}
+
+function upstreamError(source: string, a: UpstreamAnswer): TokenError {
+  const body = (a.body ?? {}) as { error?: unknown; error_description?: unknown };
+  const error = typeof body.error === "string" ? body.error : "upstream_error";
+  const desc = typeof body.error_description === "string" ? body.error_description : `HTTP ${a.status}`;
+  if (a.status === 429 || a.status >= 500) {
+    return new TokenError(
+      errorAnswer(503, "service_unavailable", `${source} answered ${a.status}: ${desc}`, {
+        "retry-after": "1",
+      }),
+    );
+  }
+  // The original answered 403 whenever IMDS or Azure AD refused; their own code and text say why.
+  return new TokenError(errorAnswer(403, error, `${source} answered ${a.status}: ${desc}`));
+}
+
+function unavailable(e: unknown): TokenError {
+  const msg = e instanceof UpstreamUnavailable || e instanceof UpstreamShapeError ? e.message : String(e);
+  return new TokenError(errorAnswer(503, "service_unavailable", msg, { "retry-after": "1" }));
+}
+
+export class TokenService {
+  #o: TokenServiceOptions;
+  /** client id (lower case) -> principal id, learned from the tokens' `oid` claims. */
+  #principals = new Map<string, string>();
+
+  constructor(opts: TokenServiceOptions) {
+    this.#o = opts;
+  }
+
+  principalIdOf(identity: AzureIdentity): string | undefined {
+    return this.#principals.get(identity.spec.clientID.toLowerCase());
+  }
+
+  #learn(clientId: string, token: Token): void {
+    const oid = objectIdOfToken(token.accessToken);
+    if (oid && clientId) this.#principals.set(clientId.toLowerCase(), oid);
+  }
+
+  /**
+   * The node's own identities (exceptions, MIC): the one the request names (client_id, msi_res_id or
+   * object_id, passed to IMDS as given), else IMDS's default.
+   */
+  async forNode(resource: string, selector: ImdsSelector, deadlineAt: number): Promise<Token> {
+    const named = selector.clientId
+      ? `c:${selector.clientId}`
+      : selector.resourceId
+      ? `r:${selector.resourceId}`
+      : selector.objectId
+      ? `o:${selector.objectId}`
+      : "";
+    const key = `node|${named.toLowerCase()}|${resource}`;
+    const { token } = await this.#cached(key, () => this.#imdsToken(resource, selector, deadlineAt, false));
+    return token;
+  }
+
+  async forIdentity(identity: AzureIdentity, resource: string, deadlineAt: number): Promise<Token> {
+    const clientId = identity.spec.clientID;
+    switch (identity.spec.type) {
+      case IdentityType.UserAssignedMSI: {
+        const key = `mi|${clientId.toLowerCase()}|${resource}`;
+        // Learning the object id (a JWT decode) happens once per fetched token, not per request.
+        const { token } = await this.#cached(key, async () => {
+          const t = await this.#imdsToken(resource, { clientId }, deadlineAt, true);
+          this.#learn(clientId, t);
+          return t;
+        });
+        return token;
+      }
+      case IdentityType.ServicePrincipal:
+      case IdentityType.ServicePrincipalCertificate: {
+        const ref = identity.spec.clientPassword;
+        if (!ref?.name || !ref.namespace) {
+          throw new TokenError(errorAnswer(
+            403,
+            "invalid_client",
+            `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name} names no clientPassword secret`,
+          ));
+        }
+        const signal = AbortSignal.timeout(Math.max(1, deadlineAt - performance.now()));
+        const secret = await this.#o.caches.secret(ref, signal);
+        if (!secret) {
+          throw new TokenError(
+            errorAnswer(403, "invalid_client", `secret ${ref.namespace}/${ref.name} does not exist`),
+          );
+        }
+        const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
+        // The secret's version is part of the key: a rotated secret never serves a token from the old one.
+        const key =
+          `sp|${identity.spec.tenantID}|${clientId.toLowerCase()}|${authority}|${ref.namespace}/${ref.name}@${
+            secret.metadata.resourceVersion ?? ""
+          }|${resource}`;
+        const { token } = await this.#cached(key, async () => {
+          // Parsed only when a token is fetched (a certificate's key is costly to read).
+          const credential = spCredential(identity, secret.data ?? {});
+          const t0 = performance.now();
+          let a: UpstreamAnswer;
+          try {
+            a = await servicePrincipalToken(
+              { authorityHost: authority, tenantId: identity.spec.tenantID, clientId, resource, credential },
+              { timeoutMs: this.#o.timeoutMs, userAgent: this.#o.userAgent },
+            );
+          } catch (e) {
+            this.#o.onUpstream?.("aad", false, (performance.now() - t0) / 1000);
+            throw unavailable(e);
+          }
+          this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
+          if (!a.ok) throw upstreamError("Azure AD", a);
+          let t: Token;
+          try {
+            t = tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
+          } catch (e) {
+            throw unavailable(e);
+          }
+          this.#learn(clientId, t);
+          return t;
+        });
+        return token;
+      }
+    }
+  }
+
+  async #cached(key: string, fetch: () => Promise<Token>) {
+    return await this.#o.cache.get(key, fetch);
+  }
+
+  async #imdsToken(
+    resource: string,
+    selector: ImdsSelector,
+    deadlineAt: number,
+    retryNotFound: boolean,
+  ): Promise<Token> {
+    const clientId = selector.clientId;
+    for (let attempt = 0;; attempt++) {
+      const t0 = performance.now();
+      let a: UpstreamAnswer;
+      try {
+        a = await this.#o.imds.token(resource, selector);
+      } catch (e) {
+        this.#o.onUpstream?.("imds", false, (performance.now() - t0) / 1000);
+        throw unavailable(e);
+      }
+      this.#o.onUpstream?.("imds", a.ok, (performance.now() - t0) / 1000);
+      if (a.ok) {
+        try {
+          return tokenFromUpstream(a.body, { resource, clientId: clientId ?? "" }, nowSeconds());
+        } catch (e) {
+          throw unavailable(e);
+        }
+      }
+      if (retryNotFound && isIdentityNotFound(a)) {
+        const delay = identityNotFoundDelay(attempt);
+        if (performance.now() + delay < deadlineAt) {
+          await sleep(delay);
+          continue;
+        }
+        throw new TokenError(
+          errorAnswer(
+            404,
+            "not_found",
+            `identity ${clientId} is assigned but this node's IMDS does not serve it yet (Identity not found); retry`,
+          ),
+          true,
+        );
+      }
+      throw upstreamError("IMDS", a);
+    }
+  }
+}
+
+const decode = (b64: string) => {
+  const bin = atob(b64);
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+};
+
+/**
+ * The credential in a service principal's secret. Type 1: the key `clientSecret` (any case), else the only
+ * key (the original took "the first" of a Go map, which is random with several). Type 2: `certificate`
+ * (PKCS#12 as the original, or PEM holding certificate and RSA key) and optional `password`.
+ */
+export function spCredential(
+  identity: AzureIdentity,
+  data: Record<string, string>,
+): ServicePrincipalCredential {
+  const name = `${identity.metadata.namespace}/${identity.metadata.name}`;
+  const keys = Object.keys(data);
+  if (identity.spec.type === IdentityType.ServicePrincipal) {
+    const key = keys.find((k) => k.toLowerCase() === "clientsecret") ??
+      (keys.length === 1 ? keys[0] : undefined);
+    if (!key) {
+      throw new TokenError(errorAnswer(
+        403,
+        "invalid_client",
+        `the secret of ${name} must hold one key, or a key named clientSecret (it has ${keys.length})`,
+      ));
+    }
+    return { kind: "secret", secret: new TextDecoder().decode(decode(data[key])) };
+  }
+  if (!data.certificate) {
+    throw new TokenError(
+      errorAnswer(403, "invalid_client", `the secret of ${name} has no 'certificate' key`),
+    );
+  }
+  const certBytes = decode(data.certificate);
+  const text = new TextDecoder().decode(certBytes);
+  const password = data.password ? new TextDecoder().decode(decode(data.password)) : undefined;
+  try {
+    // The original's secrets hold PKCS#12 (PFX); PEM (certificate and key) is accepted too.
+    const material = text.includes("-----BEGIN")
+      ? readClientCertificate(text, password)
+      : readPkcs12(certBytes, password ?? "");
+    return { kind: "certificate", material };
+  } catch (e) {
+    const why = e instanceof CertificateError ? e.message : "unreadable";
+    throw new TokenError(errorAnswer(403, "invalid_client", `the certificate of ${name}: ${why}`));
+  }
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { parseFlags } from "../../../lib/flags.ts";
+import { NMI_FLAGS, validateFlags } from "../../../nmi/config.ts";
+import { NMI_ENTRY, NMI_PERMISSIONS } from "../../../nmi/permissions.ts";
+
+const ROOT = new URL("../../../", import.meta.url).pathname;
+
+Deno.test("the deno.json nmi task runs NMI with exactly the shipped permission flags", async () => {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks as Record<string, string>;
+  assert.equal(tasks.nmi, `deno run ${NMI_PERMISSIONS.join(" ")} ${NMI_ENTRY}`);
+  const perms: readonly string[] = NMI_PERMISSIONS;
+  assert.ok(!perms.some((p) => p === "-A" || p === "--allow-all" || p.startsWith("--allow-run")));
+});
+
+Deno.test("original manifests' NMI args parse; managed mode needs forceNamespaced; node required", () => {
+  const args = [
+    "--node=aks-1",
+    "--http-probe-port=8085",
+    "--operation-mode=standard",
+    "--kubelet-config=/etc/default/kubelet",
+    "--metadata-header-required=true",
+    "--retry-attempts-for-created=16",
+    "--enableScaleFeatures=true",
+    "-MICNamespace",
+    "kube-system",
+  ];
+  const { values } = parseFlags(NMI_FLAGS, args);
+  assert.equal(values.node, "aks-1");
+  assert.equal(values.MICNamespace, "kube-system");
+  assert.deepEqual(validateFlags(values), []);
+  const managed = parseFlags(NMI_FLAGS, ["--node", "n", "--operation-mode", "managed"]).values;
+  assert.match(validateFlags(managed).join(), /forceNamespaced/);
+  assert.match(validateFlags(parseFlags(NMI_FLAGS, []).values).join(), /--node/);
+  const env =
+    parseFlags(NMI_FLAGS, [], (n) => ({ NODE_NAME: "from-env", FORCENAMESPACED: "true" })[n]).values;
+  assert.equal(env.node, "from-env");
+  assert.equal(env.forceNamespaced, true);
+});
+
+Deno.test("deno task nmi --help lists the flags and exits 0", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...NMI_PERMISSIONS, NMI_ENTRY, "--help"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0);
+  const text = new TextDecoder().decode(out.stdout);
+  for (const name of Object.keys(NMI_FLAGS)) assert.ok(text.includes(`--${name} `), name);
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...NMI_PERMISSIONS, NMI_ENTRY, "--no-such-flag"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  assert.match(new TextDecoder().decode(bad.stderr), /unknown flag --no-such-flag/);
+});

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { ChangeFeed, waitFor } from "../../../nmi/waiter.ts";
+import { identityNotFoundDelay, spCredential, TokenError } from "../../../nmi/token_service.ts";
+import { identity } from "./fixtures.ts";
+
+Deno.test("waitFor wakes on a change (no polling), gives up at the deadline, and on abort", async () => {
+  const feed = new ChangeFeed();
+  let state: string | undefined;
+  const t0 = performance.now();
+  const pending = waitFor(() => state, feed, performance.now() + 5000);
+  setTimeout(() => {
+    state = "assigned";
+    feed.notify();
+  }, 50);
+  assert.equal(await pending, "assigned");
+  assert.ok(performance.now() - t0 < 1000);
+  assert.equal(feed.waiting, 0);
+  assert.equal(await waitFor(() => undefined, feed, performance.now() + 50), undefined);
+  const ac = new AbortController();
+  const aborted = waitFor(() => undefined, feed, performance.now() + 60_000, ac.signal);
+  ac.abort();
+  assert.equal(await aborted, undefined);
+  assert.equal(feed.waiting, 0);
+  const v = feed.version;
+  feed.notify();
+  assert.equal(feed.version, v + 1);
+});
+
+Deno.test("Identity-not-found retries back off 100 ms doubling to 1 s", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map(identityNotFoundDelay), [100, 200, 400, 800, 1000, 1000]);
+});
+
+Deno.test("service-principal secrets: clientSecret key or the only key; certificate must be PEM", () => {
+  const sp = identity("ns", "sp", {
+    type: 1,
+    resourceID: "",
+    clientPassword: { name: "s", namespace: "ns" },
+  });
+  assert.deepEqual(spCredential(sp, { clientSecret: btoa("s3cret") }), { kind: "secret", secret: "s3cret" });
+  assert.deepEqual(spCredential(sp, { whatever: btoa("x") }), { kind: "secret", secret: "x" });
+  assert.throws(() => spCredential(sp, { a: btoa("1"), b: btoa("2") }), TokenError);
+  const cert = identity("ns", "c", {
+    type: 2,
+    resourceID: "",
+    clientPassword: { name: "s", namespace: "ns" },
+  });
+  assert.throws(() => spCredential(cert, {}), /no 'certificate'/);
+  assert.throws(
+    () => spCredential(cert, { certificate: btoa("\x30\x82binary-pfx") }),
+    (e) => e instanceof TokenError && e.answer.status === 403 && /PKCS#12/.test(e.answer.description),
+  );
+  try {
+    spCredential(cert, {
+      certificate: btoa("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+    });
+    assert.fail("accepted a PEM without a key");
+  } catch (e) {
+    assert.ok(e instanceof TokenError && e.answer.status === 403);
+    assert.doesNotMatch(e.answer.description, /AAAA/);
+  }
+});
