@@ -4,6 +4,7 @@
 // kept until a whole frame is there.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
+import { ChunkReader } from "./chunk_reader.ts";
 import { ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope } from "./protobuf.ts";
 import type { KubeObject } from "./types.ts";
 import type { WatchEvent } from "./watch_stream.ts";
@@ -52,15 +53,16 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
   decode: ProtoObjectDecoder,
   signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>[]> {
-  const reader = body.getReader();
+  const reader = new ChunkReader(body);
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
   let buf: Uint8Array = new Uint8Array(0);
   try {
     while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
+      const value = await reader.read();
+      if (value === undefined) break;
+      // `value` is reused by the next read: the unconsumed tail is copied below.
       buf = buf.length === 0 ? value : concat(buf, value);
       let off = 0;
       const batch: WatchEvent<T>[] = [];
@@ -79,8 +81,8 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
         batch.push(ev);
         off += 4 + len;
       }
-      // Keep only the unconsumed tail (a copy, so the chunk behind consumed frames can be freed).
-      buf = off === 0 ? buf : buf.slice(off);
+      // Keep only the unconsumed tail, as a copy (the chunk's buffer is reused by the next read).
+      buf = off === buf.length ? new Uint8Array(0) : buf.slice(off);
       if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;

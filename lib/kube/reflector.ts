@@ -138,6 +138,9 @@ function listRvUnavailable(e: unknown): boolean {
   return e.isGone || (e.status === 504 && /too large resource version/i.test(e.message));
 }
 
+/** The name the resourceVersion probe asks for; whether such an object exists does not matter. */
+const RV_PROBE_NAME = "aad-pod-identity-resourceversion-probe";
+
 class StaleList extends Error {
   constructor(message: string) {
     super(message);
@@ -305,9 +308,8 @@ export class Reflector<T extends KubeObject> {
   ): Promise<{ items: T[]; resourceVersion: string | undefined; requests: number }> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
-    // First LIST: the current resourceVersion from a one-object LIST without selectors (cheap on any
-    // apiserver: one etcd key, or the watch cache on 1.31+), so the real LIST can come from the cache
-    // without being older than the server was when we started.
+    // First LIST: the current resourceVersion from a one-key probe, so the real LIST can come from the
+    // watch cache without being older than the server was when we started.
     const floor = this.#rv ?? (this.#rvUnavailable ? undefined : await this.#currentRv(signal));
     const from = listFrom(floor, this.#rvUnavailable);
     const codec = this.#codec;
@@ -326,11 +328,18 @@ export class Reflector<T extends KubeObject> {
     return { items: paged.items, resourceVersion: paged.resourceVersion, requests: paged.requests };
   }
 
+  /**
+   * The server's current resourceVersion, from a LIST that names one object (metadata.name): both the
+   * watch cache and etcd answer that with a single key lookup, whatever the selectors of the real LIST
+   * and however many objects there are. A namespaced kind is probed in the informer's namespace, or in
+   * "default" for an all-namespaces informer (whose RBAC covers every namespace).
+   */
   async #currentRv(signal: AbortSignal): Promise<string | undefined> {
     const { client, resource, namespace } = this.#opts;
-    const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, namespace), {
+    const ns = resource.namespaced ? namespace ?? "default" : undefined;
+    const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, ns), {
       signal,
-      query: { limit: 1 },
+      query: { fieldSelector: `metadata.name=${RV_PROBE_NAME}`, limit: 1 },
     });
     this.stats.listRequests++;
     return probe.metadata?.resourceVersion || undefined;

@@ -3,6 +3,7 @@
 // are buffered until a full line is seen.
 
 import type { KubeObject, KubeStatus } from "./types.ts";
+import { ChunkReader } from "./chunk_reader.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
@@ -55,7 +56,7 @@ export async function* decodeWatchBatches<T extends KubeObject>(
   signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>[]> {
   const decoder = new TextDecoder();
-  const reader = body.getReader();
+  const reader = new ChunkReader(body);
   // Aborting the fetch alone does not always wake a pending read of a long-lived body (seen with Deno 2.9
   // after a large burst of events): cancelling the reader ends the read at the stream level, always.
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
@@ -64,8 +65,8 @@ export async function* decodeWatchBatches<T extends KubeObject>(
   let buffer = "";
   try {
     while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
+      const value = await reader.read();
+      if (value === undefined) break;
       buffer += decoder.decode(value, { stream: true });
       // Index walking rather than re-slicing keeps a chunk holding many events linear in its size.
       let start = 0;

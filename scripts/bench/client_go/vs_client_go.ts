@@ -5,7 +5,7 @@
 //   - watch replay: a backlog of writes made before the round, streamed from the resourceVersion before
 //     them into a cache (events/s from the first event on; both sides replay the same events)
 //   - apiserver CPU (its own process_cpu_seconds_total from /metrics) while 100 informers of one node's
-//     pods start, sync and follow a burst of writes to that node's pods
+//     pods start, sync and follow writes to that node's pods (--churn-writes at --churn-rate per second)
 // This file is also the Deno child (`--child=sync|watchers`), so both sides are measured the same way.
 
 import v8 from "node:v8";
@@ -106,6 +106,12 @@ async function childWatchers(client: KubeClient, count: number, node: string) {
   console.log(JSON.stringify({ synced: performance.now() - t0 }));
   // Keep watching until the parent closes stdin.
   for await (const _ of Deno.stdin.readable) { /* drain */ }
+  const total: Record<string, number> = {};
+  for (const i of informers) {
+    for (const [k, v] of Object.entries(i.stats)) total[k] = (total[k] ?? 0) + v;
+  }
+  const statsFile = arg("stats-file");
+  if (statsFile) await Deno.writeTextFile(statsFile, JSON.stringify(total));
   ctrl.abort();
   await Promise.all(runs);
 }
@@ -159,13 +165,15 @@ async function watchersCpu(
     buf += value;
   }
   const synced = JSON.parse(buf.split("\n")[0]).synced as number;
+  const atSync = await cpu();
   await churn();
   await child.stdin.close();
   lines.releaseLock();
   await child.stdout.cancel().catch(() => {});
   const status = await child.status;
   if (!status.success) throw new Error(`${side.name} watchers exited ${status.code}`);
-  return { syncMs: synced, apiserverCpuS: (await cpu()) - before };
+  const end = await cpu();
+  return { syncMs: synced, apiserverCpuS: end - before, syncCpuS: atSync - before, churnCpuS: end - atSync };
 }
 
 function median(xs: number[]): number {
@@ -273,14 +281,29 @@ export async function runVsClientGo(): Promise<void> {
       }
     }
 
-    // One node's pods, as every NMI watches them; the writes go to that node's pods only.
+    // One node's pods, as every NMI watches them; the writes go to that node's pods only. Paced at
+    // --churn-rate writes/s (0: as fast as 16 concurrent PATCHes go): a real node's pods change a few times
+    // a second at most, while a burst to 100 watchers in one process measures that process's throughput
+    // (the apiserver closes watchers that fall behind, and their re-watches cost it CPU).
     const nodePods = Array.from({ length: PODS / NODES }, (_, i) => `bench-${i * NODES}`);
+    const CHURN_WRITES = num("churn-writes", 200);
+    const CHURN_RATE = num("churn-rate", 50);
     let churnRound = 0;
-    const churn = () =>
-      pool(nodePods.length, 16, (i) =>
-        client.patch(Resources.pods, nodePods[i], "merge", {
-          metadata: { labels: { churn: `c${churnRound++}` } },
-        }, { namespace })).then(() => new Promise<void>((r) => setTimeout(r, 2000)));
+    const write = (i: number) =>
+      client.patch(Resources.pods, nodePods[i % nodePods.length], "merge", {
+        metadata: { labels: { churn: `c${churnRound++}` } },
+      }, { namespace });
+    const churn = async () => {
+      if (CHURN_RATE > 0) {
+        const t0 = performance.now();
+        for (let i = 0; i < CHURN_WRITES; i++) {
+          const wait = t0 + (i * 1000) / CHURN_RATE - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await write(i);
+        }
+      } else await pool(CHURN_WRITES, 16, write);
+      await new Promise<void>((r) => setTimeout(r, 2000));
+    };
     load = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
     for (let round = 0; round < (phases.includes("watchers") ? ROUNDS : 0); round++) {
       const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
@@ -288,6 +311,8 @@ export async function runVsClientGo(): Promise<void> {
         const r = await watchersCpu(side, [`--count=${WATCHERS}`, "--node=node-0"], cpu, churn);
         record("watchersSyncMs", side, r.syncMs);
         record("apiserverCpuS", side, r.apiserverCpuS);
+        record("syncCpuS", side, r.syncCpuS);
+        record("churnCpuS", side, r.churnCpuS);
         say(`watchers round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
       }
     }
@@ -303,10 +328,18 @@ export async function runVsClientGo(): Promise<void> {
     [`watch replay of ${BACKLOG} events (events/s)`, "replayPerSec", 0, 0, "higher is better"],
     [`${WATCHERS} watchers of one node's pods: sync (ms)`, "watchersSyncMs", 0, 0, "lower is better"],
     [`${WATCHERS} watchers: apiserver CPU (s)`, "apiserverCpuS", 0, 0, "lower is better"],
+    [`  of which start-up until all synced (s)`, "syncCpuS", 0, 0, "lower is better"],
+    [`  of which writes to the node's pods + 2 s (s)`, "churnCpuS", 0, 0, "lower is better"],
   ];
   console.log(
     `\nlib/kube vs client-go v0.34.2 defaults (kube-apiserver v1.34.2, ${navigator.hardwareConcurrency} cores, ` +
-      `${ROUNDS} alternating rounds each, medians; load average at start of watcher phase ${load}, at end ${loadEnd})`,
+      `${ROUNDS} alternating rounds each, medians; watchers phase: ${
+        arg("churn-writes") ?? 200
+      } writes to the node's ` +
+      `pods at ${
+        arg("churn-rate") ?? 50
+      }/s (0 = unpaced); load average at start of watcher phase ${load}, at end ` +
+      `${loadEnd})`,
   );
   console.log("| figure | ours | client-go | ratio (ours/client-go) | |\n|---|---|---|---|---|");
   for (const [label, key, , , note] of rows) {
