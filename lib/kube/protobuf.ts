@@ -376,7 +376,11 @@ export function readObjectMeta(r: ProtoReader): ObjectMeta {
 }
 
 export function readListMeta(r: ProtoReader): ListMeta {
-  const end = r.lenEnd();
+  return readListMetaUntil(r, r.lenEnd());
+}
+
+/** ListMeta's fields from the cursor up to `end` (the length prefix already read). */
+export function readListMetaUntil(r: ProtoReader, end: number): ListMeta {
   const m: ListMeta = {};
   let s: string;
   while (r.pos < end) {

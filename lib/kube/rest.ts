@@ -7,7 +7,8 @@ import { parseRetryAfter } from "./backoff.ts";
 // pager.ts imports this module too; the cycle is safe because neither uses the other at load time.
 import { listPages } from "./pager.ts";
 import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
-import { type BuiltinCodec, decodeList } from "./builtin_proto.ts";
+import type { BuiltinCodec } from "./builtin_proto.ts";
+import { decodeListStream } from "./proto_list.ts";
 import { readStatus, unwrapEnvelope } from "./protobuf.ts";
 
 /** Protobuf first, JSON if the server (or a proxy in between) cannot: client-go asks the same way. */
@@ -368,12 +369,7 @@ export class KubeClient {
       accept: PROTOBUF_ACCEPT,
       query: listQuery(opts),
     }, async (res) => {
-      // The whole body first, then decode: Deno delivers a streamed body in the apiserver's 4 KiB HTTP/2
-      // frames, one read each, and decoding item by item while they arrive measured slower than one
-      // arrayBuffer() (a single native read) followed by a decode.
-      if (isProtobuf(res)) {
-        return decodeList<T>(unwrapEnvelope(new Uint8Array(await res.arrayBuffer())).raw, codec.decode);
-      }
+      if (isProtobuf(res)) return decodeListStream<T>(res.body!, codec.decode);
       const list = await res.json() as KubeList<T>;
       return { ...list, items: list.items.map((o) => codec.project(o) as T) };
     });

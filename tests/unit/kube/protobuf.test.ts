@@ -13,6 +13,7 @@ import {
 import { ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope } from "../../../lib/kube/protobuf.ts";
 import { decodeProtoWatchBatches, decodeProtoWatchEvents } from "../../../lib/kube/proto_watch.ts";
 import { isOlder, listFrom } from "../../../lib/kube/reflector.ts";
+import { decodeListStream } from "../../../lib/kube/proto_list.ts";
 
 // ---- a minimal encoder for the tests
 
@@ -304,4 +305,20 @@ Deno.test("listFrom: watch cache first, not-older-than on re-list, quorum after 
   // Resource versions that are not integers are never compared.
   assert.equal(isOlder("abc", "100"), false);
   assert.equal(isOlder(undefined, "100"), false);
+});
+
+Deno.test("a list decoded while it streams in equals the list decoded whole, however it is split", async () => {
+  const raw = bytes(
+    msg(1, str(1, ""), str(2, "100"), str(3, "")),
+    ...Array.from({ length: 40 }, (_, i) => msg(2, ...podBytes(`p${i}`, String(i + 1)))),
+  );
+  const body = envelope("v1", "PodList", raw);
+  const whole = decodeList(unwrapEnvelope(body).raw, decodePod);
+  for (const chunk of [1, 2, 5, 64, 1000, body.length]) {
+    assert.deepEqual(await decodeListStream(streamOf(body, chunk), decodePod), whole, `chunks of ${chunk}`);
+  }
+  await assert.rejects(
+    decodeListStream(streamOf(body.slice(0, body.length - 3), 64), decodePod),
+    ProtoDecodeError,
+  );
 });
