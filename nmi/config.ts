@@ -150,25 +150,46 @@ export const NMI_FLAGS = {
     help: "ignored: NMI always watches only this node's AzureAssignedIdentities (label nodename)",
   }),
   enableProfile: flag({ kind: "bool", default: false, help: "ignored: no pprof endpoint is served" }),
+  "manage-iptables": flag({
+    kind: "bool",
+    default: true,
+    help: "install and keep the nat redirection of metadata traffic to NMI (false: something else owns it)",
+  }),
   "ipt-update-interval-sec": flag({
     kind: "int",
     default: 60,
-    help: "ignored until the iptables issue lands",
+    help:
+      "seconds between checks of the iptables rules; any drift (edited, extra, reordered rules) is repaired",
   }),
   "enable-conntrack-deletion": flag({
     kind: "bool",
+    default: true,
+    help:
+      "after the first iptables sync, delete tracked connections to the metadata endpoint so connections " +
+      "opened before the rules cannot bypass them (the original defaulted to false)",
+  }),
+  "cleanup-iptables-on-exit": flag({
+    kind: "bool",
     default: false,
-    help: "ignored until the iptables issue lands",
+    help: "remove the redirection when NMI stops, as the original did; by default it stays, so pods get " +
+      "'connection refused' while NMI restarts instead of reaching IMDS (fail closed)",
+  }),
+  "remove-node-taint": flag({
+    kind: "string",
+    default: "",
+    help: "taint key removed from this node once the rules are in place and the caches synced (register " +
+      "nodes with it, kubelet --register-with-taints, to keep workloads off a node until NMI is ready)",
   }),
   "allow-network-plugin-kubenet": flag({
     kind: "bool",
     default: false,
-    help: "ignored until the iptables issue lands",
+    help:
+      "run on kubenet nodes despite the ARP-spoofing risk (CVE-2021-1677): NMI otherwise refuses to start",
   }),
   "kubelet-config": flag({
     kind: "string",
     default: "/etc/default/kubelet",
-    help: "ignored until the iptables issue lands",
+    help: "kubelet settings file checked for --network-plugin=kubenet",
   }),
   "ad-endpoint": flag({
     kind: "string",
@@ -191,10 +212,6 @@ export const IGNORED_FLAGS: readonly (keyof NmiFlags)[] = [
   "find-identity-retry-interval",
   "enableScaleFeatures",
   "enableProfile",
-  "ipt-update-interval-sec",
-  "enable-conntrack-deletion",
-  "allow-network-plugin-kubenet",
-  "kubelet-config",
 ];
 
 /** Cross-flag checks the parser cannot make; returns the problems (empty when fine). */
@@ -209,6 +226,7 @@ export function validateFlags(f: NmiFlags): string[] {
   }
   if (f["imds-max-concurrent"] < 1) problems.push("--imds-max-concurrent must be at least 1");
   if (f["imds-max-rps"] < 1) problems.push("--imds-max-rps must be at least 1");
+  if (f["ipt-update-interval-sec"] < 1) problems.push("--ipt-update-interval-sec must be at least 1");
   if (f["token-refresh-ahead"] < f["token-min-lifetime"]) {
     problems.push("--token-refresh-ahead must be at least --token-min-lifetime");
   }

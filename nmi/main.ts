@@ -5,6 +5,7 @@ import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
+import { sleep } from "../lib/kube/backoff.ts";
 import { KubeClient } from "../lib/kube/rest.ts";
 import { NmiCaches } from "./caches.ts";
 import { CallerResolver } from "./caller.ts";
@@ -12,6 +13,10 @@ import { IGNORED_FLAGS, NMI_FLAGS, type NmiFlags, validateFlags } from "./config
 import { ImdsClient } from "./imds_client.ts";
 import { UpstreamLimiter } from "./limiter.ts";
 import { NmiMetrics } from "./metrics.ts";
+import { RedirectSync } from "./iptables/sync.ts";
+import { redirectTarget } from "./iptables/rules.ts";
+import { isKubenetNode } from "./kubenet.ts";
+import { removeNodeTaint } from "./node_taint.ts";
 import { createHandler } from "./server.ts";
 import { TokenCache } from "./token_cache.ts";
 import { TokenFlow } from "./token_flow.ts";
@@ -34,6 +39,12 @@ function hostForUrl(ip: string): string {
 }
 
 export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
+  if (!f["allow-network-plugin-kubenet"] && await isKubenetNode(f["kubelet-config"])) {
+    throw new Error(
+      `${f["kubelet-config"]} sets --network-plugin=kubenet, where pods with NET_RAW can spoof other pods' ` +
+        "IPs and get their tokens (CVE-2021-1677); pass --allow-network-plugin-kubenet to run anyway",
+    );
+  }
   const ac = new AbortController();
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
   const ua = `aad-pod-identity/NMI/${NMI_VERSION}${
@@ -120,10 +131,47 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     }),
   );
 
-  const readiness = () =>
-    caches.isSynced()
-      ? { ready: true }
-      : { ready: false, reason: `caches not synced: ${caches.pending().join("; ")}` };
+  // The redirection goes in only once the server listens, so DNAT never points at a closed port.
+  let redirect: RedirectSync | undefined;
+  let redirecting: Promise<void> | undefined;
+  if (f["manage-iptables"]) {
+    redirect = new RedirectSync({
+      spec: {
+        metadataIp: f["metadata-ip"],
+        metadataPort: f["metadata-port"],
+        targetIp: redirectTarget(f["nmi-listen-address"]),
+        targetPort: server.addr.port,
+      },
+      intervalMs: f["ipt-update-interval-sec"] * 1000,
+      flushConntrack: f["enable-conntrack-deletion"],
+      removeOnStop: f["cleanup-iptables-on-exit"],
+      log,
+    });
+    try {
+      await redirect.setUp();
+    } catch (e) {
+      ac.abort();
+      await Promise.allSettled([server.finished, running]);
+      conn.close();
+      clearInterval(sweep);
+      limiter.close();
+      throw e;
+    }
+    redirecting = redirect.run(ac.signal);
+  }
+
+  const readiness = () => {
+    if (!caches.isSynced()) {
+      return { ready: false, reason: `caches not synced: ${caches.pending().join("; ")}` };
+    }
+    if (redirect && !redirect.inPlace) {
+      return {
+        ready: false,
+        reason: `iptables redirection not in place: ${redirect.lastError || "starting"}`,
+      };
+    }
+    return { ready: true };
+  };
   const probes: ReturnType<typeof startProbeServer>[] = [];
   if (f["http-probe-port"] >= 0) {
     probes.push(startProbeServer({
@@ -151,6 +199,10 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     imds: imdsBase,
   });
   caches.synced.then(() => log.info("caches synced"));
+  const taint = f["remove-node-taint"];
+  const untainted = taint
+    ? removeTaintWhenReady(client, f.node, taint, readiness, ac.signal, log)
+    : undefined;
 
   let stopped: Promise<void> | undefined;
   const stop = () =>
@@ -158,10 +210,45 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       clearInterval(sweep);
       limiter.close();
       ac.abort();
-      await Promise.allSettled([server.finished, running, ...probes.map((p) => p.finished)]);
+      await Promise.allSettled([
+        server.finished,
+        running,
+        redirecting,
+        untainted,
+        ...probes.map((p) => p.finished),
+      ]);
+      await redirect?.stop().catch((e) =>
+        log.error("iptables cleanup failed", { error: (e as Error).message })
+      );
       conn.close();
     })();
   return { port: server.addr.port, probePort: probes[0]?.port, stop, finished: server.finished };
+}
+
+/** Once NMI is ready, takes the start-up taint off its node (retrying until it works or NMI stops). */
+async function removeTaintWhenReady(
+  client: KubeClient,
+  node: string,
+  key: string,
+  readiness: () => { ready: boolean },
+  signal: AbortSignal,
+  log: Logger,
+): Promise<void> {
+  let lastError = "";
+  while (!signal.aborted) {
+    if (readiness().ready) {
+      try {
+        const removed = await removeNodeTaint(client, node, key);
+        log.info(removed ? `removed taint ${key} from node ${node}` : `node ${node} has no taint ${key}`);
+        return;
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (msg !== lastError) log.warn(`cannot remove taint ${key} from node ${node}: ${msg}`);
+        lastError = msg;
+      }
+    }
+    await sleep(1000, signal);
+  }
 }
 
 if (import.meta.main) {

@@ -145,3 +145,11 @@ export function removalInput(table: NatTable, chain = CHAIN): string | undefined
     "",
   ].join("\n");
 }
+
+/**
+ * Where pod traffic is sent: NMI's own listen address, except that a wildcard listener is reached through
+ * 127.0.0.1 (the original's target). A loopback target needs route_localnet; a node-IP listener does not.
+ */
+export function redirectTarget(listenAddress: string): string {
+  return listenAddress === "0.0.0.0" || listenAddress === "" ? "127.0.0.1" : listenAddress;
+}

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { startAzureEmulator } from "../../scripts/sandbox/azure/emulator.ts";
-import { Lab, netnsUnavailable } from "../support/netns.ts";
+import { Lab, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
 import {
   adalDemoArgv,
   type SdkClient,

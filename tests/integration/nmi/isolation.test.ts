@@ -1,9 +1,33 @@
-// Pod A never gets pod B's identity, however it asks, and loses its own the moment its binding or its
-// AzureAssignedIdentity is deleted (no token cache outlives the authorisation).
+// Pod A never gets pod B's identity, however it asks, and loses its own as soon as NMI's watch delivers the
+// deletion of its binding or its AzureAssignedIdentity (no token cache outlives the authorisation).
 
 import assert from "node:assert/strict";
 import { Resources } from "../../../lib/kube/rest.ts";
 import { msiSpec, startHarness, tokenPath } from "./harness.ts";
+
+/**
+ * NMI learns of a deletion from its watch, so the request right after the DELETE call may still be served:
+ * how long that window lasts is what these steps bound. Every answer after the first refusal is a refusal
+ * too (the authorisation runs before the token cache on every request).
+ */
+const WATCH_WINDOW_MS = 1_000;
+
+async function untilRefused<T extends { status: number }>(
+  ask: () => Promise<T>,
+): Promise<{ answer: T; servedForMs: number }> {
+  const t0 = performance.now();
+  let servedForMs = 0;
+  for (;;) {
+    const answer = await ask();
+    if (answer.status !== 200) {
+      assert.notEqual((await ask()).status, 200, "served again after a refusal");
+      return { answer, servedForMs };
+    }
+    servedForMs = performance.now() - t0;
+    if (servedForMs > 10_000) throw new Error("still served 10 s after the delete");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 Deno.test("pod A never gets pod B's identity", async (t) => {
   const h = await startHarness({
@@ -74,17 +98,19 @@ Deno.test("pod A never gets pod B's identity", async (t) => {
       async () => {
         assert.equal((await h.get(podB.ip, tokenPath())).status, 200);
         await h.kube.delete(Resources.azureAssignedIdentities, aaiB, { namespace: h.ns });
-        const r = await h.get(podB.ip, tokenPath());
+        const { answer: r, servedForMs } = await untilRefused(() => h.get(podB.ip, tokenPath()));
         // The binding still selects B, so MIC would assign again: a retryable 404 after the wait deadline.
-        assert.equal(r.status, 404, `served after its AzureAssignedIdentity was deleted: ${r.text}`);
+        assert.equal(r.status, 404, r.text);
+        assert.ok(servedForMs < WATCH_WINDOW_MS, `still served ${servedForMs} ms after the delete`);
       },
     );
 
     await t.step("A's binding deleted: A's next request is refused", async () => {
       assert.equal((await h.get(podA.ip, tokenPath())).status, 200);
       await h.kube.delete(Resources.azureIdentityBindings, "b-a", { namespace: h.ns });
-      const r = await h.get(podA.ip, tokenPath());
+      const { answer: r, servedForMs } = await untilRefused(() => h.get(podA.ip, tokenPath()));
       assert.equal(r.status, 400, r.text);
+      assert.ok(servedForMs < WATCH_WINDOW_MS, `still served ${servedForMs} ms after the delete`);
       assert.match(r.json.error_description, /no AzureIdentityBinding/);
     });
   } finally {

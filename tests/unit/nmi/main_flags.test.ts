@@ -9,7 +9,11 @@ Deno.test("the deno.json nmi task runs NMI with exactly the shipped permission f
   const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks as Record<string, string>;
   assert.equal(tasks.nmi, `deno run ${NMI_PERMISSIONS.join(" ")} ${NMI_ENTRY}`);
   const perms: readonly string[] = NMI_PERMISSIONS;
-  assert.ok(!perms.some((p) => p === "-A" || p === "--allow-all" || p.startsWith("--allow-run")));
+  assert.ok(!perms.some((p) => p === "-A" || p === "--allow-all" || p === "--allow-run"));
+  // Subprocesses: only the iptables/conntrack/sysctl binaries, by name.
+  assert.deepEqual(perms.filter((p) => p.startsWith("--allow-run")), [
+    "--allow-run=iptables-save,iptables-restore,conntrack,sysctl",
+  ]);
 });
 
 Deno.test("original manifests' NMI args parse; managed mode needs forceNamespaced; node required", () => {

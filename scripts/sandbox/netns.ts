@@ -1,4 +1,5 @@
-// A node and its pods as Linux network namespaces, for tests that send real packets through real iptables:
+// A node and its pods as Linux network namespaces, for the e2e tests and the sandbox: real packets through real
+// iptables:
 //
 //   root ns (apiserver, emulator on 127.0.0.1) --veth 10.250.N.1/.2-- node ns --veth 10.244.I.1/.2-- pod ns I
 //
@@ -7,7 +8,7 @@
 // so processes in the node use the same URLs and certificates as everywhere else. Every namespace and
 // process a Lab makes is removed by name and pid in close(), also after a failed test.
 
-const FORWARDER = new URL("../../scripts/sandbox/tcp_forward.ts", import.meta.url).pathname;
+const FORWARDER = new URL("./tcp_forward.ts", import.meta.url).pathname;
 
 interface ShOptions {
   allowFail?: boolean;

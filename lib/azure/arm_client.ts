@@ -1,0 +1,230 @@
+// VM / scale-set identity reads and PATCHes through @azure/arm-compute, with ARM's throttling honoured the
+// way the original did it right (upstream 5.4, protocols C.4): a Retry-After from any answer (ARM's
+// subscription limits, Compute's per-resource OperationNotAllowed, up to 20 minutes) sets a read or a
+// write deadline, and until it passes calls fail here without reaching ARM. The SDK's own retries are off:
+// the executor decides when to try again, so one identity cannot turn into a retry storm.
+
+import { ComputeManagementClient } from "@azure/arm-compute";
+import type { TokenCredential } from "@azure/identity";
+import type { CurrentIdentity, IdentityPatchBody } from "./identity_delta.ts";
+import type { ComputeTarget } from "./provider_id.ts";
+
+export type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
+
+export function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
+  return `${t.kind}_${write ? "update" : "get"}` as ArmOperation;
+}
+
+/** An ARM answer that was not success (or a failed long-running operation). */
+export class ArmError extends Error {
+  override name = "ArmError";
+  constructor(
+    readonly operation: ArmOperation,
+    /** HTTP status; 0 when no answer came or the LRO ended Failed/Canceled without one. */
+    readonly status: number,
+    /** ARM error code, e.g. LinkedAuthorizationFailed, OperationNotAllowed, AuthorizationFailed. */
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Refused here: a Retry-After deadline has not passed yet. */
+export class ThrottledLocally extends Error {
+  override name = "ThrottledLocally";
+  constructor(readonly operation: ArmOperation, readonly until: number) {
+    super(`${operation}: ARM asked us to wait until ${new Date(until).toISOString()}`);
+  }
+}
+
+/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export function parseRetryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+export interface IdentityArm {
+  /** The identity block ARM reports; undefined when the VM / scale set does not exist. */
+  getIdentity(t: ComputeTarget, signal?: AbortSignal): Promise<CurrentIdentity | undefined>;
+  /** Sends one PATCH and follows its long-running operation to the end. */
+  patchIdentity(t: ComputeTarget, body: IdentityPatchBody, signal?: AbortSignal): Promise<void>;
+  /** When reads / writes may go out again (0 = now). */
+  deadlines(): { readUntil: number; writeUntil: number };
+}
+
+export interface ArmClientOptions {
+  credential: TokenCredential;
+  /** ARM endpoint, e.g. https://management.azure.com/ */
+  endpoint: string;
+  /** Token audience (the cloud's ARM audience). */
+  audience: string;
+  userAgent?: string;
+  /** First poll of a long-running operation after this long; each next one waits twice as long... */
+  pollIntervalMs?: number;
+  /** ...up to this (default 5 s). */
+  maxPollIntervalMs?: number;
+  /** Reports every call with its outcome, for metrics. */
+  onCall?: (op: ArmOperation, code: string, seconds: number) => void;
+  now?: () => number;
+}
+
+interface RestErrorLike {
+  statusCode?: number;
+  code?: string;
+  message: string;
+  response?: { headers?: { get(name: string): string | undefined } };
+  details?: unknown;
+}
+
+function errorOf(op: ArmOperation, e: unknown, now: number): ArmError {
+  if (e instanceof ArmError) return e;
+  const r = (e ?? {}) as RestErrorLike;
+  const retryAfterMs = parseRetryAfterMs(r.response?.headers?.get("retry-after"), now);
+  const msg = e instanceof Error ? e.message : String(e);
+  return new ArmError(
+    op,
+    r.statusCode ?? 0,
+    r.code ?? (r.statusCode ? `HTTP${r.statusCode}` : "Failed"),
+    msg,
+    retryAfterMs,
+  );
+}
+
+export function createArmClient(opts: ArmClientOptions): IdentityArm {
+  const now = opts.now ?? Date.now;
+  const endpoint = opts.endpoint.replace(/\/+$/, "");
+  const clients = new Map<string, ComputeManagementClient>();
+  const client = (sub: string) => {
+    let c = clients.get(sub.toLowerCase());
+    if (!c) {
+      c = new ComputeManagementClient(opts.credential, sub, {
+        endpoint,
+        credentials: { scopes: [`${opts.audience.replace(/\/+$/, "")}/.default`] },
+        retryOptions: { maxRetries: 0 },
+        userAgentOptions: { userAgentPrefix: opts.userAgent ?? "aad-pod-identity/MIC" },
+      });
+      clients.set(sub.toLowerCase(), c);
+    }
+    return c;
+  };
+  let readUntil = 0;
+  let writeUntil = 0;
+
+  async function call<T>(op: ArmOperation, write: boolean, fn: () => Promise<T>): Promise<T> {
+    const until = write ? writeUntil : readUntil;
+    if (now() < until) throw new ThrottledLocally(op, until);
+    const t0 = performance.now();
+    try {
+      const out = await fn();
+      opts.onCall?.(op, "OK", (performance.now() - t0) / 1000);
+      return out;
+    } catch (e) {
+      const err = errorOf(op, e, now());
+      opts.onCall?.(op, err.code, (performance.now() - t0) / 1000);
+      if (
+        err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500 || err.retryAfterMs > 0)
+      ) {
+        const at = now() + err.retryAfterMs;
+        if (write) writeUntil = Math.max(writeUntil, at);
+        else readUntil = Math.max(readUntil, at);
+      }
+      throw err;
+    }
+  }
+
+  return {
+    deadlines: () => ({ readUntil, writeUntil }),
+
+    async getIdentity(t, signal) {
+      const op = operationOf(t, false);
+      try {
+        const res = await call(
+          op,
+          false,
+          () =>
+            t.kind === "vmss"
+              ? client(t.subscriptionId).virtualMachineScaleSets.get(t.resourceGroup, t.name, {
+                abortSignal: signal,
+              })
+              : client(t.subscriptionId).virtualMachines.get(t.resourceGroup, t.name, {
+                abortSignal: signal,
+              }),
+        );
+        const identity = res.identity;
+        return {
+          type: identity?.type,
+          userAssigned: Object.entries(identity?.userAssignedIdentities ?? {}).map(([id, v]) => ({
+            id,
+            resolved: !!(v?.clientId || v?.principalId),
+          })),
+        };
+      } catch (e) {
+        if (e instanceof ArmError && e.status === 404) return undefined;
+        throw e;
+      }
+    },
+
+    async patchIdentity(t, body, signal) {
+      const op = operationOf(t, true);
+      const identity = body as Parameters<
+        ComputeManagementClient["virtualMachines"]["update"]
+      >[2]["identity"];
+      await call(op, true, async () => {
+        const c = client(t.subscriptionId);
+        const options = { abortSignal: signal };
+        const poller = t.kind === "vmss"
+          ? c.virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
+          : c.virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
+        // Our own polling, quick first and then slower: a fast operation is seen at once, a slow one
+        // (10-60 s in Azure) costs a handful of reads instead of one per second.
+        await poller.submitted();
+        let delay = opts.pollIntervalMs ?? 100;
+        const maxDelay = opts.maxPollIntervalMs ?? 5_000;
+        while (!poller.isDone) {
+          await sleep(delay, signal);
+          delay = Math.min(delay * 2, maxDelay);
+          await poller.poll({ abortSignal: signal });
+        }
+        const state = poller.operationState;
+        if (state?.status === "failed" || state?.status === "canceled") {
+          const err = state.error as { code?: string; message?: string } | undefined;
+          throw new ArmError(
+            op,
+            0,
+            err?.code ?? `Operation${state.status}`,
+            err?.message ?? `operation ${state.status}`,
+          );
+        }
+        const provisioning = (poller.result as { provisioningState?: string } | undefined)?.provisioningState;
+        if (provisioning && /^(failed|canceled)$/i.test(provisioning)) {
+          throw new ArmError(
+            op,
+            0,
+            `Provisioning${provisioning}`,
+            `${t.resourceId}: provisioning state ${provisioning}`,
+          );
+        }
+      });
+    },
+  };
+}
