@@ -3,6 +3,7 @@
 // AzureAssignedIdentity Created -> Assigned at once; a standard identity next to it is attached as before.
 
 import assert from "node:assert/strict";
+import { Resources } from "../../../lib/kube/rest.ts";
 import { micEnv, waitForLog, waitUntil } from "./harness.ts";
 
 const FEDERATED = "aadpodidentity.k8s.io/federated";
@@ -43,7 +44,30 @@ Deno.test("MIC: a federated identity is Assigned with zero ARM calls; the scale 
       assert.deepEqual(env.armIds(ss), [std.id.toLowerCase()]);
     });
 
+    await t.step(
+      "annotating the standard identity federated detaches it; its object is Assigned again",
+      async () => {
+        await env.client.patch(
+          Resources.azureIdentities,
+          "std",
+          "merge",
+          { metadata: { annotations: { [FEDERATED]: "true" } } },
+          { namespace: env.ns },
+        );
+        await waitUntil("std detached", () => env.armIds(ss).length === 0, 15_000);
+        await waitUntil(
+          "p-std Assigned (federated)",
+          () =>
+            env.aai(`default/p-std-${env.ns}-std`)?.status?.status === "Assigned" &&
+            (env.aai(`default/p-std-${env.ns}-std`)?.spec?.azureIdentityRef as {
+                metadata?: { annotations?: Record<string, string> };
+              })?.metadata?.annotations?.[FEDERATED] === "true",
+        );
+      },
+    );
+
     await t.step("releasing the federated pod makes no ARM call", async () => {
+      await settle(); // the detach's long-running operation ends first
       const before = env.emu.requests.count({ service: "arm" });
       await env.deletePod("p-fed");
       await waitUntil("p-fed released", () => !env.aai(`default/p-fed-${env.ns}-fed`));
