@@ -4,6 +4,10 @@
 
 import assert from "node:assert/strict";
 import { stringify } from "yaml";
+import { loadKubeConnection } from "../../../lib/kube/config.ts";
+import { KubeClient } from "../../../lib/kube/rest.ts";
+import { requestServiceAccountToken } from "../../../nmi/federated.ts";
+import { decodeJwt } from "../../../scripts/sandbox/azure/jwt.ts";
 import { federationPolicyObjects, NMI_TOKEN_REQUEST_RULE } from "../../../scripts/federation_policy.ts";
 import { sharedCluster } from "../../support/cluster.ts";
 import { clusterCaPem } from "../../support/federation.ts";
@@ -98,6 +102,45 @@ Deno.test("admission policy: NMI's service account gets only exchange-audience, 
       assert.equal(r.status, 403, `${what}: ${r.message}`);
       assert.match(r.message, message, what);
       assert.match(r.message, new RegExp(name), what);
+    }
+
+    // NMI's own request (nmi/federated.ts), made as NMI's service account, passes the policy.
+    const dir = await Deno.makeTempDir({ prefix: "vap-nmi-" });
+    try {
+      const kubeconfig = `${dir}/kubeconfig`;
+      await Deno.writeTextFile(
+        kubeconfig,
+        stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [{
+            name: "c",
+            cluster: {
+              server: cluster.server,
+              "certificate-authority-data": btoa(await clusterCaPem(cluster)),
+            },
+          }],
+          users: [{ name: "nmi", user: { token: nmiToken } }],
+          contexts: [{ name: "c", context: { cluster: "c", user: "nmi" } }],
+          "current-context": "c",
+        }),
+      );
+      const nmi = new KubeClient(await loadKubeConnection({ kubeconfigPath: kubeconfig }));
+      try {
+        const minted = await requestServiceAccountToken(nmi, {
+          name: "app",
+          namespace: ns,
+          uid: pod.metadata.uid,
+          serviceAccount: "workload",
+          nodeName: "",
+        });
+        assert.equal(decodeJwt(minted.token).payload.sub, `system:serviceaccount:${ns}:workload`);
+        assert.ok(minted.expiresOn - Date.now() / 1000 <= 600 + 5);
+      } finally {
+        nmi.conn.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
 
     // Other callers are not this policy's business: the admin may still ask for any audience.
