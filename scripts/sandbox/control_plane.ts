@@ -134,19 +134,31 @@ function b64(text: string): string {
  * Lets anyone read the issuer's discovery document and JWKS (as AKS and kubeadm clusters with an OIDC
  * issuer do), so Azure AD can verify service-account tokens without credentials.
  */
-export const ISSUER_DISCOVERY_BINDING = `apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: service-account-issuer-discovery-unauthenticated
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: system:service-account-issuer-discovery
-subjects:
-- apiGroup: rbac.authorization.k8s.io
-  kind: Group
-  name: system:unauthenticated
-`;
+export const ISSUER_DISCOVERY_BINDING = {
+  apiVersion: "rbac.authorization.k8s.io/v1",
+  kind: "ClusterRoleBinding",
+  metadata: { name: "service-account-issuer-discovery-unauthenticated" },
+  roleRef: {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "ClusterRole",
+    name: "system:service-account-issuer-discovery",
+  },
+  subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "Group", name: "system:unauthenticated" }],
+};
+
+/** Creates ISSUER_DISCOVERY_BINDING with the admin client (it already exists on a restart: fine). */
+async function bindIssuerDiscovery(server: string, client: Deno.HttpClient): Promise<void> {
+  const res = await fetch(`${server}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings`, {
+    method: "POST",
+    client,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(ISSUER_DISCOVERY_BINDING),
+  });
+  const text = await res.text();
+  if (!res.ok && res.status !== 409) {
+    throw new Error(`binding issuer discovery failed: ${res.status} ${text}`);
+  }
+}
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const binaries = await resolveBinaries();
@@ -262,6 +274,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     closeAdminClient();
     return abandon(e, apiserver);
   });
+  await bindIssuerDiscovery(server, adminClient).catch((e) => {
+    closeAdminClient();
+    return abandon(e, apiserver);
+  });
 
   const kubeconfigPath = `${dir}/kubeconfig`;
   await Deno.writeTextFile(
@@ -289,10 +305,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   const kubectl = (args: string[], stdin?: string) =>
     runKubectl(binaries.kubectl, kubeconfigPath, args, stdin);
-  const discovery = await kubectl(["apply", "-f", "-"], ISSUER_DISCOVERY_BINDING);
-  if (discovery.code !== 0) {
-    await abandon(new Error(`binding issuer discovery failed: ${discovery.stderr}`), apiserver);
-  }
 
   return {
     server,
