@@ -260,5 +260,21 @@ Deno.test("Azure AD exchanges a federated assertion for the identity's token and
     });
     assertCode({ status: secret.status, body: await secret.json() }, 7000218);
     assert.equal((await exchange(h, id.clientId, assertion)).status, 200);
+    // The v1 endpoint (adal's NewServicePrincipalTokenFromFederatedToken) takes `resource` instead of `scope`.
+    const v1 = await h.fetch(`${h.emu.authorityHost}/${h.emu.tenantId}/oauth2/token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: id.clientId,
+        resource: "https://management.azure.com/",
+        client_assertion_type: JWT_BEARER,
+        client_assertion: assertion,
+      }).toString(),
+    });
+    const v1Body = await v1.json();
+    assert.equal(v1.status, 200, JSON.stringify(v1Body));
+    assert.equal(v1Body.resource, "https://management.azure.com/");
+    assert.equal((await h.emu.verifyToken(v1Body.access_token)).appid, id.clientId);
   });
 });
