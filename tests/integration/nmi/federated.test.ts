@@ -38,7 +38,9 @@ interface Setup {
   put(p: { issuer?: string; subject?: string; audiences?: string[] }): void;
 }
 
-async function setup(): Promise<Setup> {
+async function setup(
+  o: { annotation?: string; nmiArgs?: string[] } = { annotation: "true" },
+): Promise<Setup> {
   const cluster = await sharedCluster();
   const h = await startHarness({
     detached: ["fed"],
@@ -46,7 +48,7 @@ async function setup(): Promise<Setup> {
     nmiArgs: ["--tenant-id", "placeholder"],
     startNmi: false,
   });
-  await h.startNmi(["--tenant-id", h.emu.tenantId]);
+  await h.startNmi(["--tenant-id", h.emu.tenantId, ...(o.nmiArgs ?? [])]);
   await h.kube.create(
     Resources.serviceAccounts,
     { metadata: { name: "workload", namespace: h.ns } } as KubeObject,
@@ -61,9 +63,12 @@ async function setup(): Promise<Setup> {
       audiences: p.audiences ?? [EXCHANGE],
     });
   put({});
-  const identity = await h.createIdentity("fed", msiSpec(fed), h.ns, {
-    "aadpodidentity.k8s.io/federated": "true",
-  });
+  const identity = await h.createIdentity(
+    "fed",
+    msiSpec(fed),
+    h.ns,
+    o.annotation === undefined ? {} : { "aadpodidentity.k8s.io/federated": o.annotation },
+  );
   const binding = await h.createBinding("b-fed", "fed", `fed-${h.ns}`);
   const pod = await h.createPod("app", { aadpodidbinding: `fed-${h.ns}` }, {
     serviceAccountName: "workload",
@@ -200,5 +205,29 @@ Deno.test("NMI federated: a pod on another node gets nothing through this NMI, a
     assert.equal(h.emu.requests.count({ route: "aad.token" }), 0);
   } finally {
     await h.close();
+  }
+});
+
+Deno.test('NMI --federated-by-default: an identity without the annotation is federated; "false" is not', async () => {
+  const s = await setup({ nmiArgs: ["--federated-by-default"] });
+  const { h } = s;
+  try {
+    assert.deepEqual(s.identity.metadata.annotations, {});
+    const r = await h.get(s.pod.ip, tokenPath("https://vault.azure.net"));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(h.emu.requests.count({ route: "imds.token" }), 0);
+    assert.equal(h.emu.requests.count({ route: "aad.token" }), 1);
+  } finally {
+    await h.close();
+  }
+  const off = await setup({ annotation: "false", nmiArgs: ["--federated-by-default"] });
+  try {
+    // Not federated, and not attached to the scale set: the node's IMDS has nothing for it.
+    const r = await off.h.get(off.pod.ip, tokenPath("https://vault.azure.net"));
+    assert.notEqual(r.status, 200, r.text);
+    assert.ok(off.h.emu.requests.count({ route: "imds.token" }) > 0);
+    assert.equal(off.h.emu.requests.count({ route: "aad.token" }), 0);
+  } finally {
+    await off.h.close();
   }
 });
