@@ -25,7 +25,7 @@ async function setup(prefix: string) {
   await env.node(`${env.ns}-n0`, ss, 0);
   const good = env.uami("good");
   await env.identity("good", { type: 0, resourceID: good.id, clientID: good.clientId });
-  await env.binding("b-good", "good", "good");
+  await env.binding("b-good", "good", `good-${env.ns}`);
   return { env, ss, good, key: (pod: string, id: string) => `default/${pod}-${env.ns}-${id}` };
 }
 
@@ -39,12 +39,12 @@ Deno.test("MIC faults: an identity ARM rejects waits alone; the others on the sc
     env.emu.setRoleScopes(env.sp.clientId, { assign: [good.id, ghostId] });
     await env.identity("denied", { type: 0, resourceID: denied.id, clientID: denied.clientId });
     await env.identity("ghost", { type: 0, resourceID: ghostId, clientID: crypto.randomUUID() });
-    await env.binding("b-denied", "denied", "app");
-    await env.binding("b-ghost", "ghost", "app");
-    await env.binding("b-good2", "good", "app");
+    await env.binding("b-denied", "denied", `app-${env.ns}`);
+    await env.binding("b-ghost", "ghost", `app-${env.ns}`);
+    await env.binding("b-good2", "good", `app-${env.ns}`);
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
-    await env.pod("p0", `${env.ns}-n0`, "app");
+    await env.pod("p0", `${env.ns}-n0`, `app-${env.ns}`);
 
     await t.step("the valid identity is assigned despite the two bad ones", async () => {
       await waitUntil("good Assigned", () => env.aai(key("p0", "good"))?.status?.status === "Assigned");
@@ -90,7 +90,7 @@ Deno.test("MIC faults: a failed long-running operation -> Warning, backoff, then
     env.emu.operationFaults.inject({ resourceId: ss.id, times: 1, code: "InternalExecutionError" });
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
-    await env.pod("p0", `${env.ns}-n0`, "good");
+    await env.pod("p0", `${env.ns}-n0`, `good-${env.ns}`);
     await waitUntil("Warning", async () => (await warnings(env, "b-good")).length > 0);
     assert.match((await warnings(env, "b-good"))[0].message, /InternalExecutionError|Failed/);
     assert.equal(env.aai(key("p0", "good"))?.status?.status, "Created");
@@ -111,8 +111,8 @@ Deno.test("MIC faults: no write permission (403 AuthorizationFailed) -> one Warn
     env.emu.setRoleScopes(env.sp.clientId, { write: [] });
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
-    await env.pod("p0", `${env.ns}-n0`, "good");
-    await env.pod("p1", `${env.ns}-n0`, "good");
+    await env.pod("p0", `${env.ns}-n0`, `good-${env.ns}`);
+    await env.pod("p1", `${env.ns}-n0`, `good-${env.ns}`);
     await waitUntil("Warning", async () => (await warnings(env, "b-good")).length > 0);
     assert.match((await warnings(env, "b-good"))[0].message, /AuthorizationFailed/);
     const start = env.armWrites();
@@ -139,7 +139,7 @@ Deno.test("MIC faults: 429 Retry-After on a write and on a read: no call before 
     env.emu.faults.inject({ route: "vmss.patch", status: 429, retryAfterSeconds: 3, times: 1 });
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
-    await env.pod("p0", `${env.ns}-n0`, "good");
+    await env.pod("p0", `${env.ns}-n0`, `good-${env.ns}`);
     await waitUntil("Assigned", () => env.aai(key("p0", "good"))?.status?.status === "Assigned", 30_000);
     // (an injected fault answers before authentication, so its entry has no caller; this emulator is ours alone)
     const patches = env.emu.requests.list({ route: "vmss.patch" });
@@ -149,9 +149,9 @@ Deno.test("MIC faults: 429 Retry-After on a write and on a read: no call before 
     assert.ok(gap >= 3_000, `second PATCH ${gap} ms after the 429`);
 
     env.emu.faults.inject({ route: "vmss.get", status: 429, retryAfterSeconds: 2, times: 1 });
-    await env.pod("p1", `${env.ns}-n0`, "good");
+    await env.pod("p1", `${env.ns}-n0`, `good-${env.ns}`);
     await env.identity("other", { type: 0, resourceID: env.uami("other").id, clientID: crypto.randomUUID() });
-    await env.binding("b-other", "other", "good");
+    await env.binding("b-other", "other", `good-${env.ns}`);
     await waitUntil(
       "other Assigned",
       () => env.aai(key("p0", "other"))?.status?.status === "Assigned",

@@ -18,7 +18,9 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     await env.node(`${ns}-ss1-1`, ss1, 1);
     await env.node(`${ns}-vm1`, vm1);
     await env.identity("id1", { type: 0, resourceID: id1.id, clientID: id1.clientId });
-    await env.binding("b1", "id1", "web");
+    // Bindings select pods in every namespace: a selector of this test's own keeps other tests' leftovers out.
+    const web = `web-${ns}`;
+    await env.binding("b1", "id1", web);
     const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const probePort = (free.addr as Deno.NetAddr).port;
     free.close();
@@ -33,7 +35,7 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     await t.step(
       "bound pod -> Created, then Assigned, and the identity on the node's scale set",
       async () => {
-        await env.pod("web-0", `${ns}-ss1-0`, "web");
+        await env.pod("web-0", `${ns}-ss1-0`, web);
         await waitUntil("web-0 Assigned", () => status(key("web-0")) === "Assigned");
         assert.deepEqual(env.statuses.get(key("web-0")), ["Created", "Assigned"]);
         assert.deepEqual(env.armIds(ss1), [id1.id.toLowerCase()]);
@@ -49,7 +51,7 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     );
 
     await t.step("second pod on the same scale set: Assigned with no PATCH (already there)", async () => {
-      await env.pod("web-1", `${ns}-ss1-1`, "web");
+      await env.pod("web-1", `${ns}-ss1-1`, web);
       await waitUntil("web-1 Assigned", () => status(key("web-1")) === "Assigned");
       assert.equal(env.armWrites(), 1);
     });
@@ -66,7 +68,7 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
     );
 
     await t.step("standalone VM node beside scale-set nodes", async () => {
-      await env.pod("web-2", `${ns}-vm1`, "web");
+      await env.pod("web-2", `${ns}-vm1`, web);
       await waitUntil("web-2 Assigned", () => status(key("web-2")) === "Assigned");
       assert.deepEqual(env.armIds(vm1), [id1.id.toLowerCase()]);
       assert.equal(env.emu.requests.count({ route: "vm.patch", caller: env.sp.clientId }), 1);
@@ -89,7 +91,7 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
           return true;
         }
       });
-      await env.pod("web-2", `${ns}-ss1-0`, "web");
+      await env.pod("web-2", `${ns}-ss1-0`, web);
       await waitUntil(
         "web-2 Assigned on ss1-0",
         () =>
@@ -126,8 +128,10 @@ Deno.test("MIC lifecycle: assign, share, release, move, edit, delete (scale sets
 
     await t.step("node deleted: its AzureAssignedIdentity goes and the scale set is cleaned up", async () => {
       await env.deletePod("web-2");
-      await env.binding("b1", "id1", "web");
-      await env.pod("web-4", `${ns}-ss1-1`, "web");
+      // Bindings select pods in every namespace: a selector of this test's own keeps other tests' leftovers out.
+      const web = `web-${ns}`;
+      await env.binding("b1", "id1", web);
+      await env.pod("web-4", `${ns}-ss1-1`, web);
       await waitUntil("web-4 Assigned", () => status(key("web-4")) === "Assigned");
       await waitUntil("ss1 has id2", () => env.armIds(ss1).join() === id2.id.toLowerCase());
       // The pod is left behind (no pod GC runs here): a pod on a node that is gone gets nothing.
