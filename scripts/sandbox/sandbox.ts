@@ -360,6 +360,18 @@ export async function down(dir: string, print: Print): Promise<boolean> {
   for (const ns of [...r.namespaces].reverse()) {
     await new Deno.Command("ip", { args: ["netns", "del", ns], stdout: "null", stderr: "null" }).output();
   }
+  // The kernel removes a deleted namespace's links a moment later: wait, so "down" means gone.
+  if (r.namespaces.length && r.node?.id) {
+    const link = `sbx${r.node.id}h`;
+    await waitFor(
+      async () =>
+        !(await new Deno.Command("ip", { args: ["link", "show", link], stdout: "null", stderr: "null" })
+          .output())
+          .success,
+      10_000,
+      () => `link ${link} still exists`,
+    ).catch((e) => print((e as Error).message));
+  }
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   print(`stopped ${r.pids.length} processes, removed ${r.namespaces.length} network namespaces`);
   return true;
@@ -373,6 +385,11 @@ async function running(dir: string): Promise<SandboxRecord> {
     throw new Error(`sandbox processes exited: ${dead.map((p) => p.what).join(", ")} (logs in ${dir})`);
   }
   return r;
+}
+
+async function ensureNamespace(r: SandboxRecord, namespace: string): Promise<void> {
+  const yaml = JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+  await kubectl(r, ["apply", "-f", "-"], yaml);
 }
 
 /** Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector NAME). */
@@ -390,6 +407,7 @@ export async function identity(
   const body = await res.json();
   if (!res.ok) throw new Error(`the emulator refused identity ${name}: ${body.error}`);
   const id: SandboxIdentity = { name, namespace, resourceId: body.id, clientId: body.clientId };
+  await ensureNamespace(r, namespace);
   await kubectl(
     r,
     ["apply", "-f", "-"],
@@ -447,9 +465,7 @@ export async function pod(
   } else {
     p = { name, namespace, ip: `127.${100 + Math.floor(Math.random() * 100)}.${index}.${10 + index % 200}` };
   }
-  if (namespace !== "default") {
-    await kubectl(r, ["create", "namespace", namespace]).catch(() => {});
-  }
+  await ensureNamespace(r, namespace);
   await kubectl(
     r,
     ["apply", "-f", "-"],
