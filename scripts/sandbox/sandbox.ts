@@ -96,7 +96,8 @@ async function startEmulator(r: SandboxRecord): Promise<void> {
     // answer quickly, so it is short here.
     imdsPropagationDelayMs: 500,
     identities: [],
-    vms: [],
+    // A VM beside the node pool, so an app's ARM call has something to list.
+    vms: [{ resourceGroup: RESOURCE_GROUP, name: "jumpbox" }],
     vmss: [{ resourceGroup: RESOURCE_GROUP, name: SCALE_SET, capacity: 1 }],
     servicePrincipals: [{ clientId: crypto.randomUUID(), secret: crypto.randomUUID() }],
     imds: [{ vmss: `${RESOURCE_GROUP}/${SCALE_SET}`, instance: 0 }],
