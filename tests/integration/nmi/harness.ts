@@ -12,7 +12,7 @@ import {
 } from "../../../lib/api/normalize.ts";
 import type { AzureIdentity, AzureIdentityBinding } from "../../../lib/api/types.ts";
 import type { Pod } from "../../../lib/kube/core.ts";
-import { type KubeClient, Resources } from "../../../lib/kube/rest.ts";
+import { type KubeClient, Resources, type ResourceType } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { NMI_ENTRY, NMI_PERMISSIONS } from "../../../nmi/permissions.ts";
 import {
@@ -259,6 +259,8 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     userAssignedIdentities: (opts.attached ?? []).map((n) => ids[n].id),
   });
   const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: 0, limits: opts.imdsLimits });
+  /** Every object the harness created, deleted again by close(). */
+  const made: [ResourceType, string, string][] = [];
   const h: Harness = {
     cluster,
     kube,
@@ -339,6 +341,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         spec: { nodeName: o.node ?? node, containers: [{ name: "app", image: "app:1" }] } as Pod["spec"],
       };
       const created = await kube.create<Pod>(Resources.pods, pod);
+      made.push([Resources.pods, namespace, name]);
       const podIPs = [{ ip }, ...(o.ipv6 ? [{ ip: o.ipv6 }] : [])];
       await kube.patch(Resources.pods, name, "merge", {
         status: { phase: o.phase ?? "Running", podIP: ip, podIPs },
@@ -356,6 +359,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         spec: { type: 0, ...spec },
       });
       await kube.create(Resources.azureIdentities, toWire(obj) as unknown as KubeObject);
+      made.push([Resources.azureIdentities, namespace, name]);
       return obj;
     },
     async createBinding(name, identity, selector, namespace = ns, weight = 0) {
@@ -366,6 +370,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         spec: { azureIdentity: identity, selector, weight },
       });
       await kube.create(Resources.azureIdentityBindings, toWire(obj) as unknown as KubeObject);
+      made.push([Resources.azureIdentityBindings, namespace, name]);
       return obj;
     },
     async assign(pod, identity, binding, status, onNode = node) {
@@ -385,6 +390,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
         status: { status },
       });
       await kube.create(Resources.azureAssignedIdentities, toWire(obj) as unknown as KubeObject);
+      made.push([Resources.azureAssignedIdentities, identity.metadata.namespace, name]);
       return name;
     },
     async setAssignedStatus(name, status) {
@@ -437,6 +443,15 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     },
     async close() {
       await h.nmi?.stop();
+      // Bindings select pods in every namespace and MIC tests watch the whole cluster: leave nothing behind.
+      for (const [rt, namespace, name] of made.reverse()) {
+        if (rt === Resources.azureAssignedIdentities) {
+          await kube.patch(rt, name, "merge", { metadata: { finalizers: null } }, { namespace }).catch(
+            () => {},
+          );
+        }
+        await kube.delete(rt, name, { namespace, gracePeriodSeconds: 0 }).catch(() => {});
+      }
       await emu.stop();
       kube.conn.close();
     },
