@@ -33,6 +33,24 @@ Deno.test("deploy: applies deploy/ to the cluster KUBECONFIG names, CRDs first, 
   assert.equal(dry.code, 0, dry.output);
   assert.match(dry.output, /\(dry run\)/);
   assert.match(dry.output, /nothing would change/);
+  // Another version: exactly the two workloads would change, nothing is stored.
+  const bump = await deploy(["--dry-run", "--version=9.9.9"], env);
+  assert.equal(bump.code, 0, bump.output);
+  assert.deepEqual(
+    [...bump.output.matchAll(/^\s+changed\s+(.*)$/gm)].map((m) => m[1]),
+    ["Deployment default/mic", "DaemonSet default/nmi"],
+  );
+  assert.match(
+    bump.output,
+    /0 would be created, 2 would be changed, \d+ unchanged \(dry run: nothing stored\)/,
+  );
+  const after = await deploy([], env);
+  assert.match(after.output, /nothing changed/);
+  // Managed mode: NMI only, in kube-system, no MIC.
+  const managed = await deploy(["--dry-run", "--mode=managed"], env);
+  assert.equal(managed.code, 0, managed.output);
+  assert.match(managed.output, /DaemonSet kube-system\/nmi/);
+  assert.doesNotMatch(managed.output, /Deployment|aad-pod-id-mic/);
 });
 
 Deno.test("deploy: an unreachable cluster is a clear failure, not a hang", async () => {
