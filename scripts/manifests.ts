@@ -66,6 +66,39 @@ export function demoObjects(): object[] {
   ];
 }
 
+/** The same kind of objects in the pre-v1.6 PascalCase and in camelCase: both are accepted. */
+export function casingExamples(): object[] {
+  const sub = "00000000-0000-4000-8000-000000000001";
+  const id = (name: string) =>
+    `/subscriptions/${sub}/resourcegroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
+  return [
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentity",
+      metadata: { name: "demo-legacy" },
+      spec: { type: 0, ResourceID: id("demo-legacy"), ClientID: "11111111-2222-4333-8444-555555555555" },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentityBinding",
+      metadata: { name: "demo-legacy-binding" },
+      spec: { AzureIdentity: "demo-legacy", Selector: "demo-legacy" },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentity",
+      metadata: { name: "demo-camel" },
+      spec: { type: 0, resourceID: id("demo-camel"), clientID: "66666666-7777-4888-9999-bbbbbbbbbbbb" },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentityBinding",
+      metadata: { name: "demo-camel-binding" },
+      spec: { azureIdentity: "demo-camel", selector: "demo-camel" },
+    },
+  ];
+}
+
 export function renderManifests(): Map<string, string> {
   const header = (what: string) => `${HEADER}# ${what}\n`;
   return new Map([
@@ -88,6 +121,11 @@ export function renderManifests(): Map<string, string> {
       "deploy/demo/demo.yaml",
       header("The original README's demo objects (edit the ids to yours before applying).") +
       toYaml(demoObjects()),
+    ],
+    [
+      "deploy/demo/identities.yaml",
+      header("Objects as users have them: the original README's PascalCase (before v1.6.0) and camelCase.") +
+      toYaml(casingExamples()),
     ],
   ]);
 }

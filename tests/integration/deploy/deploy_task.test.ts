@@ -165,3 +165,12 @@ Deno.test("deploy: an unknown flag or a missing value exits 2 with usage and sen
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("deploy: the demo objects (the original README's, and both field casings) are valid on the apiserver", async () => {
+  const cluster = await sharedCluster();
+  for (const file of ["demo.yaml", "identities.yaml"]) {
+    const r = await cluster.kubectl(["apply", "--dry-run=server", "-f", `${root}deploy/demo/${file}`]);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+    assert.match(r.stdout, /azureidentitybinding\.aadpodidentity\.k8s\.io\/\S+ created \(server dry run\)/);
+  }
+});
