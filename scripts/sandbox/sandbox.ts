@@ -195,8 +195,11 @@ export async function up(print: Print, opts: UpOptions = {}): Promise<SandboxRec
     await down(dir, () => {});
   }
   await Deno.mkdir(dir, { recursive: true });
-  const netns = !opts.loopback && (await netnsUnavailable()) === undefined;
-  const r = emptyRecord(dir, netns);
+  const unavailable = opts.loopback ? "--loopback" : await netnsUnavailable();
+  if (unavailable && !opts.loopback) {
+    print(`no network namespaces (${unavailable}): pods are loopback addresses`);
+  }
+  const r = emptyRecord(dir, unavailable === undefined);
   await writeRecord(r);
   try {
     await bringUp(r, print);
