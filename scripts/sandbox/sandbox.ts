@@ -12,6 +12,7 @@ import { installCrds, startControlPlane } from "./control_plane.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
 import { addPod, createNode, mirror, type NetRecorder, type NodeNet } from "./node_net.ts";
 import { netnsUnavailable } from "./netns.ts";
+import { serviceAccountKubeconfig } from "./service_accounts.ts";
 import {
   emptyRecord,
   envExports,
@@ -72,20 +73,14 @@ async function kubectl(r: SandboxRecord, args: string[], stdin?: string): Promis
   return dec.decode(out.stdout);
 }
 
-/** A kubeconfig that authenticates as a service account with a token from the TokenRequest API. */
-async function serviceAccountKubeconfig(r: SandboxRecord, sa: string, path: string): Promise<string> {
-  const token = (await kubectl(r, ["create", "token", sa, "-n", NAMESPACE, "--duration=48h"])).trim();
-  const admin = await Deno.readTextFile(r.cluster!.kubeconfigPath);
-  const ca = /certificate-authority-data:\s*(\S+)/.exec(admin)![1];
-  await Deno.writeTextFile(
+function saKubeconfig(r: SandboxRecord, serviceAccount: string, path: string): Promise<string> {
+  return serviceAccountKubeconfig({
+    kubectl: (args) => kubectl(r, args),
+    adminKubeconfigPath: r.cluster!.kubeconfigPath,
+    namespace: NAMESPACE,
+    serviceAccount,
     path,
-    `apiVersion: v1\nkind: Config\nclusters: [{name: sandbox, cluster: {server: ${
-      r.cluster!.server
-    }, certificate-authority-data: ${ca}}}]\nusers: [{name: ${sa}, user: {token: ${token}}}]\n` +
-      `contexts: [{name: sandbox, context: {cluster: sandbox, user: ${sa}}}]\ncurrent-context: sandbox\n`,
-    { mode: 0o600 },
-  );
-  return path;
+  });
 }
 
 /** Starts the Azure emulator as a detached process and reads the endpoints it prints. */
@@ -231,8 +226,8 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
     !["Deployment", "DaemonSet"].includes((o as { kind: string }).kind)
   );
   await kubectl(r, ["apply", "--server-side", "-f", "-"], toYaml(objects));
-  const micKc = await serviceAccountKubeconfig(r, MIC_SERVICE_ACCOUNT, `${r.dir}/mic.kubeconfig`);
-  const nmiKc = await serviceAccountKubeconfig(r, NMI_SERVICE_ACCOUNT, `${r.dir}/nmi.kubeconfig`);
+  const micKc = await saKubeconfig(r, MIC_SERVICE_ACCOUNT, `${r.dir}/mic.kubeconfig`);
+  const nmiKc = await saKubeconfig(r, NMI_SERVICE_ACCOUNT, `${r.dir}/nmi.kubeconfig`);
   print(`control plane ${r.cluster.server}, CRDs and RBAC installed (${ms()})`);
 
   await startEmulator(r);

@@ -2,46 +2,27 @@
 // token`) in a kubeconfig of its own, and `kubectl auth can-i --as` questions.
 
 import type { TestCluster } from "../../support/cluster.ts";
+import { serviceAccountKubeconfig as tokenKubeconfig } from "../../../scripts/sandbox/service_accounts.ts";
 
 /** A kubeconfig that authenticates as `namespace/serviceAccount` with a fresh bound token. */
-export async function serviceAccountKubeconfig(
+export function serviceAccountKubeconfig(
   cluster: TestCluster,
   namespace: string,
   serviceAccount: string,
   path: string,
 ): Promise<string> {
-  const token = await cluster.kubectl([
-    "create",
-    "token",
-    serviceAccount,
-    "-n",
+  return tokenKubeconfig({
+    kubectl: async (args) => {
+      const r = await cluster.kubectl(args);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    },
+    adminKubeconfigPath: cluster.kubeconfigPath,
     namespace,
-    "--duration=3600s",
-  ]);
-  if (token.code !== 0) throw new Error(`kubectl create token ${serviceAccount}: ${token.stderr}`);
-  const admin = await Deno.readTextFile(cluster.kubeconfigPath);
-  const server = /server:\s*(\S+)/.exec(admin)![1];
-  const ca = /certificate-authority-data:\s*(\S+)/.exec(admin)![1];
-  await Deno.writeTextFile(
+    serviceAccount,
     path,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters:",
-      "- name: c",
-      `  cluster: {server: ${server}, certificate-authority-data: ${ca}}`,
-      "users:",
-      `- name: ${serviceAccount}`,
-      `  user: {token: ${token.stdout.trim()}}`,
-      "contexts:",
-      `- name: c`,
-      `  context: {cluster: c, user: ${serviceAccount}, namespace: ${namespace}}`,
-      "current-context: c",
-      "",
-    ].join("\n"),
-    { mode: 0o600 },
-  );
-  return path;
+    duration: "3600s",
+  });
 }
 
 /** `kubectl auth can-i VERB RESOURCE[/NAME] --as=system:serviceaccount:NS:SA [-n NS2 | -A]`. */
