@@ -53,3 +53,25 @@ Deno.test("Dockerfile: multi-stage; MIC non-root without a shell, NMI with iptab
   }
   assert.ok(nmi.some((l) => /^COPY --from=build \/out\/nmi /.test(l)));
 });
+
+Deno.test("Dockerfile: the build stage copies every local module MIC and NMI import", async () => {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const copied = instructions(text)
+    .filter((l) => /^COPY (?!--from)/.test(l))
+    .flatMap((l) => l.split(/\s+/).slice(1, -1));
+  for (const entry of [MIC_ENTRYPOINT, NMI_ENTRY]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", entry],
+      cwd: root,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const graph = JSON.parse(new TextDecoder().decode(out.stdout)) as { modules: { specifier: string }[] };
+    const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file://"))
+      .map((s) => decodeURIComponent(new URL(s).pathname).slice(root.length));
+    assert.ok(local.length > 10, `${entry}: ${local.length} local modules`);
+    const missing = local.filter((p) => !copied.some((c) => p === c || p.startsWith(`${c}/`)));
+    assert.deepEqual(missing, [], `${entry} imports files the image build does not copy`);
+  }
+});
