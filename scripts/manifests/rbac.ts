@@ -46,21 +46,31 @@ function labels(): Record<string, string> {
   return { "app.kubernetes.io/part-of": "aad-pod-identity" };
 }
 
-function clusterBinding(role: string, sa: string, namespace: string): ClusterRoleBinding {
+// The original's ClusterRoleBinding names, so an upgrade takes them over instead of leaving a second one.
+export const MIC_BINDING = "aad-pod-id-mic-binding";
+export const NMI_BINDING = "aad-pod-id-nmi-binding";
+
+function clusterBinding(name: string, role: string, sa: string, namespace: string): ClusterRoleBinding {
   return {
     apiVersion: RBAC,
     kind: "ClusterRoleBinding",
-    metadata: { name: `${role}-binding`, labels: labels() },
+    metadata: { name, labels: labels() },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: role },
     subjects: [{ kind: "ServiceAccount", name: sa, namespace }],
   };
 }
 
-function roleBinding(role: string, roleNamespace: string, sa: string, saNamespace: string): RoleBinding {
+function roleBinding(
+  name: string,
+  role: string,
+  roleNamespace: string,
+  sa: string,
+  saNamespace: string,
+): RoleBinding {
   return {
     apiVersion: RBAC,
     kind: "RoleBinding",
-    metadata: { name: `${role}-binding`, namespace: roleNamespace, labels: labels() },
+    metadata: { name, namespace: roleNamespace, labels: labels() },
     roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role },
     subjects: [{ kind: "ServiceAccount", name: sa, namespace: saNamespace }],
   };
@@ -100,9 +110,9 @@ export function micRbac(o: ManifestOptions): Manifest[] {
   return [
     serviceAccount(MIC_SERVICE_ACCOUNT, o.namespace),
     role,
-    clusterBinding(MIC_ROLE, MIC_SERVICE_ACCOUNT, o.namespace),
+    clusterBinding(MIC_BINDING, MIC_ROLE, MIC_SERVICE_ACCOUNT, o.namespace),
     own,
-    roleBinding(MIC_ROLE, o.namespace, MIC_SERVICE_ACCOUNT, o.namespace),
+    roleBinding(`${MIC_ROLE}-binding`, MIC_ROLE, o.namespace, MIC_SERVICE_ACCOUNT, o.namespace),
   ];
 }
 
@@ -122,7 +132,7 @@ export function nmiRbac(o: ManifestOptions): Manifest[] {
   const out: Manifest[] = [
     serviceAccount(NMI_SERVICE_ACCOUNT, o.namespace),
     { apiVersion: RBAC, kind: "ClusterRole", metadata: { name: NMI_ROLE, labels: labels() }, rules },
-    clusterBinding(NMI_ROLE, NMI_SERVICE_ACCOUNT, o.namespace),
+    clusterBinding(NMI_BINDING, NMI_ROLE, NMI_SERVICE_ACCOUNT, o.namespace),
   ];
   // caches.ts: one watch per secret a service-principal identity names (field selector metadata.name),
   // which RBAC can limit by resourceNames. One Role per namespace holding such secrets.
@@ -138,7 +148,7 @@ export function nmiRbac(o: ManifestOptions): Manifest[] {
       metadata: { name, namespace, labels: labels() },
       rules: [rule([""], ["secrets"], READ, [...new Set(names)].sort())],
     });
-    out.push(roleBinding(name, namespace, NMI_SERVICE_ACCOUNT, o.namespace));
+    out.push(roleBinding(`${NMI_ROLE}-secrets-binding`, name, namespace, NMI_SERVICE_ACCOUNT, o.namespace));
   }
   return out;
 }
