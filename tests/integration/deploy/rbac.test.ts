@@ -188,3 +188,65 @@ Deno.test("deploy RBAC: MIC and NMI with their service-account tokens assign and
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("deploy RBAC: over the original's RBAC (kubectl client-side apply), NMI loses its read on every secret", async () => {
+  const cluster = await sharedCluster();
+  const ns = await cluster.namespace("aad-upgrade");
+  // The original's NMI ClusterRole and binding (upstream deploy/infra/deployment-rbac.yaml, abridged).
+  const original = [
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: NMI_SERVICE_ACCOUNT, namespace: ns },
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "aad-pod-id-nmi-role" },
+      rules: [
+        {
+          apiGroups: ["apiextensions.k8s.io"],
+          resources: ["customresourcedefinitions"],
+          verbs: ["get", "list"],
+        },
+        { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+        { apiGroups: [""], resources: ["secrets"], verbs: ["get"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "aad-pod-id-nmi-binding" },
+      subjects: [{ kind: "ServiceAccount", name: NMI_SERVICE_ACCOUNT, namespace: ns }],
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "aad-pod-id-nmi-role" },
+    },
+  ];
+  const applied = await cluster.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "List", items: original }),
+  );
+  assert.equal(applied.code, 0, applied.stderr);
+  const nmi = { namespace: ns, name: NMI_SERVICE_ACCOUNT };
+  assert.equal(
+    await canI(cluster, nmi, "get", "secrets", { allNamespaces: true }),
+    true,
+    "the original's grant",
+  );
+
+  const r = await deploy(cluster, [`--namespace=${ns}`]);
+  assert.equal(r.code, 0, r.output);
+  assert.match(r.output, /changed +ClusterRole aad-pod-id-nmi-role/);
+  assert.match(r.output, /changed +ClusterRoleBinding aad-pod-id-nmi-binding/);
+  assert.equal(await canI(cluster, nmi, "get", "secrets", { allNamespaces: true }), false);
+  assert.equal(
+    await canI(cluster, nmi, "list", "customresourcedefinitions.apiextensions.k8s.io", {
+      allNamespaces: true,
+    }),
+    false,
+  );
+  assert.equal(await canI(cluster, nmi, "watch", "pods", { allNamespaces: true }), true);
+  const bindings = await cluster.kubectl(["get", "clusterrolebindings", "-o", "name"]);
+  assert.deepEqual(bindings.stdout.split("\n").filter((l) => l.includes("aad-pod-id-nmi")), [
+    "clusterrolebinding.rbac.authorization.k8s.io/aad-pod-id-nmi-binding",
+  ]);
+});
