@@ -21,6 +21,8 @@ export interface InformerOptions<T extends KubeObject> {
   repeatLogMs?: number;
   /** See ReflectorOptions.transform (default: drop managedFields). */
   transform?: (obj: T) => T;
+  /** See ReflectorOptions.encoding (default "protobuf": slim pods/nodes/leases; "json": whole objects). */
+  encoding?: "protobuf" | "json";
   log?: Logger;
 }
 

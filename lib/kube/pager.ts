@@ -24,15 +24,24 @@ export function appendAll<T>(to: T[], items: readonly T[]): void {
   for (let i = 0; i < items.length; i++) to.push(items[i]);
 }
 
+/** Fetches one page; the default is `client.list` (JSON, whole objects). */
+export type PageFetcher<T extends KubeObject> = (
+  opts: ListOptions,
+  signal?: AbortSignal,
+) => Promise<KubeList<T>>;
+
 /**
  * Every item across pages of `opts.limit` (one request when no limit). `opts.continue` is ignored: a
- * listing always starts at the first page.
+ * listing always starts at the first page. The first page's resourceVersion (and match) choose the
+ * snapshot; later pages carry only the continue token, which names that snapshot (the apiserver refuses a
+ * resourceVersion next to a continue token, so client-go's pager drops it the same way).
  */
 export async function listPages<T extends KubeObject>(
   client: KubeClient,
   rt: ResourceType,
   opts: ListOptions = {},
   signal?: AbortSignal,
+  fetchPage: PageFetcher<T> = (o, s) => client.list<T>(rt, o, s),
 ): Promise<PagedList<T>> {
   const items: T[] = [];
   let cont: string | undefined;
@@ -41,12 +50,17 @@ export async function listPages<T extends KubeObject>(
   do {
     requests++;
     try {
-      page = await client.list<T>(rt, { ...opts, continue: cont }, signal);
+      page = await fetchPage(
+        cont
+          ? { ...opts, continue: cont, resourceVersion: undefined, resourceVersionMatch: undefined }
+          : { ...opts, continue: undefined },
+        signal,
+      );
     } catch (e) {
       if (!(cont && e instanceof KubeApiError && e.isGone)) throw e;
       // client-go's pager does the same: the pages so far are from a snapshot that no longer exists.
       requests++;
-      const full = await client.list<T>(rt, { ...opts, limit: undefined, continue: undefined }, signal);
+      const full = await fetchPage({ ...opts, limit: undefined, continue: undefined }, signal);
       return {
         items: full.items,
         resourceVersion: full.metadata.resourceVersion,

@@ -1,5 +1,5 @@
 // The list/watch loop that keeps a Store equal to the server. It follows client-go's reflector: a paginated
-// LIST, then a WATCH from the list's resourceVersion with bookmarks and a randomized server-side timeout,
+// LIST served from the apiserver's watch cache (see listFrom for why that is safe), then a WATCH from the list's resourceVersion with bookmarks and a randomized server-side timeout,
 // resuming from the last seen resourceVersion whenever a watch ends, and re-listing (with an exact diff)
 // only when the server says that version is gone. Failures back off with jitter and are logged once per
 // distinct cause, not once per retry.
@@ -8,11 +8,22 @@ import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
 import { CauseLog } from "./cause_log.ts";
-import { apiVersionOf, KubeApiError, type KubeClient, resourceName, type ResourceType } from "./rest.ts";
+import {
+  apiVersionOf,
+  collectionPath,
+  isProtobuf,
+  KubeApiError,
+  type KubeClient,
+  type ListOptions,
+  resourceName,
+  type ResourceType,
+} from "./rest.ts";
+import { type BuiltinCodec, builtinCodec } from "./builtin_proto.ts";
+import { decodeProtoWatchBatches } from "./proto_watch.ts";
 import type { Store } from "./store.ts";
-import type { KubeObject, KubeStatus } from "./types.ts";
+import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
 import { listPages } from "./pager.ts";
-import { decodeWatchEvents } from "./watch_stream.ts";
+import { decodeWatchBatches, type WatchEvent } from "./watch_stream.ts";
 
 export interface ReflectorOptions<T extends KubeObject> {
   client: KubeClient;
@@ -39,12 +50,21 @@ export interface ReflectorOptions<T extends KubeObject> {
   transform?: (obj: T) => T;
   /** A still-failing cause is logged again after this long (default 5 minutes). */
   repeatLogMs?: number;
+  /**
+   * Wire format and cache shape for built-in kinds with a protobuf decoder (pods, nodes, leases):
+   * "protobuf" (default) lists and watches in protobuf and caches the slim projection of builtin_proto.ts
+   * (all of metadata plus the spec/status fields the services read); "json" caches whole objects. Other
+   * kinds (CRDs) are always JSON and whole.
+   */
+  encoding?: "protobuf" | "json";
   log?: Logger;
 }
 
 export interface ReflectorStats {
   /** Completed full LISTs (the first one included). */
   lists: number;
+  /** LIST requests those took (pages, fallbacks). */
+  listRequests: number;
   /** Re-lists forced by an expired resourceVersion (410). */
   relists: number;
   /** Watch requests answered with 200. */
@@ -78,6 +98,56 @@ const BUILT_IN_GROUPS = new Set([
   "storage.k8s.io",
 ]);
 
+/**
+ * Which snapshot a LIST asks for. `floor` is the newest resourceVersion the cache must not fall behind:
+ * the one it holds on a re-list, or on the first LIST the server's current one (a one-object probe, see
+ * Reflector.#list).
+ * - With a floor: resourceVersion=floor with resourceVersionMatch=NotOlderThan. The apiserver answers that
+ *   from its watch cache (no etcd read, one response however many objects), once the cache has caught up
+ *   with the floor: the answer is never older than what the cache holds, so a re-list cannot move it back
+ *   in time (resurrect deleted objects, undo updates), and a first LIST is as fresh as a quorum read.
+ *   client-go's first LIST uses resourceVersion=0 instead ("any version"), equally cheap but possibly
+ *   behind by the cache's lag, so `synced` would no longer mean "everything that existed when the
+ *   informer started is in the cache", which MIC and NMI rely on.
+ * - When the apiserver cannot serve that (410 Gone; or its watch cache does not reach the floor in time,
+ *   504 "Too large resource version", e.g. just after a restart): resourceVersion="" (a quorum read, the
+ *   newest state), as client-go does.
+ * - Without a floor (only if a caller lists before any probe): resourceVersion=0.
+ * The streaming list (watch with sendInitialEvents=true) would save the LIST too, but kube-apiserver 1.33+
+ * ships with its WatchList gate off, so it is not used.
+ */
+export function listFrom(floor: string | undefined, floorUnavailable: boolean): ListOptions {
+  if (floorUnavailable) return {};
+  if (floor === undefined) return { resourceVersion: "0" };
+  return { resourceVersion: floor, resourceVersionMatch: "NotOlderThan" };
+}
+
+/**
+ * True when list resourceVersion `next` is older than `held`. Resource versions are opaque in the API, but
+ * every kube-apiserver (etcd revisions) sends decimal integers; anything else is not compared.
+ */
+export function isOlder(next: string | undefined, held: string | undefined): boolean {
+  if (!next || !held || !/^\d+$/.test(next) || !/^\d+$/.test(held)) return false;
+  return BigInt(next) < BigInt(held);
+}
+
+/** A LIST could not be served at the resourceVersion asked for: ask for the newest state instead. */
+function listRvUnavailable(e: unknown): boolean {
+  if (e instanceof StaleList) return true;
+  if (!(e instanceof KubeApiError)) return false;
+  return e.isGone || (e.status === 504 && /too large resource version/i.test(e.message));
+}
+
+/** The name the resourceVersion probe asks for; whether such an object exists does not matter. */
+const RV_PROBE_NAME = "aad-pod-identity-resourceversion-probe";
+
+class StaleList extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StaleList";
+  }
+}
+
 /** An apiserver answer meaning "the resourceVersion you hold is not served any more: list again". */
 function mustRelist(e: unknown): boolean {
   if (e instanceof WatchExpired) return true;
@@ -89,7 +159,15 @@ function mustRelist(e: unknown): boolean {
 
 export class Reflector<T extends KubeObject> {
   readonly resource: ResourceType;
-  readonly stats: ReflectorStats = { lists: 0, relists: 0, watches: 0, events: 0, bookmarks: 0, errors: 0 };
+  readonly stats: ReflectorStats = {
+    lists: 0,
+    listRequests: 0,
+    relists: 0,
+    watches: 0,
+    events: 0,
+    bookmarks: 0,
+    errors: 0,
+  };
   /** Resolves once the first full LIST has been applied to the store. */
   readonly synced: Promise<void>;
   #opts: ReflectorOptions<T>;
@@ -97,6 +175,9 @@ export class Reflector<T extends KubeObject> {
   #backoff: Backoff;
   #resolveSynced!: () => void;
   #rv: string | undefined;
+  /** The last LIST at #rv was refused (410, or the watch cache did not reach it): next LIST is a quorum read. */
+  #rvUnavailable = false;
+  #codec: BuiltinCodec | undefined;
   #causes: CauseLog;
   /** 410s in a row with no watch event in between: the second and later ones back off. */
   #goneStreak = 0;
@@ -108,6 +189,7 @@ export class Reflector<T extends KubeObject> {
     this.#log = opts.log ?? defaultLog;
     this.#backoff = new Backoff(opts.backoff);
     this.#causes = new CauseLog(opts.repeatLogMs ?? 300_000);
+    this.#codec = opts.encoding === "json" ? undefined : builtinCodec(opts.resource);
     this.synced = new Promise((r) => this.#resolveSynced = r);
   }
 
@@ -191,16 +273,21 @@ export class Reflector<T extends KubeObject> {
   }
 
   async #listAndReplace(signal: AbortSignal): Promise<void> {
-    const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
-    const pageSize = this.#opts.pageSize ?? 500;
-    // resourceVersion "" asks for a quorum read. "0" (any cached version) would be cheaper, but a lagging
-    // apiserver could then answer with a past state and resurrect objects this cache already saw deleted.
-    const { items, resourceVersion: listRv } = await listPages<T>(client, resource, {
-      namespace,
-      labelSelector,
-      fieldSelector,
-      limit: pageSize > 0 ? pageSize : undefined,
-    }, signal);
+    const { resource } = this.#opts;
+    let listed: { items: T[]; resourceVersion: string | undefined; requests: number };
+    try {
+      listed = await this.#list(signal);
+    } catch (e) {
+      if (this.#rvUnavailable || !listRvUnavailable(e) || signal.aborted) throw e;
+      // Straight on to a quorum read: the apiserver answered, it just cannot serve that version.
+      this.#rvUnavailable = true;
+      this.#log.info(`list ${this.description}: resourceVersion ${this.#rv} not served, listing the newest`, {
+        reason: e instanceof Error ? e.message : String(e),
+      });
+      listed = await this.#list(signal);
+    }
+    this.#rvUnavailable = false;
+    const { items, resourceVersion: listRv } = listed;
     const transform = this.#opts.transform ?? dropManagedFields;
     // LIST items come without apiVersion/kind while watch events carry them; fill them in so every cached
     // object looks the same (an Event's involvedObject needs the kind).
@@ -210,8 +297,52 @@ export class Reflector<T extends KubeObject> {
     );
     this.#rv = listRv;
     this.stats.lists++;
+    this.stats.listRequests += listed.requests;
     // During a streak of 410s the backoff must keep growing across the LISTs in between.
     if (this.#goneStreak === 0) this.#backoff.reset();
+  }
+
+  /** One LIST (all pages) from the snapshot listFrom picks; a snapshot older than the cache is refused. */
+  async #list(
+    signal: AbortSignal,
+  ): Promise<{ items: T[]; resourceVersion: string | undefined; requests: number }> {
+    const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
+    const pageSize = this.#opts.pageSize ?? 500;
+    // First LIST: the current resourceVersion from a one-key probe, so the real LIST can come from the
+    // watch cache without being older than the server was when we started.
+    const floor = this.#rv ?? (this.#rvUnavailable ? undefined : await this.#currentRv(signal));
+    const from = listFrom(floor, this.#rvUnavailable);
+    const codec = this.#codec;
+    const paged = await listPages<T>(
+      client,
+      resource,
+      { namespace, labelSelector, fieldSelector, limit: pageSize > 0 ? pageSize : undefined, ...from },
+      signal,
+      codec ? (o, s) => client.listProjected<T>(resource, codec, o, s) : undefined,
+    );
+    // NotOlderThan already promises this; the check keeps the promise even against a server (or proxy)
+    // that ignores the match, since replacing the cache with an older list would resurrect deleted objects.
+    if (from.resourceVersion !== undefined && isOlder(paged.resourceVersion, this.#rv)) {
+      throw new StaleList(`list answered resourceVersion ${paged.resourceVersion}, older than ${this.#rv}`);
+    }
+    return { items: paged.items, resourceVersion: paged.resourceVersion, requests: paged.requests };
+  }
+
+  /**
+   * The server's current resourceVersion, from a LIST that names one object (metadata.name): both the
+   * watch cache and etcd answer that with a single key lookup, whatever the selectors of the real LIST
+   * and however many objects there are. A namespaced kind is probed in the informer's namespace, or in
+   * "default" for an all-namespaces informer (whose RBAC covers every namespace).
+   */
+  async #currentRv(signal: AbortSignal): Promise<string | undefined> {
+    const { client, resource, namespace } = this.#opts;
+    const ns = resource.namespaced ? namespace ?? "default" : undefined;
+    const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, ns), {
+      signal,
+      query: { fieldSelector: `metadata.name=${RV_PROBE_NAME}`, limit: 1 },
+    });
+    this.stats.listRequests++;
+    return probe.metadata?.resourceVersion || undefined;
   }
 
   /** One watch request; returns how it ended when the server closed it cleanly. */
@@ -231,39 +362,52 @@ export class Reflector<T extends KubeObject> {
     const transform = this.#opts.transform ?? dropManagedFields;
     let received = 0;
     try {
-      const res = await client.watch(resource, {
-        namespace,
-        labelSelector,
-        fieldSelector,
-        resourceVersion: this.#rv,
-        allowWatchBookmarks: true,
-        timeoutSeconds,
-      }, ctrl.signal);
+      const codec = this.#codec;
+      const res = await client.watch(
+        resource,
+        {
+          namespace,
+          labelSelector,
+          fieldSelector,
+          resourceVersion: this.#rv,
+          allowWatchBookmarks: true,
+          timeoutSeconds,
+        },
+        ctrl.signal,
+        codec ? "protobuf" : "json",
+      );
       this.stats.watches++;
-      for await (const ev of decodeWatchEvents<T>(res.body!, ctrl.signal)) {
-        received++;
-        switch (ev.type) {
-          case "ADDED":
-          case "MODIFIED":
-            this.stats.events++;
-            store.upsert(transform(ev.object));
-            break;
-          case "DELETED":
-            this.stats.events++;
-            store.delete(transform(ev.object));
-            break;
-          case "BOOKMARK":
-            this.stats.bookmarks++;
-            break;
-          case "ERROR":
-            throw watchError(ev.object);
-        }
-        // Advance only after the event is applied, so a resume never skips an unapplied change.
-        const next = ev.object.metadata?.resourceVersion;
-        if (next) this.#rv = next;
-        if (received === 1) {
-          this.#backoff.reset();
-          this.#goneStreak = 0;
+      let batches: AsyncGenerator<WatchEvent<T>[]>;
+      if (codec && isProtobuf(res)) {
+        batches = decodeProtoWatchBatches<T>(res.body!, codec.decode, ctrl.signal);
+      } else if (codec) batches = projected(decodeWatchBatches<T>(res.body!, ctrl.signal), codec);
+      else batches = decodeWatchBatches<T>(res.body!, ctrl.signal);
+      for await (const batch of batches) {
+        for (const ev of batch) {
+          received++;
+          switch (ev.type) {
+            case "ADDED":
+            case "MODIFIED":
+              this.stats.events++;
+              store.upsert(transform(ev.object));
+              break;
+            case "DELETED":
+              this.stats.events++;
+              store.delete(transform(ev.object));
+              break;
+            case "BOOKMARK":
+              this.stats.bookmarks++;
+              break;
+            case "ERROR":
+              throw watchError(ev.object);
+          }
+          // Advance only after the event is applied, so a resume never skips an unapplied change.
+          const next = ev.object.metadata?.resourceVersion;
+          if (next) this.#rv = next;
+          if (received === 1) {
+            this.#backoff.reset();
+            this.#goneStreak = 0;
+          }
         }
       }
       // The stall guard ends the stream quietly; report it as the failure it is.
@@ -303,6 +447,20 @@ export class Reflector<T extends KubeObject> {
   #recovered(op: "list" | "watch"): void {
     const failed = this.#causes.recovered();
     if (failed > 0) this.#log.info(`${op} ${this.description}: recovered after ${failed} failed attempt(s)`);
+  }
+}
+
+/** A JSON watch of a kind with a codec (a server that refused protobuf): same projection as protobuf. */
+async function* projected<T extends KubeObject>(
+  batches: AsyncGenerator<WatchEvent<T>[]>,
+  codec: BuiltinCodec,
+): AsyncGenerator<WatchEvent<T>[]> {
+  for await (const batch of batches) {
+    yield batch.map((ev) =>
+      ev.type === "ADDED" || ev.type === "MODIFIED" || ev.type === "DELETED"
+        ? { type: ev.type, object: codec.project(ev.object) as T }
+        : ev
+    );
   }
 }
 

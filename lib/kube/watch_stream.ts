@@ -3,6 +3,7 @@
 // are buffered until a full line is seen.
 
 import type { KubeObject, KubeStatus } from "./types.ts";
+import { ChunkReader } from "./chunk_reader.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
 
@@ -46,8 +47,16 @@ export async function* decodeWatchEvents<T extends KubeObject>(
   body: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>> {
+  for await (const batch of decodeWatchBatches<T>(body, signal)) yield* batch;
+}
+
+/** decodeWatchEvents, the events of each network chunk together (one await per chunk, not per event). */
+export async function* decodeWatchBatches<T extends KubeObject>(
+  body: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): AsyncGenerator<WatchEvent<T>[]> {
   const decoder = new TextDecoder();
-  const reader = body.getReader();
+  const reader = new ChunkReader(body);
   // Aborting the fetch alone does not always wake a pending read of a long-lived body (seen with Deno 2.9
   // after a large burst of events): cancelling the reader ends the read at the stream level, always.
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
@@ -56,18 +65,29 @@ export async function* decodeWatchEvents<T extends KubeObject>(
   let buffer = "";
   try {
     while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
+      const value = await reader.read();
+      if (value === undefined) break;
       buffer += decoder.decode(value, { stream: true });
       // Index walking rather than re-slicing keeps a chunk holding many events linear in its size.
       let start = 0;
       let nl: number;
+      const batch: WatchEvent<T>[] = [];
       while ((nl = buffer.indexOf("\n", start)) >= 0) {
         const line = buffer.slice(start, nl).trim();
         start = nl + 1;
-        if (line !== "") yield parseWatchLine<T>(line);
+        if (line === "") continue;
+        let ev: WatchEvent<T>;
+        try {
+          ev = parseWatchLine<T>(line);
+        } catch (e) {
+          // The events before the bad line are still delivered, in order, before the error.
+          if (batch.length > 0) yield batch;
+          throw e;
+        }
+        batch.push(ev);
       }
       buffer = buffer.slice(start);
+      if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;
     buffer += decoder.decode();

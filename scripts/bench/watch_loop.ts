@@ -4,6 +4,8 @@
 //     on a synthetic stream (no network)
 //   - latency from a write on the apiserver to the handler call (median, p99)
 // Run: deno task bench watch_loop [--pods=10000] [--latency-writes=300]
+// Side by side with client-go v0.34.2 (built once into the sandbox cache): see client_go/vs_client_go.ts
+//      deno task bench watch_loop --vs-client-go [--pods=10000] [--backlog=5000] [--rounds=3] [--watchers=100]
 
 import v8 from "node:v8";
 import vm from "node:vm";
@@ -16,6 +18,17 @@ import type { KubeObject } from "../../lib/kube/types.ts";
 import { decodeWatchEvents } from "../../lib/kube/watch_stream.ts";
 import { podIndexers } from "../../lib/kube/informer.ts";
 import { createLogger } from "../../lib/log.ts";
+import { runChild, runVsClientGo } from "./client_go/vs_client_go.ts";
+
+const childMode = Deno.args.find((a) => a.startsWith("--child="));
+if (childMode) {
+  await runChild(childMode.slice("--child=".length));
+  Deno.exit(0);
+}
+if (Deno.args.includes("--vs-client-go")) {
+  await runVsClientGo();
+  Deno.exit(0);
+}
 
 type Pod = KubeObject & { spec: Record<string, unknown>; status?: Record<string, unknown> };
 

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
 import { findDrift, type RedirectSpec } from "../../nmi/iptables/rules.ts";
-import { RedirectSync } from "../../nmi/iptables/sync.ts";
+import { RedirectSync, type RedirectSyncOptions } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
-import { Lab, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
+import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e iptables tests skipped: ${skip}`);
@@ -56,44 +56,62 @@ async function fromPod(ns: string): Promise<string> {
   return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
 }
 
-function quietLog() {
-  return { log: createLogger({ write: () => {} }) };
+/** A RedirectSync on the lab's node with this file's spec, a silent log and the given options. */
+function syncOn(lab: Lab, opts: Partial<RedirectSyncOptions> = {}): RedirectSync {
+  return new RedirectSync({
+    spec,
+    intervalMs: 60_000,
+    log: createLogger({ write: () => {} }),
+    host: hostIn(lab),
+    ...opts,
+  });
+}
+
+type Serve = (lab: Lab, ip: string, port: number, body: string) => Promise<void>;
+
+/**
+ * A lab node with one pod, the stand-in IMDS ("imds") and, unless `nmi` is false, the stand-in NMI ("nmi");
+ * removed after `fn`, whatever happens.
+ */
+async function withNode(
+  fn: (lab: Lab, pod: LabPod) => Promise<void>,
+  opts: { serve?: Serve; nmi?: boolean } = {},
+): Promise<void> {
+  const server = opts.serve ?? serve;
+  const lab = await Lab.create();
+  try {
+    const pod = await lab.addPod("p1");
+    await server(lab, "169.254.169.254", 80, "imds");
+    if (opts.nmi ?? true) await server(lab, "127.0.0.1", 2579, "nmi");
+    await fn(lab, pod);
+  } finally {
+    await lab.close();
+  }
 }
 
 Deno.test({
   name: "e2e iptables: pod traffic to IMDS reaches NMI; the node itself is not intercepted",
   ignore: !!skip,
-  async fn() {
-    const lab = await Lab.create();
-    try {
-      const pod = await lab.addPod("p1");
-      await serve(lab, "169.254.169.254", 80, "imds");
-      await serve(lab, "127.0.0.1", 2579, "nmi");
+  fn: () =>
+    withNode(async (lab, pod) => {
       assert.equal(await fromPod(pod.ns), "imds", "without rules the pod reaches IMDS");
-      const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
+      const sync = syncOn(lab);
       await sync.setUp();
       assert.equal(sync.inPlace, true);
       assert.equal(await fromPod(pod.ns), "nmi");
       assert.equal((await lab.nodeExec(["sysctl", "-n", "net.ipv4.conf.all.route_localnet"])).trim(), "1");
       const fromNode = await lab.nodeExec(["curl", "-s", "-m", "3", "http://169.254.169.254/"]);
       assert.equal(fromNode, "imds", "hostNetwork callers go through OUTPUT, not PREROUTING (as upstream)");
-    } finally {
-      await lab.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "e2e iptables: rules flushed, edited, reordered or out-jumped by hand are repaired by the next sync",
   ignore: !!skip,
-  async fn() {
-    const lab = await Lab.create();
-    try {
-      const pod = await lab.addPod("p1");
-      await serve(lab, "169.254.169.254", 80, "imds");
-      await serve(lab, "127.0.0.1", 2579, "nmi");
+  fn: () =>
+    withNode(async (lab, pod) => {
       const host = hostIn(lab);
-      const sync = new RedirectSync({ spec, intervalMs: 200, log: quietLog().log, host });
+      const sync = syncOn(lab, { intervalMs: 200, host });
       await sync.setUp();
       const tamperings = [
         ["iptables", "-t", "nat", "-F", "aad-metadata"],
@@ -135,22 +153,16 @@ Deno.test({
         stop.abort();
         await running;
       }
-    } finally {
-      await lab.close();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name:
     "e2e iptables: fail closed by default (NMI down -> refused, never IMDS); opt-in cleanup restores the original",
   ignore: !!skip,
-  async fn() {
-    const lab = await Lab.create();
-    try {
-      const pod = await lab.addPod("p1");
-      await serve(lab, "169.254.169.254", 80, "imds");
-      const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
+  fn: () =>
+    withNode(async (lab, pod) => {
+      const sync = syncOn(lab);
       await sync.setUp();
       await sync.stop(); // fail closed: rules stay
       assert.equal(
@@ -158,30 +170,16 @@ Deno.test({
         "curl exit 7",
         "nothing listens at NMI's port: connection refused",
       );
-      const cleanup = new RedirectSync({
-        spec,
-        intervalMs: 60_000,
-        log: quietLog().log,
-        host: hostIn(lab),
-        removeOnStop: true,
-      });
-      await cleanup.stop();
+      await syncOn(lab, { removeOnStop: true }).stop();
       assert.equal(await fromPod(pod.ns), "imds");
-    } finally {
-      await lab.close();
-    }
-  },
+    }, { nmi: false }),
 });
 
 Deno.test({
   name: "e2e iptables: a connection opened before the rules is cut by the conntrack flush",
   ignore: !!skip,
-  async fn() {
-    const lab = await Lab.create();
-    try {
-      const pod = await lab.addPod("p1");
-      await serveLines(lab, "169.254.169.254", 80, "imds");
-      await serveLines(lab, "127.0.0.1", 2579, "nmi");
+  fn: () =>
+    withNode(async (lab, pod) => {
       // A long-lived client: connects now, then sends one ping per line on stdin over the same connection.
       const client = new Deno.Command("ip", {
         args: [
@@ -221,17 +219,9 @@ for _ in sys.stdin:
       try {
         assert.equal(await ask(), "imds", "the early connection reaches IMDS before the rules");
         assert.equal(await ask(), "imds", "and stays open (keep-alive)");
-        const noFlush = new RedirectSync({
-          spec,
-          intervalMs: 60_000,
-          log: quietLog().log,
-          host: hostIn(lab),
-          flushConntrack: false,
-        });
-        await noFlush.setUp();
+        await syncOn(lab, { flushConntrack: false }).setUp();
         assert.equal(await ask(), "imds", "without the flush the early connection still bypasses NMI");
-        const sync = new RedirectSync({ spec, intervalMs: 60_000, log: quietLog().log, host: hostIn(lab) });
-        await sync.setUp();
+        await syncOn(lab).setUp();
         const after = await ask();
         assert.notEqual(after, "imds", "after the flush the early connection no longer reaches IMDS");
         assert.match(after, /^cut:|client exited/);
@@ -241,10 +231,7 @@ for _ in sys.stdin:
         await client.stdout.cancel().catch(() => {});
         await client.status;
       }
-    } finally {
-      await lab.close();
-    }
-  },
+    }, { serve: serveLines }),
 });
 
 Deno.test({

@@ -127,6 +127,21 @@ async function tokenFrom(
   return { appid: (await node.h.emu.verifyToken(token)).appid };
 }
 
+/** The original demo's adal client in a pod: its token and the VMs it listed in ARM with it. */
+async function adalDemoIn(
+  node: Node,
+  pod: LabPod,
+  clientId?: string,
+): Promise<{ token: string; vms: string[] }> {
+  const { h } = node;
+  const argv = adalDemoArgv(await sdkClientPaths(), {
+    endpoint: h.emu.armEndpoint,
+    subscriptionId: h.emu.subscriptionId,
+    resourceGroup: "rg",
+  }, clientId);
+  return JSON.parse(await node.lab.exec(pod.ns, argv, { env: trustEnv(h.emu.caCertPath) }));
+}
+
 /** curl from a pod: status code and body, or the curl exit code when nothing answered. */
 async function curlFrom(
   pod: LabPod,
@@ -201,31 +216,11 @@ Deno.test({
       // The original demo's client: adal from IMDS, then an ARM call with the token.
       const armPort = Number(new URL(h.emu.armEndpoint).port);
       await node.lab.mirror(armPort, { ns: podWeb.ns });
-      const demo = JSON.parse(
-        await node.lab.exec(
-          podWeb.ns,
-          adalDemoArgv(await sdkClientPaths(), {
-            endpoint: h.emu.armEndpoint,
-            subscriptionId: h.emu.subscriptionId,
-            resourceGroup: "rg",
-          }, h.ids.web.clientId),
-          { env: trustEnv(h.emu.caCertPath) },
-        ),
-      );
+      const demo = await adalDemoIn(node, podWeb, h.ids.web.clientId);
       assert.equal((await h.emu.verifyToken(demo.token)).appid, h.ids.web.clientId);
       assert.deepEqual(demo.vms, []);
       // NewServicePrincipalTokenFromMSI without a client id: NMI answers with the pod's own identity.
-      const anyId = JSON.parse(
-        await node.lab.exec(
-          podWeb.ns,
-          adalDemoArgv(await sdkClientPaths(), {
-            endpoint: h.emu.armEndpoint,
-            subscriptionId: h.emu.subscriptionId,
-            resourceGroup: "rg",
-          }),
-          { env: trustEnv(h.emu.caCertPath) },
-        ),
-      );
+      const anyId = await adalDemoIn(node, podWeb);
       assert.equal((await h.emu.verifyToken(anyId.token)).appid, h.ids.web.clientId);
 
       // curl with and without the Metadata header.

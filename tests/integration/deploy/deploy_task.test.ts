@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { sharedCluster } from "../../support/cluster.ts";
+import { TcpRelay } from "../kube/helpers.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
 
@@ -72,36 +73,6 @@ Deno.test("deploy: an unreachable cluster is a clear failure, not a hang", async
   }
 });
 
-/** A TCP pass-through to the apiserver that counts connections, so a test sees whether kubectl called. */
-function countingProxy(server: string) {
-  const target = new URL(server);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let connections = 0;
-  const pipes: Promise<unknown>[] = [];
-  (async () => {
-    for await (const conn of listener) {
-      connections++;
-      pipes.push(
-        (async () => {
-          const up = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-          await Promise.allSettled([
-            conn.readable.pipeTo(up.writable),
-            up.readable.pipeTo(conn.writable),
-          ]);
-        })().catch(() => {}),
-      );
-    }
-  })().catch(() => {});
-  return {
-    server: `https://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
-    connections: () => connections,
-    async close() {
-      listener.close();
-      await Promise.allSettled(pipes);
-    },
-  };
-}
-
 /** A copy of the cluster's kubeconfig that points at another server address (same credentials). */
 async function kubeconfigFor(original: string, server: string, path: string): Promise<string> {
   const text = await Deno.readTextFile(original);
@@ -137,11 +108,11 @@ Deno.test("deploy: --kubeconfig=PATH and --kubeconfig PATH win over KUBECONFIG",
 
 Deno.test("deploy: an unknown flag or a missing value exits 2 with usage and sends nothing to the cluster", async () => {
   const cluster = await sharedCluster();
-  const proxy = countingProxy(cluster.server);
+  const proxy = new TcpRelay(cluster.server);
   const dir = await Deno.makeTempDir();
   try {
-    const viaProxy = await kubeconfigFor(cluster.kubeconfigPath, proxy.server, `${dir}/kubeconfig`);
-    // Both the flag and the current context lead to the cluster, through the counting proxy.
+    const viaProxy = await kubeconfigFor(cluster.kubeconfigPath, proxy.url, `${dir}/kubeconfig`);
+    // Both the flag and the current context lead to the cluster, through a relay that counts connections.
     const env = { KUBECONFIG: viaProxy, KUBECTL_BIN: Deno.env.get("AAD_TEST_KUBECTL") ?? "kubectl" };
     for (
       const args of [
@@ -154,12 +125,12 @@ Deno.test("deploy: an unknown flag or a missing value exits 2 with usage and sen
       const r = await deploy(args, env);
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.output}`);
       assert.match(r.output, /usage: deno task deploy/);
-      assert.equal(proxy.connections(), 0, `${args.join(" ")} reached the apiserver`);
+      assert.equal(proxy.connections, 0, `${args.join(" ")} reached the apiserver`);
     }
     // The proxy does see a deploy that is allowed to run, so the zero above means something.
     const ok = await deploy([`--kubeconfig=${viaProxy}`, "--dry-run"], env);
     assert.equal(ok.code, 0, ok.output);
-    assert.ok(proxy.connections() > 0);
+    assert.ok(proxy.connections > 0);
   } finally {
     await proxy.close();
     await Deno.remove(dir, { recursive: true });

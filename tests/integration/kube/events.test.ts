@@ -4,7 +4,7 @@ import { type CoreEvent, EVENT_COMPONENT, EventRecorder, type EventType } from "
 import { type KubeClient, Resources } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { memoryLogger } from "../../../lib/log.ts";
-import { clientFor, DelayingProxy, TcpRelay } from "./helpers.ts";
+import { clientFor, TcpRelay } from "./helpers.ts";
 
 Deno.test("events: recorded on the object, repeats aggregated into one Event's count", async () => {
   const cluster = await sharedCluster();
@@ -91,7 +91,7 @@ Deno.test("events: writes are bounded in flight and in the queue; the oldest wai
   const cluster = await sharedCluster();
   const namespace = await cluster.namespace("kube-events-queue");
   const client = await clientFor(cluster.kubeconfigPath);
-  const proxy = new DelayingProxy(cluster.server, 400);
+  const proxy = new TcpRelay(cluster.server, { delayMs: 400 });
   const slow = await clientFor(cluster.kubeconfigPath, proxy.url);
   try {
     await slow.request("GET", "/version"); // one warm connection

@@ -97,26 +97,38 @@ export function rng(seed: number): () => number {
 }
 
 /**
- * A TCP relay in front of the apiserver (TLS passes through untouched). `cut()` drops every connection and
- * refuses new ones until `restore()`: a network partition, with the apiserver itself still up.
+ * A TCP relay in front of the apiserver (TLS passes through untouched, byte order kept), for fault tests:
+ * - `cut()` drops every connection and refuses new ones until `restore()`: a network partition;
+ * - `delayMs` holds every server->client chunk that long (requests arrive at once, answers late: a slow path
+ *   where the write a request makes is done long before the client hears of it); settable at any time;
+ * - `dropRequests()` discards client->server bytes from then on (no undo: the TLS streams cannot recover);
+ * - `connections` counts the connections accepted, to see whether a client called at all.
  */
 export class TcpRelay {
+  delayMs: number;
+  connections = 0;
   #listener: Deno.TcpListener;
   #target: { hostname: string; port: number };
   #conns = new Set<Deno.Conn>();
   #cut = false;
+  #dropRequests = false;
   #accepting: Promise<void>;
   #pipes = new Set<Promise<void>>();
 
-  constructor(targetUrl: string) {
+  constructor(targetUrl: string, opts: { delayMs?: number } = {}) {
     const u = new URL(targetUrl);
     this.#target = { hostname: u.hostname, port: Number(u.port) };
+    this.delayMs = opts.delayMs ?? 0;
     this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#accepting = this.#accept();
   }
 
   get url(): string {
     return `https://127.0.0.1:${this.#listener.addr.port}`;
+  }
+
+  dropRequests(): void {
+    this.#dropRequests = true;
   }
 
   async #accept(): Promise<void> {
@@ -125,143 +137,7 @@ export class TcpRelay {
         conn.close();
         continue;
       }
-      const p = this.#relay(conn);
-      this.#pipes.add(p);
-      p.finally(() => this.#pipes.delete(p));
-    }
-  }
-
-  async #relay(a: Deno.Conn): Promise<void> {
-    let b: Deno.Conn;
-    try {
-      b = await Deno.connect(this.#target);
-    } catch {
-      a.close();
-      return;
-    }
-    this.#conns.add(a);
-    this.#conns.add(b);
-    const pump = async (from: Deno.Conn, to: Deno.Conn) => {
-      const buf = new Uint8Array(64 * 1024);
-      try {
-        while (true) {
-          const n = await from.read(buf);
-          if (n === null) break;
-          let off = 0;
-          while (off < n) off += await to.write(buf.subarray(off, n));
-        }
-      } catch {
-        // either side closed
-      }
-      for (const c of [a, b]) {
-        if (this.#conns.delete(c)) {
-          try {
-            c.close();
-          } catch { /* closed */ }
-        }
-      }
-    };
-    await Promise.all([pump(a, b), pump(b, a)]);
-  }
-
-  cut(): void {
-    this.#cut = true;
-    for (const c of this.#conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    this.#conns.clear();
-  }
-
-  restore(): void {
-    this.#cut = false;
-  }
-
-  async close(): Promise<void> {
-    this.cut();
-    this.#listener.close();
-    await this.#accepting.catch(() => {});
-    await Promise.all([...this.#pipes]);
-  }
-}
-
-/**
- * Checks a handler journal against the truth (a fresh LIST): every live object's journal starts with an
- * add and ends at its current resourceVersion; every other object's journal ends with its one delete.
- */
-export function journalProblems(byUid: Map<string, JournalEntry[]>, truth: KubeObject[]): string[] {
-  const problems: string[] = [];
-  const live = new Map(truth.map((o) => [o.metadata.uid!, o]));
-  for (const o of truth) {
-    if (!byUid.has(o.metadata.uid!)) problems.push(`never delivered: ${o.metadata.name}`);
-  }
-  for (const [uid, entries] of byUid) {
-    if (entries[0]?.type !== "add") problems.push(`${uid}: first call is ${entries[0]?.type}`);
-    const deletes = entries.filter((e) => e.type === "delete").length;
-    const last = entries.at(-1)!;
-    const obj = live.get(uid);
-    if (obj) {
-      if (deletes > 0) problems.push(`${obj.metadata.name}: live but deleted in journal`);
-      if (last.rv !== obj.metadata.resourceVersion) {
-        problems.push(
-          `${obj.metadata.name}: journal ends at rv ${last.rv}, server has ${obj.metadata.resourceVersion}`,
-        );
-      }
-    } else if (deletes !== 1 || last.type !== "delete") {
-      problems.push(`${uid}: gone from the server but journal is ${entries.map((e) => e.type).join(",")}`);
-    }
-  }
-  return problems;
-}
-
-/** Deletes a key straight from etcd's v3 JSON gateway, behind the apiserver's back. */
-export async function etcdDelete(etcdEndpoint: string, key: string): Promise<number> {
-  const r = await fetch(`${etcdEndpoint}/v3/kv/deleterange`, {
-    method: "POST",
-    body: JSON.stringify({ key: btoa(key) }),
-  });
-  const body = await r.json() as { deleted?: string };
-  return Number(body.deleted ?? 0);
-}
-
-/**
- * A TCP proxy in front of the apiserver that holds every server->client chunk for `delayMs` before passing
- * it on (TLS passes through untouched, byte order kept): requests arrive at once, answers arrive late.
- * That is a slow network path in one direction, where the write a request makes is done long before the
- * client hears of it.
- */
-export class DelayingProxy {
-  delayMs: number;
-  #dropRequests = false;
-  #listener: Deno.TcpListener;
-  #target: { hostname: string; port: number };
-  #conns = new Set<Deno.Conn>();
-  #accepting: Promise<void>;
-  #pipes = new Set<Promise<void>>();
-
-  constructor(targetUrl: string, delayMs: number) {
-    const u = new URL(targetUrl);
-    this.#target = { hostname: u.hostname, port: Number(u.port) };
-    this.delayMs = delayMs;
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#accepting = this.#accept();
-  }
-
-  get url(): string {
-    return `https://127.0.0.1:${this.#listener.addr.port}`;
-  }
-
-  /**
-   * From now on client->server bytes are discarded: nothing the client sends reaches the apiserver any
-   * more, while answers already on their way still arrive. (The TLS streams cannot recover; no undo.)
-   */
-  dropRequests(): void {
-    this.#dropRequests = true;
-  }
-
-  async #accept(): Promise<void> {
-    for await (const conn of this.#listener) {
+      this.connections++;
       const p = this.#relay(conn);
       this.#pipes.add(p);
       p.finally(() => this.#pipes.delete(p));
@@ -336,15 +212,63 @@ export class DelayingProxy {
     await Promise.all([upstream(), downstream()]);
   }
 
-  async close(): Promise<void> {
+  cut(): void {
+    this.#cut = true;
     for (const c of this.#conns) {
       try {
         c.close();
       } catch { /* closed */ }
     }
     this.#conns.clear();
+  }
+
+  restore(): void {
+    this.#cut = false;
+  }
+
+  async close(): Promise<void> {
+    this.cut();
     this.#listener.close();
     await this.#accepting.catch(() => {});
     await Promise.all([...this.#pipes]);
   }
+}
+
+/**
+ * Checks a handler journal against the truth (a fresh LIST): every live object's journal starts with an
+ * add and ends at its current resourceVersion; every other object's journal ends with its one delete.
+ */
+export function journalProblems(byUid: Map<string, JournalEntry[]>, truth: KubeObject[]): string[] {
+  const problems: string[] = [];
+  const live = new Map(truth.map((o) => [o.metadata.uid!, o]));
+  for (const o of truth) {
+    if (!byUid.has(o.metadata.uid!)) problems.push(`never delivered: ${o.metadata.name}`);
+  }
+  for (const [uid, entries] of byUid) {
+    if (entries[0]?.type !== "add") problems.push(`${uid}: first call is ${entries[0]?.type}`);
+    const deletes = entries.filter((e) => e.type === "delete").length;
+    const last = entries.at(-1)!;
+    const obj = live.get(uid);
+    if (obj) {
+      if (deletes > 0) problems.push(`${obj.metadata.name}: live but deleted in journal`);
+      if (last.rv !== obj.metadata.resourceVersion) {
+        problems.push(
+          `${obj.metadata.name}: journal ends at rv ${last.rv}, server has ${obj.metadata.resourceVersion}`,
+        );
+      }
+    } else if (deletes !== 1 || last.type !== "delete") {
+      problems.push(`${uid}: gone from the server but journal is ${entries.map((e) => e.type).join(",")}`);
+    }
+  }
+  return problems;
+}
+
+/** Deletes a key straight from etcd's v3 JSON gateway, behind the apiserver's back. */
+export async function etcdDelete(etcdEndpoint: string, key: string): Promise<number> {
+  const r = await fetch(`${etcdEndpoint}/v3/kv/deleterange`, {
+    method: "POST",
+    body: JSON.stringify({ key: btoa(key) }),
+  });
+  const body = await r.json() as { deleted?: string };
+  return Number(body.deleted ?? 0);
 }

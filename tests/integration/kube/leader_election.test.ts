@@ -10,7 +10,7 @@ import type { KubeClient } from "../../../lib/kube/rest.ts";
 import { memoryLogger } from "../../../lib/log.ts";
 import { Resources } from "../../../lib/kube/rest.ts";
 import type { Lease } from "../../../lib/kube/leader_election.ts";
-import { clientFor, DelayingProxy, TcpRelay, waitUntil } from "./helpers.ts";
+import { clientFor, TcpRelay, waitUntil } from "./helpers.ts";
 
 type Timing = { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number };
 const timing: Timing = { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 400 };
@@ -187,7 +187,7 @@ Deno.test("leader election on a Lease", async (t) => {
         // into B's term.
         const slowTiming = { leaseDurationMs: 4_000, renewDeadlineMs: 3_500, retryPeriodMs: 300 };
         const namespace = await cluster.namespace("lease-slow");
-        const proxy = new DelayingProxy(cluster.server, 1_500);
+        const proxy = new TcpRelay(cluster.server, { delayMs: 1_500 });
         const viaProxy = await clientFor(cluster.kubeconfigPath, proxy.url);
         // One warm connection first: a TLS handshake through the delay would take several delays on its own.
         await viaProxy.request("GET", "/version");

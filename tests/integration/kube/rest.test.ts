@@ -7,7 +7,7 @@ import { KubeApiError, Resources } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { loadKubeConnection } from "../../../lib/kube/config.ts";
 import { KubeClient } from "../../../lib/kube/rest.ts";
-import { clientFor, DelayingProxy } from "./helpers.ts";
+import { clientFor, TcpRelay } from "./helpers.ts";
 
 type ConfigMap = KubeObject & { data?: Record<string, string> };
 type Pod = KubeObject & { spec: Record<string, unknown>; status?: { phase?: string; podIP?: string } };
@@ -130,7 +130,7 @@ Deno.test("rest: force goes only with apply patches; other patch types ignore it
 
 Deno.test("rest: the request timeout is a KubeApiError of kind timeout; a caller's abort is not", async () => {
   const cluster = await sharedCluster();
-  const proxy = new DelayingProxy(cluster.server, 1_500);
+  const proxy = new TcpRelay(cluster.server, { delayMs: 1_500 });
   const conn = await loadKubeConnection({ kubeconfigPath: cluster.kubeconfigPath });
   const slow = new KubeClient({ ...conn, server: proxy.url }, { requestTimeoutMs: 400 });
   try {

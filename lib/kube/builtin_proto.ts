@@ -1,0 +1,312 @@
+// Protobuf decoders for the built-in kinds the services cache (pods, nodes, leases), each producing a slim
+// projection: the whole ObjectMeta (minus selfLink and managedFields) and the spec/status fields MIC and
+// NMI read. The matching `project*` functions cut a JSON-decoded object to exactly the same shape, so a
+// cache filled from either wire format holds equal objects. Field numbers: k8s.io/api v0.34
+// core/v1 and coordination/v1 generated.proto.
+//
+// Slim pod:  metadata, spec{nodeName, serviceAccountName, hostNetwork}, status{phase, hostIP, podIP, podIPs}
+// Slim node: metadata, spec{providerID, unschedulable, taints}
+// Lease:     metadata, spec (every field: the lease spec is small)
+// A reader that needs more sets the informer's `encoding: "json"` and gets whole objects.
+
+import { type Pod, type PodPhase } from "./core.ts";
+import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
+import type { ResourceType } from "./rest.ts";
+import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
+
+export interface Taint {
+  key: string;
+  value?: string;
+  effect: string;
+  timeAdded?: string;
+}
+
+export interface SlimNode extends KubeObject {
+  spec: { providerID?: string; unschedulable?: boolean; taints?: Taint[] };
+}
+
+export interface LeaseSpec {
+  holderIdentity?: string;
+  leaseDurationSeconds?: number;
+  acquireTime?: string;
+  renewTime?: string;
+  leaseTransitions?: number;
+  strategy?: string;
+  preferredHolder?: string;
+}
+
+export interface SlimLease extends KubeObject {
+  spec: LeaseSpec;
+}
+
+/** Decodes one object's protobuf message: the reader spans exactly that message (r.pos to r.end). */
+export type ProtoObjectDecoder = (r: ProtoReader) => KubeObject;
+
+export interface BuiltinCodec {
+  decode: ProtoObjectDecoder;
+  /** The same projection applied to a JSON-decoded object. */
+  project: (obj: KubeObject) => KubeObject;
+}
+
+// ---- Pod
+
+function readPodSpec(r: ProtoReader, spec: NonNullable<Pod["spec"]>): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 82 /* 10:len nodeName */) {
+      if ((s = r.interned()) !== "") spec.nodeName = s;
+    } else if (t === 66 /* 8:len serviceAccountName */) {
+      if ((s = r.interned()) !== "") spec.serviceAccountName = s;
+    } else if (t === 88 /* 11:varint hostNetwork */) {
+      if (r.varint() !== 0) spec.hostNetwork = true;
+    } else r.skip(t);
+  }
+  r.closed(end);
+}
+
+type PodStatus = NonNullable<Pod["status"]> & { hostIP?: string };
+
+function readPodIP(r: ProtoReader): { ip: string } {
+  const end = r.lenEnd();
+  let ip = "";
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len ip */) ip = r.string();
+    else r.skip(t);
+  }
+  r.closed(end);
+  return { ip };
+}
+
+function readPodStatus(r: ProtoReader, status: PodStatus): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 10 /* 1:len phase */:
+        if ((s = r.interned()) !== "") status.phase = s as PodPhase;
+        break;
+      case 42 /* 5:len hostIP */:
+        if ((s = r.interned()) !== "") status.hostIP = s;
+        break;
+      case 50 /* 6:len podIP */:
+        if ((s = r.string()) !== "") status.podIP = s;
+        break;
+      case 98 /* 12:len podIPs */:
+        (status.podIPs ??= []).push(readPodIP(r));
+        break;
+      default:
+        r.skip(t);
+    }
+  }
+  r.closed(end);
+}
+
+export function decodePod(r: ProtoReader): Pod {
+  let metadata: ObjectMeta = {};
+  const spec: NonNullable<Pod["spec"]> = {};
+  const status: PodStatus = {};
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readPodSpec(r, spec);
+    else if (t === 26 /* 3:len status */) readPodStatus(r, status);
+    else r.skip(t);
+  }
+  return { apiVersion: "v1", kind: "Pod", metadata, spec, status };
+}
+
+export function projectPod(obj: KubeObject): Pod {
+  const p = obj as Pod & { status?: PodStatus };
+  const spec: NonNullable<Pod["spec"]> = {};
+  if (p.spec?.nodeName) spec.nodeName = p.spec.nodeName;
+  if (p.spec?.serviceAccountName) spec.serviceAccountName = p.spec.serviceAccountName;
+  if (p.spec?.hostNetwork) spec.hostNetwork = true;
+  const status: PodStatus = {};
+  const s = p.status;
+  if (s?.phase) status.phase = s.phase;
+  if (s?.hostIP) status.hostIP = s.hostIP;
+  if (s?.podIP) status.podIP = s.podIP;
+  if (s?.podIPs?.length) status.podIPs = s.podIPs.map((x) => ({ ip: x.ip ?? "" }));
+  return { apiVersion: "v1", kind: "Pod", metadata: projectMeta(p.metadata), spec, status };
+}
+
+// ---- Node
+
+function readTaint(r: ProtoReader): Taint {
+  const end = r.lenEnd();
+  const taint: Taint = { key: "", effect: "" };
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len key */) taint.key = r.string();
+    else if (t === 18 /* 2:len value */) {
+      if ((s = r.string()) !== "") taint.value = s;
+    } else if (t === 26 /* 3:len effect */) taint.effect = r.string();
+    else if (t === 34 /* 4:len timeAdded */) taint.timeAdded = readTime(r);
+    else r.skip(t);
+  }
+  r.closed(end);
+  return taint;
+}
+
+function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
+  const end = r.lenEnd();
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 26 /* 3:len providerID */) {
+      if ((s = r.string()) !== "") spec.providerID = s;
+    } else if (t === 42 /* 5:len taints */) (spec.taints ??= []).push(readTaint(r));
+    else if (t === 32 /* 4:varint unschedulable */) {
+      if (r.varint() !== 0) spec.unschedulable = true;
+    } else r.skip(t);
+  }
+  r.closed(end);
+}
+
+export function decodeNode(r: ProtoReader): SlimNode {
+  let metadata: ObjectMeta = {};
+  const spec: SlimNode["spec"] = {};
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readNodeSpec(r, spec);
+    else r.skip(t);
+  }
+  return { apiVersion: "v1", kind: "Node", metadata, spec };
+}
+
+export function projectNode(obj: KubeObject): SlimNode {
+  const n = obj as KubeObject & { spec?: SlimNode["spec"] };
+  const spec: SlimNode["spec"] = {};
+  if (n.spec?.providerID) spec.providerID = n.spec.providerID;
+  if (n.spec?.unschedulable) spec.unschedulable = true;
+  if (n.spec?.taints?.length) {
+    spec.taints = n.spec.taints.map((t) => {
+      const out: Taint = { key: t.key ?? "", effect: t.effect ?? "" };
+      if (t.value) out.value = t.value;
+      if (t.timeAdded) out.timeAdded = t.timeAdded;
+      return out;
+    });
+  }
+  return { apiVersion: "v1", kind: "Node", metadata: projectMeta(n.metadata), spec };
+}
+
+// ---- Lease
+
+function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
+  const end = r.lenEnd();
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 10 /* 1:len holderIdentity */:
+        spec.holderIdentity = r.string();
+        break;
+      case 16 /* 2:varint leaseDurationSeconds */:
+        spec.leaseDurationSeconds = r.int();
+        break;
+      case 26 /* 3:len acquireTime */:
+        spec.acquireTime = readMicroTime(r);
+        break;
+      case 34 /* 4:len renewTime */:
+        spec.renewTime = readMicroTime(r);
+        break;
+      case 40 /* 5:varint leaseTransitions */:
+        spec.leaseTransitions = r.int();
+        break;
+      case 50 /* 6:len strategy */:
+        spec.strategy = r.string();
+        break;
+      case 58 /* 7:len preferredHolder */:
+        spec.preferredHolder = r.string();
+        break;
+      default:
+        r.skip(t);
+    }
+  }
+  r.closed(end);
+}
+
+export function decodeLease(r: ProtoReader): SlimLease {
+  let metadata: ObjectMeta = {};
+  const spec: LeaseSpec = {};
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readLeaseSpec(r, spec);
+    else r.skip(t);
+  }
+  return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
+}
+
+export function projectLease(obj: KubeObject): SlimLease {
+  const l = obj as KubeObject & { spec?: LeaseSpec };
+  // Every LeaseSpec field is a pointer in Go: present on the wire exactly when present in JSON.
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: projectMeta(l.metadata),
+    spec: { ...(l.spec ?? {}) },
+  };
+}
+
+// ---- shared
+
+/** ObjectMeta as readObjectMeta leaves it: no selfLink/managedFields, empty strings and maps dropped. */
+export function projectMeta(m: ObjectMeta | undefined): ObjectMeta {
+  const out: ObjectMeta = {};
+  if (!m) return out;
+  if (m.name) out.name = m.name;
+  if (m.generateName) out.generateName = m.generateName;
+  if (m.namespace) out.namespace = m.namespace;
+  if (m.uid) out.uid = m.uid;
+  if (m.resourceVersion) out.resourceVersion = m.resourceVersion;
+  if (m.generation) out.generation = m.generation;
+  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  if (m.deletionTimestamp) out.deletionTimestamp = m.deletionTimestamp;
+  if (m.deletionGracePeriodSeconds !== undefined) {
+    out.deletionGracePeriodSeconds = m.deletionGracePeriodSeconds;
+  }
+  if (m.labels && Object.keys(m.labels).length) out.labels = { ...m.labels };
+  if (m.annotations && Object.keys(m.annotations).length) out.annotations = { ...m.annotations };
+  if (m.ownerReferences?.length) out.ownerReferences = m.ownerReferences.map((o) => ({ ...o }));
+  if (m.finalizers?.length) out.finalizers = [...m.finalizers];
+  return out;
+}
+
+/** A `<Kind>List` message: ListMeta (1) and repeated items (2), decoded item by item. */
+export function decodeList<T extends KubeObject>(
+  raw: Uint8Array,
+  decode: ProtoObjectDecoder,
+): KubeList<T> {
+  const r = new ProtoReader(raw);
+  const list: KubeList<T> = { metadata: {}, items: [] };
+  while (!r.done) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) list.metadata = readListMeta(r);
+    else if (t === 18 /* 2:len items */) {
+      const end = r.lenEnd();
+      list.items.push(decode(new ProtoReader(raw, r.pos, end)) as T);
+      r.pos = end;
+    } else r.skip(t);
+  }
+  return list;
+}
+
+const CODECS: Record<string, BuiltinCodec> = {
+  "/v1/pods": { decode: decodePod, project: projectPod },
+  "/v1/nodes": { decode: decodeNode, project: projectNode },
+  "coordination.k8s.io/v1/leases": { decode: decodeLease, project: projectLease },
+};
+
+/**
+ * The protobuf codec for a resource, or undefined: CRDs (the apiserver serves them in JSON only) and
+ * built-in kinds nobody here caches go on as JSON.
+ */
+export function builtinCodec(rt: ResourceType): BuiltinCodec | undefined {
+  return CODECS[`${rt.group}/${rt.version}/${rt.plural}`];
+}

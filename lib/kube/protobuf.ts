@@ -1,0 +1,436 @@
+// The Kubernetes protobuf wire format, read by hand: a reader for the protobuf primitives, the "k8s\0" +
+// runtime.Unknown envelope every protobuf answer comes in, and the apimachinery messages every kind shares
+// (ObjectMeta, ListMeta, Time, Status). Field numbers are those of the published generated.proto files of
+// k8s.io/apimachinery v0.34 (meta/v1 and runtime); they are part of the API's compatibility promise.
+//
+// Why by hand: the caches need a few dozen fields of objects that carry hundreds, and a reader that skips
+// whole sub-messages by their length never touches the rest (containers, volumes, managedFields), which is
+// where the time and memory of a full decode go.
+
+import type { KubeStatus, ListMeta, ObjectMeta, OwnerReference } from "./types.ts";
+
+export class ProtoDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtoDecodeError";
+  }
+}
+
+const WIRE_VARINT = 0;
+const WIRE_I64 = 1;
+const WIRE_LEN = 2;
+const WIRE_I32 = 5;
+
+const utf8 = new TextDecoder("utf-8", { fatal: false });
+
+/**
+ * A cursor over a protobuf buffer. Decoders share one cursor and loop over `(field << 3) | wireType` tags
+ * with a switch until their message's end offset: no sub-reader objects and no callbacks per message,
+ * which keeps the per-event cost of a watch low even before the JIT has warmed up.
+ */
+export class ProtoReader {
+  pos: number;
+  constructor(readonly buf: Uint8Array, pos = 0, readonly end = buf.length) {
+    this.pos = pos;
+  }
+
+  get done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  /** Varints up to 2^53 (every int64 Kubernetes sends fits: seconds, generations, grace periods). */
+  varint(): number {
+    const b = this.buf;
+    if (this.pos < this.end && b[this.pos] < 0x80) return b[this.pos++];
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new ProtoDecodeError("truncated varint");
+      const byte = b[this.pos++];
+      result += (byte & 0x7f) * mul;
+      if (byte < 0x80) return result;
+      mul *= 128;
+    }
+    throw new ProtoDecodeError("varint longer than 10 bytes");
+  }
+
+  /** A signed int32/int64 sent as a plain varint (two's complement: a negative one takes 10 bytes). */
+  int(): number {
+    const start = this.pos;
+    const v = this.varint();
+    if (this.pos - start < 10) return v;
+    // Past 2^53 a double cannot hold the 64-bit pattern: rebuild it exactly (rare: only negatives).
+    let big = 0n;
+    for (let i = this.pos - 1; i >= start; i--) big = (big << 7n) | BigInt(this.buf[i] & 0x7f);
+    return Number(BigInt.asIntN(64, big));
+  }
+
+  /** The end offset of a length-delimited field; the cursor is left at its first byte. */
+  lenEnd(): number {
+    const len = this.varint();
+    const end = this.pos + len;
+    if (end > this.end) throw new ProtoDecodeError("length-delimited field runs past the buffer");
+    return end;
+  }
+
+  string(): string {
+    const end = this.lenEnd();
+    const s = decodeString(this.buf, this.pos, end);
+    this.pos = end;
+    return s;
+  }
+
+  /**
+   * A string that many objects repeat (namespaces, label keys and values, node names, phases): decoded
+   * once and shared, which saves both the decode and the memory of 10,000 copies in a cache.
+   */
+  interned(): string {
+    const end = this.lenEnd();
+    const s = internString(this.buf, this.pos, end);
+    this.pos = end;
+    return s;
+  }
+
+  bytes(): Uint8Array {
+    const end = this.lenEnd();
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  /** A sub-reader over the next length-delimited field. */
+  message(): ProtoReader {
+    const end = this.lenEnd();
+    const sub = new ProtoReader(this.buf, this.pos, end);
+    this.pos = end;
+    return sub;
+  }
+
+  /** Skips the field whose tag was just read. */
+  skip(tag: number): void {
+    switch (tag & 7) {
+      case WIRE_VARINT:
+        this.varint();
+        return;
+      case WIRE_I64:
+        this.pos += 8;
+        break;
+      case WIRE_LEN:
+        this.pos = this.lenEnd();
+        return;
+      case WIRE_I32:
+        this.pos += 4;
+        break;
+      default:
+        throw new ProtoDecodeError(`unsupported wire type ${tag & 7}`);
+    }
+    if (this.pos > this.end) throw new ProtoDecodeError("fixed-size field runs past the buffer");
+  }
+
+  /** Checks a message loop ended exactly at its end (a length that lied would run into the next field). */
+  closed(end: number): void {
+    if (this.pos !== end) throw new ProtoDecodeError("field runs past the end of its message");
+  }
+}
+
+/** Short ASCII strings (names, uids, resourceVersions) are most of what we read: no decoder call for them. */
+function decodeString(b: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n === 0) return "";
+  if (n <= 64) {
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (b[i] >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+  }
+  return utf8.decode(b.subarray(start, end));
+}
+
+const INTERN_MAX_LEN = 48;
+const INTERN_SLOTS = 4096;
+const internTable: (string | undefined)[] = new Array(INTERN_SLOTS);
+
+/** A direct-mapped cache by a hash of the bytes; a collision just decodes (and replaces the slot). */
+function internString(b: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n === 0) return "";
+  if (n > INTERN_MAX_LEN) return decodeString(b, start, end);
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+  const hit = internTable[slot];
+  if (hit !== undefined && hit.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (hit.charCodeAt(i) !== b[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return hit;
+  }
+  const s = decodeString(b, start, end);
+  // Only ASCII strings can be compared byte by char code above.
+  if (s.length === n) internTable[slot] = s;
+  return s;
+}
+
+/** The 4 bytes before every protobuf-encoded Kubernetes object: "k8s" and a zero byte. */
+export const PROTO_MAGIC = new Uint8Array([0x6b, 0x38, 0x73, 0x00]);
+
+export interface Unknown {
+  apiVersion: string;
+  kind: string;
+  raw: Uint8Array;
+}
+
+/** Unwraps "k8s\0" + runtime.Unknown{typeMeta{apiVersion, kind}, raw, contentEncoding, contentType}. */
+export function unwrapEnvelope(buf: Uint8Array): Unknown {
+  for (let i = 0; i < 4; i++) {
+    if (buf[i] !== PROTO_MAGIC[i]) {
+      throw new ProtoDecodeError("not a Kubernetes protobuf object (no k8s magic)");
+    }
+  }
+  const r = new ProtoReader(buf, 4);
+  const out: Unknown = { apiVersion: "", kind: "", raw: new Uint8Array(0) };
+  while (!r.done) {
+    const tag = r.varint();
+    switch (tag) {
+      case (1 << 3) | WIRE_LEN: {
+        const tm = r.message();
+        while (!tm.done) {
+          const t = tm.varint();
+          if (t === ((1 << 3) | WIRE_LEN)) out.apiVersion = tm.string();
+          else if (t === ((2 << 3) | WIRE_LEN)) out.kind = tm.string();
+          else tm.skip(t);
+        }
+        break;
+      }
+      case (2 << 3) | WIRE_LEN:
+        out.raw = r.bytes();
+        break;
+      case (3 << 3) | WIRE_LEN: {
+        const enc = r.string();
+        if (enc !== "") throw new ProtoDecodeError(`unsupported content encoding ${enc}`);
+        break;
+      }
+      default:
+        r.skip(tag);
+    }
+  }
+  return out;
+}
+
+// Tags below are literal `(field << 3) | wireType` values, commented `field:wiretype`: a case label that
+// calls a function would be evaluated on every switch.
+
+/** meta/v1 Time as the JSON API writes it: RFC 3339, whole seconds, UTC. */
+export function readTime(r: ProtoReader): string {
+  return formatTime(r, false);
+}
+
+/** meta/v1 MicroTime as the JSON API writes it: RFC 3339 with 6 fractional digits, UTC. */
+export function readMicroTime(r: ProtoReader): string {
+  return formatTime(r, true);
+}
+
+function formatTime(r: ProtoReader, micro: boolean): string {
+  const end = r.lenEnd();
+  let seconds = 0;
+  let nanos = 0;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 8 /* 1:varint */) seconds = r.int();
+    else if (t === 16 /* 2:varint */) nanos = r.int();
+    else r.skip(t);
+  }
+  r.closed(end);
+  // Objects listed together were mostly created in the same seconds: reuse the last formatted second.
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastIso = new Date(seconds * 1000).toISOString().slice(0, 19); // 2026-11-29T14:33:56
+    lastTime = `${lastIso}Z`;
+  }
+  if (!micro) return lastTime;
+  return `${lastIso}.${String(Math.floor(nanos / 1000)).padStart(6, "0")}Z`;
+}
+let lastSeconds = NaN;
+let lastIso = "";
+let lastTime = "";
+
+/** One map<string,string> entry, added to `map` (created on the first entry). */
+export function readMapEntry(
+  r: ProtoReader,
+  map: Record<string, string> | undefined,
+): Record<string, string> {
+  const end = r.lenEnd();
+  let k = "";
+  let v = "";
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len */) k = r.interned();
+    else if (t === 18 /* 2:len */) v = r.interned();
+    else r.skip(t);
+  }
+  r.closed(end);
+  const m = map ?? {};
+  m[k] = v;
+  return m;
+}
+
+function readOwnerReference(r: ProtoReader): OwnerReference {
+  const end = r.lenEnd();
+  const o: OwnerReference = { apiVersion: "", kind: "", name: "", uid: "" };
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 42 /* 5:len */:
+        o.apiVersion = r.interned();
+        break;
+      case 10 /* 1:len */:
+        o.kind = r.interned();
+        break;
+      case 26 /* 3:len */:
+        o.name = r.string();
+        break;
+      case 34 /* 4:len */:
+        o.uid = r.string();
+        break;
+      case 48 /* 6:varint */:
+        o.controller = r.varint() !== 0;
+        break;
+      case 56 /* 7:varint */:
+        o.blockOwnerDeletion = r.varint() !== 0;
+        break;
+      default:
+        r.skip(t);
+    }
+  }
+  r.closed(end);
+  return o;
+}
+
+/**
+ * ObjectMeta without selfLink and managedFields (skipped unread). Empty strings and zero generations are
+ * left out, as the JSON API's `omitempty` leaves them out; pointer fields (deletionTimestamp,
+ * deletionGracePeriodSeconds) are kept whenever they are on the wire, zero included.
+ */
+export function readObjectMeta(r: ProtoReader): ObjectMeta {
+  const end = r.lenEnd();
+  const m: ObjectMeta = {};
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    switch (t) {
+      case 10 /* 1:len */:
+        if ((s = r.string()) !== "") m.name = s;
+        break;
+      case 18 /* 2:len */:
+        if ((s = r.string()) !== "") m.generateName = s;
+        break;
+      case 26 /* 3:len */:
+        if ((s = r.interned()) !== "") m.namespace = s;
+        break;
+      case 42 /* 5:len */:
+        if ((s = r.string()) !== "") m.uid = s;
+        break;
+      case 50 /* 6:len */:
+        if ((s = r.string()) !== "") m.resourceVersion = s;
+        break;
+      case 56 /* 7:varint */: {
+        const g = r.int();
+        if (g !== 0) m.generation = g;
+        break;
+      }
+      case 66 /* 8:len */:
+        m.creationTimestamp = readTime(r);
+        break;
+      case 74 /* 9:len */:
+        m.deletionTimestamp = readTime(r);
+        break;
+      case 80 /* 10:varint */:
+        m.deletionGracePeriodSeconds = r.int();
+        break;
+      case 90 /* 11:len */:
+        m.labels = readMapEntry(r, m.labels);
+        break;
+      case 98 /* 12:len */:
+        m.annotations = readMapEntry(r, m.annotations);
+        break;
+      case 106 /* 13:len */:
+        (m.ownerReferences ??= []).push(readOwnerReference(r));
+        break;
+      case 114 /* 14:len */:
+        (m.finalizers ??= []).push(r.string());
+        break;
+      default:
+        r.skip(t);
+    }
+  }
+  r.closed(end);
+  return m;
+}
+
+export function readListMeta(r: ProtoReader): ListMeta {
+  return readListMetaUntil(r, r.lenEnd());
+}
+
+/** ListMeta's fields from the cursor up to `end` (the length prefix already read). */
+export function readListMetaUntil(r: ProtoReader, end: number): ListMeta {
+  const m: ListMeta = {};
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 18 /* 2:len */) {
+      if ((s = r.string()) !== "") m.resourceVersion = s;
+    } else if (t === 26 /* 3:len */) {
+      if ((s = r.string()) !== "") m.continue = s;
+    } else if (t === 32 /* 4:varint */) m.remainingItemCount = r.int();
+    else r.skip(t);
+  }
+  r.closed(end);
+  return m;
+}
+
+/** meta/v1 Status: what the apiserver answers errors (and watch ERROR events) with. */
+export function readStatus(buf: Uint8Array): KubeStatus {
+  const r = new ProtoReader(buf);
+  const s: KubeStatus = { apiVersion: "v1", kind: "Status" };
+  while (!r.done) {
+    const t = r.varint();
+    if (t === 18 /* 2:len */) s.status = r.string() as KubeStatus["status"];
+    else if (t === 26 /* 3:len */) s.message = r.string();
+    else if (t === 34 /* 4:len */) s.reason = r.string();
+    else if (t === 48 /* 6:varint */) s.code = r.int();
+    else if (t === 42 /* 5:len */) s.details = readStatusDetails(r);
+    else r.skip(t);
+  }
+  return s;
+}
+
+function readStatusDetails(r: ProtoReader): NonNullable<KubeStatus["details"]> {
+  const end = r.lenEnd();
+  const d: NonNullable<KubeStatus["details"]> = {};
+  let s: string;
+  while (r.pos < end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len */) {
+      if ((s = r.string()) !== "") d.name = s;
+    } else if (t === 18 /* 2:len */) {
+      if ((s = r.string()) !== "") d.group = s;
+    } else if (t === 26 /* 3:len */) {
+      if ((s = r.string()) !== "") d.kind = s;
+    } else if (t === 50 /* 6:len */) {
+      if ((s = r.string()) !== "") d.uid = s;
+    } else if (t === 40 /* 5:varint */) d.retryAfterSeconds = r.int();
+    else r.skip(t);
+  }
+  r.closed(end);
+  return d;
+}
+
+export const Wire = { VARINT: WIRE_VARINT, LEN: WIRE_LEN } as const;

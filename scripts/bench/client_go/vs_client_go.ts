@@ -1,0 +1,358 @@
+// `deno task bench watch_loop --vs-client-go`: lib/kube and client-go v0.34.2 (at its defaults) side by side
+// on one control plane. Each side runs in a fresh process per round, the two alternate (the order flips
+// every round), and the table shows medians and ratios (ours / client-go):
+//   - LIST + sync of every pod in the namespace into an informer's cache, and the heap that cache holds
+//   - watch replay: a backlog of writes made before the round, streamed from the resourceVersion before
+//     them into a cache (events/s from the first event on; both sides replay the same events)
+//   - apiserver CPU (its own process_cpu_seconds_total from /metrics) while 100 informers of one node's
+//     pods start, sync and follow writes to that node's pods (--churn-writes at --churn-rate per second)
+// This file is also the Deno child (`--child=sync|watchers`), so both sides are measured the same way.
+
+import v8 from "node:v8";
+import vm from "node:vm";
+import { startControlPlane } from "../../sandbox/control_plane.ts";
+import { loadKubeConnection } from "../../../lib/kube/config.ts";
+import { Informer } from "../../../lib/kube/informer.ts";
+import { isProtobuf, KubeClient, Resources } from "../../../lib/kube/rest.ts";
+import { Store } from "../../../lib/kube/store.ts";
+import type { KubeObject } from "../../../lib/kube/types.ts";
+import { builtinCodec } from "../../../lib/kube/builtin_proto.ts";
+import { decodeProtoWatchBatches } from "../../../lib/kube/proto_watch.ts";
+import { decodeWatchBatches, type WatchEvent } from "../../../lib/kube/watch_stream.ts";
+import { createLogger } from "../../../lib/log.ts";
+
+type Pod = KubeObject & { spec?: Record<string, unknown> };
+type Result = Record<string, number>;
+
+function arg(name: string): string | undefined {
+  return Deno.args.find((x) => x.startsWith(`--${name}=`))?.split("=").slice(1).join("=");
+}
+const num = (name: string, fallback: number) => Number(arg(name) ?? fallback);
+
+const codec = builtinCodec(Resources.pods)!;
+const quiet = createLogger({ level: "error" });
+
+function heapMiB(): number {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = (globalThis as { gc?: () => void }).gc ?? (vm.runInNewContext("gc") as () => void);
+  gc();
+  gc();
+  return Deno.memoryUsage().heapUsed / 2 ** 20;
+}
+
+// ---- Deno child: one side of one round
+
+async function childSync(client: KubeClient, namespace: string, fromRv: string, backlog: number) {
+  const out: Result = {};
+  const before = heapMiB();
+  const ctrl = new AbortController();
+  const informer = new Informer<Pod>({ client, resource: Resources.pods, namespace, log: quiet });
+  const t0 = performance.now();
+  const run = informer.start(ctrl.signal);
+  await informer.synced;
+  out.syncMs = performance.now() - t0;
+  out.pods = informer.store.size;
+  out.listRequests = informer.stats.listRequests;
+  out.heapMiB = heapMiB() - before;
+  ctrl.abort();
+  await run;
+
+  if (backlog > 0) {
+    const store = new Store<Pod>({ log: quiet });
+    const res = await client.watch(
+      Resources.pods,
+      { namespace, resourceVersion: fromRv, timeoutSeconds: 120 },
+      undefined,
+      "protobuf",
+    );
+    // The reflector's own decode path: protobuf frames, the events of a network chunk at a time.
+    const batches: AsyncGenerator<WatchEvent<Pod>[]> = isProtobuf(res)
+      ? decodeProtoWatchBatches<Pod>(res.body!, codec.decode)
+      : decodeWatchBatches<Pod>(res.body!);
+    let seen = 0;
+    let t1 = 0;
+    replay: for await (const batch of batches) {
+      if (seen === 0) t1 = performance.now();
+      for (const ev of batch) {
+        if (ev.type === "ADDED" || ev.type === "MODIFIED") store.upsert(ev.object);
+        if (ev.type === "ERROR") throw new Error(`watch error: ${ev.object.message}`);
+        if (++seen >= backlog) break replay;
+      }
+    }
+    out.replayEvents = seen;
+    out.replayPerSec = (seen - 1) / ((performance.now() - t1) / 1000);
+  }
+  console.log(JSON.stringify(out));
+}
+
+async function childWatchers(client: KubeClient, count: number, node: string) {
+  const ctrl = new AbortController();
+  const encoding = arg("encoding") === "json" ? "json" : "protobuf";
+  if (Deno.args.includes("--warm")) await client.request("GET", "/version");
+  const t0 = performance.now();
+  const informers = Array.from(
+    { length: count },
+    () =>
+      new Informer<Pod>({
+        client,
+        resource: Resources.pods,
+        fieldSelector: `spec.nodeName=${node}`,
+        encoding,
+        log: quiet,
+      }),
+  );
+  const runs = informers.map((i) => i.start(ctrl.signal));
+  await Promise.all(informers.map((i) => i.synced));
+  console.log(JSON.stringify({ synced: performance.now() - t0 }));
+  // Keep watching until the parent closes stdin.
+  for await (const _ of Deno.stdin.readable) { /* drain */ }
+  const total: Record<string, number> = {};
+  for (const i of informers) {
+    for (const [k, v] of Object.entries(i.stats)) total[k] = (total[k] ?? 0) + v;
+  }
+  const statsFile = arg("stats-file");
+  if (statsFile) await Deno.writeTextFile(statsFile, JSON.stringify(total));
+  ctrl.abort();
+  await Promise.all(runs);
+}
+
+export async function runChild(mode: string): Promise<void> {
+  const conn = await loadKubeConnection({ kubeconfigPath: arg("kubeconfig")! });
+  const client = new KubeClient(conn, { userAgent: "bench-lib-kube" });
+  try {
+    if (mode === "sync") {
+      await childSync(client, arg("namespace") ?? "bench", arg("from-rv") ?? "", num("backlog", 0));
+    } else if (mode === "watchers") await childWatchers(client, num("count", 100), arg("node") ?? "node-0");
+    else throw new Error(`unknown child mode ${mode}`);
+  } finally {
+    conn.close();
+  }
+}
+
+// ---- parent
+
+interface Side {
+  name: "ours" | "client-go";
+  argv: (mode: string, args: string[]) => string[];
+}
+
+async function runOnce(side: Side, mode: string, args: string[]): Promise<Result> {
+  const [cmd, ...rest] = side.argv(mode, args);
+  const out = await new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success) {
+    throw new Error(`${side.name} ${mode} failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
+  }
+  return JSON.parse(text.split("\n").at(-1)!);
+}
+
+/** Starts 100 watchers, waits for their sync, lets `churn` run, stops them; apiserver CPU seconds used. */
+async function watchersCpu(
+  side: Side,
+  args: string[],
+  cpu: () => Promise<number>,
+  churn: () => Promise<void>,
+): Promise<Result> {
+  const [cmd, ...rest] = side.argv("watchers", args);
+  const before = await cpu();
+  const child = new Deno.Command(cmd, { args: rest, stdin: "piped", stdout: "piped", stderr: "piped" })
+    .spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  while (!buf.includes("\n")) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`${side.name} watchers ended before syncing`);
+    buf += value;
+  }
+  const synced = JSON.parse(buf.split("\n")[0]).synced as number;
+  const atSync = await cpu();
+  await churn();
+  await child.stdin.close();
+  lines.releaseLock();
+  await child.stdout.cancel().catch(() => {});
+  const status = await child.status;
+  if (!status.success) throw new Error(`${side.name} watchers exited ${status.code}`);
+  const end = await cpu();
+  return { syncMs: synced, apiserverCpuS: end - before, syncCpuS: atSync - before, churnCpuS: end - atSync };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function pool(n: number, concurrency: number, job: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) await job(next++);
+  }));
+}
+
+export async function runVsClientGo(): Promise<void> {
+  const PODS = num("pods", 10_000);
+  const BACKLOG = num("backlog", 5_000);
+  const ROUNDS = num("rounds", 3);
+  const WATCHERS = num("watchers", 100);
+  const NODES = 20;
+  const started = performance.now();
+  const say = (m: string) => console.error(`  [${((performance.now() - started) / 1000).toFixed(1)} s] ${m}`);
+
+  const build = await new Deno.Command("bash", {
+    args: [new URL("./build.sh", import.meta.url).pathname],
+    stderr: "inherit",
+    stdout: "piped",
+  }).output();
+  if (!build.success) throw new Error("building the client-go benchmark failed");
+  const goBin = new TextDecoder().decode(build.stdout).trim().split("\n").at(-1)!;
+
+  const cp = await startControlPlane();
+  const conn = await loadKubeConnection({ kubeconfigPath: cp.kubeconfigPath });
+  const client = new KubeClient(conn, { userAgent: "bench-driver" });
+  const namespace = "bench";
+  const kc = cp.kubeconfigPath;
+  const self = new URL("../watch_loop.ts", import.meta.url).pathname;
+  const ours: Side = {
+    name: "ours",
+    argv: (mode, a) => [
+      Deno.execPath(),
+      "run",
+      "-A",
+      self,
+      `--child=${mode}`,
+      `--kubeconfig=${kc}`,
+      ...a,
+      ...(arg("ours-args")?.split(" ").filter(Boolean) ?? []),
+    ],
+  };
+  const theirs: Side = {
+    name: "client-go",
+    // Go's flag package takes --name=value too.
+    argv: (mode, a) => [goBin, mode, `--kubeconfig=${kc}`, ...a],
+  };
+  const results = new Map<string, { ours: number[]; theirs: number[] }>();
+  const record = (k: string, side: Side, v: number) => {
+    const r = results.get(k) ?? { ours: [], theirs: [] };
+    results.set(k, r);
+    (side === ours ? r.ours : r.theirs).push(v);
+  };
+  const cpu = async () => {
+    const res = await client.fetch("GET", "/metrics");
+    const m = /^process_cpu_seconds_total ([0-9.e+]+)$/m.exec(await res.text());
+    if (!m) throw new Error("no process_cpu_seconds_total in the apiserver's /metrics");
+    return Number(m[1]);
+  };
+  let load = "";
+  try {
+    await client.create(Resources.namespaces, { metadata: { name: namespace } });
+    await pool(PODS, 32, (i) =>
+      client.create<Pod>(Resources.pods, {
+        metadata: {
+          name: `bench-${i}`,
+          namespace,
+          labels: { app: "bench", aadpodidbinding: `sel-${i % 50}` },
+        },
+        spec: {
+          nodeName: `node-${i % NODES}`,
+          containers: [{ name: "app", image: "registry.invalid/app:1" }],
+        },
+      }));
+    say(`created ${PODS} pods on ${NODES} nodes`);
+
+    const phases = (arg("phases") ?? "sync,watchers").split(",");
+    for (let round = 0; round < (phases.includes("sync") ? ROUNDS : 0); round++) {
+      const rv0 = (await client.list(Resources.pods, { namespace, limit: 1 })).metadata.resourceVersion!;
+      await pool(BACKLOG, 32, (i) =>
+        client.patch(Resources.pods, `bench-${i % PODS}`, "merge", {
+          metadata: { labels: { round: `r${round}-${i}` } },
+        }, { namespace }));
+      const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
+      for (const side of order) {
+        const r = await runOnce(side, "sync", [
+          `--namespace=${namespace}`,
+          `--from-rv=${rv0}`,
+          `--backlog=${BACKLOG}`,
+        ]);
+        if (r.pods !== PODS) throw new Error(`${side.name} synced ${r.pods} pods, expected ${PODS}`);
+        record("syncMs", side, r.syncMs);
+        record("heapMiB", side, r.heapMiB);
+        record("replayPerSec", side, r.replayPerSec);
+        say(`round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
+      }
+    }
+
+    // One node's pods, as every NMI watches them; the writes go to that node's pods only. Paced at
+    // --churn-rate writes/s (0: as fast as 16 concurrent PATCHes go): a real node's pods change a few times
+    // a second at most, while a burst to 100 watchers in one process measures that process's throughput
+    // (the apiserver closes watchers that fall behind, and their re-watches cost it CPU).
+    const nodePods = Array.from({ length: PODS / NODES }, (_, i) => `bench-${i * NODES}`);
+    const CHURN_WRITES = num("churn-writes", 200);
+    const CHURN_RATE = num("churn-rate", 50);
+    let churnRound = 0;
+    const write = (i: number) =>
+      client.patch(Resources.pods, nodePods[i % nodePods.length], "merge", {
+        metadata: { labels: { churn: `c${churnRound++}` } },
+      }, { namespace });
+    const churn = async () => {
+      if (CHURN_RATE > 0) {
+        const t0 = performance.now();
+        for (let i = 0; i < CHURN_WRITES; i++) {
+          const wait = t0 + (i * 1000) / CHURN_RATE - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          await write(i);
+        }
+      } else await pool(CHURN_WRITES, 16, write);
+      await new Promise<void>((r) => setTimeout(r, 2000));
+    };
+    load = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
+    for (let round = 0; round < (phases.includes("watchers") ? ROUNDS : 0); round++) {
+      const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
+      for (const side of order) {
+        const r = await watchersCpu(side, [`--count=${WATCHERS}`, "--node=node-0"], cpu, churn);
+        record("watchersSyncMs", side, r.syncMs);
+        record("apiserverCpuS", side, r.apiserverCpuS);
+        record("syncCpuS", side, r.syncCpuS);
+        record("churnCpuS", side, r.churnCpuS);
+        say(`watchers round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
+      }
+    }
+  } finally {
+    conn.close();
+    await cp.stop();
+  }
+
+  const loadEnd = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
+  const rows: [string, string, number, number, string][] = [
+    [`LIST + sync ${PODS} pods (ms)`, "syncMs", 0, 0, "lower is better"],
+    ["heap held after sync (MiB)", "heapMiB", 0, 0, "lower is better"],
+    [`watch replay of ${BACKLOG} events (events/s)`, "replayPerSec", 0, 0, "higher is better"],
+    [`${WATCHERS} watchers of one node's pods: sync (ms)`, "watchersSyncMs", 0, 0, "lower is better"],
+    [`${WATCHERS} watchers: apiserver CPU (s)`, "apiserverCpuS", 0, 0, "lower is better"],
+    [`  of which start-up until all synced (s)`, "syncCpuS", 0, 0, "lower is better"],
+    [`  of which writes to the node's pods + 2 s (s)`, "churnCpuS", 0, 0, "lower is better"],
+  ];
+  console.log(
+    `\nlib/kube vs client-go v0.34.2 defaults (kube-apiserver v1.34.2, ${navigator.hardwareConcurrency} cores, ` +
+      `${ROUNDS} alternating rounds each, medians; watchers phase: ${
+        arg("churn-writes") ?? 200
+      } writes to the node's ` +
+      `pods at ${
+        arg("churn-rate") ?? 50
+      }/s (0 = unpaced); load average at start of watcher phase ${load}, at end ` +
+      `${loadEnd})`,
+  );
+  console.log("| figure | ours | client-go | ratio (ours/client-go) | |\n|---|---|---|---|---|");
+  for (const [label, key, , , note] of rows) {
+    const r = results.get(key);
+    if (!r) continue;
+    const [o, t] = [median(r.ours), median(r.theirs)];
+    const fmt = (x: number) => x >= 100 ? Math.round(x).toLocaleString("en-US") : x.toFixed(2);
+    console.log(`| ${label} | ${fmt(o)} | ${fmt(t)} | ${(o / t).toFixed(2)} | ${note} |`);
+  }
+  console.log("\nall runs (ours | client-go):");
+  for (const [k, r] of results) {
+    console.log(
+      `  ${k}: ${r.ours.map((x) => x.toFixed(1)).join(" ")} | ${r.theirs.map((x) => x.toFixed(1)).join(" ")}`,
+    );
+  }
+}
