@@ -7,7 +7,7 @@
 
 import { down, exec, identity, NODE_NAME, pod, up } from "./sandbox/sandbox.ts";
 import { readRecord, type SandboxRecord } from "./sandbox/sandbox_state.ts";
-import { adalDemoArgv, sdkClientPaths } from "../tests/support/sdk_clients.ts";
+import { adalDemoArgv, sdkClientPaths } from "./sandbox/sdk_clients.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const t0 = performance.now();
