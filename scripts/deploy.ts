@@ -1,28 +1,47 @@
-// `deno task deploy`: applies the checked-in manifests under deploy/ to the current kubectl context
-// (KUBECONFIG or ~/.kube/config), or to the cluster of `--kubeconfig`, CRDs first, waiting until they are
-// established.
-//   deno task deploy [--kubeconfig PATH | --kubeconfig=PATH] [--dry-run]
-// kubectl comes from KUBECTL_BIN, else PATH. Today deploy/ holds the CRDs; MIC and NMI manifests join it
-// with their issues, and this order (CRDs, then everything else) is what they will need.
+// `deno task deploy`: installs aad-pod-identity (the CRDs, then MIC and NMI with their RBAC and the default
+// exceptions) with server-side apply on the current kubectl context (KUBECONFIG or ~/.kube/config), or on
+// the cluster of `--kubeconfig`. The objects are the ones deploy/ holds, rendered with the options given.
+// Each object is reported as created, changed or unchanged; a second run says nothing changed.
+// kubectl comes from KUBECTL_BIN, else PATH.
 
 import { parseArgs } from "node:util";
+import { crdObjects, installationObjects, toYaml } from "./manifests.ts";
+import { type ChangeLine, classify, itemsOf, summaryLine } from "./deploy/changes.ts";
+import {
+  DEFAULT_IMAGE_REPOSITORY,
+  DEFAULT_VERSION,
+  defaultOptions,
+  type ManifestOptions,
+  type Mode,
+  parseSecretName,
+  validateOptions,
+} from "./manifests/options.ts";
 
-export const USAGE = `usage: deno task deploy [--kubeconfig PATH | --kubeconfig=PATH] [--dry-run] [--help]
-  --kubeconfig PATH  apply to the cluster of this kubeconfig (default: KUBECONFIG or ~/.kube/config)
-  --dry-run          let the apiserver check every manifest without storing anything
-  --help             print this text`;
+export const USAGE = `usage: deno task deploy [flags]
+  --kubeconfig PATH        apply to the cluster of this kubeconfig (default: KUBECONFIG or ~/.kube/config)
+  --namespace NS           where MIC and NMI run (default: default; managed mode: kube-system)
+  --mode MODE              standard (MIC + NMI, default) or managed (NMI only; identities pre-attached)
+  --image REPOSITORY       image repository: <REPOSITORY>/mic:<VERSION>, <REPOSITORY>/nmi:<VERSION>
+                           (default: ${DEFAULT_IMAGE_REPOSITORY})
+  --version TAG            image tag (default: ${DEFAULT_VERSION})
+  --sp-secret NS/NAME      a service-principal identity's secret NMI may read (repeat; default: none)
+  --remove-node-taint KEY  NMI removes this start-up taint from its node when ready (gives it nodes get/patch)
+  --dry-run                let the apiserver check every object without storing anything
+  --help                   print this text`;
 
 export interface DeployOptions {
   kubeconfig?: string;
   dryRun: boolean;
   help: boolean;
+  manifests: ManifestOptions;
 }
 
 export type DeployArgs = { ok: true; options: DeployOptions } | { ok: false; error: string };
 
 /**
- * Reads the deploy flags. Anything it does not know (a flag, a stray word, a flag without its value) is an
- * error, because guessing here means applying manifests to a cluster the user did not name.
+ * Reads the deploy flags. Anything it does not know (a flag, a stray word, a flag without its value, a
+ * value that is not valid) is an error, because guessing here means changing a cluster the user did not
+ * name, or in a way they did not ask for.
  */
 export function parseDeployArgs(argv: string[]): DeployArgs {
   let values;
@@ -31,6 +50,12 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
       args: argv,
       options: {
         kubeconfig: { type: "string" },
+        namespace: { type: "string", short: "n" },
+        mode: { type: "string" },
+        image: { type: "string" },
+        version: { type: "string" },
+        "sp-secret": { type: "string", multiple: true },
+        "remove-node-taint": { type: "string" },
         "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -40,54 +65,121 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
-  if (values.kubeconfig !== undefined && values.kubeconfig.trim() === "") {
-    return { ok: false, error: "--kubeconfig needs a path" };
+  for (const name of ["kubeconfig", "namespace", "mode", "image", "version", "remove-node-taint"] as const) {
+    const v = values[name];
+    if (v !== undefined && (v.trim() === "" || v.startsWith("-"))) {
+      return { ok: false, error: `--${name} needs a value` };
+    }
   }
+  const mode = (values.mode ?? "standard") as Mode;
+  if (mode !== "standard" && mode !== "managed") {
+    return { ok: false, error: `--mode must be standard or managed, not '${values.mode}'` };
+  }
+  const secrets = [];
+  for (const s of values["sp-secret"] ?? []) {
+    const parsed = parseSecretName(s);
+    if (!parsed) return { ok: false, error: `--sp-secret '${s}' is not NAMESPACE/NAME` };
+    secrets.push(parsed);
+  }
+  const base = defaultOptions(mode);
+  const manifests: ManifestOptions = {
+    ...base,
+    namespace: values.namespace ?? base.namespace,
+    imageRepository: values.image ?? base.imageRepository,
+    version: values.version ?? base.version,
+    servicePrincipalSecrets: secrets,
+    ...(values["remove-node-taint"] ? { removeNodeTaint: values["remove-node-taint"] } : {}),
+  };
+  const problems = validateOptions(manifests);
+  if (problems.length) return { ok: false, error: problems.join("; ") };
   return {
     ok: true,
     options: {
       ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
       dryRun: values["dry-run"] ?? false,
       help: values.help ?? false,
+      manifests,
     },
   };
 }
 
-/** Manifests in apply order: the CRDs first, since everything else may hold their objects. */
-export function manifestOrder(names: string[]): string[] {
-  return names
-    .filter((n) => n.endsWith(".yaml"))
-    .sort((a, b) => (a === "crds.yaml" ? -1 : b === "crds.yaml" ? 1 : a.localeCompare(b)));
+interface Kubectl {
+  (argv: string[], stdin?: string): Promise<string>;
 }
 
-async function deploy(options: DeployOptions): Promise<void> {
-  const kubectl = Deno.env.get("KUBECTL_BIN") ?? "kubectl";
-  const common = options.kubeconfig ? [`--kubeconfig=${options.kubeconfig}`] : [];
-  const root = new URL("..", import.meta.url).pathname;
-
-  const run = async (argv: string[]) => {
-    const out = await new Deno.Command(kubectl, {
-      args: [...common, ...argv],
-      stdout: "inherit",
-      stderr: "inherit",
-    })
-      .output()
-      .catch((e) => {
-        throw new Error(
-          `cannot run kubectl (${kubectl}): ${e instanceof Error ? e.message : e}; set KUBECTL_BIN`,
-        );
-      });
-    if (!out.success) throw new Error(`kubectl ${argv.join(" ")} failed`);
-  };
-
-  const files = [...Deno.readDirSync(`${root}deploy`)].filter((e) => e.isFile).map((e) => e.name);
-  for (const name of manifestOrder(files)) {
-    const file = `${root}deploy/${name}`;
-    await run(["apply", "--server-side", ...(options.dryRun ? ["--dry-run=server"] : []), "-f", file]);
-    if (name === "crds.yaml" && !options.dryRun) {
-      await run(["wait", "--for=condition=established", "--timeout=60s", "-f", file]);
+function kubectlRunner(kubeconfig: string | undefined): Kubectl {
+  const bin = Deno.env.get("KUBECTL_BIN") ?? "kubectl";
+  const common = kubeconfig ? [`--kubeconfig=${kubeconfig}`] : [];
+  return async (argv, stdin) => {
+    let child;
+    try {
+      child = new Deno.Command(bin, {
+        args: [...common, ...argv],
+        stdin: stdin === undefined ? "null" : "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      throw new Error(`cannot run kubectl (${bin}): ${e instanceof Error ? e.message : e}; set KUBECTL_BIN`);
     }
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      await w.write(new TextEncoder().encode(stdin));
+      await w.close();
+    }
+    const out = await child.output();
+    const dec = new TextDecoder();
+    if (!out.success) {
+      throw new Error(`kubectl ${argv.join(" ")} failed: ${dec.decode(out.stderr).trim()}`);
+    }
+    return dec.decode(out.stdout);
+  };
+}
+
+/** Applies one batch and reports each object's change. */
+async function applyBatch(kubectl: Kubectl, objects: object[], dryRun: boolean): Promise<ChangeLine[]> {
+  const yaml = toYaml(objects);
+  const before = itemsOf(await kubectl(["get", "--ignore-not-found", "-o", "json", "-f", "-"], yaml));
+  const after = itemsOf(
+    await kubectl([
+      "apply",
+      "--server-side",
+      "--field-manager=aad-pod-identity-deploy",
+      // deploy/ is the source of truth for these objects: fields someone set by hand go back.
+      "--force-conflicts",
+      ...(dryRun ? ["--dry-run=server"] : []),
+      "-o",
+      "json",
+      "-f",
+      "-",
+    ], yaml),
+  );
+  return classify(before, after);
+}
+
+export async function deploy(options: DeployOptions, print: (line: string) => void): Promise<ChangeLine[]> {
+  const kubectl = kubectlRunner(options.kubeconfig);
+  const m = options.manifests;
+  const crds = crdObjects();
+  print(
+    `aad-pod-identity ${m.version} (${m.mode} mode) into namespace ${m.namespace}` +
+      (options.dryRun ? " (dry run)" : ""),
+  );
+  const lines = await applyBatch(kubectl, crds, options.dryRun);
+  let rest = installationObjects(m);
+  if (!options.dryRun) {
+    await kubectl(["wait", "--for=condition=established", "--timeout=60s", "-f", "-"], toYaml(crds));
+  } else if (lines.some((l) => l.change === "created")) {
+    // The apiserver cannot check custom objects of kinds it does not know yet.
+    rest = rest.filter((o) => !(o as { apiVersion: string }).apiVersion.startsWith("aadpodidentity.k8s.io/"));
+    print("(the CRDs are not installed yet, so the dry run leaves the default exceptions out)");
   }
+  lines.push(...await applyBatch(kubectl, rest, options.dryRun));
+  for (const l of lines) {
+    print(`  ${l.change.padEnd(9)} ${l.kind} ${l.namespace ? `${l.namespace}/` : ""}${l.name}`);
+  }
+  print(summaryLine(lines, options.dryRun));
+  return lines;
 }
 
 if (import.meta.main) {
@@ -101,7 +193,7 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   try {
-    await deploy(parsed.options);
+    await deploy(parsed.options, (l) => console.log(l));
   } catch (e) {
     console.error(`deploy: ${e instanceof Error ? e.message : e}`);
     Deno.exit(1);

@@ -335,11 +335,14 @@ export class Reflector<T extends KubeObject> {
    * "default" for an all-namespaces informer (whose RBAC covers every namespace).
    */
   async #currentRv(signal: AbortSignal): Promise<string | undefined> {
-    const { client, resource, namespace } = this.#opts;
+    const { client, resource, namespace, fieldSelector } = this.#opts;
     const ns = resource.namespaced ? namespace ?? "default" : undefined;
+    // An informer of one object (NMI's secret watches) probes by that object's name: RBAC that grants
+    // only that name (resourceNames) allows exactly that LIST and would refuse any other.
+    const own = /^metadata\.name=([^,]+)$/.exec(fieldSelector ?? "")?.[1];
     const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, ns), {
       signal,
-      query: { fieldSelector: `metadata.name=${RV_PROBE_NAME}`, limit: 1 },
+      query: { fieldSelector: `metadata.name=${own ?? RV_PROBE_NAME}`, limit: 1 },
     });
     this.stats.listRequests++;
     return probe.metadata?.resourceVersion || undefined;

@@ -8,7 +8,7 @@ import { Resources } from "../../lib/kube/rest.ts";
 import { Lab, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
 import { micEnv, waitUntil } from "../integration/mic/harness.ts";
 import { type NmiProcess, spawnNmi } from "../integration/nmi/harness.ts";
-import { sdkClientArgv, sdkClientPaths, trustEnv } from "../support/sdk_clients.ts";
+import { sdkClientArgv, sdkClientPaths, trustEnv } from "../../scripts/sandbox/sdk_clients.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e MIC + NMI tests skipped: ${skip}`);

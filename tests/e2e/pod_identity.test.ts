@@ -11,7 +11,7 @@ import {
   sdkClientArgv,
   sdkClientPaths,
   trustEnv,
-} from "../support/sdk_clients.ts";
+} from "../../scripts/sandbox/sdk_clients.ts";
 import { NMI_ENTRY, NMI_PERMISSIONS } from "../../nmi/permissions.ts";
 import {
   type Harness,

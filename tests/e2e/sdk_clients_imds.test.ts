@@ -12,7 +12,7 @@ import {
   sdkClientArgv,
   sdkClientPaths,
   trustEnv,
-} from "../support/sdk_clients.ts";
+} from "../../scripts/sandbox/sdk_clients.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e SDK client tests skipped: ${skip}`);

@@ -1,13 +1,17 @@
 // CLI: starts the Azure emulator from a JSON config, prints its endpoints and resources as one JSON line
 // on stdout (secrets are not printed: the config already holds them), and runs until SIGINT / SIGTERM.
 //
-//   deno run -A scripts/sandbox/azure/main.ts config.json
+//   deno run -A scripts/sandbox/azure/main.ts [--admin] config.json
+//
+// --admin also serves, on 127.0.0.1 only, `POST /identities {"resourceGroup","name"}`, which registers a
+// user-assigned identity while the emulator runs and answers its id and client id (the sandbox's
+// `identity NAME` uses it); its URL is printed as adminUrl.
 //
 // Clients then trust the CA with NODE_EXTRA_CA_CERTS (Azure SDKs) or DENO_CERT (Deno fetch) set to the
 // printed caCertPath.
 
 import { parseEmulatorConfig } from "./config.ts";
-import { type ImdsTarget, startAzureEmulator } from "./emulator.ts";
+import { type AzureEmulator, type ImdsTarget, startAzureEmulator } from "./emulator.ts";
 import { computeId, userAssignedIdentityId } from "./ids.ts";
 
 function resolveRef(ref: string, subscriptionId: string, kind: "identity" | "vm" | "vmss"): string {
@@ -20,9 +24,41 @@ function resolveRef(ref: string, subscriptionId: string, kind: "identity" | "vm"
   return computeId(subscriptionId, rg, kind === "vm" ? "virtualMachines" : "virtualMachineScaleSets", name);
 }
 
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.()-]{0,127}$/;
+
+/** The runtime admin API (loopback only): registering user-assigned identities. */
+function startAdmin(emu: AzureEmulator): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const url = new URL(req.url);
+    if (url.pathname !== "/identities" || req.method !== "POST") {
+      return Response.json({ error: "only POST /identities" }, { status: 404 });
+    }
+    let body: { resourceGroup?: unknown; name?: unknown };
+    try {
+      body = await req.json();
+    } catch {
+      return Response.json({ error: "body is not JSON" }, { status: 400 });
+    }
+    const { resourceGroup, name } = body;
+    if (
+      typeof resourceGroup !== "string" || !NAME.test(resourceGroup) || typeof name !== "string" ||
+      !NAME.test(name)
+    ) {
+      return Response.json({ error: "resourceGroup and name must be Azure resource names" }, { status: 400 });
+    }
+    try {
+      return Response.json(emu.addUserAssignedIdentity({ resourceGroup, name }));
+    } catch (e) {
+      return Response.json({ error: e instanceof Error ? e.message : String(e) }, { status: 409 });
+    }
+  });
+}
+
 async function main(args: string[]): Promise<number> {
+  const admin = args[0] === "--admin";
+  if (admin) args = args.slice(1);
   if (args.length !== 1 || args[0] === "-h" || args[0] === "--help") {
-    console.error("usage: main.ts <config.json>");
+    console.error("usage: main.ts [--admin] <config.json>");
     return 2;
   }
   const config = parseEmulatorConfig(JSON.parse(await Deno.readTextFile(args[0])));
@@ -69,7 +105,9 @@ async function main(args: string[]): Promise<number> {
       const endpoint = await emu.startImds({ ...target, hostname: i.hostname, port: i.port });
       imds.push({ ...target, url: endpoint.url });
     }
+    const adminServer = admin ? startAdmin(emu) : undefined;
     console.log(JSON.stringify({
+      ...(adminServer ? { adminUrl: `http://127.0.0.1:${adminServer.addr.port}` } : {}),
       armEndpoint: emu.armEndpoint,
       authorityHost: emu.authorityHost,
       caCertPath: emu.caCertPath,
@@ -85,6 +123,7 @@ async function main(args: string[]): Promise<number> {
     const stop = Promise.withResolvers<void>();
     for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => stop.resolve());
     await stop.promise;
+    await adminServer?.shutdown();
     return 0;
   } finally {
     await emu.stop();

@@ -26,12 +26,32 @@ Deno.test("deploy: applies deploy/ to the cluster KUBECONFIG names, CRDs first, 
   for (let i = 0; i < 2; i++) {
     const r = await deploy([], env);
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /azureidentities\.aadpodidentity\.k8s\.io serverside-applied/);
-    assert.match(r.output, /condition met/);
+    assert.match(r.output, /CustomResourceDefinition azureidentities\.aadpodidentity\.k8s\.io/);
+    assert.match(r.output, /DaemonSet default\/nmi/);
+    if (i === 1) assert.match(r.output, /nothing changed: the cluster already matches/);
   }
   const dry = await deploy(["--dry-run"], env);
   assert.equal(dry.code, 0, dry.output);
-  assert.match(dry.output, /serverside-applied \(server dry run\)/);
+  assert.match(dry.output, /\(dry run\)/);
+  assert.match(dry.output, /nothing would change/);
+  // Another version: exactly the two workloads would change, nothing is stored.
+  const bump = await deploy(["--dry-run", "--version=9.9.9"], env);
+  assert.equal(bump.code, 0, bump.output);
+  assert.deepEqual(
+    [...bump.output.matchAll(/^\s+changed\s+(.*)$/gm)].map((m) => m[1]),
+    ["Deployment default/mic", "DaemonSet default/nmi"],
+  );
+  assert.match(
+    bump.output,
+    /0 would be created, 2 would be changed, \d+ unchanged \(dry run: nothing stored\)/,
+  );
+  const after = await deploy([], env);
+  assert.match(after.output, /nothing changed/);
+  // Managed mode: NMI only, in kube-system, no MIC.
+  const managed = await deploy(["--dry-run", "--mode=managed"], env);
+  assert.equal(managed.code, 0, managed.output);
+  assert.match(managed.output, /DaemonSet kube-system\/nmi/);
+  assert.doesNotMatch(managed.output, /Deployment|aad-pod-id-mic/);
 });
 
 Deno.test("deploy: an unreachable cluster is a clear failure, not a hang", async () => {
@@ -46,7 +66,7 @@ Deno.test("deploy: an unreachable cluster is a clear failure, not a hang", async
       KUBECTL_BIN: Deno.env.get("AAD_TEST_KUBECTL") ?? "kubectl",
     });
     assert.notEqual(r.code, 0);
-    assert.match(r.output, /deploy: kubectl apply .* failed/);
+    assert.match(r.output, /deploy: kubectl .* failed/);
     assert.match(r.output, /connection refused/);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -79,8 +99,7 @@ Deno.test("deploy: --kubeconfig=PATH and --kubeconfig PATH win over KUBECONFIG",
     ) {
       const r = await deploy(args, env);
       assert.equal(r.code, 0, `${args.join(" ")}: ${r.output}`);
-      assert.match(r.output, /azureidentities\.aadpodidentity\.k8s\.io serverside-applied/);
-      assert.match(r.output, /condition met/);
+      assert.match(r.output, /CustomResourceDefinition azureidentities\.aadpodidentity\.k8s\.io/);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -115,5 +134,14 @@ Deno.test("deploy: an unknown flag or a missing value exits 2 with usage and sen
   } finally {
     await proxy.close();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deploy: the demo objects (the original README's, and both field casings) are valid on the apiserver", async () => {
+  const cluster = await sharedCluster();
+  for (const file of ["demo.yaml", "identities.yaml"]) {
+    const r = await cluster.kubectl(["apply", "--dry-run=server", "-f", `${root}deploy/demo/${file}`]);
+    assert.equal(r.code, 0, `${file}: ${r.stderr}`);
+    assert.match(r.stdout, /azureidentitybinding\.aadpodidentity\.k8s\.io\/\S+ created \(server dry run\)/);
   }
 });

@@ -2,7 +2,7 @@
 // binaries and the Python virtual environment are built by `deno task setup` (install-clients.sh) into the
 // sandbox cache, which records where in clients.env.
 
-import { sandboxCacheDir } from "../../scripts/sandbox/pki.ts";
+import { sandboxCacheDir } from "./pki.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 

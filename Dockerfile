@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# MIC and NMI as two small images, built with `deno compile` from the same sources the tests run.
+#   docker build --target mic -t aad-pod-identity/mic:1.9.0-deno .
+#   docker build --target nmi -t aad-pod-identity/nmi:1.9.0-deno .
+# The permission flags of each `deno compile` are exactly mic/permissions.ts and nmi/permissions.ts (a unit
+# test, tests/unit/scripts/dockerfile.test.ts, keeps them in step): no --allow-all, no --allow-write, and
+# NMI may run only iptables-save, iptables-restore, conntrack and sysctl.
+
+ARG DENO_VERSION=2.9.6
+
+FROM denoland/deno:debian-${DENO_VERSION} AS build
+WORKDIR /src
+COPY deno.json deno.lock ./
+COPY lib lib
+COPY mic mic
+COPY nmi nmi
+RUN deno install --frozen --entrypoint mic/main.ts nmi/main.ts
+RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-sys --output /out/mic mic/main.ts
+RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-run=iptables-save,iptables-restore,conntrack,sysctl --output /out/nmi nmi/main.ts
+
+# MIC: no shell, no package manager, non-root; the Deployment adds a read-only root filesystem.
+FROM gcr.io/distroless/cc-debian12:nonroot AS mic
+COPY --from=build /out/mic /usr/local/bin/mic
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/mic"]
+
+# NMI: the host tools it drives. It runs as root in the DaemonSet with only NET_ADMIN and NET_RAW.
+# Debian's iptables uses the nf_tables backend; on nodes whose kube-proxy uses the legacy backend, point
+# the alternatives at iptables-legacy (update-alternatives --set iptables /usr/sbin/iptables-legacy).
+FROM debian:12-slim AS nmi
+RUN apt-get update \
+  && apt-get install -y --no-install-recommends iptables conntrack procps ca-certificates \
+  && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/nmi /usr/local/bin/nmi
+ENTRYPOINT ["/usr/local/bin/nmi"]

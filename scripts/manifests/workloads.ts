@@ -1,0 +1,195 @@
+// MIC's Deployment, NMI's DaemonSet and the default exceptions.
+// MIC: 2 replicas with Lease election, non-root, read-only root filesystem, no capabilities.
+// NMI: hostNetwork (it serves the node's 127.0.0.1:2579 and rewrites the node's nat table), root with only
+// NET_ADMIN and NET_RAW (iptables-restore, conntrack), the host's xtables lock so it takes turns with
+// kube-proxy and the CNI, probes on a port that serves only /healthz, /readyz and /metrics.
+
+import { API_VERSION } from "../../lib/api/types.ts";
+import type { Container, DaemonSet, Deployment, Exception, Manifest, Namespace, Probe } from "./k8s.ts";
+import type { ManifestOptions } from "./options.ts";
+import { MIC_LEASE, MIC_SERVICE_ACCOUNT, NMI_SERVICE_ACCOUNT } from "./rbac.ts";
+
+export const MIC_PROBE_PORT = 8080;
+export const NMI_PROBE_PORT = 8085;
+export const MIC_LABELS = { app: "mic", component: "mic" };
+export const NMI_LABELS = { app: "nmi", component: "nmi" };
+/** The nodes' kubelet settings, read by NMI for its kubenet check. */
+const KUBELET_DEFAULTS_DIR = "/etc/default";
+
+export function image(o: ManifestOptions, name: "mic" | "nmi"): string {
+  return `${o.imageRepository}/${name}:${o.version}`;
+}
+
+function probe(path: string, port: number, periodSeconds: number): Probe {
+  return { httpGet: { path, port }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3 };
+}
+
+const dropAll = { drop: ["ALL"] };
+
+export function namespaceObject(o: ManifestOptions): Namespace[] {
+  if (o.namespace === "default" || o.namespace === "kube-system") return [];
+  return [{ apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace } }];
+}
+
+export function micDeployment(o: ManifestOptions): Deployment {
+  const container: Container = {
+    name: "mic",
+    image: image(o, "mic"),
+    imagePullPolicy: "IfNotPresent",
+    args: [
+      "--cloudconfig=/etc/kubernetes/azure.json",
+      "--leader-election-namespace=$(MIC_POD_NAMESPACE)",
+      `--leader-election-name=${MIC_LEASE}`,
+      "--leader-election-instance=$(MIC_POD_NAME)",
+      `--http-probe-port=${MIC_PROBE_PORT}`,
+      `--prometheus-port=${MIC_PROBE_PORT}`,
+      "--log-format=json",
+    ],
+    env: [
+      { name: "MIC_POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+      { name: "MIC_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+    ],
+    ports: [{ name: "probes", containerPort: MIC_PROBE_PORT, protocol: "TCP" }],
+    livenessProbe: probe("/healthz", MIC_PROBE_PORT, 10),
+    readinessProbe: probe("/readyz", MIC_PROBE_PORT, 5),
+    resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1024Mi" } },
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: dropAll,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [{ name: "azure-json", mountPath: "/etc/kubernetes/azure.json", readOnly: true }],
+  };
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "mic", namespace: o.namespace, labels: { ...MIC_LABELS } },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { ...MIC_LABELS } },
+      strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1, maxSurge: 1 } },
+      template: {
+        metadata: { labels: { ...MIC_LABELS } },
+        spec: {
+          serviceAccountName: MIC_SERVICE_ACCOUNT,
+          securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+          containers: [container],
+          volumes: [{ name: "azure-json", hostPath: { path: "/etc/kubernetes/azure.json", type: "File" } }],
+          nodeSelector: { "kubernetes.io/os": "linux" },
+          // Two replicas on one node would fail over together.
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [{
+                weight: 100,
+                podAffinityTerm: {
+                  labelSelector: { matchLabels: { ...MIC_LABELS } },
+                  topologyKey: "kubernetes.io/hostname",
+                },
+              }],
+            },
+          },
+        },
+      },
+    },
+  };
+}
+
+export function nmiDaemonSet(o: ManifestOptions): DaemonSet {
+  const args = [
+    "--node=$(NODE_NAME)",
+    `--http-probe-port=${NMI_PROBE_PORT}`,
+    // The probe port is the only extra port: it has nothing but /healthz, /readyz and /metrics.
+    `--prometheus-port=${NMI_PROBE_PORT}`,
+    "--metadata-header-required=true",
+    `--MICNamespace=${o.namespace}`,
+    `--kubelet-config=${KUBELET_DEFAULTS_DIR}/kubelet`,
+    "--log-format=json",
+  ];
+  if (o.mode === "managed") args.push("--operation-mode=managed", "--forceNamespaced=true");
+  if (o.removeNodeTaint) args.push(`--remove-node-taint=${o.removeNodeTaint}`);
+  const container: Container = {
+    name: "nmi",
+    image: image(o, "nmi"),
+    imagePullPolicy: "IfNotPresent",
+    args,
+    env: [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
+    ports: [{ name: "probes", containerPort: NMI_PROBE_PORT, protocol: "TCP" }],
+    livenessProbe: probe("/healthz", NMI_PROBE_PORT, 10),
+    readinessProbe: probe("/readyz", NMI_PROBE_PORT, 5),
+    resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "512Mi" } },
+    securityContext: {
+      runAsUser: 0,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [
+      { name: "xtables-lock", mountPath: "/run/xtables.lock" },
+      { name: "kubelet-defaults", mountPath: KUBELET_DEFAULTS_DIR, readOnly: true },
+    ],
+  };
+  return {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    metadata: { name: "nmi", namespace: o.namespace, labels: { ...NMI_LABELS } },
+    spec: {
+      selector: { matchLabels: { ...NMI_LABELS } },
+      updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+      template: {
+        metadata: { labels: { ...NMI_LABELS } },
+        spec: {
+          serviceAccountName: NMI_SERVICE_ACCOUNT,
+          hostNetwork: true,
+          dnsPolicy: "ClusterFirstWithHostNet",
+          containers: [container],
+          volumes: [
+            { name: "xtables-lock", hostPath: { path: "/run/xtables.lock", type: "FileOrCreate" } },
+            { name: "kubelet-defaults", hostPath: { path: KUBELET_DEFAULTS_DIR, type: "DirectoryOrCreate" } },
+          ],
+          nodeSelector: { "kubernetes.io/os": "linux" },
+          // Every node needs NMI, tainted or not: a pod on a node without it would reach IMDS directly.
+          tolerations: [{ operator: "Exists" }],
+          terminationGracePeriodSeconds: 10,
+        },
+      },
+    },
+  };
+}
+
+/** The original's shipped exceptions: MIC's own pods, and the AKS add-ons in kube-system. */
+export function defaultExceptions(o: ManifestOptions): Exception[] {
+  const out: Exception[] = [];
+  if (o.mode === "standard") {
+    out.push({
+      apiVersion: API_VERSION,
+      kind: "AzurePodIdentityException",
+      metadata: { name: "mic-exception", namespace: o.namespace },
+      spec: { podLabels: { ...MIC_LABELS } },
+    });
+  }
+  out.push({
+    apiVersion: API_VERSION,
+    kind: "AzurePodIdentityException",
+    metadata: { name: "aks-addon-exception", namespace: "kube-system" },
+    spec: { podLabels: { "kubernetes.azure.com/managedby": "aks" } },
+  });
+  return out;
+}
+
+/** Every object of one installation, in apply order (namespace, RBAC, workloads, exceptions). */
+export function installation(o: ManifestOptions, rbac: { mic: Manifest[]; nmi: Manifest[] }): Manifest[] {
+  return [
+    ...namespaceObject(o),
+    ...(o.mode === "standard" ? rbac.mic : []),
+    ...rbac.nmi,
+    ...(o.mode === "standard" ? [micDeployment(o)] : []),
+    nmiDaemonSet(o),
+    ...defaultExceptions(o),
+  ];
+}

@@ -1,0 +1,623 @@
+// `deno task sandbox up | down | status | env | identity NAME | pod NAME | exec NAME -- CMD...`: a local
+// aad-pod-identity that outlives the command, to try an unmodified app against: a real control plane, the
+// Azure emulator, and MIC and NMI as the real processes, running with the service-account tokens of the
+// generated RBAC, on one emulated node of an emulated scale set.
+//
+// As root the node is a network namespace: NMI installs its iptables rules there, and each pod is a
+// namespace behind it whose traffic to 169.254.169.254 goes through them. Without root, NMI listens on
+// 127.0.0.1 and pods are loopback addresses (curl --interface). Everything made is recorded as it is made
+// (sandbox_state.ts), and `down` removes it all.
+
+import { installCrds, startControlPlane } from "./control_plane.ts";
+import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
+import { addPod, createNode, mirror, type NetRecorder, type NodeNet } from "./node_net.ts";
+import { netnsUnavailable } from "./netns.ts";
+import { serviceAccountKubeconfig } from "./service_accounts.ts";
+import {
+  emptyRecord,
+  envExports,
+  parseNamed,
+  readRecord,
+  sandboxDir,
+  type SandboxIdentity,
+  type SandboxPod,
+  type SandboxRecord,
+  writeRecord,
+} from "./sandbox_state.ts";
+import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../mic/permissions.ts";
+import { NMI_ENTRY, NMI_PERMISSIONS } from "../../nmi/permissions.ts";
+import { installationObjects, toYaml } from "../manifests.ts";
+import { defaultOptions } from "../manifests/options.ts";
+import { MIC_LEASE, MIC_SERVICE_ACCOUNT, NMI_SERVICE_ACCOUNT } from "../manifests/rbac.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const EMULATOR = new URL("./azure/main.ts", import.meta.url).pathname;
+export const NODE_NAME = "aks-nodepool1-sandbox-0";
+const RESOURCE_GROUP = "MC_sandbox";
+const SCALE_SET = "aks-nodepool1";
+const IDENTITY_GROUP = "sandbox-identities";
+const NAMESPACE = "default";
+
+type Print = (line: string) => void;
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function recorder(r: SandboxRecord): NetRecorder {
+  return {
+    namespace: (name) => r.namespaces.push(name),
+    pid: (what, pid) => r.pids.push({ what, pid }),
+  };
+}
+
+async function kubectl(r: SandboxRecord, args: string[], stdin?: string): Promise<string> {
+  const c = r.cluster!;
+  const child = new Deno.Command(c.kubectl, {
+    args: [`--kubeconfig=${c.kubeconfigPath}`, ...args],
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  if (!out.success) throw new Error(`kubectl ${args.join(" ")}: ${dec.decode(out.stderr).trim()}`);
+  return dec.decode(out.stdout);
+}
+
+function saKubeconfig(r: SandboxRecord, serviceAccount: string, path: string): Promise<string> {
+  return serviceAccountKubeconfig({
+    kubectl: (args) => kubectl(r, args),
+    adminKubeconfigPath: r.cluster!.kubeconfigPath,
+    namespace: NAMESPACE,
+    serviceAccount,
+    path,
+  });
+}
+
+/** Starts the Azure emulator as a detached process and reads the endpoints it prints. */
+async function startEmulator(r: SandboxRecord): Promise<void> {
+  const config = {
+    lroDurationMs: 500,
+    // IMDS learning of an attach late is real (10 s by default); NMI hides it, but the sandbox should
+    // answer quickly, so it is short here.
+    imdsPropagationDelayMs: 500,
+    identities: [],
+    // A VM beside the node pool, so an app's ARM call has something to list.
+    vms: [{ resourceGroup: RESOURCE_GROUP, name: "jumpbox" }],
+    vmss: [{ resourceGroup: RESOURCE_GROUP, name: SCALE_SET, capacity: 1 }],
+    servicePrincipals: [{ clientId: crypto.randomUUID(), secret: crypto.randomUUID() }],
+    imds: [{ vmss: `${RESOURCE_GROUP}/${SCALE_SET}`, instance: 0 }],
+  };
+  await Deno.writeTextFile(`${r.dir}/azure-config.json`, JSON.stringify(config, null, 2), { mode: 0o600 });
+  const log = `${r.dir}/azure.log`;
+  r.pids.push({
+    what: "azure emulator",
+    pid: spawnDetached(
+      [Deno.execPath(), "run", "-A", EMULATOR, "--admin", `${r.dir}/azure-config.json`],
+      log,
+    ),
+  });
+  await writeRecord(r);
+  let printed: Record<string, unknown> | undefined;
+  await waitFor(
+    async () => {
+      const line = (await Deno.readTextFile(log)).split("\n").find((l) => l.startsWith("{"));
+      if (line) printed = JSON.parse(line);
+      return !!printed;
+    },
+    30_000,
+    async () => `the Azure emulator did not start; its log:\n${await tailOf(log)}`,
+  );
+  const p = printed as {
+    adminUrl: string;
+    armEndpoint: string;
+    authorityHost: string;
+    caCertPath: string;
+    subscriptionId: string;
+    tenantId: string;
+    vmss: { id: string }[];
+    imds: { url: string }[];
+  };
+  r.azure = {
+    adminUrl: p.adminUrl,
+    armEndpoint: p.armEndpoint,
+    authorityHost: p.authorityHost,
+    caCertPath: p.caCertPath,
+    subscriptionId: p.subscriptionId,
+    tenantId: p.tenantId,
+    imdsUrl: p.imds[0].url,
+    vmssId: p.vmss[0].id,
+    resourceGroup: RESOURCE_GROUP,
+  };
+  // MIC signs in as the emulator's service principal, configured the way a custom cloud is.
+  const sp = config.servicePrincipals[0];
+  await Deno.writeTextFile(
+    `${r.dir}/azure.json`,
+    JSON.stringify({
+      cloud: "AzureStackCloud",
+      tenantId: p.tenantId,
+      subscriptionId: p.subscriptionId,
+      resourceGroup: RESOURCE_GROUP,
+      vmType: "vmss",
+      aadClientId: sp.clientId,
+      aadClientSecret: sp.secret,
+    }),
+    { mode: 0o600 },
+  );
+  await Deno.writeTextFile(
+    `${r.dir}/cloud.json`,
+    JSON.stringify({
+      name: "AzureStackCloud",
+      resourceManagerEndpoint: p.armEndpoint,
+      activeDirectoryEndpoint: p.authorityHost,
+    }),
+  );
+}
+
+async function httpOk(ns: string | undefined, url: string): Promise<boolean> {
+  const argv = ["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", url];
+  const out = await new Deno.Command(ns ? "ip" : "curl", {
+    args: ns ? ["netns", "exec", ns, ...argv] : argv.slice(1),
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return new TextDecoder().decode(out.stdout) === "200";
+}
+
+export interface UpOptions {
+  dir?: string;
+  /** Force loopback mode even as root. */
+  loopback?: boolean;
+}
+
+export async function up(print: Print, opts: UpOptions = {}): Promise<SandboxRecord> {
+  const dir = opts.dir ?? sandboxDir();
+  const existing = await readRecord(dir);
+  if (existing) {
+    if (existing.pids.length && existing.pids.every((p) => alive(p.pid))) {
+      throw new Error(`a sandbox is already up (${dir}); \`deno task sandbox down\` stops it`);
+    }
+    print("removing what is left of a previous sandbox");
+    await down(dir, () => {});
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const unavailable = opts.loopback ? "--loopback" : await netnsUnavailable();
+  if (unavailable && !opts.loopback) {
+    print(`no network namespaces (${unavailable}): pods are loopback addresses`);
+  }
+  const r = emptyRecord(dir, unavailable === undefined);
+  await writeRecord(r);
+  try {
+    await bringUp(r, print);
+  } catch (e) {
+    print(`sandbox up failed: ${(e as Error).message}\nremoving what was started`);
+    await down(dir, () => {});
+    throw e;
+  }
+  return r;
+}
+
+async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
+  const t0 = performance.now();
+  const ms = () => `${Math.round(performance.now() - t0)} ms`;
+  const cp = await startControlPlane({ dir: `${r.dir}/cluster` });
+  const detached = cp.detach();
+  r.pids.push(...detached.pids.map((pid, i) => ({ what: i === 0 ? "etcd" : "kube-apiserver", pid })));
+  r.cluster = {
+    server: detached.server,
+    kubeconfigPath: detached.kubeconfigPath,
+    kubectl: detached.kubectl,
+    dir: detached.dir,
+  };
+  await writeRecord(r);
+  await installCrds(cp);
+  // The generated RBAC and exceptions, as `deno task deploy` installs them (no Deployment or DaemonSet:
+  // there is no kubelet; MIC and NMI run as processes with those service accounts' tokens).
+  const objects = installationObjects(defaultOptions()).filter((o) =>
+    !["Deployment", "DaemonSet"].includes((o as { kind: string }).kind)
+  );
+  await kubectl(r, ["apply", "--server-side", "-f", "-"], toYaml(objects));
+  const micKc = await saKubeconfig(r, MIC_SERVICE_ACCOUNT, `${r.dir}/mic.kubeconfig`);
+  const nmiKc = await saKubeconfig(r, NMI_SERVICE_ACCOUNT, `${r.dir}/nmi.kubeconfig`);
+  print(`control plane ${r.cluster.server}, CRDs and RBAC installed (${ms()})`);
+
+  await startEmulator(r);
+  const azure = r.azure!;
+  print(
+    `Azure emulator: ARM ${azure.armEndpoint}, Azure AD ${azure.authorityHost}, scale set ${SCALE_SET} (${ms()})`,
+  );
+  await kubectl(
+    r,
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Node",
+      metadata: { name: NODE_NAME, labels: { "kubernetes.io/os": "linux" } },
+      spec: { providerID: `azure://${azure.vmssId}/virtualMachines/0` },
+    }),
+  );
+
+  const id = Math.random().toString(36).slice(2, 7);
+  let node: NodeNet | undefined;
+  if (r.netns) {
+    node = await createNode(id, 1 + Math.floor(Math.random() * 250), recorder(r));
+    r.node = { name: NODE_NAME, id, ns: node.ns, hostIp: node.hostIp, nodeIp: node.nodeIp };
+    await writeRecord(r);
+    await mirror(
+      node,
+      r.relays,
+      Number(new URL(r.cluster.server).port),
+      { ns: node.ns, logDir: r.dir },
+      recorder(r),
+    );
+    const imdsPort = Number(new URL(azure.imdsUrl).port);
+    await mirror(node, r.relays, imdsPort, {
+      ns: node.ns,
+      as: { ip: "169.254.169.254", port: 80 },
+      logDir: r.dir,
+    }, recorder(r));
+  } else {
+    r.node = { name: NODE_NAME, id };
+  }
+
+  const micProbe = freePort();
+  const micLog = `${r.dir}/mic.log`;
+  r.pids.push({
+    what: "mic",
+    pid: spawnDetached(
+      [
+        Deno.execPath(),
+        "run",
+        ...MIC_PERMISSIONS,
+        `${ROOT}${MIC_ENTRYPOINT}`,
+        `--kubeconfig=${micKc}`,
+        `--cloudconfig=${r.dir}/azure.json`,
+        `--leader-election-namespace=${NAMESPACE}`,
+        `--leader-election-name=${MIC_LEASE}`,
+        "--leader-election-instance=mic-sandbox",
+        `--http-probe-port=${micProbe}`,
+        `--prometheus-port=${micProbe}`,
+        "--probe-address=127.0.0.1",
+        "--cycle-debounce=50ms",
+      ],
+      micLog,
+      {
+        env: {
+          NODE_EXTRA_CA_CERTS: azure.caCertPath,
+          AZURE_ENVIRONMENT_FILEPATH: `${r.dir}/cloud.json`,
+          MIC_POD_NAMESPACE: NAMESPACE,
+          NO_COLOR: "1",
+        },
+      },
+    ),
+  });
+  r.mic = { probe: `http://127.0.0.1:${micProbe}`, log: micLog };
+  await writeRecord(r);
+
+  const nmiProbe = freePort();
+  const nmiLog = `${r.dir}/nmi.log`;
+  const nmiPort = r.netns ? 2579 : freePort();
+  const imds = new URL(azure.imdsUrl);
+  const nmiArgv = [
+    Deno.execPath(),
+    "run",
+    ...NMI_PERMISSIONS,
+    `${ROOT}${NMI_ENTRY}`,
+    `--node=${NODE_NAME}`,
+    `--kubeconfig=${nmiKc}`,
+    `--nmi-port=${nmiPort}`,
+    `--http-probe-port=${nmiProbe}`,
+    "--prometheus-port=-1",
+    "--probe-listen-address=127.0.0.1",
+    `--MICNamespace=${NAMESPACE}`,
+    ...(r.netns
+      ? ["--metadata-ip=169.254.169.254", "--metadata-port=80", "--ipt-update-interval-sec=10"]
+      : [`--metadata-ip=${imds.hostname}`, `--metadata-port=${imds.port}`, "--manage-iptables=false"]),
+  ];
+  r.pids.push({
+    what: "nmi",
+    pid: spawnDetached(r.netns ? ["ip", "netns", "exec", node!.ns, ...nmiArgv] : nmiArgv, nmiLog, {
+      env: { NODE_EXTRA_CA_CERTS: azure.caCertPath, NO_COLOR: "1" },
+    }),
+  });
+  r.nmi = { address: `127.0.0.1:${nmiPort}`, probe: `http://127.0.0.1:${nmiProbe}`, log: nmiLog };
+  await writeRecord(r);
+
+  await waitFor(
+    () => httpOk(r.node?.ns, `${r.nmi!.probe}/readyz`),
+    60_000,
+    async () => `NMI did not become ready; its log:\n${await tailOf(nmiLog)}`,
+  );
+  await waitFor(
+    async () => /leading:/.test(await Deno.readTextFile(micLog)),
+    60_000,
+    async () => `MIC did not start leading; its log:\n${await tailOf(micLog)}`,
+  );
+  print(
+    `MIC leading, NMI ready on node ${NODE_NAME} ` +
+      (r.netns
+        ? `(network namespace ${node!.ns}, iptables redirect 169.254.169.254:80 -> 127.0.0.1:2579)`
+        : `(no root: NMI at 127.0.0.1:${nmiPort}, pods are loopback addresses)`) +
+      ` (${ms()})`,
+  );
+}
+
+/** Stops every recorded process, deletes every recorded namespace, removes the state directory. */
+export async function down(dir: string, print: Print): Promise<boolean> {
+  const r = await readRecord(dir);
+  if (!r) return false;
+  for (const p of [...r.pids].reverse()) await stopPid(p.pid);
+  for (const ns of [...r.namespaces].reverse()) {
+    await new Deno.Command("ip", { args: ["netns", "del", ns], stdout: "null", stderr: "null" }).output();
+  }
+  // The kernel removes a deleted namespace's links a moment later: wait, so "down" means gone.
+  if (r.namespaces.length && r.node?.id) {
+    const link = `sbx${r.node.id}h`;
+    await waitFor(
+      async () =>
+        !(await new Deno.Command("ip", { args: ["link", "show", link], stdout: "null", stderr: "null" })
+          .output())
+          .success,
+      10_000,
+      () => `link ${link} still exists`,
+    ).catch((e) => print((e as Error).message));
+  }
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  print(`stopped ${r.pids.length} processes, removed ${r.namespaces.length} network namespaces`);
+  return true;
+}
+
+async function running(dir: string): Promise<SandboxRecord> {
+  const r = await readRecord(dir);
+  if (!r || !r.nmi) throw new Error("no sandbox is up: `deno task sandbox up`");
+  const dead = r.pids.filter((p) => !alive(p.pid));
+  if (dead.length) {
+    throw new Error(`sandbox processes exited: ${dead.map((p) => p.what).join(", ")} (logs in ${dir})`);
+  }
+  return r;
+}
+
+async function ensureNamespace(r: SandboxRecord, namespace: string): Promise<void> {
+  const yaml = JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } });
+  await kubectl(r, ["apply", "-f", "-"], yaml);
+}
+
+/** Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector NAME). */
+export async function identity(
+  dir: string,
+  name: string,
+  namespace: string,
+  print: Print,
+): Promise<SandboxIdentity> {
+  const r = await running(dir);
+  const res = await fetch(`${r.azure!.adminUrl}/identities`, {
+    method: "POST",
+    body: JSON.stringify({ resourceGroup: IDENTITY_GROUP, name }),
+  });
+  const body = await res.json();
+  if (!res.ok) throw new Error(`the emulator refused identity ${name}: ${body.error}`);
+  const id: SandboxIdentity = { name, namespace, resourceId: body.id, clientId: body.clientId };
+  await ensureNamespace(r, namespace);
+  await kubectl(
+    r,
+    ["apply", "-f", "-"],
+    toYaml([
+      {
+        apiVersion: "aadpodidentity.k8s.io/v1",
+        kind: "AzureIdentity",
+        metadata: { name, namespace },
+        spec: { type: 0, resourceID: id.resourceId, clientID: id.clientId },
+      },
+      {
+        apiVersion: "aadpodidentity.k8s.io/v1",
+        kind: "AzureIdentityBinding",
+        metadata: { name: `${name}-binding`, namespace },
+        spec: { azureIdentity: name, selector: name },
+      },
+    ]),
+  );
+  r.identities.push(id);
+  await writeRecord(r);
+  print(`identity ${namespace}/${name}: client id ${id.clientId}\n  ${id.resourceId}`);
+  print(`binding ${namespace}/${name}-binding selects pods labelled aadpodidbinding=${name}`);
+  return id;
+}
+
+/** A Pod object on the node with a fresh IP and, as root, its network namespace. */
+export async function pod(
+  dir: string,
+  name: string,
+  namespace: string,
+  binding: string | undefined,
+  print: Print,
+): Promise<SandboxPod> {
+  const r = await running(dir);
+  if (r.pods.some((p) => p.name === name && p.namespace === namespace)) {
+    throw new Error(`pod ${namespace}/${name} already exists in the sandbox`);
+  }
+  const index = r.pods.length + 1;
+  if (index > 250) throw new Error("the sandbox holds at most 250 pods");
+  let p: SandboxPod;
+  if (r.netns) {
+    const node: NodeNet = {
+      id: r.node!.id,
+      ns: r.node!.ns!,
+      hostIp: r.node!.hostIp!,
+      nodeIp: r.node!.nodeIp!,
+    };
+    const made = await addPod(node, index, recorder(r));
+    await writeRecord(r);
+    // The emulated ARM (and Azure AD) at their usual URLs inside the pod, for apps that call Azure.
+    for (const url of [r.azure!.armEndpoint, r.azure!.authorityHost]) {
+      await mirror(node, r.relays, Number(new URL(url).port), { ns: made.ns, logDir: r.dir }, recorder(r));
+    }
+    p = { name, namespace, ip: made.ip, netns: made.ns };
+  } else {
+    p = { name, namespace, ip: `127.${100 + Math.floor(Math.random() * 100)}.${index}.${10 + index % 200}` };
+  }
+  await ensureNamespace(r, namespace);
+  await kubectl(
+    r,
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name, namespace, labels: binding ? { aadpodidbinding: binding } : {} },
+      spec: { nodeName: NODE_NAME, containers: [{ name: "app", image: "your-app:latest" }] },
+    }),
+  );
+  await kubectl(r, [
+    "patch",
+    "pod",
+    name,
+    "-n",
+    namespace,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status: { phase: "Running", podIP: p.ip, podIPs: [{ ip: p.ip }] } }),
+  ]);
+  r.pods.push(p);
+  await writeRecord(r);
+  const query = "api-version=2018-02-01&resource=https://management.azure.com/";
+  print(
+    `pod ${namespace}/${name} on ${NODE_NAME}, IP ${p.ip}${binding ? `, aadpodidbinding=${binding}` : ""}`,
+  );
+  if (p.netns) {
+    print(
+      `  deno task sandbox exec ${name} -- curl -s -H Metadata:true ` +
+        `'http://169.254.169.254/metadata/identity/oauth2/token?${query}'`,
+    );
+  } else {
+    print(
+      `  curl -s --interface ${p.ip} -H Metadata:true 'http://${
+        r.nmi!.address
+      }/metadata/identity/oauth2/token?${query}'`,
+    );
+  }
+  return p;
+}
+
+/** Runs a command as the pod (in its network namespace), trusting the emulator's CA. */
+export async function exec(
+  dir: string,
+  name: string,
+  namespace: string,
+  argv: string[],
+  io: "inherit" | "piped" = "inherit",
+): Promise<Deno.CommandOutput | Deno.CommandStatus> {
+  const r = await running(dir);
+  const p = r.pods.find((x) => x.name === name && x.namespace === namespace);
+  if (!p) throw new Error(`no sandbox pod ${namespace}/${name}: \`deno task sandbox pod ${name}\``);
+  if (!p.netns) {
+    throw new Error(
+      `exec needs root (a network namespace per pod); without it, send from the pod's address: ` +
+        `curl --interface ${p.ip} http://${r.nmi!.address}/...`,
+    );
+  }
+  const ca = r.azure!.caCertPath;
+  const cmd = new Deno.Command("ip", {
+    args: ["netns", "exec", p.netns, ...argv],
+    env: { NODE_EXTRA_CA_CERTS: ca, SSL_CERT_FILE: ca, REQUESTS_CA_BUNDLE: ca },
+    stdin: io === "inherit" ? "inherit" : "null",
+    stdout: io,
+    stderr: io,
+  });
+  return io === "inherit" ? await cmd.spawn().status : await cmd.output();
+}
+
+const USAGE = `usage: deno task sandbox <command>
+  up                                      start control plane, Azure emulator, MIC and NMI on one node
+  down                                    stop everything the sandbox started and remove its namespaces
+  status                                  what is running
+  env                                     shell exports: eval "$(deno task sandbox env)"
+  identity NAME [-n NS]                   a user-assigned identity in the emulator + AzureIdentity + binding (selector NAME)
+  pod NAME [--binding SELECTOR] [-n NS]   a pod on the node with a fresh IP (as root: its own network namespace)
+  exec NAME [-n NS] -- CMD...             run CMD as that pod (root)
+State: ${sandboxDir()} (AAD_SANDBOX_DIR moves it)`;
+
+async function cli(args: string[]): Promise<number> {
+  const dir = sandboxDir();
+  const out: Print = (l) => console.log(l);
+  const err: Print = (l) => console.error(l);
+  const [command, ...rest] = args;
+  switch (command) {
+    case "up": {
+      if (rest.length > 1 || (rest.length === 1 && rest[0] !== "--loopback")) break;
+      await up(err, { dir, loopback: rest[0] === "--loopback" });
+      err('sandbox up; use it with:\n  eval "$(deno task sandbox env)"');
+      err("  deno task sandbox identity demo && deno task sandbox pod app --binding demo");
+      return 0;
+    }
+    case "down":
+      if (rest.length) break;
+      if (!(await down(dir, err))) err("no sandbox is up");
+      return 0;
+    case "status": {
+      if (rest.length) break;
+      const r = await readRecord(dir);
+      if (!r) {
+        out("not running");
+        return 1;
+      }
+      for (const p of r.pids) out(`${alive(p.pid) ? "running" : "EXITED "} ${p.what} (pid ${p.pid})`);
+      for (const p of r.pods) {
+        out(`pod ${p.namespace}/${p.name} ${p.ip}${p.netns ? ` netns ${p.netns}` : ""}`);
+      }
+      return r.pids.every((p) => alive(p.pid)) ? 0 : 1;
+    }
+    case "env": {
+      if (rest.length) break;
+      out(envExports(await running(dir)));
+      return 0;
+    }
+    case "identity": {
+      const a = parseNamed(rest, false);
+      if (!a.ok) {
+        err(`sandbox identity: ${a.error}`);
+        return 2;
+      }
+      await identity(dir, a.name, a.namespace, out);
+      return 0;
+    }
+    case "pod": {
+      const a = parseNamed(rest, true);
+      if (!a.ok) {
+        err(`sandbox pod: ${a.error}`);
+        return 2;
+      }
+      await pod(dir, a.name, a.namespace, a.binding, out);
+      return 0;
+    }
+    case "exec": {
+      const sep = rest.indexOf("--");
+      const a = parseNamed(sep < 0 ? rest : rest.slice(0, sep), false);
+      if (sep < 0 || sep === rest.length - 1 || !a.ok) {
+        err(`sandbox exec: ${!a.ok ? a.error : "usage: exec NAME [-n NS] -- CMD..."}`);
+        return 2;
+      }
+      const status = await exec(dir, a.name, a.namespace, rest.slice(sep + 1));
+      return status.code;
+    }
+  }
+  err(USAGE);
+  return 2;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await cli(Deno.args));
+  } catch (e) {
+    console.error(`sandbox: ${e instanceof Error ? e.message : e}`);
+    Deno.exit(1);
+  }
+}

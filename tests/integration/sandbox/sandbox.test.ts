@@ -1,0 +1,155 @@
+// `deno task sandbox` as a user runs it, each subcommand a separate process: up, identity, pod, exec with
+// curl and with the unmodified Node SDK, a pod without a binding, env, then down, after which no process,
+// network namespace, link or iptables rule it made is left.
+
+import assert from "node:assert/strict";
+import { netnsUnavailable } from "../../../scripts/sandbox/netns.ts";
+import { alive } from "../../../scripts/sandbox/detached.ts";
+import type { SandboxRecord } from "../../../scripts/sandbox/sandbox_state.ts";
+
+const root = new URL("../../../", import.meta.url).pathname;
+const skip = await netnsUnavailable();
+if (skip) console.log(`sandbox test in network namespaces skipped: ${skip}`);
+
+async function sandbox(dir: string, args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}scripts/sandbox/sandbox.ts`, ...args],
+    cwd: root,
+    env: { AAD_SANDBOX_DIR: dir },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function claims(jwt: string): Record<string, unknown> {
+  const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(part + "=".repeat((4 - part.length % 4) % 4)));
+}
+
+const TOKEN_URL =
+  "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/";
+
+async function sh(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+  return new TextDecoder().decode(out.stdout);
+}
+
+Deno.test({
+  name: "sandbox: up, identity, pod, exec (curl, Node SDK), unbound pod refused, env, down leaves nothing",
+  ignore: !!skip,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "aad-sbx-test-" });
+    let record: SandboxRecord | undefined;
+    try {
+      const upped = await sandbox(dir, ["up"]);
+      assert.equal(upped.code, 0, upped.stderr);
+      assert.match(upped.stderr, /MIC leading, NMI ready .*iptables redirect 169\.254\.169\.254:80/);
+      const again = await sandbox(dir, ["up"]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /already up/);
+
+      const id = await sandbox(dir, ["identity", "web"]);
+      assert.equal(id.code, 0, id.stderr);
+      const clientId = /client id (\S+)/.exec(id.stdout)![1];
+      const dup = await sandbox(dir, ["identity", "web"]);
+      assert.equal(dup.code, 1);
+      assert.match(dup.stderr, /already exists/);
+      const bad = await sandbox(dir, ["pod", "Bad_Name"]);
+      assert.equal(bad.code, 2);
+
+      assert.equal((await sandbox(dir, ["pod", "app", "--binding", "web"])).code, 0);
+      assert.equal((await sandbox(dir, ["pod", "nobody"])).code, 0);
+
+      const curl = await sandbox(dir, ["exec", "app", "--", "curl", "-s", "-H", "Metadata: true", TOKEN_URL]);
+      assert.equal(curl.code, 0, curl.stderr);
+      const answer = JSON.parse(curl.stdout);
+      assert.equal(answer.client_id, clientId);
+      assert.equal(claims(answer.access_token).appid, clientId);
+
+      const sdk = await sandbox(dir, [
+        "exec",
+        "app",
+        "--",
+        "node",
+        "tests/clients/node/get_token.mjs",
+        "managed",
+        "https://management.azure.com/.default",
+      ]);
+      assert.equal(sdk.code, 0, sdk.stderr);
+      assert.equal(claims(JSON.parse(sdk.stdout).token).appid, clientId);
+
+      const refused = await sandbox(dir, [
+        "exec",
+        "nobody",
+        "--",
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "Metadata: true",
+        TOKEN_URL,
+      ]);
+      assert.match(refused.stdout, /no AzureIdentityBinding selects pod default\/nobody"\}\n400$/);
+
+      const env = await sandbox(dir, ["env"]);
+      assert.match(env.stdout, /^export KUBECONFIG=\S+$/m);
+      assert.match(env.stdout, /^export AAD_SANDBOX_NMI=127\.0\.0\.1:2579$/m);
+      assert.match(env.stdout, /^export AZURE_ARM_ENDPOINT=https:\/\/127\.0\.0\.1:\d+$/m);
+
+      record = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as SandboxRecord;
+      assert.ok(record.namespaces.length === 3 && record.pids.length > 5);
+      const nodeRules = await sh("ip", ["netns", "exec", record.node!.ns!, "iptables-save", "-t", "nat"]);
+      assert.match(nodeRules, /-A PREROUTING -j aad-metadata/);
+
+      const downed = await sandbox(dir, ["down"]);
+      assert.equal(downed.code, 0, downed.stderr);
+      assert.deepEqual(record.pids.filter((p) => alive(p.pid)).map((p) => p.what), []);
+      const namespaces = await sh("ip", ["netns", "list"]);
+      assert.deepEqual(record.namespaces.filter((ns) => namespaces.includes(ns)), []);
+      const id5 = record.node!.id;
+      assert.doesNotMatch(await sh("ip", ["link"]), new RegExp(`sbx${id5}`));
+      const rootRules = await sh("iptables-save", []);
+      assert.doesNotMatch(
+        rootRules,
+        new RegExp(`aad-metadata|${record.node!.hostIp!.replace(/\./g, "\\.")}`),
+      );
+      await assert.rejects(Deno.stat(dir));
+      const status = await sandbox(dir, ["status"]);
+      assert.equal(status.code, 1);
+    } finally {
+      await sandbox(dir, ["down"]);
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test("sandbox: without root, loopback pods and the curl --interface line; down stops everything", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "aad-sbx-lo-" });
+  try {
+    const upped = await sandbox(dir, ["up", "--loopback"]);
+    assert.equal(upped.code, 0, upped.stderr);
+    assert.match(upped.stderr, /no root: NMI at 127\.0\.0\.1:\d+/);
+    const id = await sandbox(dir, ["identity", "web", "-n", "apps"]);
+    assert.equal(id.code, 0, id.stderr);
+    const clientId = /client id (\S+)/.exec(id.stdout)![1];
+    const pod = await sandbox(dir, ["pod", "app", "--binding", "web", "-n", "apps"]);
+    assert.equal(pod.code, 0, pod.stderr);
+    const line = /curl -s --interface (\S+) -H Metadata:true '([^']+)'/.exec(pod.stdout);
+    assert.ok(line, pod.stdout);
+    const out = await sh("curl", ["-s", "--interface", line[1], "-H", "Metadata:true", line[2]]);
+    assert.equal(JSON.parse(out).client_id, clientId, out);
+    const exec = await sandbox(dir, ["exec", "app", "-n", "apps", "--", "true"]);
+    assert.equal(exec.code, 1);
+    assert.match(exec.stderr, /exec needs root.*curl --interface/);
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as SandboxRecord;
+    assert.equal(record.namespaces.length, 0);
+    assert.equal((await sandbox(dir, ["down"])).code, 0);
+    assert.deepEqual(record.pids.filter((p) => alive(p.pid)).map((p) => p.what), []);
+  } finally {
+    await sandbox(dir, ["down"]);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,181 @@
+// The generated manifests: checked-in files equal the generator's output, and the security properties the
+// README promises hold for every option combination that changes them.
+
+import assert from "node:assert/strict";
+import { parseAllDocuments } from "yaml";
+import { installationObjects, renderManifests } from "../../../scripts/manifests.ts";
+import type {
+  ClusterRole,
+  DaemonSet,
+  Deployment,
+  Manifest,
+  PolicyRule,
+  Role,
+} from "../../../scripts/manifests/k8s.ts";
+import { defaultOptions, type ManifestOptions, validateOptions } from "../../../scripts/manifests/options.ts";
+import { MIC_ROLE, NMI_ROLE } from "../../../scripts/manifests/rbac.ts";
+
+const root = new URL("../../../", import.meta.url).pathname;
+const objects = (o: ManifestOptions) => installationObjects(o) as Manifest[];
+const find = <T extends Manifest>(list: Manifest[], kind: T["kind"], name: string) =>
+  list.find((m) => m.kind === kind && m.metadata.name === name) as T | undefined;
+
+/** Verbs a set of rules grants on a resource (any name). */
+function verbs(rules: PolicyRule[], group: string, resource: string): string[] {
+  return rules.filter((r) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r) =>
+    r.verbs
+  );
+}
+
+Deno.test("manifests: deploy/ holds exactly what the generator writes (deno task manifests --check)", async () => {
+  for (const [path, text] of renderManifests()) {
+    assert.equal(
+      await Deno.readTextFile(`${root}${path}`),
+      text,
+      `${path} is stale: run deno task manifests`,
+    );
+    // Every document parses back to an object with kind and name.
+    for (const doc of parseAllDocuments(text)) {
+      const o = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
+      if (o === null) continue;
+      assert.ok(o.kind && o.metadata?.name, `${path}: a document without kind or name`);
+    }
+  }
+});
+
+Deno.test("manifests: NMI cannot write assignments and reads no secrets unless named; MIC reads no secrets", () => {
+  const std = objects(defaultOptions());
+  const nmi = find<ClusterRole>(std, "ClusterRole", NMI_ROLE)!.rules;
+  const mic = find<ClusterRole>(std, "ClusterRole", MIC_ROLE)!.rules;
+  assert.deepEqual(verbs(nmi, "aadpodidentity.k8s.io", "azureassignedidentities"), ["get", "list", "watch"]);
+  assert.deepEqual(verbs(nmi, "", "secrets"), []);
+  assert.deepEqual(verbs(nmi, "", "nodes"), []);
+  assert.deepEqual(verbs(mic, "", "secrets"), []);
+  for (const r of [...nmi, ...mic]) {
+    assert.ok(
+      !r.verbs.includes("*") && !r.resources.includes("*") && !r.apiGroups.includes("*"),
+      JSON.stringify(r),
+    );
+  }
+  // No Role anywhere grants MIC or NMI secrets.
+  assert.ok(!std.some((m) => m.kind === "Role" && verbs((m as Role).rules, "", "secrets").length));
+
+  const withSecrets = objects({
+    ...defaultOptions(),
+    servicePrincipalSecrets: [{ namespace: "apps", name: "sp-b" }, { namespace: "apps", name: "sp-a" }, {
+      namespace: "ops",
+      name: "sp-c",
+    }],
+    removeNodeTaint: "aad-pod-identity/not-ready",
+  });
+  const secretRoles = withSecrets.filter((m) =>
+    m.kind === "Role" && m.metadata.name.endsWith("-secrets")
+  ) as Role[];
+  assert.deepEqual(
+    secretRoles.map((r) => [r.metadata.namespace, r.rules]),
+    [
+      ["apps", [{
+        apiGroups: [""],
+        resources: ["secrets"],
+        verbs: ["get", "list", "watch"],
+        resourceNames: ["sp-a", "sp-b"],
+      }]],
+      ["ops", [{
+        apiGroups: [""],
+        resources: ["secrets"],
+        verbs: ["get", "list", "watch"],
+        resourceNames: ["sp-c"],
+      }]],
+    ],
+  );
+  assert.equal(
+    withSecrets.filter((m) => m.kind === "RoleBinding" && m.metadata.name.endsWith("-secrets-binding"))
+      .length,
+    2,
+  );
+  assert.deepEqual(verbs(find<ClusterRole>(withSecrets, "ClusterRole", NMI_ROLE)!.rules, "", "nodes"), [
+    "get",
+    "patch",
+  ]);
+  const ds = find<DaemonSet>(withSecrets, "DaemonSet", "nmi")!;
+  assert.ok(
+    ds.spec.template.spec.containers[0].args.includes("--remove-node-taint=aad-pod-identity/not-ready"),
+  );
+});
+
+Deno.test("manifests: MIC non-root, read-only root, no capabilities, 2 replicas; NMI hostNetwork with NET_ADMIN/NET_RAW only", () => {
+  const std = objects(defaultOptions());
+  const mic = find<Deployment>(std, "Deployment", "mic")!;
+  const mc = mic.spec.template.spec.containers[0];
+  assert.equal(mic.spec.replicas, 2);
+  assert.equal(mc.securityContext.runAsNonRoot, true);
+  assert.ok(mc.securityContext.runAsUser! > 0);
+  assert.equal(mc.securityContext.readOnlyRootFilesystem, true);
+  assert.equal(mc.securityContext.allowPrivilegeEscalation, false);
+  assert.deepEqual(mc.securityContext.capabilities, { drop: ["ALL"] });
+  assert.ok(mc.env!.some((e) => e.name === "MIC_POD_NAMESPACE"));
+  assert.ok(mc.livenessProbe && mc.readinessProbe && mc.resources.limits.memory);
+
+  const ds = find<DaemonSet>(std, "DaemonSet", "nmi")!;
+  const spec = ds.spec.template.spec;
+  const nc = spec.containers[0];
+  assert.equal(spec.hostNetwork, true);
+  assert.deepEqual(nc.securityContext.capabilities, { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] });
+  assert.notEqual(nc.securityContext.privileged, true);
+  assert.deepEqual(spec.tolerations, [{ operator: "Exists" }]);
+  assert.ok(nc.volumeMounts!.some((v) => v.mountPath === "/run/xtables.lock" && !v.readOnly));
+  assert.ok(spec.volumes!.some((v) => v.hostPath?.path === "/run/xtables.lock"));
+  assert.deepEqual(nc.env, [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }]);
+  // Probes and metrics share one port, and nothing else listens outside loopback.
+  assert.equal(nc.livenessProbe!.httpGet.port, 8085);
+  assert.ok(nc.args.includes("--http-probe-port=8085") && nc.args.includes("--prometheus-port=8085"));
+  assert.ok(!nc.args.some((a) => a.startsWith("--nmi-listen-address")), "token server stays on 127.0.0.1");
+});
+
+Deno.test("manifests: managed mode is NMI only, namespaced, without assignments", () => {
+  const managed = objects(defaultOptions("managed"));
+  assert.ok(!managed.some((m) => m.kind === "Deployment"));
+  assert.ok(!managed.some((m) => m.metadata.name === MIC_ROLE));
+  const nmi = find<ClusterRole>(managed, "ClusterRole", NMI_ROLE)!;
+  assert.deepEqual(verbs(nmi.rules, "aadpodidentity.k8s.io", "azureassignedidentities"), []);
+  const args = find<DaemonSet>(managed, "DaemonSet", "nmi")!.spec.template.spec.containers[0].args;
+  assert.ok(args.includes("--operation-mode=managed") && args.includes("--forceNamespaced=true"));
+  assert.ok(
+    managed.every((m) => m.metadata.namespace === undefined || m.metadata.namespace === "kube-system"),
+  );
+});
+
+Deno.test("manifests: namespace, image and version options land everywhere; bad values are named", () => {
+  const o = {
+    ...defaultOptions(),
+    namespace: "pod-identity",
+    imageRepository: "registry.example:5000/aad",
+    version: "2.0.0",
+  };
+  const list = objects(o);
+  assert.equal(list[0].kind, "Namespace");
+  const images = list.flatMap((m) =>
+    m.kind === "Deployment" || m.kind === "DaemonSet"
+      ? m.spec.template.spec.containers.map((c) => c.image)
+      : []
+  );
+  assert.deepEqual(images, ["registry.example:5000/aad/mic:2.0.0", "registry.example:5000/aad/nmi:2.0.0"]);
+  for (const m of list) {
+    if (m.kind === "ClusterRoleBinding" || m.kind === "RoleBinding") {
+      assert.ok(m.subjects.every((s) => s.namespace === "pod-identity"));
+    }
+  }
+  assert.deepEqual(validateOptions(o), []);
+  const bad = validateOptions({
+    ...o,
+    namespace: "Bad_NS",
+    imageRepository: "UPPER/case",
+    version: "-x",
+    servicePrincipalSecrets: [{ namespace: "a", name: "" }],
+  });
+  assert.equal(bad.length, 4, bad.join("\n"));
+  assert.match(
+    bad.join("\n"),
+    /namespace 'Bad_NS'.*\n.*image repository.*\n.*version '-x'.*\n.*secret 'a\/'/,
+  );
+});
