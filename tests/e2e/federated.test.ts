@@ -14,7 +14,7 @@ import { sharedCluster } from "../support/cluster.ts";
 import { clusterCaPem } from "../support/federation.ts";
 import { micEnv, waitUntil } from "../integration/mic/harness.ts";
 import { type NmiProcess, spawnNmi } from "../integration/nmi/harness.ts";
-import { adalDemoArgv, sdkClientArgv, sdkClientPaths, trustEnv } from "../support/sdk_clients.ts";
+import { adalDemoArgv, sdkClientArgv, sdkClientPaths, trustEnv } from "../../scripts/sandbox/sdk_clients.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e federated tests skipped: ${skip}`);
