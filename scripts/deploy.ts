@@ -26,6 +26,8 @@ export const USAGE = `usage: deno task deploy [flags]
   --version TAG            image tag (default: ${DEFAULT_VERSION})
   --sp-secret NS/NAME      a service-principal identity's secret NMI may read (repeat; default: none)
   --remove-node-taint KEY  NMI removes this start-up taint from its node when ready (gives it nodes get/patch)
+  --federated              allow federated identities: NMI may create pod-bound token-exchange tokens
+                           (RBAC + a ValidatingAdmissionPolicy; Kubernetes >= 1.30)
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
 
@@ -56,6 +58,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
         version: { type: "string" },
         "sp-secret": { type: "string", multiple: true },
         "remove-node-taint": { type: "string" },
+        federated: { type: "boolean" },
         "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -89,6 +92,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     version: values.version ?? base.version,
     servicePrincipalSecrets: secrets,
     ...(values["remove-node-taint"] ? { removeNodeTaint: values["remove-node-taint"] } : {}),
+    ...(values.federated ? { federated: true } : {}),
   };
   const problems = validateOptions(manifests);
   if (problems.length) return { ok: false, error: problems.join("; ") };

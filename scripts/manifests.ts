@@ -7,7 +7,8 @@ import { stringify } from "yaml";
 import { CRDS } from "../lib/api/crds.ts";
 import { API_VERSION } from "../lib/api/types.ts";
 import { defaultOptions, type ManifestOptions } from "./manifests/options.ts";
-import { micRbac, nmiRbac } from "./manifests/rbac.ts";
+import { federationPolicyObjects } from "./manifests/federation_policy.ts";
+import { micRbac, NMI_SERVICE_ACCOUNT, nmiRbac } from "./manifests/rbac.ts";
 import { installation } from "./manifests/workloads.ts";
 
 const HEADER =
@@ -20,7 +21,12 @@ export function toYaml(objects: readonly object[]): string {
 
 /** MIC and NMI with their RBAC and the default exceptions (no CRDs): what `deno task deploy` applies. */
 export function installationObjects(o: ManifestOptions): object[] {
-  return installation(o, { mic: micRbac(o), nmi: nmiRbac(o) });
+  const objects = installation(o, { mic: micRbac(o), nmi: nmiRbac(o) });
+  if (!o.federated) return objects;
+  return [
+    ...objects,
+    ...federationPolicyObjects({ nmiNamespace: o.namespace, nmiServiceAccount: NMI_SERVICE_ACCOUNT }),
+  ];
 }
 
 export function crdObjects(): object[] {
@@ -109,6 +115,14 @@ export function renderManifests(): Map<string, string> {
         "Standard mode, namespace default: MIC and NMI with least-privilege RBAC, the default exceptions. " +
           "`deno task deploy` renders it with other options.",
       ) + toYaml(installationObjects(defaultOptions("standard"))),
+    ],
+    [
+      "deploy/aad-pod-identity-federated.yaml",
+      header(
+        "Standard mode with federated identities allowed (namespace default): as aad-pod-identity.yaml, plus " +
+          "NMI's create on serviceaccounts/token and the ValidatingAdmissionPolicy that narrows it " +
+          "(Kubernetes >= 1.30). `deno task deploy --federated` renders it with other options.",
+      ) + toYaml(installationObjects({ ...defaultOptions("standard"), federated: true })),
     ],
     [
       "deploy/aad-pod-identity-managed.yaml",

@@ -22,7 +22,7 @@ export function federationPolicyObjects(o: FederationPolicyOptions): Record<stri
     {
       apiVersion: "admissionregistration.k8s.io/v1",
       kind: "ValidatingAdmissionPolicy",
-      metadata: { name },
+      metadata: { name, labels: { "app.kubernetes.io/part-of": "aad-pod-identity" } },
       spec: {
         failurePolicy: "Fail",
         matchConstraints: {
@@ -60,7 +60,7 @@ export function federationPolicyObjects(o: FederationPolicyOptions): Record<stri
     {
       apiVersion: "admissionregistration.k8s.io/v1",
       kind: "ValidatingAdmissionPolicyBinding",
-      metadata: { name },
+      metadata: { name, labels: { "app.kubernetes.io/part-of": "aad-pod-identity" } },
       spec: { policyName: name, validationActions: ["Deny"] },
     },
   ];

@@ -25,6 +25,11 @@ export interface ManifestOptions {
   servicePrincipalSecrets: SecretName[];
   /** Start-up taint NMI removes from its node once ready (gives NMI nodes get/patch); none by default. */
   removeNodeTaint?: string;
+  /**
+   * Federated mode allowed: NMI may create service-account tokens (RBAC), narrowed by a
+   * ValidatingAdmissionPolicy to pod-bound api://AzureADTokenExchange tokens of at most an hour.
+   */
+  federated?: boolean;
 }
 
 export function defaultOptions(mode: Mode = "standard"): ManifestOptions {

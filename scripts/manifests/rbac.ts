@@ -129,6 +129,9 @@ export function nmiRbac(o: ManifestOptions): Manifest[] {
   // node_taint.ts: --remove-node-taint reads the node and patches its taints.
   if (o.removeNodeTaint) rules.push(rule([""], ["nodes"], ["get", "patch"]));
   rules.push(rule([""], ["events"], ["create", "patch"]));
+  // federated.ts: TokenRequests for the pods it serves federated identities to (the admission policy
+  // of federation_policy.ts narrows them to pod-bound exchange tokens of at most an hour).
+  if (o.federated) rules.push(rule([""], ["serviceaccounts/token"], ["create"]));
   const out: Manifest[] = [
     serviceAccount(NMI_SERVICE_ACCOUNT, o.namespace),
     { apiVersion: RBAC, kind: "ClusterRole", metadata: { name: NMI_ROLE, labels: labels() }, rules },

@@ -52,6 +52,12 @@ Deno.test("deploy: applies deploy/ to the cluster KUBECONFIG names, CRDs first, 
   assert.equal(managed.code, 0, managed.output);
   assert.match(managed.output, /DaemonSet kube-system\/nmi/);
   assert.doesNotMatch(managed.output, /Deployment|aad-pod-id-mic/);
+  // Federated identities allowed: NMI's role gains one rule, and the admission policy narrows it.
+  const federated = await deploy(["--dry-run", "--federated"], env);
+  assert.equal(federated.code, 0, federated.output);
+  assert.match(federated.output, /ValidatingAdmissionPolicy aad-pod-identity-nmi-token-requests/);
+  assert.match(federated.output, /ValidatingAdmissionPolicyBinding aad-pod-identity-nmi-token-requests/);
+  assert.match(federated.output, /changed\s+ClusterRole aad-pod-id-nmi-role/);
 });
 
 Deno.test("deploy: an unreachable cluster is a clear failure, not a hang", async () => {

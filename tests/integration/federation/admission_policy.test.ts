@@ -8,7 +8,10 @@ import { loadKubeConnection } from "../../../lib/kube/config.ts";
 import { KubeClient } from "../../../lib/kube/rest.ts";
 import { requestServiceAccountToken } from "../../../nmi/federated.ts";
 import { decodeJwt } from "../../../scripts/sandbox/azure/jwt.ts";
-import { federationPolicyObjects, NMI_TOKEN_REQUEST_RULE } from "../../../scripts/federation_policy.ts";
+import {
+  federationPolicyObjects,
+  NMI_TOKEN_REQUEST_RULE,
+} from "../../../scripts/manifests/federation_policy.ts";
 import { sharedCluster } from "../../support/cluster.ts";
 import { clusterCaPem } from "../../support/federation.ts";
 import { waitUntil } from "../nmi/harness.ts";

@@ -49,6 +49,9 @@ Deno.test("deploy args: namespace, mode, image, version, secrets and taint reach
   // Managed mode defaults to kube-system, as the original's managed manifest.
   const managed = parseDeployArgs(["--mode", "managed"]);
   assert.ok(managed.ok && managed.options.manifests.namespace === "kube-system");
+  const federated = parseDeployArgs(["--federated"]);
+  assert.ok(federated.ok && federated.options.manifests.federated === true);
+  assert.ok(r.options.manifests.federated === undefined);
 });
 
 Deno.test("deploy args: unknown flags, stray words, missing and invalid values are errors", () => {

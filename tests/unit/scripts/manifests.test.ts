@@ -179,3 +179,23 @@ Deno.test("manifests: namespace, image and version options land everywhere; bad 
     /namespace 'Bad_NS'.*\n.*image repository.*\n.*version '-x'.*\n.*secret 'a\/'/,
   );
 });
+
+Deno.test("manifests: --federated adds only NMI's serviceaccounts/token create and the admission policy", () => {
+  const std = objects(defaultOptions());
+  const fed = objects({ ...defaultOptions(), federated: true });
+  const nmiStd = find<ClusterRole>(std, "ClusterRole", NMI_ROLE)!.rules;
+  const nmiFed = find<ClusterRole>(fed, "ClusterRole", NMI_ROLE)!.rules;
+  assert.deepEqual(verbs(nmiStd, "", "serviceaccounts/token"), []);
+  assert.deepEqual(verbs(nmiFed, "", "serviceaccounts/token"), ["create"]);
+  assert.deepEqual(nmiFed.filter((r) => !r.resources.includes("serviceaccounts/token")), nmiStd);
+  const kinds = (list: Manifest[]) => list.map((m) => m.kind);
+  const added = kinds(fed).filter((k) => !kinds(std).includes(k));
+  assert.deepEqual(added, ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
+  const policy = fed.find((m) => (m.kind as string) === "ValidatingAdmissionPolicy") as unknown as {
+    spec: { matchConditions: { expression: string }[] };
+  };
+  assert.equal(
+    policy.spec.matchConditions[0].expression,
+    "request.userInfo.username == 'system:serviceaccount:default:aad-pod-id-nmi-service-account'",
+  );
+});
