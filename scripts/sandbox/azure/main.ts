@@ -5,7 +5,9 @@
 //
 // --admin also serves, on 127.0.0.1 only, `POST /identities {"resourceGroup","name"}`, which registers a
 // user-assigned identity while the emulator runs and answers its id and client id (the sandbox's
-// `identity NAME` uses it); its URL is printed as adminUrl.
+// `identity NAME` uses it), and `POST /federated-credentials {"identityId","name","issuer","subject",
+// "audiences"}`, which puts a federated identity credential on such an identity (`identity NAME
+// --federated`); its URL is printed as adminUrl.
 //
 // Clients then trust the CA with NODE_EXTRA_CA_CERTS (Azure SDKs) or DENO_CERT (Deno fetch) set to the
 // printed caCertPath.
@@ -26,31 +28,67 @@ function resolveRef(ref: string, subscriptionId: string, kind: "identity" | "vm"
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.()-]{0,127}$/;
 
-/** The runtime admin API (loopback only): registering user-assigned identities. */
+async function readJson(req: Request): Promise<Record<string, unknown> | undefined> {
+  try {
+    const body = await req.json();
+    return typeof body === "object" && body !== null && !Array.isArray(body) ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function addIdentity(emu: AzureEmulator, body: Record<string, unknown>): Response {
+  const { resourceGroup, name } = body;
+  if (
+    typeof resourceGroup !== "string" || !NAME.test(resourceGroup) || typeof name !== "string" ||
+    !NAME.test(name)
+  ) {
+    return Response.json({ error: "resourceGroup and name must be Azure resource names" }, { status: 400 });
+  }
+  try {
+    return Response.json(emu.addUserAssignedIdentity({ resourceGroup, name }));
+  } catch (e) {
+    return Response.json({ error: e instanceof Error ? e.message : String(e) }, { status: 409 });
+  }
+}
+
+/** ARM's own validation (parseFederatedCredential) judges the fields; an unknown identity is a 404. */
+function addFederatedCredential(emu: AzureEmulator, body: Record<string, unknown>): Response {
+  const { identityId, name, issuer, subject, audiences } = body;
+  if (typeof identityId !== "string" || typeof name !== "string") {
+    return Response.json({ error: "identityId and name must be strings" }, { status: 400 });
+  }
+  try {
+    emu.putFederatedCredential(identityId, {
+      name,
+      issuer: issuer as string,
+      subject: subject as string,
+      audiences: audiences as string[],
+    });
+    return Response.json({ identityId, name });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const status = message.startsWith("no identity") ? 404 : /already has issuer/.test(message) ? 409 : 400;
+    return Response.json({ error: message }, { status });
+  }
+}
+
+/** The runtime admin API (loopback only): registering user-assigned identities and federated credentials. */
 function startAdmin(emu: AzureEmulator): Deno.HttpServer<Deno.NetAddr> {
+  const routes: Record<string, (emu: AzureEmulator, body: Record<string, unknown>) => Response> = {
+    "/identities": addIdentity,
+    "/federated-credentials": addFederatedCredential,
+  };
   return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
-    const url = new URL(req.url);
-    if (url.pathname !== "/identities" || req.method !== "POST") {
-      return Response.json({ error: "only POST /identities" }, { status: 404 });
+    const route = routes[new URL(req.url).pathname];
+    if (!route || req.method !== "POST") {
+      return Response.json({ error: "only POST /identities and POST /federated-credentials" }, {
+        status: 404,
+      });
     }
-    let body: { resourceGroup?: unknown; name?: unknown };
-    try {
-      body = await req.json();
-    } catch {
-      return Response.json({ error: "body is not JSON" }, { status: 400 });
-    }
-    const { resourceGroup, name } = body;
-    if (
-      typeof resourceGroup !== "string" || !NAME.test(resourceGroup) || typeof name !== "string" ||
-      !NAME.test(name)
-    ) {
-      return Response.json({ error: "resourceGroup and name must be Azure resource names" }, { status: 400 });
-    }
-    try {
-      return Response.json(emu.addUserAssignedIdentity({ resourceGroup, name }));
-    } catch (e) {
-      return Response.json({ error: e instanceof Error ? e.message : String(e) }, { status: 409 });
-    }
+    const body = await readJson(req);
+    if (!body) return Response.json({ error: "body is not a JSON object" }, { status: 400 });
+    return route(emu, body);
   });
 }
 

@@ -36,7 +36,7 @@ async function start(args: string[]) {
   };
 }
 
-Deno.test("emulator --admin: POST /identities registers an identity; bad and duplicate requests change nothing", async () => {
+Deno.test("emulator --admin: POST /identities and /federated-credentials register; bad and duplicate requests change nothing", async () => {
   const emu = await start(["--admin"]);
   try {
     const url = `${emu.info.adminUrl}/identities`;
@@ -61,6 +61,36 @@ Deno.test("emulator --admin: POST /identities registers an identity; bad and dup
       ]
     ) {
       assert.equal((await post(body)).status, 400, body);
+    }
+    const putFic = (body: Record<string, unknown>) =>
+      fetch(`${emu.info.adminUrl}/federated-credentials`, { method: "POST", body: JSON.stringify(body) })
+        .then(async (r) => ({ status: r.status, json: await r.json() }));
+    const fic = {
+      identityId: ok.json.id,
+      name: "default-web",
+      issuer: "https://127.0.0.1:6443",
+      subject: "system:serviceaccount:default:web",
+      audiences: ["api://AzureADTokenExchange"],
+    };
+    assert.equal((await putFic(fic)).status, 200);
+    // Stored: the same issuer and subject under another name is ARM's 409.
+    const again = await putFic({ ...fic, name: "other" });
+    assert.equal(again.status, 409);
+    assert.match(again.json.error, /already has issuer/);
+    const unknown = await putFic({ ...fic, identityId: ok.json.id.replace(/web$/, "nope") });
+    assert.equal(unknown.status, 404);
+    for (
+      const [bad, hint] of [
+        [{ issuer: "http://plain" }, /https/],
+        [{ audiences: [] }, /exactly one audience/],
+        [{ subject: "" }, /subject/],
+        [{ name: "x" }, /name/],
+        [{ identityId: 7 }, /identityId/],
+      ] as const
+    ) {
+      const r = await putFic({ ...fic, name: "third", ...bad });
+      assert.equal(r.status, 400, JSON.stringify(bad));
+      assert.match(r.json.error, hint);
     }
     const get = await fetch(url);
     assert.equal(get.status, 404);
