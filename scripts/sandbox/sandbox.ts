@@ -84,7 +84,7 @@ function saKubeconfig(r: SandboxRecord, serviceAccount: string, path: string): P
 }
 
 /** Starts the Azure emulator as a detached process and reads the endpoints it prints. */
-async function startEmulator(r: SandboxRecord): Promise<void> {
+async function startEmulator(r: SandboxRecord, clusterCaPath: string): Promise<void> {
   const config = {
     lroDurationMs: 500,
     // IMDS learning of an attach late is real (10 s by default); NMI hides it, but the sandbox should
@@ -96,6 +96,8 @@ async function startEmulator(r: SandboxRecord): Promise<void> {
     vmss: [{ resourceGroup: RESOURCE_GROUP, name: SCALE_SET, capacity: 1 }],
     servicePrincipals: [{ clientId: crypto.randomUUID(), secret: crypto.randomUUID() }],
     imds: [{ vmss: `${RESOURCE_GROUP}/${SCALE_SET}`, instance: 0 }],
+    // Federated identities: the emulated Azure AD fetches the apiserver's issuer discovery over TLS.
+    federationCaFiles: [clusterCaPath],
   };
   await Deno.writeTextFile(`${r.dir}/azure-config.json`, JSON.stringify(config, null, 2), { mode: 0o600 });
   const log = `${r.dir}/azure.log`;
@@ -222,7 +224,8 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
   await installCrds(cp);
   // The generated RBAC and exceptions, as `deno task deploy` installs them (no Deployment or DaemonSet:
   // there is no kubelet; MIC and NMI run as processes with those service accounts' tokens).
-  const objects = installationObjects(defaultOptions()).filter((o) =>
+  // Federated mode allowed, so `identity NAME --federated` works: NMI may create service-account tokens.
+  const objects = installationObjects({ ...defaultOptions(), federated: true }).filter((o) =>
     !["Deployment", "DaemonSet"].includes((o as { kind: string }).kind)
   );
   await kubectl(r, ["apply", "--server-side", "-f", "-"], toYaml(objects));
@@ -230,7 +233,7 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
   const nmiKc = await saKubeconfig(r, NMI_SERVICE_ACCOUNT, `${r.dir}/nmi.kubeconfig`);
   print(`control plane ${r.cluster.server}, CRDs and RBAC installed (${ms()})`);
 
-  await startEmulator(r);
+  await startEmulator(r, cp.caCertPath);
   const azure = r.azure!;
   print(
     `Azure emulator: ARM ${azure.armEndpoint}, Azure AD ${azure.authorityHost}, scale set ${SCALE_SET} (${ms()})`,
@@ -260,6 +263,14 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
       recorder(r),
     );
     const imdsPort = Number(new URL(azure.imdsUrl).port);
+    // NMI exchanges federated identities' service-account tokens at Azure AD, from the node.
+    await mirror(
+      node,
+      r.relays,
+      Number(new URL(azure.authorityHost).port),
+      { ns: node.ns, logDir: r.dir },
+      recorder(r),
+    );
     await mirror(node, r.relays, imdsPort, {
       ns: node.ns,
       as: { ip: "169.254.169.254", port: 80 },
@@ -319,6 +330,8 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
     "--prometheus-port=-1",
     "--probe-listen-address=127.0.0.1",
     `--MICNamespace=${NAMESPACE}`,
+    `--ad-endpoint=${azure.authorityHost}`,
+    `--tenant-id=${azure.tenantId}`,
     ...(r.netns
       ? ["--metadata-ip=169.254.169.254", "--metadata-port=80", "--ipt-update-interval-sec=10"]
       : [`--metadata-ip=${imds.hostname}`, `--metadata-port=${imds.port}`, "--manage-iptables=false"]),
@@ -391,22 +404,60 @@ async function ensureNamespace(r: SandboxRecord, namespace: string): Promise<voi
   await kubectl(r, ["apply", "-f", "-"], yaml);
 }
 
-/** Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector NAME). */
+const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
+
+/** Posts to the emulator's admin API; its error message on refusal. */
+async function admin(r: SandboxRecord, path: string, body: unknown): Promise<Record<string, string>> {
+  const res = await fetch(`${r.azure!.adminUrl}${path}`, { method: "POST", body: JSON.stringify(body) });
+  const json = await res.json();
+  if (!res.ok) throw new Error(json.error);
+  return json;
+}
+
+/**
+ * Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector
+ * NAME). Federated: also a ServiceAccount NAME (no controller-manager runs here to make any), a federated
+ * credential trusting it (issuer: this apiserver), and the AzureIdentity annotated federated with the tenant.
+ */
 export async function identity(
   dir: string,
   name: string,
   namespace: string,
   print: Print,
+  federated = false,
 ): Promise<SandboxIdentity> {
   const r = await running(dir);
-  const res = await fetch(`${r.azure!.adminUrl}/identities`, {
-    method: "POST",
-    body: JSON.stringify({ resourceGroup: IDENTITY_GROUP, name }),
+  if (r.identities.some((i) => i.name === name && i.namespace === namespace)) {
+    throw new Error(`identity ${namespace}/${name} already exists in the sandbox`);
+  }
+  const body = await admin(r, "/identities", { resourceGroup: IDENTITY_GROUP, name }).catch((e) => {
+    throw new Error(`the emulator refused identity ${name}: ${e.message}`);
   });
-  const body = await res.json();
-  if (!res.ok) throw new Error(`the emulator refused identity ${name}: ${body.error}`);
-  const id: SandboxIdentity = { name, namespace, resourceId: body.id, clientId: body.clientId };
+  const id: SandboxIdentity = {
+    name,
+    namespace,
+    resourceId: body.id,
+    clientId: body.clientId,
+    ...(federated ? { federated } : {}),
+  };
   await ensureNamespace(r, namespace);
+  const subject = `system:serviceaccount:${namespace}:${name}`;
+  if (federated) {
+    await kubectl(
+      r,
+      ["apply", "-f", "-"],
+      JSON.stringify({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name, namespace } }),
+    );
+    await admin(r, "/federated-credentials", {
+      identityId: id.resourceId,
+      name: `${namespace}-${name}`,
+      issuer: r.cluster!.server,
+      subject,
+      audiences: [TOKEN_EXCHANGE_AUDIENCE],
+    }).catch((e) => {
+      throw new Error(`the emulator refused the federated credential of ${name}: ${e.message}`);
+    });
+  }
   await kubectl(
     r,
     ["apply", "-f", "-"],
@@ -414,8 +465,17 @@ export async function identity(
       {
         apiVersion: "aadpodidentity.k8s.io/v1",
         kind: "AzureIdentity",
-        metadata: { name, namespace },
-        spec: { type: 0, resourceID: id.resourceId, clientID: id.clientId },
+        metadata: {
+          name,
+          namespace,
+          ...(federated ? { annotations: { "aadpodidentity.k8s.io/federated": "true" } } : {}),
+        },
+        spec: {
+          type: 0,
+          resourceID: id.resourceId,
+          clientID: id.clientId,
+          ...(federated ? { tenantID: r.azure!.tenantId } : {}),
+        },
       },
       {
         apiVersion: "aadpodidentity.k8s.io/v1",
@@ -428,6 +488,12 @@ export async function identity(
   r.identities.push(id);
   await writeRecord(r);
   print(`identity ${namespace}/${name}: client id ${id.clientId}\n  ${id.resourceId}`);
+  if (federated) {
+    print(
+      `federated: credential for ${subject} (issuer ${r.cluster!.server}, audience ` +
+        `${TOKEN_EXCHANGE_AUDIENCE}); nothing is attached to the scale set`,
+    );
+  }
   print(`binding ${namespace}/${name}-binding selects pods labelled aadpodidbinding=${name}`);
   return id;
 }
@@ -465,6 +531,10 @@ export async function pod(
     p = { name, namespace, ip: `127.${100 + Math.floor(Math.random() * 100)}.${index}.${10 + index % 200}` };
   }
   await ensureNamespace(r, namespace);
+  // A pod bound to a federated identity runs as the service account its credential trusts.
+  const federatedAs = r.identities.find((i) =>
+    i.federated && i.name === binding && i.namespace === namespace
+  );
   await kubectl(
     r,
     ["apply", "-f", "-"],
@@ -472,7 +542,11 @@ export async function pod(
       apiVersion: "v1",
       kind: "Pod",
       metadata: { name, namespace, labels: binding ? { aadpodidbinding: binding } : {} },
-      spec: { nodeName: NODE_NAME, containers: [{ name: "app", image: "your-app:latest" }] },
+      spec: {
+        nodeName: NODE_NAME,
+        ...(federatedAs ? { serviceAccountName: federatedAs.name } : {}),
+        containers: [{ name: "app", image: "your-app:latest" }],
+      },
     }),
   );
   await kubectl(r, [
@@ -490,7 +564,8 @@ export async function pod(
   await writeRecord(r);
   const query = "api-version=2018-02-01&resource=https://management.azure.com/";
   print(
-    `pod ${namespace}/${name} on ${NODE_NAME}, IP ${p.ip}${binding ? `, aadpodidbinding=${binding}` : ""}`,
+    `pod ${namespace}/${name} on ${NODE_NAME}, IP ${p.ip}${binding ? `, aadpodidbinding=${binding}` : ""}` +
+      (federatedAs ? `, service account ${federatedAs.name} (federated)` : ""),
   );
   if (p.netns) {
     print(
@@ -540,7 +615,8 @@ const USAGE = `usage: deno task sandbox <command>
   down                                    stop everything the sandbox started and remove its namespaces
   status                                  what is running
   env                                     shell exports: eval "$(deno task sandbox env)"
-  identity NAME [-n NS]                   a user-assigned identity in the emulator + AzureIdentity + binding (selector NAME)
+  identity NAME [-n NS] [--federated]     a user-assigned identity in the emulator + AzureIdentity + binding (selector NAME);
+                                          --federated: + ServiceAccount NAME and its federated credential, nothing on the VM
   pod NAME [--binding SELECTOR] [-n NS]   a pod on the node with a fresh IP (as root: its own network namespace)
   exec NAME [-n NS] -- CMD...             run CMD as that pod (root)
 State: ${sandboxDir()} (AAD_SANDBOX_DIR moves it)`;
@@ -581,12 +657,12 @@ async function cli(args: string[]): Promise<number> {
       return 0;
     }
     case "identity": {
-      const a = parseNamed(rest, false);
+      const a = parseNamed(rest, false, true);
       if (!a.ok) {
         err(`sandbox identity: ${a.error}`);
         return 2;
       }
-      await identity(dir, a.name, a.namespace, out);
+      await identity(dir, a.name, a.namespace, out, a.federated);
       return 0;
     }
     case "pod": {

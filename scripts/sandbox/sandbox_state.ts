@@ -17,6 +17,8 @@ export interface SandboxIdentity {
   namespace: string;
   resourceId: string;
   clientId: string;
+  /** Federated: a service account NAME in the namespace and a federated credential for it, nothing on the VM. */
+  federated?: boolean;
 }
 
 export interface SandboxRecord {
@@ -92,14 +94,18 @@ export function envExports(r: SandboxRecord): string {
   return vars.filter(([, v]) => v !== undefined).map(([k, v]) => `export ${k}=${shellQuote(v!)}`).join("\n");
 }
 
-/** `pod NAME [--binding SELECTOR] [-n NS]` and `identity NAME [-n NS]`: the words after the subcommand. */
+/** `pod NAME [--binding SELECTOR] [-n NS]` and `identity NAME [-n NS] [--federated]`: the words after the subcommand. */
 export function parseNamed(
   args: string[],
   allowBinding: boolean,
-): { ok: true; name: string; namespace: string; binding?: string } | { ok: false; error: string } {
+  allowFederated = false,
+):
+  | { ok: true; name: string; namespace: string; binding?: string; federated?: boolean }
+  | { ok: false; error: string } {
   let name: string | undefined;
   let namespace = "default";
   let binding: string | undefined;
+  let federated = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
@@ -112,6 +118,7 @@ export function parseNamed(
       else if (a.startsWith("--namespace=")) namespace = a.slice(12);
       else if (allowBinding && a === "--binding") binding = value();
       else if (allowBinding && a.startsWith("--binding=")) binding = a.slice(10);
+      else if (allowFederated && a === "--federated") federated = true;
       else if (a.startsWith("-")) return { ok: false, error: `unknown flag ${a}` };
       else if (name === undefined) name = a;
       else return { ok: false, error: `unexpected argument ${a}` };
@@ -128,5 +135,11 @@ export function parseNamed(
   if (binding !== undefined && !/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(binding)) {
     return { ok: false, error: `'${binding}' is not a valid label value` };
   }
-  return { ok: true, name, namespace, ...(binding !== undefined ? { binding } : {}) };
+  return {
+    ok: true,
+    name,
+    namespace,
+    ...(binding !== undefined ? { binding } : {}),
+    ...(federated ? { federated } : {}),
+  };
 }

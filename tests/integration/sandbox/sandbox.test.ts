@@ -1,6 +1,7 @@
 // `deno task sandbox` as a user runs it, each subcommand a separate process: up, identity, pod, exec with
-// curl and with the unmodified Node SDK, a pod without a binding, env, then down, after which no process,
-// network namespace, link or iptables rule it made is left.
+// curl and with the unmodified Node SDK, a federated identity (`identity NAME --federated`) whose token a pod
+// gets through NMI with nothing on the scale set, a pod without a binding, env, then down, after which no
+// process, network namespace, link or iptables rule it made is left.
 
 import assert from "node:assert/strict";
 import { netnsUnavailable } from "../../../scripts/sandbox/netns.ts";
@@ -31,13 +32,46 @@ function claims(jwt: string): Record<string, unknown> {
 const TOKEN_URL =
   "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://management.azure.com/";
 
+/** The scale set's user-assigned identities as ARM shows them, read as MIC's service principal. */
+async function scaleSetIdentities(dir: string, r: SandboxRecord): Promise<string[]> {
+  const config = JSON.parse(await Deno.readTextFile(`${dir}/azure-config.json`));
+  const sp = config.servicePrincipals[0] as { clientId: string; secret: string };
+  const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(r.azure!.caCertPath)] });
+  try {
+    const tokenUrl = new URL(`${r.azure!.tenantId}/oauth2/v2.0/token`, r.azure!.authorityHost);
+    const tokenRes = await fetch(tokenUrl, {
+      method: "POST",
+      client,
+      body: new URLSearchParams({
+        grant_type: "client_credentials",
+        client_id: sp.clientId,
+        client_secret: sp.secret,
+        scope: "https://management.azure.com/.default",
+      }),
+    });
+    const { access_token } = await tokenRes.json();
+    assert.ok(access_token, "a token for ARM");
+    const vmss = await fetch(`${r.azure!.armEndpoint}${r.azure!.vmssId}?api-version=2022-03-01`, {
+      client,
+      headers: { authorization: `Bearer ${access_token}` },
+    });
+    assert.equal(vmss.status, 200);
+    const body = await vmss.json();
+    return Object.keys(body.identity?.userAssignedIdentities ?? {}).map((k) => k.toLowerCase());
+  } finally {
+    client.close();
+  }
+}
+
 async function sh(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
   return new TextDecoder().decode(out.stdout);
 }
 
 Deno.test({
-  name: "sandbox: up, identity, pod, exec (curl, Node SDK), unbound pod refused, env, down leaves nothing",
+  name:
+    "sandbox: up, identity, pod, exec (curl, Node SDK), federated identity with nothing on the scale set, " +
+    "unbound pod refused, env, down leaves nothing",
   ignore: !!skip,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "aad-sbx-test-" });
@@ -80,6 +114,42 @@ Deno.test({
       assert.equal(sdk.code, 0, sdk.stderr);
       assert.equal(claims(JSON.parse(sdk.stdout).token).appid, clientId);
 
+      const fed = await sandbox(dir, ["identity", "fed", "--federated"]);
+      assert.equal(fed.code, 0, fed.stderr);
+      assert.match(fed.stdout, /federated: credential for system:serviceaccount:default:fed \(issuer https:/);
+      const fedClientId = /client id (\S+)/.exec(fed.stdout)![1];
+      const fedId = /^\s+(\/subscriptions\/\S+)$/m.exec(fed.stdout)![1];
+      const fedPod = await sandbox(dir, ["pod", "fedapp", "--binding", "fed"]);
+      assert.equal(fedPod.code, 0, fedPod.stderr);
+      assert.match(fedPod.stdout, /service account fed \(federated\)/);
+      const fedCurl = await sandbox(dir, [
+        "exec",
+        "fedapp",
+        "--",
+        "curl",
+        "-s",
+        "-H",
+        "Metadata: true",
+        TOKEN_URL,
+      ]);
+      assert.equal(fedCurl.code, 0, fedCurl.stderr);
+      const fedAnswer = JSON.parse(fedCurl.stdout);
+      assert.equal(fedAnswer.client_id, fedClientId, fedCurl.stdout);
+      assert.equal(claims(fedAnswer.access_token).appid, fedClientId);
+      const fedSdk = await sandbox(dir, [
+        "exec",
+        "fedapp",
+        "--",
+        "node",
+        "tests/clients/node/get_token.mjs",
+        "managed",
+        "https://vault.azure.net/.default",
+      ]);
+      assert.equal(fedSdk.code, 0, fedSdk.stderr);
+      const fedToken = claims(JSON.parse(fedSdk.stdout).token);
+      assert.equal(fedToken.appid, fedClientId);
+      assert.equal(fedToken.xms_mirid, fedId);
+
       const refused = await sandbox(dir, [
         "exec",
         "nobody",
@@ -100,7 +170,11 @@ Deno.test({
       assert.match(env.stdout, /^export AZURE_ARM_ENDPOINT=https:\/\/127\.0\.0\.1:\d+$/m);
 
       record = JSON.parse(await Deno.readTextFile(`${dir}/state.json`)) as SandboxRecord;
-      assert.ok(record.namespaces.length === 3 && record.pids.length > 5);
+      assert.ok(record.namespaces.length === 4 && record.pids.length > 5);
+      // The standard identity is attached to the scale set (MIC did it); the federated one never was.
+      const attached = await scaleSetIdentities(dir, record);
+      assert.ok(attached.some((a) => a.endsWith("/userassignedidentities/web")), attached.join());
+      assert.ok(!attached.includes(fedId.toLowerCase()), attached.join());
       const nodeRules = await sh("ip", ["netns", "exec", record.node!.ns!, "iptables-save", "-t", "nat"]);
       assert.match(nodeRules, /-A PREROUTING -j aad-metadata/);
 
@@ -126,7 +200,7 @@ Deno.test({
   },
 });
 
-Deno.test("sandbox: without root, loopback pods and the curl --interface line; down stops everything", async () => {
+Deno.test("sandbox: without root, loopback pods and the curl --interface line (standard and federated); down stops everything", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aad-sbx-lo-" });
   try {
     const upped = await sandbox(dir, ["up", "--loopback"]);
@@ -141,6 +215,14 @@ Deno.test("sandbox: without root, loopback pods and the curl --interface line; d
     assert.ok(line, pod.stdout);
     const out = await sh("curl", ["-s", "--interface", line[1], "-H", "Metadata:true", line[2]]);
     assert.equal(JSON.parse(out).client_id, clientId, out);
+    const fed = await sandbox(dir, ["identity", "fed", "-n", "apps", "--federated"]);
+    assert.equal(fed.code, 0, fed.stderr);
+    const fedClientId = /client id (\S+)/.exec(fed.stdout)![1];
+    const fedPod = await sandbox(dir, ["pod", "fedapp", "--binding", "fed", "-n", "apps"]);
+    assert.equal(fedPod.code, 0, fedPod.stderr);
+    const fedLine = /curl -s --interface (\S+) -H Metadata:true '([^']+)'/.exec(fedPod.stdout)!;
+    const fedOut = await sh("curl", ["-s", "--interface", fedLine[1], "-H", "Metadata:true", fedLine[2]]);
+    assert.equal(JSON.parse(fedOut).client_id, fedClientId, fedOut);
     const exec = await sandbox(dir, ["exec", "app", "-n", "apps", "--", "true"]);
     assert.equal(exec.code, 1);
     assert.match(exec.stderr, /exec needs root.*curl --interface/);

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { emptyRecord, envExports, parseNamed } from "../../../scripts/sandbox/sandbox_state.ts";
 
-Deno.test("sandbox args: NAME, -n/--namespace, --binding; bad names and unknown flags are errors", () => {
+Deno.test("sandbox args: NAME, -n/--namespace, --binding, --federated; bad names and unknown flags are errors", () => {
+  assert.deepEqual(parseNamed(["web", "--federated", "-n", "apps"], false, true), {
+    ok: true,
+    name: "web",
+    namespace: "apps",
+    federated: true,
+  });
+  assert.deepEqual(parseNamed(["web"], false, true), { ok: true, name: "web", namespace: "default" });
+  assert.equal(parseNamed(["app", "--federated"], true).ok, false);
   assert.deepEqual(parseNamed(["app"], true), { ok: true, name: "app", namespace: "default" });
   assert.deepEqual(parseNamed(["app", "--binding", "web", "-n", "apps"], true), {
     ok: true,
