@@ -1,12 +1,13 @@
-// The sandbox's node and pods as network namespaces that outlive the command (the e2e tests' Lab, in
-// netns.ts, lives only as long as a test). Same wiring:
+// A node and its pods as Linux network namespaces, the wiring both the sandbox (which outlives the command)
+// and the e2e tests' Lab (netns.ts, which lives as long as a test) use:
 //
-//   root ns (apiserver, emulator on 127.0.0.1) --veth 10.251.N.1/.2-- node ns --veth 10.245.I.1/.2-- pod ns I
+//   root ns (apiserver, emulator on 127.0.0.1) --veth <host>.N.1/.2-- node ns --veth <pods>.I.1/.2-- pod ns I
 //
-// Everything made here is named from `id`, and the caller records the names and forwarder pids so that
-// `sandbox down` removes them. Deleting a namespace removes its links and its iptables rules with it.
-
-import { spawnDetached } from "./detached.ts";
+// The node namespace plays a hostNetwork node: NMI and the node's IMDS run there. Loopback ports of the root
+// namespace are mirrored into a namespace at the same addresses by TCP forwarders (tcp_forward.ts), so TLS
+// names and kubeconfigs need no change. Everything is named from `id` and the plan's prefixes, and reported
+// to the caller's recorder as it is made, so a failure half-way can still be undone; deleting a namespace
+// removes its links and its iptables rules with it.
 
 const FORWARDER = new URL("./tcp_forward.ts", import.meta.url).pathname;
 
@@ -20,29 +21,55 @@ async function sh(cmd: string, args: string[], allowFail = false): Promise<strin
 
 export const inNs = (ns: string, argv: string[]) => sh("ip", ["netns", "exec", ns, ...argv]);
 
+/** Names and address ranges, so the sandbox and concurrent test runs never collide. */
+export interface NetPlan {
+  /** Namespaces are `<nsPrefix>-<id>-node` and `<nsPrefix>-<id>-p<i>`. */
+  nsPrefix: string;
+  /** Links are `<linkPrefix><id>h|n|p<i>|q<i>` (at most 15 characters). */
+  linkPrefix: string;
+  /** First two octets of the root<->node /30s and of the pods' /24s. */
+  hostNet: string;
+  podNet: string;
+}
+
+export const SANDBOX_NET: NetPlan = {
+  nsPrefix: "aadsbx",
+  linkPrefix: "sbx",
+  hostNet: "10.251",
+  podNet: "10.245",
+};
+
 export interface NodeNet {
   id: string;
+  plan: NetPlan;
   ns: string;
   hostIp: string;
   nodeIp: string;
 }
 
-/** Records what was made, as it is made, so a failure half-way can still be undone. */
+/** Takes what is made as it is made: namespaces to delete, and long-running processes to start and stop. */
 export interface NetRecorder {
   namespace(name: string): void;
-  pid(what: string, pid: number): void;
+  /** Starts a process that must live until the network is torn down (a forwarder). */
+  spawn(what: string, argv: string[]): void;
 }
 
-export async function createNode(id: string, subnet: number, rec: NetRecorder): Promise<NodeNet> {
+export async function createNode(
+  id: string,
+  subnet: number,
+  rec: NetRecorder,
+  plan = SANDBOX_NET,
+): Promise<NodeNet> {
   const node: NodeNet = {
     id,
-    ns: `aadsbx-${id}-node`,
-    hostIp: `10.251.${subnet}.1`,
-    nodeIp: `10.251.${subnet}.2`,
+    plan,
+    ns: `${plan.nsPrefix}-${id}-node`,
+    hostIp: `${plan.hostNet}.${subnet}.1`,
+    nodeIp: `${plan.hostNet}.${subnet}.2`,
   };
   await sh("ip", ["netns", "add", node.ns]);
   rec.namespace(node.ns);
-  const [h, n] = [`sbx${id}h`, `sbx${id}n`];
+  const [h, n] = [`${plan.linkPrefix}${id}h`, `${plan.linkPrefix}${id}n`];
   await sh("ip", ["link", "add", h, "type", "veth", "peer", "name", n, "netns", node.ns]);
   await sh("ip", ["addr", "add", `${node.hostIp}/30`, "dev", h]);
   await sh("ip", ["link", "set", h, "up"]);
@@ -64,7 +91,7 @@ export async function createNode(id: string, subnet: number, rec: NetRecorder): 
         "-A",
         "POSTROUTING",
         "-s",
-        "10.245.0.0/16",
+        `${plan.podNet}.0.0/16`,
         "-d",
         node.hostIp,
         "-j",
@@ -81,10 +108,14 @@ export async function addPod(
   index: number,
   rec: NetRecorder,
 ): Promise<{ ns: string; ip: string }> {
-  const ns = `aadsbx-${node.id}-p${index}`;
+  const { plan } = node;
+  const ns = `${plan.nsPrefix}-${node.id}-p${index}`;
   await sh("ip", ["netns", "add", ns]);
   rec.namespace(ns);
-  const [nodeSide, podSide] = [`sbx${node.id}p${index}`, `sbx${node.id}q${index}`];
+  const [nodeSide, podSide] = [
+    `${plan.linkPrefix}${node.id}p${index}`,
+    `${plan.linkPrefix}${node.id}q${index}`,
+  ];
   await sh("ip", [
     "link",
     "add",
@@ -99,15 +130,15 @@ export async function addPod(
     "netns",
     ns,
   ]);
-  await inNs(node.ns, ["ip", "addr", "add", `10.245.${index}.1/24`, "dev", nodeSide]);
+  await inNs(node.ns, ["ip", "addr", "add", `${plan.podNet}.${index}.1/24`, "dev", nodeSide]);
   await inNs(node.ns, ["ip", "link", "set", nodeSide, "up"]);
-  const ip = `10.245.${index}.2`;
+  const ip = `${plan.podNet}.${index}.2`;
   for (
     const argv of [
       ["ip", "link", "set", "lo", "up"],
       ["ip", "addr", "add", `${ip}/24`, "dev", podSide],
       ["ip", "link", "set", podSide, "up"],
-      ["ip", "route", "add", "default", "via", `10.245.${index}.1`],
+      ["ip", "route", "add", "default", "via", `${plan.podNet}.${index}.1`],
     ]
   ) await inNs(ns, argv);
   return { ns, ip };
@@ -124,25 +155,31 @@ export async function portOpen(ns: string | undefined, ip: string, port: number)
   return out.success;
 }
 
-async function waitPort(ns: string | undefined, ip: string, port: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
+/** Waits until something accepts TCP connections at ip:port (inside `ns` when given). */
+export async function waitPort(
+  ns: string | undefined,
+  ip: string,
+  port: number,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await portOpen(ns, ip, port)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nothing listens on ${ip}:${port} in ${ns ?? "the root namespace"}`);
+  throw new Error(`nothing listens on ${ip}:${port} in ${ns ?? "the root namespace"} after ${timeoutMs} ms`);
 }
 
 /**
  * Makes 127.0.0.1:port of the root namespace reachable inside `ns` at `as` (default 127.0.0.1:port): a
  * relay in the root namespace on the node link (one per port, reused through `relays`), and a forwarder in
- * `ns`. Both are detached processes whose pids go to the recorder.
+ * `ns`. Pods reach the relay through the node, which masquerades them like a real node does.
  */
 export async function mirror(
   node: NodeNet,
   relays: Record<string, number>,
   port: number,
-  opts: { ns: string; as?: { ip: string; port: number }; logDir: string },
+  opts: { ns: string; as?: { ip: string; port: number } },
   rec: NetRecorder,
 ): Promise<void> {
   const as = opts.as ?? { ip: "127.0.0.1", port };
@@ -150,32 +187,27 @@ export async function mirror(
   if (relay === undefined) {
     relay = 20000 + Math.floor(Math.random() * 20000);
     relays[String(port)] = relay;
-    rec.pid(
-      `relay ${port}`,
-      spawnDetached(
-        [Deno.execPath(), "run", "--allow-net", FORWARDER, `${node.hostIp}:${relay}`, `127.0.0.1:${port}`],
-        `${opts.logDir}/forwarders.log`,
-      ),
-    );
+    rec.spawn(`relay ${port}`, [
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      FORWARDER,
+      `${node.hostIp}:${relay}`,
+      `127.0.0.1:${port}`,
+    ]);
     await waitPort(undefined, node.hostIp, relay);
   }
-  rec.pid(
-    `forward ${opts.ns} ${as.ip}:${as.port}`,
-    spawnDetached(
-      [
-        "ip",
-        "netns",
-        "exec",
-        opts.ns,
-        Deno.execPath(),
-        "run",
-        "--allow-net",
-        FORWARDER,
-        `${as.ip}:${as.port}`,
-        `${node.hostIp}:${relay}`,
-      ],
-      `${opts.logDir}/forwarders.log`,
-    ),
-  );
+  rec.spawn(`forward ${opts.ns} ${as.ip}:${as.port}`, [
+    "ip",
+    "netns",
+    "exec",
+    opts.ns,
+    Deno.execPath(),
+    "run",
+    "--allow-net",
+    FORWARDER,
+    `${as.ip}:${as.port}`,
+    `${node.hostIp}:${relay}`,
+  ]);
   await waitPort(opts.ns, as.ip, as.port);
 }

@@ -10,7 +10,7 @@
 
 import { installCrds, startControlPlane } from "./control_plane.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
-import { addPod, createNode, mirror, type NetRecorder, type NodeNet } from "./node_net.ts";
+import { addPod, createNode, mirror, type NetRecorder, type NodeNet, SANDBOX_NET } from "./node_net.ts";
 import { netnsUnavailable } from "./netns.ts";
 import { serviceAccountKubeconfig } from "./service_accounts.ts";
 import {
@@ -50,7 +50,7 @@ function freePort(): number {
 function recorder(r: SandboxRecord): NetRecorder {
   return {
     namespace: (name) => r.namespaces.push(name),
-    pid: (what, pid) => r.pids.push({ what, pid }),
+    spawn: (what, argv) => r.pids.push({ what, pid: spawnDetached(argv, `${r.dir}/forwarders.log`) }),
   };
 }
 
@@ -259,7 +259,7 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
       node,
       r.relays,
       Number(new URL(r.cluster.server).port),
-      { ns: node.ns, logDir: r.dir },
+      { ns: node.ns },
       recorder(r),
     );
     const imdsPort = Number(new URL(azure.imdsUrl).port);
@@ -268,13 +268,12 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
       node,
       r.relays,
       Number(new URL(azure.authorityHost).port),
-      { ns: node.ns, logDir: r.dir },
+      { ns: node.ns },
       recorder(r),
     );
     await mirror(node, r.relays, imdsPort, {
       ns: node.ns,
       as: { ip: "169.254.169.254", port: 80 },
-      logDir: r.dir,
     }, recorder(r));
   } else {
     r.node = { name: NODE_NAME, id };
@@ -516,6 +515,7 @@ export async function pod(
   if (r.netns) {
     const node: NodeNet = {
       id: r.node!.id,
+      plan: SANDBOX_NET,
       ns: r.node!.ns!,
       hostIp: r.node!.hostIp!,
       nodeIp: r.node!.nodeIp!,
@@ -524,7 +524,7 @@ export async function pod(
     await writeRecord(r);
     // The emulated ARM (and Azure AD) at their usual URLs inside the pod, for apps that call Azure.
     for (const url of [r.azure!.armEndpoint, r.azure!.authorityHost]) {
-      await mirror(node, r.relays, Number(new URL(url).port), { ns: made.ns, logDir: r.dir }, recorder(r));
+      await mirror(node, r.relays, Number(new URL(url).port), { ns: made.ns }, recorder(r));
     }
     p = { name, namespace, ip: made.ip, netns: made.ns };
   } else {
