@@ -103,6 +103,14 @@ export async function checkClientAssertion(
         "https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
     };
   }
+  return assertionTimeFailure(payload, check);
+}
+
+/** Azure AD's checks of an assertion's `exp` and `nbf` against its clock, with the allowed skew. */
+export function assertionTimeFailure(
+  payload: Record<string, unknown>,
+  check: { now: number; skewSeconds: number },
+): AssertionFailure | undefined {
   if (typeof payload.exp !== "number") {
     return { code: 50027, description: "JWT token is invalid or malformed. The assertion has no exp claim." };
   }

@@ -4,7 +4,7 @@
 // requires the same credential to name `sub` exactly and an `aud` the assertion carries. Each failure has
 // the AADSTS code Azure AD answers (see the emulator README for the sources).
 
-import type { AssertionFailure } from "./client_assertion.ts";
+import { type AssertionFailure, assertionTimeFailure } from "./client_assertion.ts";
 import type { FederatedCredential } from "./federated_credentials.ts";
 import { type DecodedJwt, decodeJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
 
@@ -109,21 +109,8 @@ export async function checkFederatedAssertion(
     valid = false;
   }
   if (!valid) return { code: 700027, description: "Client assertion failed signature validation." };
-  if (typeof payload.exp !== "number") {
-    return { code: 50027, description: "JWT token is invalid or malformed. The assertion has no exp claim." };
-  }
-  const nbf = typeof payload.nbf === "number" ? payload.nbf : undefined;
-  if (
-    payload.exp + check.skewSeconds <= check.now || (nbf !== undefined && nbf - check.skewSeconds > check.now)
-  ) {
-    const iso = (s: number) => new Date(s * 1000).toISOString();
-    return {
-      code: 700024,
-      description: `Client assertion is not within its valid time range. Current time: ${iso(check.now)}, ` +
-        `assertion valid from ${nbf !== undefined ? iso(nbf) : "unspecified"}, expiry time of assertion ` +
-        `${iso(payload.exp)}.`,
-    };
-  }
+  const timeFailure = assertionTimeFailure(payload, check);
+  if (timeFailure) return timeFailure;
   const sub = typeof payload.sub === "string" ? payload.sub : "";
   const bySubject = byIssuer.filter((c) => c.subject === sub);
   if (bySubject.length === 0) {
