@@ -113,6 +113,18 @@ export class TokenService {
     return this.#principals.get(identity.spec.clientID.toLowerCase());
   }
 
+  /** A token from an Azure AD answer (an unreadable one means Azure AD is not usable: 503). */
+  #fromAzureAd(body: unknown, resource: string, clientId: string): Token {
+    let t: Token;
+    try {
+      t = tokenFromUpstream(body, { resource, clientId }, nowSeconds());
+    } catch (e) {
+      throw unavailable(e);
+    }
+    this.#learn(clientId, t);
+    return t;
+  }
+
   #learn(clientId: string, token: Token): void {
     const oid = objectIdOfToken(token.accessToken);
     if (oid && clientId) this.#principals.set(clientId.toLowerCase(), oid);
@@ -204,14 +216,7 @@ export class TokenService {
           }
           this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
           if (!a.ok) throw upstreamError("Azure AD", a);
-          let t: Token;
-          try {
-            t = tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
-          } catch (e) {
-            throw unavailable(e);
-          }
-          this.#learn(clientId, t);
-          return t;
+          return this.#fromAzureAd(a.body, resource, clientId);
         });
         return token;
       }
@@ -280,14 +285,7 @@ export class TokenService {
           { code, hint },
         );
       }
-      let t: Token;
-      try {
-        t = tokenFromUpstream(a.body, { resource, clientId }, nowSeconds());
-      } catch (e) {
-        throw unavailable(e);
-      }
-      this.#learn(clientId, t);
-      return t;
+      return this.#fromAzureAd(a.body, resource, clientId);
     });
     return token;
   }

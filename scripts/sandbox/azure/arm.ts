@@ -191,6 +191,28 @@ function apiVersionError(
 
 const KIND: Record<"vm" | "vmss", ComputeKind> = { vm: "virtualMachines", vmss: "virtualMachineScaleSets" };
 
+/** A write's JSON body, or the error ARM answers for a wrong content type or unparsable JSON. */
+async function readJsonBody(
+  req: Request,
+): Promise<{ ok: true; value: unknown } | { ok: false; error: ArmError }> {
+  const contentType = req.headers.get("content-type") ?? "";
+  if (!/^application\/json\b/i.test(contentType.trim())) {
+    return {
+      ok: false,
+      error: armError(
+        415,
+        "UnsupportedMediaType",
+        `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
+      ),
+    };
+  }
+  try {
+    return { ok: true, value: JSON.parse(await req.text()) };
+  } catch (e) {
+    return { ok: false, error: invalidRequestContent(e instanceof Error ? e.message : String(e)) };
+  }
+}
+
 export function createArmHandler(ctx: ArmContext): Handler {
   return instrument({
     service: "arm",
@@ -324,24 +346,9 @@ export function createArmHandler(ctx: ArmContext): Handler {
       }
       if (req.method === "GET") return jsonResponse(ctx.state.toJson(resource), 200, headers);
 
-      const contentType = req.headers.get("content-type") ?? "";
-      if (!/^application\/json\b/i.test(contentType.trim())) {
-        return errorResponse(
-          armError(
-            415,
-            "UnsupportedMediaType",
-            `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
-          ),
-          headers,
-        );
-      }
-      let body: unknown;
-      try {
-        body = JSON.parse(await req.text());
-      } catch (e) {
-        return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
-      }
-      const patched = ctx.state.patchCompute(resource, body, caller);
+      const body = await readJsonBody(req);
+      if (!body.ok) return errorResponse(body.error, headers);
+      const patched = ctx.state.patchCompute(resource, body.value, caller);
       if (!patched.ok) return errorResponse(patched.error, headers);
       const op = patched.value;
       const asyncUrl =
@@ -400,24 +407,9 @@ async function handleFederatedCredential(
       { status: 204, headers },
     );
   }
-  const contentType = req.headers.get("content-type") ?? "";
-  if (!/^application\/json\b/i.test(contentType.trim())) {
-    return errorResponse(
-      armError(
-        415,
-        "UnsupportedMediaType",
-        `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
-      ),
-      headers,
-    );
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(await req.text());
-  } catch (e) {
-    return errorResponse(invalidRequestContent(e instanceof Error ? e.message : String(e)), headers);
-  }
-  const parsed = parseFederatedCredential(name, body);
+  const body = await readJsonBody(req);
+  if (!body.ok) return errorResponse(body.error, headers);
+  const parsed = parseFederatedCredential(name, body.value);
   if (!parsed.ok) return errorResponse(parsed.error, headers);
   const put = store.put(identity.id, parsed.value);
   if (!put.ok) return errorResponse(put.error, headers);
