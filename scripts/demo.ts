@@ -148,7 +148,9 @@ try {
     }).output();
     say(`NMI: ${dec.decode(refused.stdout)}`);
   }
-  step(`the same, by hand: deno task sandbox up (node ${NODE_NAME}); see README "Try your own app: the sandbox"`);
+  step(
+    `the same, by hand: deno task sandbox up (node ${NODE_NAME}); see README "Try your own app: the sandbox"`,
+  );
 } catch (e) {
   failed = true;
   console.error(`\ndemo failed: ${e instanceof Error ? e.message : e}`);
