@@ -8,7 +8,7 @@
 // 127.0.0.1 and pods are loopback addresses (curl --interface). Everything made is recorded as it is made
 // (sandbox_state.ts), and `down` removes it all.
 
-import { installCrds, startControlPlane } from "./control_plane.ts";
+import { installCrds, runKubectl, startControlPlane } from "./control_plane.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
 import { addPod, createNode, mirror, type NetRecorder, type NodeNet, SANDBOX_NET } from "./node_net.ts";
 import { netnsUnavailable } from "./netns.ts";
@@ -56,21 +56,9 @@ function recorder(r: SandboxRecord): NetRecorder {
 
 async function kubectl(r: SandboxRecord, args: string[], stdin?: string): Promise<string> {
   const c = r.cluster!;
-  const child = new Deno.Command(c.kubectl, {
-    args: [`--kubeconfig=${c.kubeconfigPath}`, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  if (!out.success) throw new Error(`kubectl ${args.join(" ")}: ${dec.decode(out.stderr).trim()}`);
-  return dec.decode(out.stdout);
+  const out = await runKubectl(c.kubectl, c.kubeconfigPath, args, stdin);
+  if (out.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${out.stderr.trim()}`);
+  return out.stdout;
 }
 
 function saKubeconfig(r: SandboxRecord, serviceAccount: string, path: string): Promise<string> {

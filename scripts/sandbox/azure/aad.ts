@@ -118,6 +118,19 @@ function missingParameter(name: string): AadErrorInput {
   };
 }
 
+/** Azure AD's refusal of a missing or unsupported client_assertion_type, or undefined when it is jwt-bearer. */
+function assertionTypeError(assertionType: string | null): AadErrorInput | undefined {
+  if (assertionType === null) return missingParameter("client_assertion_type");
+  if (assertionType === JWT_BEARER) return undefined;
+  return {
+    status: 401,
+    error: "invalid_client",
+    code: 70002,
+    description: `Error validating credentials. The client_assertion_type '${assertionType}' is not ` +
+      `supported; use '${JWT_BEARER}'.`,
+  };
+}
+
 function openIdConfiguration(host: string, tenant: string, version: "v1" | "v2"): Record<string, unknown> {
   const issuerTenant = isWellKnownTenantAlias(tenant) ? "{tenantid}" : tenant;
   const v2 = version === "v2";
@@ -217,16 +230,8 @@ async function authenticateClient(
     return "secret";
   }
   if (assertion !== null) {
-    if (assertionType === null) return missingParameter("client_assertion_type");
-    if (assertionType !== JWT_BEARER) {
-      return {
-        status: 401,
-        error: "invalid_client",
-        code: 70002,
-        description: `Error validating credentials. The client_assertion_type '${assertionType}' is not ` +
-          `supported; use '${JWT_BEARER}'.`,
-      };
-    }
+    const typeError = assertionTypeError(assertionType);
+    if (typeError) return typeError;
     const failure = await checkClientAssertion(assertion, {
       clientId: sp.clientId,
       audiences,
@@ -440,16 +445,8 @@ async function authenticateFederated(
         `'client_secret'. Managed identity '${identity.clientId}' accepts only a federated client assertion.`,
     };
   }
-  if (assertionType === null) return missingParameter("client_assertion_type");
-  if (assertionType !== JWT_BEARER) {
-    return {
-      status: 401,
-      error: "invalid_client",
-      code: 70002,
-      description: `Error validating credentials. The client_assertion_type '${assertionType}' is not ` +
-        `supported; use '${JWT_BEARER}'.`,
-    };
-  }
+  const typeError = assertionTypeError(assertionType);
+  if (typeError) return typeError;
   const failure = await checkFederatedAssertion(assertion, {
     clientId: identity.clientId,
     credentials: ctx.federatedCredentials?.(identity.resourceId) ?? [],
