@@ -1,7 +1,8 @@
-// The list/watch loop that keeps a Store equal to the server. It follows client-go's reflector: a paginated
-// LIST served from the apiserver's watch cache (see listFrom for why that is safe), then a WATCH from the list's resourceVersion with bookmarks and a randomized server-side timeout,
-// resuming from the last seen resourceVersion whenever a watch ends, and re-listing (with an exact diff)
-// only when the server says that version is gone. Failures back off with jitter and are logged once per
+// The list/watch loop that keeps a Store equal to the server. It follows client-go's reflector: a LIST
+// served from the apiserver's watch cache (see listFrom for why that is safe), then a WATCH from the list's
+// resourceVersion with bookmarks and a randomized server-side timeout, resuming from the last seen
+// resourceVersion whenever a watch ends, and re-listing (with an exact diff) only when the server says
+// that version is gone. Failures back off with jitter and are logged once per
 // distinct cause, not once per retry.
 
 import type { Logger } from "../log.ts";
@@ -99,27 +100,28 @@ const BUILT_IN_GROUPS = new Set([
 ]);
 
 /**
- * Which snapshot a LIST asks for. `floor` is the newest resourceVersion the cache must not fall behind:
- * the one it holds on a re-list, or on the first LIST the server's current one (a one-object probe, see
- * Reflector.#list).
- * - With a floor: resourceVersion=floor with resourceVersionMatch=NotOlderThan. The apiserver answers that
- *   from its watch cache (no etcd read, one response however many objects), once the cache has caught up
- *   with the floor: the answer is never older than what the cache holds, so a re-list cannot move it back
- *   in time (resurrect deleted objects, undo updates), and a first LIST is as fresh as a quorum read.
- *   client-go's first LIST uses resourceVersion=0 instead ("any version"), equally cheap but possibly
- *   behind by the cache's lag, so `synced` would no longer mean "everything that existed when the
- *   informer started is in the cache", which MIC and NMI rely on.
- * - When the apiserver cannot serve that (410 Gone; or its watch cache does not reach the floor in time,
- *   504 "Too large resource version", e.g. just after a restart): resourceVersion="" (a quorum read, the
- *   newest state), as client-go does.
- * - Without a floor (only if a caller lists before any probe): resourceVersion=0.
+ * Which snapshot a LIST asks for, given the resourceVersion the cache holds (none before the first LIST).
+ * - First LIST: resourceVersion=0 ("any version"), the request client-go's informers make. The apiserver
+ *   answers it from its watch cache in one response (it ignores `limit` there: the objects are in memory
+ *   already, so pages would only add round trips), and pages it from etcd when the watch cache is off.
+ *   "Any version" may lag the server by the cache's delay, so the reflector first reads the server's
+ *   current resourceVersion (a one-key probe) and refuses an answer older than that: `synced` then still
+ *   means "everything that existed when the informer started is in the cache", which MIC and NMI rely on.
+ *   In practice the answer is never older: on 1.31+ the probe is a consistent read that itself waits for
+ *   the watch cache to catch up with etcd.
+ * - Re-list: resourceVersion=held with resourceVersionMatch=NotOlderThan, also served from the watch
+ *   cache, once the cache has caught up with what we hold: the answer is never older than our cache, so a
+ *   re-list cannot move it back in time (resurrect deleted objects, undo updates).
+ * - When the apiserver cannot serve that (410 Gone; 504 "Too large resource version" when its watch
+ *   cache does not reach the version in time, e.g. just after a restart; or an answer older than asked
+ *   for): resourceVersion="" (a quorum read, the newest state), as client-go does.
  * The streaming list (watch with sendInitialEvents=true) would save the LIST too, but kube-apiserver 1.33+
  * ships with its WatchList gate off, so it is not used.
  */
-export function listFrom(floor: string | undefined, floorUnavailable: boolean): ListOptions {
-  if (floorUnavailable) return {};
-  if (floor === undefined) return { resourceVersion: "0" };
-  return { resourceVersion: floor, resourceVersionMatch: "NotOlderThan" };
+export function listFrom(held: string | undefined, heldUnavailable: boolean): ListOptions {
+  if (heldUnavailable) return {};
+  if (held === undefined) return { resourceVersion: "0" };
+  return { resourceVersion: held, resourceVersionMatch: "NotOlderThan" };
 }
 
 /**
@@ -281,7 +283,8 @@ export class Reflector<T extends KubeObject> {
       if (this.#rvUnavailable || !listRvUnavailable(e) || signal.aborted) throw e;
       // Straight on to a quorum read: the apiserver answered, it just cannot serve that version.
       this.#rvUnavailable = true;
-      this.#log.info(`list ${this.description}: resourceVersion ${this.#rv} not served, listing the newest`, {
+      const version = this.#rv ?? "0 (the watch cache)";
+      this.#log.info(`list ${this.description}: resourceVersion ${version} not served, listing the newest`, {
         reason: e instanceof Error ? e.message : String(e),
       });
       listed = await this.#list(signal);
@@ -308,10 +311,9 @@ export class Reflector<T extends KubeObject> {
   ): Promise<{ items: T[]; resourceVersion: string | undefined; requests: number }> {
     const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
-    // First LIST: the current resourceVersion from a one-key probe, so the real LIST can come from the
-    // watch cache without being older than the server was when we started.
-    const floor = this.#rv ?? (this.#rvUnavailable ? undefined : await this.#currentRv(signal));
-    const from = listFrom(floor, this.#rvUnavailable);
+    const from = listFrom(this.#rv, this.#rvUnavailable);
+    // First LIST from the watch cache: it must not be older than the server was when we started.
+    const floor = this.#rv ?? (from.resourceVersion === "0" ? await this.#currentRv(signal) : undefined);
     const codec = this.#codec;
     const paged = await listPages<T>(
       client,
@@ -320,10 +322,11 @@ export class Reflector<T extends KubeObject> {
       signal,
       codec ? (o, s) => client.listProjected<T>(resource, codec, o, s) : undefined,
     );
-    // NotOlderThan already promises this; the check keeps the promise even against a server (or proxy)
-    // that ignores the match, since replacing the cache with an older list would resurrect deleted objects.
-    if (from.resourceVersion !== undefined && isOlder(paged.resourceVersion, this.#rv)) {
-      throw new StaleList(`list answered resourceVersion ${paged.resourceVersion}, older than ${this.#rv}`);
+    // On a re-list NotOlderThan already promises this; the check keeps the promise even against a server
+    // (or proxy) that ignores the match, since replacing the cache with an older list would resurrect
+    // deleted objects.
+    if (from.resourceVersion !== undefined && isOlder(paged.resourceVersion, floor)) {
+      throw new StaleList(`list answered resourceVersion ${paged.resourceVersion}, older than ${floor}`);
     }
     return { items: paged.items, resourceVersion: paged.resourceVersion, requests: paged.requests };
   }

@@ -1,7 +1,8 @@
-// Where the reflector's LISTs come from: the first from the watch cache at "not older than" the server's
-// current resourceVersion, a re-list at "not older than" what the cache holds, a quorum read when that version is refused, and never a list
-// older than the cache (a lagging server's answer is refused, not applied). The lagging server is the real
-// apiserver's own earlier answer, replayed by a client wrapper; everything else is the real apiserver.
+// Where the reflector's LISTs come from: the first from the watch cache at "any version" but never older
+// than the server's resourceVersion when the informer started, a re-list at "not older than" what the
+// cache holds, a quorum read when that version is refused, and never a list older than the cache (a
+// lagging server's answer is refused, not applied). The lagging server is the real apiserver's own earlier
+// answer, replayed by a client wrapper; everything else is the real apiserver.
 
 import assert from "node:assert/strict";
 import { sharedCluster } from "../../support/cluster.ts";
@@ -26,7 +27,8 @@ const rt = Resources.configMaps;
 class ScriptedClient extends KubeClient {
   calls: string[] = [];
   /** Answers for the next LIST calls, in order (undefined: ask the apiserver). */
-  listScript: (((opts: ListOptions) => KubeList<KubeObject>) | undefined)[] = [];
+  listScript: (((opts: ListOptions) => KubeList<KubeObject> | Promise<KubeList<KubeObject>>) | undefined)[] =
+    [];
   failNextWatch = false;
 
   constructor(base: KubeClient) {
@@ -36,7 +38,7 @@ class ScriptedClient extends KubeClient {
   override list<T extends KubeObject>(rt: ResourceType, opts: ListOptions = {}, signal?: AbortSignal) {
     this.calls.push(`list rv=${opts.resourceVersion ?? "-"} match=${opts.resourceVersionMatch ?? "-"}`);
     const scripted = this.listScript.shift();
-    if (scripted) return Promise.resolve(scripted(opts) as KubeList<T>);
+    if (scripted) return Promise.resolve(scripted(opts)) as Promise<KubeList<T>>;
     return super.list<T>(rt, opts, signal);
   }
 
@@ -95,7 +97,7 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
           client.listScript.push(() => stale);
           client.failNextWatch = true;
           await waitUntil("the re-list", () => informer.stats.lists >= 2);
-          assert.match(client.calls[0], /^list rv=\d+ match=NotOlderThan$/);
+          assert.equal(client.calls[0], "list rv=0 match=-");
           assert.deepEqual(client.calls.slice(1, 3), [
             `list rv=${held} match=NotOlderThan`,
             "list rv=- match=-",
@@ -118,12 +120,17 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
       },
     );
 
-    await t.step("a stale first answer (any version) followed by the watch converges", async () => {
+    await t.step("a first answer that falls behind while it travels is caught up by the watch", async () => {
       const namespace = await cluster.namespace("kube-listfrom");
-      const stale = await seeded(direct, namespace);
-      await moveOn(direct, namespace);
+      await seeded(direct, namespace);
       const client = new ScriptedClient(direct);
-      client.listScript.push(() => stale);
+      // The real answer, overtaken by a delete and an update before it arrives: not older than the server
+      // was when the informer started, so it is applied, and the watch from it replays what it missed.
+      client.listScript.push(async (opts) => {
+        const answer = await direct.list<ConfigMap>(rt, opts);
+        await moveOn(direct, namespace);
+        return answer;
+      });
       const informer = new Informer<ConfigMap>({ client, resource: rt, namespace, log: memoryLogger() });
       const j = journal<ConfigMap>();
       informer.addHandler(j.handler);
@@ -131,14 +138,14 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
       const run = informer.start(ctrl.signal);
       try {
         await informer.synced;
-        assert.equal(client.calls.length, 1);
-        assert.match(client.calls[0], /^list rv=\d+ match=NotOlderThan$/);
+        assert.deepEqual(client.calls, ["list rv=0 match=-"]);
+        assert.ok(informer.store.getByName("cm-0", namespace), "the answer still had cm-0");
         const now = await truth(namespace);
         await waitUntil(
           "cache equals the server",
           () => sameSnapshot(snapshot(informer.store.list()), snapshot(now)),
         );
-        // The watch from the stale version replayed the delete and the update as events, not a re-list.
+        // The watch from the answer's version replayed the delete and the update as events, not a re-list.
         assert.equal(informer.stats.relists, 0);
         const deletes = [...j.byUid.values()].flat().filter((e) => e.type === "delete");
         assert.equal(deletes.length, 1);
@@ -150,6 +157,40 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
         await run;
       }
     });
+
+    await t.step(
+      "a first answer older than the server was when the informer started is refused for the newest",
+      async () => {
+        const namespace = await cluster.namespace("kube-listfrom");
+        const stale = await seeded(direct, namespace);
+        await moveOn(direct, namespace);
+        const client = new ScriptedClient(direct);
+        // A watch cache lagging behind etcd: it answers "any version" with the state before the writes.
+        client.listScript.push(() => stale);
+        const log = memoryLogger();
+        const informer = new Informer<ConfigMap>({ client, resource: rt, namespace, log });
+        const j = journal<ConfigMap>();
+        informer.addHandler(j.handler);
+        const ctrl = new AbortController();
+        const run = informer.start(ctrl.signal);
+        try {
+          await informer.synced;
+          assert.deepEqual(client.calls, ["list rv=0 match=-", "list rv=- match=-"]);
+          // Synced means everything: cm-0 was deleted before the informer started, so no handler saw it.
+          assert.equal(informer.store.getByName("cm-0", namespace), undefined);
+          assert.equal(informer.store.getByName("cm-1", namespace)?.data?.v, "1");
+          assert.ok(sameSnapshot(snapshot(informer.store.list()), snapshot(await truth(namespace))));
+          assert.equal([...j.names.values()].includes("cm-0"), false, "no handler ever saw cm-0");
+          assert.ok(
+            log.records.some((r) => /0 \(the watch cache\) not served, listing the newest/.test(r.msg)),
+          );
+          assert.deepEqual(j.errors, []);
+        } finally {
+          ctrl.abort();
+          await run;
+        }
+      },
+    );
 
     await t.step(
       "a re-list version the apiserver refuses (410) falls back to a quorum read at once",
