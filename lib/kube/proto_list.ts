@@ -8,10 +8,17 @@ import { ChunkReader } from "./chunk_reader.ts";
 import { PROTO_MAGIC, ProtoDecodeError, ProtoReader, readListMetaUntil } from "./protobuf.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 
-/** Unconsumed bytes of a stream (always our own copy: the reader reuses its buffer); `base` = offset of buf[0]. */
+/**
+ * Unconsumed bytes of a stream in one buffer reused for the whole answer: chunks are copied in behind
+ * what is left (the reader reuses its own buffer), moved to the front when the end is reached, and the
+ * buffer grows only for an item larger than it. A fresh array per chunk cost more in allocation and
+ * garbage collection than the decoding of the items in it. `base` = stream offset of buf[0].
+ */
 class Pending {
-  buf: Uint8Array = new Uint8Array(0);
+  buf: Uint8Array = new Uint8Array(256 * 1024);
   off = 0;
+  /** buf[off, len) is unconsumed. */
+  len = 0;
   base = 0;
   constructor(private reader: ChunkReader) {}
 
@@ -19,19 +26,26 @@ class Pending {
     return this.base + this.off;
   }
   get avail(): number {
-    return this.buf.length - this.off;
+    return this.len - this.off;
   }
 
   /** Appends the next chunk; false at the end of the stream. */
   async fill(): Promise<boolean> {
     const value = await this.reader.read();
     if (value === undefined) return false;
-    const out = new Uint8Array(this.avail + value.length);
-    out.set(this.buf.subarray(this.off), 0);
-    out.set(value, this.avail);
-    this.base += this.off;
-    this.buf = out;
-    this.off = 0;
+    if (this.len + value.length > this.buf.length) {
+      const keep = this.len - this.off;
+      if (keep + value.length > this.buf.length) {
+        const bigger = new Uint8Array(Math.max(2 * this.buf.length, keep + value.length));
+        bigger.set(this.buf.subarray(this.off, this.len), 0);
+        this.buf = bigger;
+      } else this.buf.copyWithin(0, this.off, this.len);
+      this.base += this.off;
+      this.off = 0;
+      this.len = keep;
+    }
+    this.buf.set(value, this.len);
+    this.len += value.length;
     return true;
   }
 
@@ -46,7 +60,7 @@ class Pending {
     while (true) {
       let result = 0;
       let mul = 1;
-      for (let i = this.off; i < this.buf.length && i - this.off < 10; i++) {
+      for (let i = this.off; i < this.len && i - this.off < 10; i++) {
         const byte = this.buf[i];
         result += (byte & 0x7f) * mul;
         if (byte < 0x80) {
@@ -116,7 +130,7 @@ export async function decodeListStream<T extends KubeObject>(
     }
     if (p.pos !== rawEnd) throw new ProtoDecodeError("list items run past the list");
     // contentEncoding/contentType may follow; nothing in them matters for an unencoded list.
-    while (await p.fill()) p.off = p.buf.length;
+    while (await p.fill()) p.off = p.len;
     return list;
   } finally {
     await reader.cancel().catch(() => {});

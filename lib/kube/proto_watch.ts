@@ -5,42 +5,65 @@
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
 import { ChunkReader } from "./chunk_reader.ts";
-import { ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope } from "./protobuf.ts";
+import { envelopeReader, ProtoDecodeError, ProtoReader, readStatus } from "./protobuf.ts";
 import type { KubeObject } from "./types.ts";
 import type { WatchEvent } from "./watch_stream.ts";
 
-const TYPES = new Set<string>(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+type EventType = WatchEvent<KubeObject>["type"];
+const TYPES: EventType[] = ["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"];
+const TYPE_BYTES = TYPES.map((t) => new TextEncoder().encode(t));
 /** Far above any object the apiserver stores (etcd's default request limit is 1.5 MiB). */
 const MAX_FRAME = 64 * 1024 * 1024;
 
-/** One frame's WatchEvent: the object decoded by `decode`, or a Status for ERROR events. */
+/** The event type in buf[start, end), compared byte by byte: no string is made for it. */
+function eventType(buf: Uint8Array, start: number, end: number): EventType {
+  next: for (let k = 0; k < TYPES.length; k++) {
+    const want = TYPE_BYTES[k];
+    if (want.length !== end - start) continue;
+    for (let i = 0; i < want.length; i++) if (buf[start + i] !== want[i]) continue next;
+    return TYPES[k];
+  }
+  const got = new TextDecoder().decode(buf.subarray(start, end));
+  throw new ProtoDecodeError(`unexpected watch event type ${JSON.stringify(got)}`);
+}
+
+/** The WatchEvent of the frame at buf[start, end): the object decoded by `decode`, a Status for ERROR. */
 export function parseProtoWatchEvent<T extends KubeObject>(
-  frame: Uint8Array,
+  buf: Uint8Array,
+  start: number,
+  end: number,
   decode: ProtoObjectDecoder,
 ): WatchEvent<T> {
-  const r = new ProtoReader(frame);
-  let type = "";
-  let raw: Uint8Array | undefined;
+  const r = new ProtoReader(buf, start, end);
+  let type: EventType | undefined;
+  let rawStart = -1;
+  let rawEnd = -1;
   while (!r.done) {
     const t = r.varint();
-    if (t === 10 /* 1:len type */) type = r.string();
-    else if (t === 18 /* 2:len object (RawExtension) */) {
-      const end = r.lenEnd();
-      while (r.pos < end) {
+    if (t === 10 /* 1:len type */) {
+      const typeEnd = r.lenEnd();
+      type = eventType(buf, r.pos, typeEnd);
+      r.pos = typeEnd;
+    } else if (t === 18 /* 2:len object (RawExtension) */) {
+      const objEnd = r.lenEnd();
+      while (r.pos < objEnd) {
         const u = r.varint();
-        if (u === 10 /* 1:len raw */) raw = r.bytes();
-        else r.skip(u);
+        if (u === 10 /* 1:len raw */) {
+          rawEnd = r.lenEnd();
+          rawStart = r.pos;
+          r.pos = rawEnd;
+        } else r.skip(u);
       }
-      r.closed(end);
+      r.closed(objEnd);
     } else r.skip(t);
   }
-  if (!TYPES.has(type)) throw new ProtoDecodeError(`unexpected watch event type ${JSON.stringify(type)}`);
-  if (!raw) throw new ProtoDecodeError(`watch event ${type} without an object`);
-  const inner = unwrapEnvelope(raw);
-  if (type === "ERROR") return { type: "ERROR", object: readStatus(inner.raw) };
-  const object = decode(new ProtoReader(inner.raw));
+  if (type === undefined) throw new ProtoDecodeError('unexpected watch event type ""');
+  if (rawStart < 0) throw new ProtoDecodeError(`watch event ${type} without an object`);
+  const inner = envelopeReader(buf, rawStart, rawEnd);
+  if (type === "ERROR") return { type: "ERROR", object: readStatus(buf.subarray(inner.pos, inner.end)) };
+  const object = decode(inner);
   if (type === "BOOKMARK") return { type, object };
-  return { type: type as "ADDED" | "MODIFIED" | "DELETED", object: object as T };
+  return { type, object: object as T };
 }
 
 /**
@@ -72,7 +95,7 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
         if (buf.length - off - 4 < len) break;
         let ev: WatchEvent<T>;
         try {
-          ev = parseProtoWatchEvent<T>(buf.subarray(off + 4, off + 4 + len), decode);
+          ev = parseProtoWatchEvent<T>(buf, off + 4, off + 4 + len, decode);
         } catch (e) {
           // The events before the bad frame are still delivered, in order, before the error.
           if (batch.length > 0) yield batch;

@@ -322,3 +322,37 @@ Deno.test("a list decoded while it streams in equals the list decoded whole, how
     ProtoDecodeError,
   );
 });
+
+Deno.test("a streamed list larger than the decoder's buffer, with an item larger than it, decodes whole", async () => {
+  // 400 items of ~2 KiB make the reused buffer wrap many times; one ~600 KiB item makes it grow.
+  const items = Array.from(
+    { length: 400 },
+    (_, i) =>
+      msg(
+        2,
+        ...podBytes(`p${i}`, String(i + 1), [
+          msg(1, entry(12, "pad", `${i}`.repeat(2000 / String(i).length))),
+        ]),
+      ),
+  );
+  items.splice(
+    200,
+    0,
+    msg(2, ...podBytes("huge", "999", [msg(1, entry(12, "big", "z".repeat(600 * 1024)))])),
+  );
+  const body = envelope("v1", "PodList", bytes(msg(1, str(2, "1000")), ...items));
+  const whole = decodeList(unwrapEnvelope(body).raw, decodePod);
+  assert.equal(whole.items.length, 401);
+  assert.equal(whole.items[200].metadata.annotations?.big?.length, 600 * 1024);
+  for (const chunk of [1000, 64 * 1024, 300 * 1024, body.length]) {
+    assert.deepEqual(await decodeListStream(streamOf(body, chunk), decodePod), whole, `chunks of ${chunk}`);
+  }
+});
+
+Deno.test("strings with invalid UTF-8 decode to the replacement characters TextDecoder gives", () => {
+  const bad = [0x61, 0xff, 0xc3, 0x28, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xed, 0xa0, 0x80, 0x62];
+  const pod = decodePod(new ProtoReader(bytes(msg(1, [10, bad.length, ...bad], str(3, "日本")))));
+  assert.equal(pod.metadata.name, new TextDecoder().decode(new Uint8Array(bad)));
+  assert.ok(pod.metadata.name!.includes("\uFFFD") && pod.metadata.name!.includes("€😀"));
+  assert.equal(pod.metadata.namespace, "日本");
+});
