@@ -40,3 +40,43 @@ export class ChunkReader {
     (this.#byob ?? this.#plain)!.releaseLock();
   }
 }
+
+/**
+ * Unconsumed bytes of a stream in one reused buffer: each chunk is copied in behind what is left (the
+ * reader reuses its own buffer, so chunks must be copied anyway), the rest moves to the front when the end
+ * is reached, and the buffer grows only for a message larger than it. A fresh array per chunk cost more in
+ * allocation and garbage collection than decoding the messages in it. Views of `buf` are valid until the
+ * next append.
+ */
+export class ByteQueue {
+  buf: Uint8Array;
+  /** buf[off, len) is unconsumed. */
+  off = 0;
+  len = 0;
+  /** Stream offset of buf[0]. */
+  base = 0;
+
+  constructor(initialSize = 64 * 1024) {
+    this.buf = new Uint8Array(initialSize);
+  }
+
+  get avail(): number {
+    return this.len - this.off;
+  }
+
+  append(chunk: Uint8Array): void {
+    if (this.len + chunk.length > this.buf.length) {
+      const keep = this.len - this.off;
+      if (keep + chunk.length > this.buf.length) {
+        const bigger = new Uint8Array(Math.max(2 * this.buf.length, keep + chunk.length));
+        bigger.set(this.buf.subarray(this.off, this.len), 0);
+        this.buf = bigger;
+      } else this.buf.copyWithin(0, this.off, this.len);
+      this.base += this.off;
+      this.off = 0;
+      this.len = keep;
+    }
+    this.buf.set(chunk, this.len);
+    this.len += chunk.length;
+  }
+}

@@ -4,48 +4,25 @@
 // item). The result equals decodeList over the whole body.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
-import { ChunkReader } from "./chunk_reader.ts";
+import { ByteQueue, ChunkReader } from "./chunk_reader.ts";
 import { PROTO_MAGIC, ProtoDecodeError, ProtoReader, readListMetaUntil } from "./protobuf.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 
-/**
- * Unconsumed bytes of a stream in one buffer reused for the whole answer: chunks are copied in behind
- * what is left (the reader reuses its own buffer), moved to the front when the end is reached, and the
- * buffer grows only for an item larger than it. A fresh array per chunk cost more in allocation and
- * garbage collection than the decoding of the items in it. `base` = stream offset of buf[0].
- */
-class Pending {
-  buf: Uint8Array = new Uint8Array(256 * 1024);
-  off = 0;
-  /** buf[off, len) is unconsumed. */
-  len = 0;
-  base = 0;
-  constructor(private reader: ChunkReader) {}
+/** The answer's unconsumed bytes, pulled from the body chunk by chunk. */
+class Pending extends ByteQueue {
+  constructor(private reader: ChunkReader) {
+    super(256 * 1024);
+  }
 
   get pos(): number {
     return this.base + this.off;
-  }
-  get avail(): number {
-    return this.len - this.off;
   }
 
   /** Appends the next chunk; false at the end of the stream. */
   async fill(): Promise<boolean> {
     const value = await this.reader.read();
     if (value === undefined) return false;
-    if (this.len + value.length > this.buf.length) {
-      const keep = this.len - this.off;
-      if (keep + value.length > this.buf.length) {
-        const bigger = new Uint8Array(Math.max(2 * this.buf.length, keep + value.length));
-        bigger.set(this.buf.subarray(this.off, this.len), 0);
-        this.buf = bigger;
-      } else this.buf.copyWithin(0, this.off, this.len);
-      this.base += this.off;
-      this.off = 0;
-      this.len = keep;
-    }
-    this.buf.set(value, this.len);
-    this.len += value.length;
+    this.append(value);
     return true;
   }
 

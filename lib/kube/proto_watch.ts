@@ -4,7 +4,7 @@
 // kept until a whole frame is there.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
-import { ChunkReader } from "./chunk_reader.ts";
+import { ByteQueue, ChunkReader } from "./chunk_reader.ts";
 import { envelopeReader, ProtoDecodeError, ProtoReader, readStatus } from "./protobuf.ts";
 import type { KubeObject } from "./types.ts";
 import type { WatchEvent } from "./watch_stream.ts";
@@ -80,19 +80,22 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
-  let buf: Uint8Array = new Uint8Array(0);
+  // Holds only a frame split across chunks: a chunk that starts on a frame boundary is read in place.
+  const q = new ByteQueue(16 * 1024);
   try {
     while (true) {
       const value = await reader.read();
       if (value === undefined) break;
-      // `value` is reused by the next read: the unconsumed tail is copied below.
-      buf = buf.length === 0 ? value : concat(buf, value);
-      let off = 0;
+      const inPlace = q.avail === 0;
+      if (!inPlace) q.append(value);
+      const buf = inPlace ? value : q.buf;
+      let off = inPlace ? 0 : q.off;
+      const end = inPlace ? value.length : q.len;
       const batch: WatchEvent<T>[] = [];
-      while (buf.length - off >= 4) {
+      while (end - off >= 4) {
         const len = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
         if (len > MAX_FRAME) throw new ProtoDecodeError(`watch frame of ${len} bytes`);
-        if (buf.length - off - 4 < len) break;
+        if (end - off - 4 < len) break;
         let ev: WatchEvent<T>;
         try {
           ev = parseProtoWatchEvent<T>(buf, off + 4, off + 4 + len, decode);
@@ -104,12 +107,13 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
         batch.push(ev);
         off += 4 + len;
       }
-      // Keep only the unconsumed tail, as a copy (the chunk's buffer is reused by the next read).
-      buf = off === buf.length ? new Uint8Array(0) : buf.slice(off);
+      if (!inPlace) q.off = off;
+      // The chunk's buffer is reused by the next read: keep a copy of its unconsumed tail.
+      else if (off < end) q.append(value.subarray(off));
       if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;
-    if (buf.length !== 0) throw new ProtoDecodeError("watch stream ended inside a frame");
+    if (q.avail !== 0) throw new ProtoDecodeError("watch stream ended inside a frame");
   } finally {
     signal?.removeEventListener("abort", onAbort);
     await reader.cancel().catch(() => {});
@@ -124,11 +128,4 @@ export async function* decodeProtoWatchEvents<T extends KubeObject>(
   signal?: AbortSignal,
 ): AsyncGenerator<WatchEvent<T>> {
   for await (const batch of decodeProtoWatchBatches<T>(body, decode, signal)) yield* batch;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }
