@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { sharedCluster } from "../../support/cluster.ts";
-import { Informer } from "../../../lib/kube/informer.ts";
+import { Informer, type InformerOptions } from "../../../lib/kube/informer.ts";
 import {
   KubeApiError,
   KubeClient,
@@ -64,6 +64,28 @@ async function moveOn(client: KubeClient, namespace: string): Promise<void> {
   await client.patch(rt, "cm-1", "merge", { data: { v: "1" } }, { namespace });
 }
 
+/** An informer on a ScriptedClient with a handler journal, started; `stop` ends it. */
+function started(
+  direct: KubeClient,
+  namespace: string,
+  opts: Partial<InformerOptions<ConfigMap>> = {},
+  firstAnswer?: ScriptedClient["listScript"][number],
+) {
+  const client = new ScriptedClient(direct);
+  if (firstAnswer) client.listScript.push(firstAnswer);
+  const log = memoryLogger();
+  const informer = new Informer<ConfigMap>({ client, resource: rt, namespace, log, ...opts });
+  const j = journal<ConfigMap>();
+  informer.addHandler(j.handler);
+  const ctrl = new AbortController();
+  const run = informer.start(ctrl.signal);
+  const stop = async () => {
+    ctrl.abort();
+    await run;
+  };
+  return { client, log, informer, j, stop };
+}
+
 Deno.test("reflector LISTs from the watch cache without ever moving the cache back in time", async (t) => {
   const cluster = await sharedCluster();
   const direct = await clientFor(cluster.kubeconfigPath);
@@ -75,20 +97,8 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
         const namespace = await cluster.namespace("kube-listfrom");
         const stale = await seeded(direct, namespace);
         await moveOn(direct, namespace);
-        const client = new ScriptedClient(direct);
-        const log = memoryLogger();
         // Watches end every 2 s, so the scripted 410 comes soon.
-        const informer = new Informer<ConfigMap>({
-          client,
-          resource: rt,
-          namespace,
-          log,
-          watchTimeoutSeconds: 2,
-        });
-        const j = journal<ConfigMap>();
-        informer.addHandler(j.handler);
-        const ctrl = new AbortController();
-        const run = informer.start(ctrl.signal);
+        const { client, log, informer, j, stop } = started(direct, namespace, { watchTimeoutSeconds: 2 });
         try {
           await informer.synced;
           const held = informer.reflector.resourceVersion!;
@@ -114,8 +124,7 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
           );
           assert.deepEqual(j.errors, []);
         } finally {
-          ctrl.abort();
-          await run;
+          await stop();
         }
       },
     );
@@ -123,19 +132,13 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
     await t.step("a first answer that falls behind while it travels is caught up by the watch", async () => {
       const namespace = await cluster.namespace("kube-listfrom");
       await seeded(direct, namespace);
-      const client = new ScriptedClient(direct);
       // The real answer, overtaken by a delete and an update before it arrives: not older than the server
       // was when the informer started, so it is applied, and the watch from it replays what it missed.
-      client.listScript.push(async (opts) => {
+      const { client, informer, j, stop } = started(direct, namespace, {}, async (opts) => {
         const answer = await direct.list<ConfigMap>(rt, opts);
         await moveOn(direct, namespace);
         return answer;
       });
-      const informer = new Informer<ConfigMap>({ client, resource: rt, namespace, log: memoryLogger() });
-      const j = journal<ConfigMap>();
-      informer.addHandler(j.handler);
-      const ctrl = new AbortController();
-      const run = informer.start(ctrl.signal);
       try {
         await informer.synced;
         assert.deepEqual(client.calls, ["list rv=0 match=-"]);
@@ -153,8 +156,7 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
         assert.deepEqual(journalProblems(j.byUid, now), []);
         assert.deepEqual(j.errors, []);
       } finally {
-        ctrl.abort();
-        await run;
+        await stop();
       }
     });
 
@@ -164,15 +166,8 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
         const namespace = await cluster.namespace("kube-listfrom");
         const stale = await seeded(direct, namespace);
         await moveOn(direct, namespace);
-        const client = new ScriptedClient(direct);
         // A watch cache lagging behind etcd: it answers "any version" with the state before the writes.
-        client.listScript.push(() => stale);
-        const log = memoryLogger();
-        const informer = new Informer<ConfigMap>({ client, resource: rt, namespace, log });
-        const j = journal<ConfigMap>();
-        informer.addHandler(j.handler);
-        const ctrl = new AbortController();
-        const run = informer.start(ctrl.signal);
+        const { client, log, informer, j, stop } = started(direct, namespace, {}, () => stale);
         try {
           await informer.synced;
           assert.deepEqual(client.calls, ["list rv=0 match=-", "list rv=- match=-"]);
@@ -186,8 +181,7 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
           );
           assert.deepEqual(j.errors, []);
         } finally {
-          ctrl.abort();
-          await run;
+          await stop();
         }
       },
     );
@@ -197,17 +191,10 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
       async () => {
         const namespace = await cluster.namespace("kube-listfrom");
         await seeded(direct, namespace);
-        const client = new ScriptedClient(direct);
-        const informer = new Informer<ConfigMap>({
-          client,
-          resource: rt,
-          namespace,
-          log: memoryLogger(),
+        const { client, informer, stop } = started(direct, namespace, {
           watchTimeoutSeconds: 2,
           backoff: { initialMs: 60_000, maxMs: 60_000 },
         });
-        const ctrl = new AbortController();
-        const run = informer.start(ctrl.signal);
         try {
           await informer.synced;
           client.listScript.push(() => {
@@ -231,8 +218,7 @@ Deno.test("reflector LISTs from the watch cache without ever moving the cache ba
           await waitUntil("the third list", () => informer.stats.lists >= 3, 10_000);
           assert.match(client.calls[3], /match=NotOlderThan$/);
         } finally {
-          ctrl.abort();
-          await run;
+          await stop();
         }
       },
     );
