@@ -36,8 +36,7 @@ export function parseProtoWatchEvent<T extends KubeObject>(
 ): WatchEvent<T> {
   const r = new ProtoReader(buf, start, end);
   let type: EventType | undefined;
-  let rawStart = -1;
-  let rawEnd = -1;
+  let raw: ProtoReader | undefined;
   while (!r.done) {
     const t = r.varint();
     if (t === 10 /* 1:len type */) {
@@ -48,18 +47,15 @@ export function parseProtoWatchEvent<T extends KubeObject>(
       const objEnd = r.lenEnd();
       while (r.pos < objEnd) {
         const u = r.varint();
-        if (u === 10 /* 1:len raw */) {
-          rawEnd = r.lenEnd();
-          rawStart = r.pos;
-          r.pos = rawEnd;
-        } else r.skip(u);
+        if (u === 10 /* 1:len raw */) raw = r.message();
+        else r.skip(u);
       }
       r.closed(objEnd);
     } else r.skip(t);
   }
   if (type === undefined) throw new ProtoDecodeError('unexpected watch event type ""');
-  if (rawStart < 0) throw new ProtoDecodeError(`watch event ${type} without an object`);
-  const inner = envelopeReader(buf, rawStart, rawEnd);
+  if (!raw) throw new ProtoDecodeError(`watch event ${type} without an object`);
+  const inner = envelopeReader(buf, raw.pos, raw.end);
   if (type === "ERROR") return { type: "ERROR", object: readStatus(buf.subarray(inner.pos, inner.end)) };
   const object = decode(inner);
   if (type === "BOOKMARK") return { type, object };

@@ -92,13 +92,6 @@ export class ProtoReader {
     return s;
   }
 
-  bytes(): Uint8Array {
-    const end = this.lenEnd();
-    const out = this.buf.subarray(this.pos, end);
-    this.pos = end;
-    return out;
-  }
-
   /** A sub-reader over the next length-delimited field. */
   message(): ProtoReader {
     const end = this.lenEnd();
@@ -215,8 +208,7 @@ function scanEnvelope(
     }
   }
   const r = new ProtoReader(buf, start + 4, end);
-  let rawStart = r.pos;
-  let rawEnd = r.pos;
+  let raw = new ProtoReader(buf, r.pos, r.pos);
   while (!r.done) {
     const tag = r.varint();
     switch (tag) {
@@ -236,9 +228,7 @@ function scanEnvelope(
         break;
       }
       case 18 /* 2:len raw */:
-        rawEnd = r.lenEnd();
-        rawStart = r.pos;
-        r.pos = rawEnd;
+        raw = r.message();
         break;
       case 26 /* 3:len contentEncoding */: {
         const enc = r.string();
@@ -249,7 +239,7 @@ function scanEnvelope(
         r.skip(tag);
     }
   }
-  return new ProtoReader(buf, rawStart, rawEnd);
+  return raw;
 }
 
 // Tags below are literal `(field << 3) | wireType` values, commented `field:wiretype`: a case label that
