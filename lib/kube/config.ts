@@ -4,6 +4,7 @@
 // exec plugin, basic auth); only legacy auth-provider plugins go through @kubernetes/client-node, loaded on
 // demand because it costs about 75 MB of memory that MIC and NMI otherwise never need.
 
+import { Http2Transport } from "./http2/transport.ts";
 import { parse as parseYaml } from "yaml";
 import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
 import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
@@ -21,8 +22,14 @@ export class KubeConfigError extends Error {
 export interface KubeConnection {
   /** Base URL without a trailing slash, e.g. `https://10.0.0.1:443`. */
   server: string;
-  /** Carries the cluster CA and any client certificate. Close it when done. */
+  /** Carries the cluster CA and any client certificate, for requests fetch makes. Close it when done. */
   client: Deno.HttpClient;
+  /**
+   * lib/kube's own HTTP/2 connections, which carry every request when present (lists and watches read far
+   * cheaper there; see http2/connection.ts). It declines servers fetch must reach (plain http, a proxy
+   * from the environment, no h2 in ALPN); absent when turned off.
+   */
+  http2?: Http2Transport;
   /** The Authorization header value for the next request, if the user authenticates with a token. */
   authHeader(): Promise<string | undefined>;
   /** The context's default namespace (in-cluster: the pod's namespace). */
@@ -48,6 +55,8 @@ export interface LoadKubeConfigOptions {
   serviceAccountDir?: string;
   /** How long a token read from a file is trusted before it is read again (client-go: 1 minute). */
   tokenFileRefreshMs?: number;
+  /** Requests over lib/kube's own HTTP/2 connections (default true); false sends everything through fetch. */
+  http2?: boolean;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -355,13 +364,21 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   if (source === "in-cluster") {
     namespace = await Deno.readTextFile(`${saDir}/namespace`).then((s) => s.trim()).catch(() => undefined);
   }
+  const server = cluster.body.server.replace(/\/+$/, "");
+  const http2 = opts.http2 === false
+    ? undefined
+    : new Http2Transport({ caCerts: ca ? [ca] : undefined, cert, key }, env);
   return {
-    server: cluster.body.server.replace(/\/+$/, ""),
+    server,
     client,
+    ...(http2 ? { http2 } : {}),
     authHeader,
     namespace,
     source,
     ...(exec ? { refreshAuth: () => (exec.invalidate(), true) } : {}),
-    close: () => client.close(),
+    close: () => {
+      http2?.close();
+      client.close();
+    },
   };
 }

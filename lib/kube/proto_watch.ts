@@ -62,6 +62,13 @@ export function parseProtoWatchEvent<T extends KubeObject>(
   return { type, object: object as T };
 }
 
+/** The length prefix of the frame at `off` (big-endian uint32), refused when absurd. */
+function frameLength(buf: Uint8Array, off: number): number {
+  const len = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
+  if (len > MAX_FRAME) throw new ProtoDecodeError(`watch frame of ${len} bytes`);
+  return len;
+}
+
 /**
  * Yields the watch events of each network chunk together (one await per chunk rather than per event); a
  * partial frame at EOF is an error. When `signal` aborts, the body is cancelled and the generator ends
@@ -76,25 +83,40 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
   const onAbort = () => reader.cancel(signal?.reason).catch(() => {});
   signal?.addEventListener("abort", onAbort, { once: true });
   if (signal?.aborted) onAbort();
-  // Holds only a frame split across chunks: a chunk that starts on a frame boundary is read in place.
+  // Holds only a frame split across chunks: the next chunk completes it with the bytes it lacks, and the
+  // rest of that chunk is read in place, so a stream whose frames straddle every chunk boundary (large
+  // chunks rarely end on one) is not copied as a whole.
   const q = new ByteQueue(16 * 1024);
+  const parse = (buf: Uint8Array, off: number, len: number): WatchEvent<T> =>
+    parseProtoWatchEvent<T>(buf, off + 4, off + 4 + len, decode);
   try {
     while (true) {
       const value = await reader.read();
       if (value === undefined) break;
-      const inPlace = q.avail === 0;
-      if (!inPlace) q.append(value);
-      const buf = inPlace ? value : q.buf;
-      let off = inPlace ? 0 : q.off;
-      const end = inPlace ? value.length : q.len;
       const batch: WatchEvent<T>[] = [];
+      let off = 0;
+      const end = value.length;
+      if (q.avail > 0) {
+        const header = Math.min(Math.max(0, 4 - q.avail), end);
+        if (header > 0) q.append(value.subarray(0, header));
+        off = header;
+        if (q.avail >= 4) {
+          const len = frameLength(q.buf, q.off);
+          const take = Math.min(4 + len - q.avail, end - off);
+          q.append(value.subarray(off, off + take));
+          off += take;
+          if (q.avail === 4 + len) {
+            batch.push(parse(q.buf, q.off, len));
+            q.off = q.len;
+          }
+        }
+      }
       while (end - off >= 4) {
-        const len = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
-        if (len > MAX_FRAME) throw new ProtoDecodeError(`watch frame of ${len} bytes`);
+        const len = frameLength(value, off);
         if (end - off - 4 < len) break;
         let ev: WatchEvent<T>;
         try {
-          ev = parseProtoWatchEvent<T>(buf, off + 4, off + 4 + len, decode);
+          ev = parse(value, off, len);
         } catch (e) {
           // The events before the bad frame are still delivered, in order, before the error.
           if (batch.length > 0) yield batch;
@@ -103,9 +125,8 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
         batch.push(ev);
         off += 4 + len;
       }
-      if (!inPlace) q.off = off;
       // The chunk's buffer is reused by the next read: keep a copy of its unconsumed tail.
-      else if (off < end) q.append(value.subarray(off));
+      if (off < end) q.append(value.subarray(off));
       if (batch.length > 0) yield batch;
     }
     if (signal?.aborted) return;

@@ -198,6 +198,16 @@ export interface KubeClientOptions {
   userAgent?: string;
   /** Per-request timeout for non-watch calls. */
   requestTimeoutMs?: number;
+  /**
+   * Ask the apiserver to gzip large answers (default false). It gzips any GET/LIST answer over 128 KiB,
+   * in the request's own goroutine, with a fresh compressor per answer: measured on this project's control
+   * plane, 100 LISTs of one node's 500 pods cost the apiserver 0.48-0.89 s of CPU with gzip against
+   * 0.25-0.30 s without, and the compressors' garbage set off a GC cycle in every batch of 100. Every NMI
+   * lists its node's pods, so without gzip a restart wave costs the apiserver about half the CPU. Upstream
+   * reached the same trade for clients near the apiserver (kubernetes/kubernetes#112296, which added
+   * kubeconfig's disable-compression); a client behind a slow link can turn it back on here.
+   */
+  compression?: boolean;
 }
 
 function queryString(q: RequestOptions["query"]): string {
@@ -220,11 +230,13 @@ export class KubeClient {
   readonly conn: KubeConnection;
   readonly userAgent: string;
   readonly requestTimeoutMs: number;
+  readonly compression: boolean;
 
   constructor(conn: KubeConnection, opts: KubeClientOptions = {}) {
     this.conn = conn;
     this.userAgent = opts.userAgent ?? "aad-pod-identity";
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.compression = opts.compression ?? false;
   }
 
   /**
@@ -246,12 +258,30 @@ export class KubeClient {
 
   async #send(method: string, path: string, opts: RequestOptions): Promise<Response> {
     const headers = new Headers({ "User-Agent": this.userAgent, Accept: opts.accept ?? "application/json" });
+    // fetch asks for gzip (and decompresses) unless told otherwise.
+    if (!this.compression) headers.set("Accept-Encoding", "identity");
     const auth = await this.conn.authHeader();
     if (auth) headers.set("Authorization", auth);
     let body: string | undefined;
     if (opts.body !== undefined) {
       headers.set("Content-Type", opts.contentType ?? "application/json");
       body = JSON.stringify(opts.body);
+    }
+    const http2 = this.conn.http2;
+    if (http2) {
+      const h2Headers = new Headers(headers);
+      if (this.compression) h2Headers.set("Accept-Encoding", "gzip");
+      const url = `${path}${queryString(opts.query)}`;
+      const bytes = body === undefined ? undefined : new TextEncoder().encode(body);
+      let res: Response | undefined;
+      try {
+        res = await http2.request(this.conn.server, method, url, h2Headers, bytes, opts.signal);
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        throw transportError(e, this.conn.server);
+      }
+      if (res) return res;
+      // Not over this client's HTTP/2 (plain http, a proxy, no h2 in ALPN): fetch.
     }
     const gate = firstAnswer.get(this.conn);
     let first: (() => void) | undefined;

@@ -130,10 +130,14 @@ Deno.test("rest: force goes only with apply patches; other patch types ignore it
 
 Deno.test("rest: the request timeout is a KubeApiError of kind timeout; a caller's abort is not", async () => {
   const cluster = await sharedCluster();
-  const proxy = new TcpRelay(cluster.server, { delayMs: 1_500 });
+  const proxy = new TcpRelay(cluster.server);
   const conn = await loadKubeConnection({ kubeconfigPath: cluster.kubeconfigPath });
   const slow = new KubeClient({ ...conn, server: proxy.url }, { requestTimeoutMs: 400 });
   try {
+    // Connected first, then every answer is held 1.5 s: the requests below wait for answers, not for a
+    // TLS handshake through the delay (which the next request would share).
+    await slow.request("GET", "/version");
+    proxy.delayMs = 1_500;
     const started = performance.now();
     const timedOut = await apiError(slow.get(Resources.namespaces, "default"));
     assert.ok(timedOut.isTimeout && timedOut.kind === "timeout", `${timedOut.kind}: ${timedOut.message}`);
@@ -150,6 +154,9 @@ Deno.test("rest: the request timeout is a KubeApiError of kind timeout; a caller
 
     // Without a delay the same client answers, and other failures keep their own kinds.
     proxy.delayMs = 0;
+    // The answers to the two requests above are still held in the relay, ahead of any new one on the same
+    // connection (one TCP stream keeps its order): let them drain.
+    await new Promise((r) => setTimeout(r, 1_600));
     const missing = await apiError(slow.get(Resources.namespaces, "no-such-namespace"));
     assert.equal(missing.kind, "status");
     assert.ok(!missing.isTimeout);
