@@ -261,8 +261,8 @@ export class Http2Connection {
   /** Sends a request body within the connection's and the stream's send windows. */
   async #sendBody(s: Stream, body: Uint8Array): Promise<void> {
     for (let off = 0; off < body.length;) {
-      // The server answered early (and may have reset the stream), or the stream failed: stop sending.
-      if (!this.#streams.has(s.id) || s.answered) return;
+      // The stream ended (a complete early answer, a reset, a failure): the rest is not wanted.
+      if (!this.#streams.has(s.id)) return;
       const n = Math.min(body.length - off, this.#sendWindow, s.sendWindow, MAX_FRAME_SIZE);
       if (n <= 0) {
         await new Promise<void>((resolve) => this.#windowWaiters.push(resolve));
