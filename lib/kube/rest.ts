@@ -269,7 +269,8 @@ export class KubeClient {
     }
     const http2 = this.conn.http2;
     if (http2) {
-      const h2Headers = new Headers(headers);
+      // This client decompresses only what it asked for; fetch's default ask would be gzip and br.
+      const h2Headers = this.compression ? new Headers(headers) : headers;
       if (this.compression) h2Headers.set("Accept-Encoding", "gzip");
       const url = `${path}${queryString(opts.query)}`;
       const bytes = body === undefined ? undefined : new TextEncoder().encode(body);

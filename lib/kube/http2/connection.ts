@@ -206,14 +206,6 @@ export class Http2Connection {
       this.#nextId < 2 ** 31 - 1;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  get activeStreams(): number {
-    return this.#streams.size;
-  }
-
   /**
    * One request: resolves with the answer's status and headers once they arrive; the body then streams.
    * A request body goes out in DATA frames as the server's flow-control windows allow. Aborting `signal`

@@ -36,6 +36,15 @@ Deno.test("http2: 1 MiB writes and a 6 MiB LIST pass the flow-control windows, o
       accept: PROTOBUF_ACCEPT,
     });
     assert.ok((await res.arrayBuffer()).byteLength > 6 << 20);
+    // Asked for gzip (the apiserver compresses answers over 128 KiB), the client inflates it itself.
+    const gzipped = await new KubeClient(conn, { compression: true }).list<ConfigMap>(Resources.configMaps, {
+      namespace,
+    });
+    assert.deepEqual(
+      gzipped.items.map((cm) => cm.data?.v?.length),
+      list.items.map((cm) => cm.data?.v?.length),
+    );
+    assert.equal(gzipped.items.find((cm) => cm.metadata.name === "big-3")?.data?.v, big(3));
     assert.equal(conn.http2.connections, 1);
   } finally {
     conn.close();
