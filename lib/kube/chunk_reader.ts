@@ -79,4 +79,24 @@ export class ByteQueue {
     this.buf.set(chunk, this.len);
     this.len += chunk.length;
   }
+
+  /**
+   * The queue holds the start of a length-prefixed frame: completes it from the front of `chunk`, copying
+   * only the bytes it lacks, so the rest of the chunk can be read in place. `bodyLength` reads the length
+   * from a whole header at `off`. Returns how much of `chunk` was taken and whether the frame, now at
+   * buf[off, len), is whole.
+   */
+  completeFrame(
+    chunk: Uint8Array,
+    headerLength: number,
+    bodyLength: (buf: Uint8Array, off: number) => number,
+  ): { taken: number; whole: boolean } {
+    const header = Math.min(Math.max(0, headerLength - this.avail), chunk.length);
+    if (header > 0) this.append(chunk.subarray(0, header));
+    if (this.avail < headerLength) return { taken: header, whole: false };
+    const missing = headerLength + bodyLength(this.buf, this.off) - this.avail;
+    const more = Math.min(missing, chunk.length - header);
+    this.append(chunk.subarray(header, header + more));
+    return { taken: header + more, whole: more === missing };
+  }
 }

@@ -97,18 +97,11 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
       let off = 0;
       const end = value.length;
       if (q.avail > 0) {
-        const header = Math.min(Math.max(0, 4 - q.avail), end);
-        if (header > 0) q.append(value.subarray(0, header));
-        off = header;
-        if (q.avail >= 4) {
-          const len = frameLength(q.buf, q.off);
-          const take = Math.min(4 + len - q.avail, end - off);
-          q.append(value.subarray(off, off + take));
-          off += take;
-          if (q.avail === 4 + len) {
-            batch.push(parse(q.buf, q.off, len));
-            q.off = q.len;
-          }
+        const { taken, whole } = q.completeFrame(value, 4, frameLength);
+        off = taken;
+        if (whole) {
+          batch.push(parse(q.buf, q.off, q.avail - 4));
+          q.off = q.len;
         }
       }
       while (end - off >= 4) {

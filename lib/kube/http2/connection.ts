@@ -16,6 +16,7 @@
 
 import { isIP } from "node:net";
 import tls from "node:tls";
+import { ByteQueue } from "../chunk_reader.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 import {
   ErrorCode,
@@ -120,8 +121,8 @@ export class Http2Connection {
   #pendingHeaders: { id: number; parts: Uint8Array[]; size: number; endStream: boolean } | undefined;
   /** Frames written in this tick, sent together in one socket write. */
   #outbox: Uint8Array[] = [];
-  /** Bytes of a frame cut across socket reads (and what follows it). */
-  #inbox: Uint8Array = new Uint8Array(0);
+  /** The start of a frame cut across socket reads. */
+  readonly #inbox = new ByteQueue(MAX_FRAME_SIZE + FRAME_HEADER_LENGTH);
   #connUnacked = 0;
   #connWindow = CONNECTION_WINDOW;
   /** What this client may still send on the connection, and a new stream's send window (the server's). */
@@ -428,21 +429,13 @@ export class Http2Connection {
     let off = 0;
     try {
       // A frame split across reads: complete it with only the bytes it lacks, then read the rest in place.
-      if (this.#inbox.length) {
-        const header = Math.max(0, FRAME_HEADER_LENGTH - this.#inbox.length);
-        let whole = this.#inbox.length >= FRAME_HEADER_LENGTH || buf.length >= header;
-        let need = header;
-        if (whole) {
-          const head = header ? append(this.#inbox, buf.subarray(0, header)) : this.#inbox;
-          need = header + frameLength(head) + FRAME_HEADER_LENGTH - head.length;
-          whole = buf.length >= need;
-        }
-        this.#inbox = append(this.#inbox, buf.subarray(0, Math.min(need, buf.length)));
+      const inbox = this.#inbox;
+      if (inbox.avail > 0) {
+        const { taken, whole } = inbox.completeFrame(buf, FRAME_HEADER_LENGTH, frameLength);
         if (!whole) return;
-        off = need;
-        const frameBytes = this.#inbox;
-        this.#inbox = new Uint8Array(0);
-        this.#parse(frameBytes, 0, arrived);
+        off = taken;
+        this.#parse(inbox.buf.subarray(inbox.off, inbox.len), 0, arrived);
+        inbox.off = inbox.len;
       }
       off = this.#parse(buf, off, arrived);
     } catch (e) {
@@ -458,7 +451,8 @@ export class Http2Connection {
       if (s.ended) this.#finish(s); // END_STREAM came in this read, after this data
       else this.#poke(s);
     }
-    if (off < buf.length) this.#inbox = buf.slice(off);
+    // After the copies above: the frame completed in the inbox is read, and its views no longer needed.
+    if (off < buf.length) this.#inbox.append(buf.subarray(off));
   }
 
   /** Handles the whole frames in buf from `off`; returns where the first incomplete one starts. */
@@ -654,17 +648,10 @@ function protocolError(message: string, code: number = ErrorCode.PROTOCOL_ERROR)
 }
 
 /** The payload length in the frame header at `off`; a frame over the size this client allows is refused. */
-function frameLength(buf: Uint8Array, off = 0): number {
+function frameLength(buf: Uint8Array, off: number): number {
   const length = (buf[off] << 16) | (buf[off + 1] << 8) | buf[off + 2];
   if (length > MAX_FRAME_SIZE) throw protocolError(`a ${length}-byte frame`, ErrorCode.FRAME_SIZE_ERROR);
   return length;
-}
-
-function append(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function unpad(payload: Uint8Array, flags: number): Uint8Array {

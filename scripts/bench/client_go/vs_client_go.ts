@@ -171,7 +171,7 @@ async function runOnce(side: Side, mode: string, args: string[]): Promise<Result
   return JSON.parse(text.split("\n").at(-1)!);
 }
 
-/** The apiserver's own CPU seconds and completed GC cycles, from its /metrics. */
+/** The apiserver's own CPU seconds (all, and its GC's), GC cycles and heap allocated, from its /metrics. */
 interface ServerUsage {
   cpuS: number;
   gcCpuS: number;

@@ -68,6 +68,31 @@ Deno.test("http2: answers decode through HPACK's dynamic table across streams, f
   }
 });
 
+Deno.test("http2: frames cut at every byte across socket reads are read whole", async () => {
+  const server = await h2Server(async (peer) => {
+    const req = await peer.request();
+    const bytes = [
+      headersFrame(req!.stream, [[":status", "200"], ["x-cut", "yes"]]),
+      dataFrame(req!.stream, "split ", false, 3),
+      dataFrame(req!.stream, "x".repeat(20_000).slice(0, 16_000)),
+      dataFrame(req!.stream, " end", true),
+    ];
+    // One byte per write: each its own TLS record, so the client's reads end inside every frame header
+    // and payload.
+    for (const f of bytes) for (let i = 0; i < f.length; i++) await peer.send(f.subarray(i, i + 1));
+    await peer.next();
+  });
+  const t = transport(server.ca);
+  try {
+    const res = (await t.request(server.url, "GET", "/", new Headers()))!;
+    assert.equal(res.headers.get("x-cut"), "yes");
+    assert.equal(await res.text(), `split ${"x".repeat(16_000)} end`);
+  } finally {
+    t.close();
+    await server.close();
+  }
+});
+
 Deno.test("http2: requests carry method, path, authority and headers; GET has no body", async () => {
   let seen: [string, string][] = [];
   const server = await h2Server(async (peer) => {
