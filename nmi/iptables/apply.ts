@@ -5,12 +5,13 @@
 
 import {
   type Drift,
+  expectedChains,
   findDrift,
-  type NatTable,
-  parseNatTable,
+  parseTable,
   type RedirectSpec,
   removalInput,
   restoreInput,
+  type SavedTables,
 } from "./rules.ts";
 
 export class HostNetworkError extends Error {
@@ -64,10 +65,15 @@ function failure(what: string, r: CommandResult): HostNetworkError {
 export class HostNetwork {
   constructor(readonly run: RunCommand = runCommand) {}
 
-  async natTable(): Promise<NatTable> {
-    const r = await this.run("iptables-save", ["-t", "nat"]);
-    if (r.code !== 0) throw failure("iptables-save -t nat", r);
-    return parseNatTable(r.stdout);
+  /** The tables holding `spec`'s chains, one `iptables-save -t` each (a node's other tables can be large). */
+  async tables(spec: RedirectSpec): Promise<SavedTables> {
+    const tables: SavedTables = new Map();
+    for (const name of new Set(expectedChains(spec).map((c) => c.table))) {
+      const r = await this.run("iptables-save", ["-t", name]);
+      if (r.code !== 0) throw failure(`iptables-save -t ${name}`, r);
+      tables.set(name, parseTable(r.stdout, name));
+    }
+    return tables;
   }
 
   async restore(input: string): Promise<void> {
@@ -75,20 +81,20 @@ export class HostNetwork {
     if (r.code !== 0) throw failure("iptables-restore --noflush", r);
   }
 
-  /** Brings the table to the expected state; returns what was wrong before (empty: nothing changed). */
+  /** Brings the tables to the expected state; returns what was wrong before (empty: nothing changed). */
   async ensureRedirect(spec: RedirectSpec): Promise<Drift[]> {
-    const table = await this.natTable();
-    const drift = findDrift(table, spec);
+    const tables = await this.tables(spec);
+    const drift = findDrift(tables, spec);
     if (drift.length === 0) return drift;
-    await this.restore(restoreInput(table, spec));
-    const after = findDrift(await this.natTable(), spec);
+    await this.restore(restoreInput(tables, spec));
+    const after = findDrift(await this.tables(spec), spec);
     if (after.length) throw new HostNetworkError(`rules still differ after repair: ${JSON.stringify(after)}`);
     return drift;
   }
 
-  /** The original's cleanup on exit (only when fail-closed is off). */
-  async removeRedirect(chain?: string): Promise<boolean> {
-    const input = removalInput(await this.natTable(), chain);
+  /** The original's cleanup on exit (only when fail-closed is off); the localnet guard stays. */
+  async removeRedirect(spec: RedirectSpec): Promise<boolean> {
+    const input = removalInput(await this.tables(spec), spec);
     if (!input) return false;
     await this.restore(input);
     return true;

@@ -1,15 +1,21 @@
-// The redirection NMI keeps on its node, as pure data: the exact rules it expects in the `nat` table, how to
-// read what `iptables-save` shows, what differs, and the one `iptables-restore --noflush` transaction that
-// puts it right. Applying it (iptables, locks, sysctls, conntrack) lives in apply.ts.
+// The rules NMI keeps on its node, as pure data: the exact chains it expects, how to read what
+// `iptables-save` shows, what differs, and the `iptables-restore --noflush` input that puts it right.
+// Applying it (iptables, locks, sysctls, conntrack) lives in apply.ts.
 //
-// Expected state, the original's chain with its known gaps closed (upstream.md section 4):
-//   -A PREROUTING -j aad-metadata                       first in PREROUTING, exactly once
-//   -A aad-metadata ! -s 127.0.0.1/32 -d <ip>/32 -p tcp -m tcp --dport <port> -j DNAT --to-destination <nmi>
-//   -A aad-metadata -j RETURN
-// and nothing else in the chain (the original missed extra rules after the expected ones, and never
+// Expected state: the original's redirect with its known gaps closed (docs/upstream.md, "## iptables
+// rules"), and, when the redirect targets loopback, the guard kubelet and kube-proxy add with
+// route_localnet (CVE-2020-8558, docs/platform.md "## route_localnet and CVE-2020-8558"):
+//   nat:    -A PREROUTING -j aad-metadata                   first in PREROUTING, exactly once
+//           -A aad-metadata ! -s 127.0.0.1/32 -d <ip>/32 -p tcp -m tcp --dport <port> -j DNAT --to-destination <nmi>
+//           -A aad-metadata -j RETURN
+//   filter: -A INPUT -j aad-metadata-localnet               first in INPUT, exactly once
+//           -A aad-metadata-localnet ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+// and nothing else in either chain (the original missed extra rules after the expected ones, and never
 // re-checked the jump's position).
 
 export const CHAIN = "aad-metadata";
+/** NMI's own filter chain holding the CVE-2020-8558 guard. */
+export const GUARD_CHAIN = "aad-metadata-localnet";
 
 export interface RedirectSpec {
   /** IMDS address pods talk to (169.254.169.254). */
@@ -19,9 +25,18 @@ export interface RedirectSpec {
   targetIp: string;
   targetPort: number;
   chain?: string;
+  guardChain?: string;
 }
 
-/** The chain's rules exactly as `iptables-save` prints them. */
+/** One chain NMI owns: its table, the built-in chain that jumps to it first, and its exact rules. */
+export interface HookedChain {
+  table: "nat" | "filter";
+  hook: "PREROUTING" | "INPUT";
+  chain: string;
+  rules: string[];
+}
+
+/** The redirect chain's rules exactly as `iptables-save` prints them. */
 export function expectedChainRules(spec: RedirectSpec): string[] {
   const chain = spec.chain ?? CHAIN;
   return [
@@ -30,30 +45,58 @@ export function expectedChainRules(spec: RedirectSpec): string[] {
   ];
 }
 
-export function jumpRule(chain = CHAIN): string {
-  return `-A PREROUTING -j ${chain}`;
+/** The guard's rule as `iptables-save` prints it (the same text for the legacy and nft backends). */
+export function guardRules(chain = GUARD_CHAIN): string[] {
+  return [
+    `-A ${chain} ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+  ];
 }
 
-export interface NatTable {
+/** DNAT to a loopback address is what needs route_localnet, and so the guard that goes with it. */
+export function needsLocalnetGuard(spec: RedirectSpec): boolean {
+  return spec.targetIp.startsWith("127.");
+}
+
+/** Every chain NMI keeps for `spec`, in the order they are checked and repaired. */
+export function expectedChains(spec: RedirectSpec): HookedChain[] {
+  const chains: HookedChain[] = [{
+    table: "nat",
+    hook: "PREROUTING",
+    chain: spec.chain ?? CHAIN,
+    rules: expectedChainRules(spec),
+  }];
+  if (needsLocalnetGuard(spec)) {
+    const chain = spec.guardChain ?? GUARD_CHAIN;
+    chains.push({ table: "filter", hook: "INPUT", chain, rules: guardRules(chain) });
+  }
+  return chains;
+}
+
+export function jumpRule(chain = CHAIN, hook = "PREROUTING"): string {
+  return `-A ${hook} -j ${chain}`;
+}
+
+/** One table of `iptables-save` output. */
+export interface SavedTable {
   /** Chain names declared in the table. */
   chains: Set<string>;
   /** Rules per chain, in order, as `-A <chain> ...` lines. */
   rules: Map<string, string[]>;
 }
 
-/** Reads the `*nat` section of `iptables-save` output (other tables and comments are ignored). */
-export function parseNatTable(save: string): NatTable {
-  const table: NatTable = { chains: new Set(), rules: new Map() };
-  let inNat = false;
+/** Reads the `*<name>` section of `iptables-save` output (other tables and comments are ignored). */
+export function parseTable(save: string, name = "nat"): SavedTable {
+  const table: SavedTable = { chains: new Set(), rules: new Map() };
+  let inside = false;
   for (const raw of save.split("\n")) {
     const line = raw.trim();
     if (line.startsWith("*")) {
-      inNat = line === "*nat";
+      inside = line === `*${name}`;
       continue;
     }
-    if (!inNat || line === "" || line.startsWith("#")) continue;
+    if (!inside || line === "" || line.startsWith("#")) continue;
     if (line === "COMMIT") {
-      inNat = false;
+      inside = false;
       continue;
     }
     if (line.startsWith(":")) {
@@ -70,27 +113,32 @@ export function parseNatTable(save: string): NatTable {
   return table;
 }
 
-export type Drift =
+/** The tables NMI's chains live in, by name ("nat", "filter"). */
+export type SavedTables = Map<string, SavedTable>;
+
+const EMPTY: SavedTable = { chains: new Set(), rules: new Map() };
+
+type DriftKind =
   | { kind: "chain-missing" }
   | { kind: "chain-rules"; expected: string[]; actual: string[] }
   | { kind: "jump-missing" }
   | { kind: "jump-position"; index: number }
   | { kind: "jump-duplicated"; count: number };
 
-/** Every way the table differs from what NMI needs; empty when it is exactly right. */
-export function findDrift(table: NatTable, spec: RedirectSpec): Drift[] {
-  const chain = spec.chain ?? CHAIN;
-  const drift: Drift[] = [];
-  if (!table.chains.has(chain)) drift.push({ kind: "chain-missing" });
+/** One way a chain NMI owns differs from what it needs. */
+export type Drift = DriftKind & { table: string; chain: string; hook: string };
+
+function chainDrift(table: SavedTable, c: HookedChain): DriftKind[] {
+  const drift: DriftKind[] = [];
+  if (!table.chains.has(c.chain)) drift.push({ kind: "chain-missing" });
   else {
-    const expected = expectedChainRules(spec);
-    const actual = table.rules.get(chain) ?? [];
-    if (expected.length !== actual.length || expected.some((r, i) => r !== actual[i])) {
-      drift.push({ kind: "chain-rules", expected, actual });
+    const actual = table.rules.get(c.chain) ?? [];
+    if (c.rules.length !== actual.length || c.rules.some((r, i) => r !== actual[i])) {
+      drift.push({ kind: "chain-rules", expected: c.rules, actual });
     }
   }
-  const prerouting = table.rules.get("PREROUTING") ?? [];
-  const jumps = prerouting.flatMap((r, i) => (r === jumpRule(chain) ? [i] : []));
+  const hooked = table.rules.get(c.hook) ?? [];
+  const jumps = hooked.flatMap((r, i) => (r === jumpRule(c.chain, c.hook) ? [i] : []));
   if (jumps.length === 0) drift.push({ kind: "jump-missing" });
   else {
     if (jumps[0] !== 0) drift.push({ kind: "jump-position", index: jumps[0] });
@@ -99,48 +147,71 @@ export function findDrift(table: NatTable, spec: RedirectSpec): Drift[] {
   return drift;
 }
 
+/** Every way the tables differ from what NMI needs; empty when they are exactly right. */
+export function findDrift(tables: SavedTables, spec: RedirectSpec): Drift[] {
+  return expectedChains(spec).flatMap((c) =>
+    chainDrift(tables.get(c.table) ?? EMPTY, c).map((d) => ({
+      ...d,
+      table: c.table,
+      chain: c.chain,
+      hook: c.hook,
+    }))
+  );
+}
+
 export function describeDrift(d: Drift): string {
+  const where = `${d.table} chain ${d.chain}`;
   switch (d.kind) {
     case "chain-missing":
-      return "chain missing";
+      return `${where} missing`;
     case "chain-rules":
-      return `chain rules differ (found ${d.actual.length}: ${JSON.stringify(d.actual)})`;
+      return `${where} rules differ (found ${d.actual.length}: ${JSON.stringify(d.actual)})`;
     case "jump-missing":
-      return "jump from PREROUTING missing";
+      return `jump from ${d.hook} to ${d.chain} missing`;
     case "jump-position":
-      return `jump from PREROUTING at position ${d.index + 1}, not 1`;
+      return `jump from ${d.hook} to ${d.chain} at position ${d.index + 1}, not 1`;
     case "jump-duplicated":
-      return `jump from PREROUTING present ${d.count} times`;
+      return `jump from ${d.hook} to ${d.chain} present ${d.count} times`;
   }
 }
 
 /**
- * One `iptables-restore --noflush` transaction that leaves exactly the expected state whatever `table`
- * held: declaring the chain flushes (or creates) it, every existing jump is deleted and one is inserted
- * first. Either all of it applies or none.
+ * The `iptables-restore --noflush` input that leaves exactly the expected state whatever `tables` held:
+ * per table, declaring a chain flushes (or creates) it, every existing jump to it is deleted and one is
+ * inserted first. Each table's part is one transaction (all of it applies or none).
  */
-export function restoreInput(table: NatTable, spec: RedirectSpec): string {
-  const chain = spec.chain ?? CHAIN;
-  const existingJumps = (table.rules.get("PREROUTING") ?? []).filter((r) => r === jumpRule(chain)).length;
-  return [
-    "*nat",
-    `:${chain} - [0:0]`,
-    ...expectedChainRules(spec),
-    ...Array.from({ length: existingJumps }, () => `-D PREROUTING -j ${chain}`),
-    `-I PREROUTING 1 -j ${chain}`,
-    "COMMIT",
-    "",
-  ].join("\n");
+export function restoreInput(tables: SavedTables, spec: RedirectSpec): string {
+  const lines: string[] = [];
+  for (const name of new Set(expectedChains(spec).map((c) => c.table))) {
+    const table = tables.get(name) ?? EMPTY;
+    lines.push(`*${name}`);
+    for (const c of expectedChains(spec).filter((c) => c.table === name)) {
+      const existing = (table.rules.get(c.hook) ?? []).filter((r) => r === jumpRule(c.chain, c.hook)).length;
+      lines.push(
+        `:${c.chain} - [0:0]`,
+        ...c.rules,
+        ...Array.from({ length: existing }, () => `-D ${c.hook} -j ${c.chain}`),
+        `-I ${c.hook} 1 -j ${c.chain}`,
+      );
+    }
+    lines.push("COMMIT");
+  }
+  return [...lines, ""].join("\n");
 }
 
-/** The original's cleanup, used only when fail-closed is turned off: jump, rules and chain removed. */
-export function removalInput(table: NatTable, chain = CHAIN): string | undefined {
-  const jumps = (table.rules.get("PREROUTING") ?? []).filter((r) => r === jumpRule(chain)).length;
-  if (!table.chains.has(chain) && jumps === 0) return undefined;
+/**
+ * The original's cleanup, used only when fail-closed is turned off: the redirect's jump, rules and chain
+ * removed. The guard stays: route_localnet stays on too, and the guard is what makes that safe.
+ */
+export function removalInput(tables: SavedTables, spec: RedirectSpec): string | undefined {
+  const [redirect] = expectedChains(spec);
+  const table = tables.get(redirect.table) ?? EMPTY;
+  const jumps = (table.rules.get(redirect.hook) ?? []).filter((r) => r === jumpRule(redirect.chain)).length;
+  if (!table.chains.has(redirect.chain) && jumps === 0) return undefined;
   return [
-    "*nat",
-    ...Array.from({ length: jumps }, () => `-D PREROUTING -j ${chain}`),
-    ...(table.chains.has(chain) ? [`-F ${chain}`, `-X ${chain}`] : []),
+    `*${redirect.table}`,
+    ...Array.from({ length: jumps }, () => `-D ${redirect.hook} -j ${redirect.chain}`),
+    ...(table.chains.has(redirect.chain) ? [`-F ${redirect.chain}`, `-X ${redirect.chain}`] : []),
     "COMMIT",
     "",
   ].join("\n");

@@ -1,11 +1,11 @@
-// Keeps the redirection in place for NMI's whole life: the first sync before NMI reports ready (route_localnet,
-// rules, then a conntrack flush so connections opened before the rules cannot bypass them), then a re-check
-// every interval that repairs any drift. Fail closed: stopping leaves the rules, so while NMI restarts pods
+// Keeps the redirection in place for NMI's whole life: the first sync before NMI reports ready (the rules and
+// the localnet guard, then route_localnet, then a conntrack flush so connections opened before the rules
+// cannot bypass them), then a re-check every interval that repairs any drift of either chain. Fail closed: stopping leaves the rules, so while NMI restarts pods
 // get "connection refused" (and retry) instead of reaching IMDS and every identity on the node.
 
 import type { Logger } from "../../lib/log.ts";
 import { HostNetwork } from "./apply.ts";
-import { describeDrift, type RedirectSpec } from "./rules.ts";
+import { describeDrift, needsLocalnetGuard, type RedirectSpec } from "./rules.ts";
 
 export interface RedirectSyncOptions {
   spec: RedirectSpec;
@@ -47,10 +47,11 @@ export class RedirectSync {
   /** The first sync; throws (a clear HostNetworkError) when the host cannot be set up at all. */
   async setUp(): Promise<void> {
     const { spec, log } = this.#o;
-    if (spec.targetIp.startsWith("127.") && await this.host.ensureRouteLocalnet()) {
-      log.info("enabled net.ipv4.conf.all.route_localnet for DNAT to loopback");
-    }
+    // The guard against CVE-2020-8558 goes in with the same sync, before any pod can use the new route.
     await this.#sync();
+    if (needsLocalnetGuard(spec) && await this.host.ensureRouteLocalnet()) {
+      log.info("enabled net.ipv4.conf.all.route_localnet for DNAT to loopback (guarded)");
+    }
     if (this.#o.flushConntrack ?? true) {
       const n = await this.host.flushConntrack(spec.metadataIp, spec.metadataPort);
       log.info(
@@ -101,6 +102,6 @@ export class RedirectSync {
       this.#o.log.info("iptables: leaving the redirection in place (fail closed)");
       return;
     }
-    if (await this.host.removeRedirect(this.#o.spec.chain)) this.#o.log.info("iptables: redirection removed");
+    if (await this.host.removeRedirect(this.#o.spec)) this.#o.log.info("iptables: redirection removed");
   }
 }

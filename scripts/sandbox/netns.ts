@@ -142,6 +142,11 @@ export class Lab {
     );
   }
 
+  /** The root-namespace relay port (on hostIp) behind a mirrored loopback port, if it is mirrored. */
+  relayOf(port: number): number | undefined {
+    return this.#relays[String(port)];
+  }
+
   /** Waits until something accepts TCP connections at ip:port inside `ns`. */
   waitForPort(ns: string | undefined, ip: string, port: number, timeoutMs = 15_000): Promise<void> {
     return waitPort(ns, ip, port, timeoutMs);

@@ -5,7 +5,10 @@
 //
 // The node namespace plays a hostNetwork node: NMI and the node's IMDS run there. Loopback ports of the root
 // namespace are mirrored into a namespace at the same addresses by TCP forwarders (tcp_forward.ts), so TLS
-// names and kubeconfigs need no change. Everything is named from `id` and the plan's prefixes, and reported
+// names and kubeconfigs need no change. As on an Azure node, where IMDS answers only at 169.254.169.254,
+// a pod reaches the emulator's IMDS only through that address on the node (and so through NMI's rules):
+// the node forwards pod traffic to the root namespace only for the relays mirrored into a pod (ARM, Azure
+// AD), never for the node's own (IMDS, apiserver). Everything is named from `id` and the plan's prefixes, and reported
 // to the caller's recorder as it is made, so a failure half-way can still be undone; deleting a namespace
 // removes its links and its iptables rules with it.
 
@@ -83,6 +86,9 @@ export async function createNode(
       ["sysctl", "-qw", "net.ipv4.ip_forward=1"],
       // A real node tracks connections from boot (kube-proxy / CNI rules); give this one such a rule.
       ["iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+      // Pods reach the root namespace only at the relays mirrored into them (allowPodRelay), not the IMDS
+      // relay behind the node's 169.254.169.254 nor anything else listening there.
+      ["iptables", "-A", "FORWARD", "-s", `${plan.podNet}.0.0/16`, "-d", node.hostIp, "-j", "REJECT"],
       // Pod egress to the root namespace (mirrored services) leaves with the node's address.
       [
         "iptables",
@@ -197,6 +203,7 @@ export async function mirror(
     ]);
     await waitPort(undefined, node.hostIp, relay);
   }
+  if (opts.ns !== node.ns) await allowPodRelay(node, relay);
   rec.spawn(`forward ${opts.ns} ${as.ip}:${as.port}`, [
     "ip",
     "netns",
@@ -210,4 +217,27 @@ export async function mirror(
     `${node.hostIp}:${relay}`,
   ]);
   await waitPort(opts.ns, as.ip, as.port);
+}
+
+/** Lets pods through the node to one relay in the root namespace (once per relay, ahead of the REJECT). */
+async function allowPodRelay(node: NodeNet, relay: number): Promise<void> {
+  const rule = [
+    "FORWARD",
+    "-s",
+    `${node.plan.podNet}.0.0/16`,
+    "-d",
+    node.hostIp,
+    "-p",
+    "tcp",
+    "--dport",
+    String(relay),
+  ];
+  const present = await new Deno.Command("ip", {
+    args: ["netns", "exec", node.ns, "iptables", "-C", ...rule, "-j", "ACCEPT"],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!present.success) {
+    await inNs(node.ns, ["iptables", "-I", ...rule.slice(0, 1), "1", ...rule.slice(1), "-j", "ACCEPT"]);
+  }
 }

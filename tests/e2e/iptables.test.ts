@@ -140,12 +140,12 @@ Deno.test({
       try {
         for (const [i, argv] of tamperings.entries()) {
           await lab.nodeExec(argv);
-          assert.notDeepEqual(findDrift(await host.natTable(), spec), [], `tampering ${i} changed nothing`);
+          assert.notDeepEqual(findDrift(await host.tables(spec), spec), [], `tampering ${i} changed nothing`);
           const deadline = Date.now() + 3_000;
-          while (findDrift(await host.natTable(), spec).length && Date.now() < deadline) {
+          while (findDrift(await host.tables(spec), spec).length && Date.now() < deadline) {
             await new Promise((r) => setTimeout(r, 50));
           }
-          assert.deepEqual(findDrift(await host.natTable(), spec), [], `not repaired: ${argv.join(" ")}`);
+          assert.deepEqual(findDrift(await host.tables(spec), spec), [], `not repaired: ${argv.join(" ")}`);
           assert.equal(await fromPod(pod.ns), "nmi");
         }
         assert.equal(sync.repairs, tamperings.length);
@@ -239,7 +239,7 @@ Deno.test({
   ignore: !!skip,
   async fn() {
     const missing = new HostNetwork((cmd, args, stdin) => runCommand(`/nonexistent/${cmd}`, args, stdin));
-    await assert.rejects(missing.natTable(), /iptables-save not found on PATH: install it/);
+    await assert.rejects(missing.tables(spec), /iptables-save not found on PATH: install it/);
     const unprivileged = new HostNetwork((cmd, args, stdin) =>
       runCommand("setpriv", [
         "--reuid=65534",
