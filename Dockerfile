@@ -25,11 +25,17 @@ USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/mic"]
 
 # NMI: the host tools it drives. It runs as root in the DaemonSet with only NET_ADMIN and NET_RAW.
-# Debian's iptables uses the nf_tables backend; on nodes whose kube-proxy uses the legacy backend, point
-# the alternatives at iptables-legacy (update-alternatives --set iptables /usr/sbin/iptables-legacy).
+# iptables, iptables-save and iptables-restore are the wrapper nmi/iptables/iptables-wrapper.sh: each call
+# runs in the backend (legacy or nft) that holds the node's kube-proxy/kubelet rules, chosen at run time as
+# kube-proxy's image does; IPTABLES_MODE=legacy|nft in the DaemonSet's env overrides it.
 FROM debian:12-slim AS nmi
 RUN apt-get update \
   && apt-get install -y --no-install-recommends iptables conntrack procps ca-certificates \
   && rm -rf /var/lib/apt/lists/*
+COPY --chmod=0755 nmi/iptables/iptables-wrapper.sh /usr/sbin/iptables-wrapper
+RUN update-alternatives --install /usr/sbin/iptables iptables /usr/sbin/iptables-wrapper 100 \
+    --slave /usr/sbin/iptables-restore iptables-restore /usr/sbin/iptables-wrapper \
+    --slave /usr/sbin/iptables-save iptables-save /usr/sbin/iptables-wrapper \
+  && test "$(readlink -f /usr/sbin/iptables-save)" = /usr/sbin/iptables-wrapper
 COPY --from=build /out/nmi /usr/local/bin/nmi
 ENTRYPOINT ["/usr/local/bin/nmi"]

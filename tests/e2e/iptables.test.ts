@@ -234,6 +234,86 @@ for _ in sys.stdin:
     }, { serve: serveLines }),
 });
 
+const WRAPPER = new URL("../../nmi/iptables/iptables-wrapper.sh", import.meta.url).pathname;
+
+/** NMI's host commands through the image's wrapper: iptables, iptables-save, iptables-restore linked to it. */
+async function throughWrapper(lab: Lab, bin: string): Promise<HostNetwork> {
+  for (const name of ["iptables", "iptables-save", "iptables-restore"]) {
+    await Deno.symlink(WRAPPER, `${bin}/${name}`);
+  }
+  const path = `PATH=${bin}:${Deno.env.get("PATH")}`;
+  return new HostNetwork((cmd, args, stdin) =>
+    runCommand("ip", ["netns", "exec", lab.nodeNs, "env", path, cmd, ...args], stdin)
+  );
+}
+
+/** The node's own rules before NMI starts, as kubelet and kube-proxy leave them, and where NMI must follow. */
+const backendCases: { name: string; node: string[][]; expect: "legacy" | "nft" }[] = [
+  {
+    name: "kubelet's hint chain in legacy",
+    node: [["iptables-legacy", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"]],
+    expect: "legacy",
+  },
+  {
+    name: "kubelet's hint chain in nft",
+    node: [["iptables-nft", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"]],
+    expect: "nft",
+  },
+  {
+    name: "no hint, 12 kube-proxy rules in legacy",
+    node: [
+      ["iptables-legacy", "-t", "nat", "-N", "KUBE-SERVICES"],
+      ...Array.from(
+        { length: 12 },
+        (
+          _,
+          i,
+        ) => [
+          "iptables-legacy",
+          "-t",
+          "nat",
+          "-A",
+          "KUBE-SERVICES",
+          "-d",
+          `10.0.0.${i + 1}/32`,
+          "-j",
+          "RETURN",
+        ],
+      ),
+    ],
+    expect: "legacy",
+  },
+  { name: "no hint, the node's rules only in nft", node: [], expect: "nft" },
+];
+
+for (const c of backendCases) {
+  Deno.test({
+    name: `e2e iptables backend: NMI's wrapper writes where the node's rules are (${c.name} -> ${c.expect})`,
+    ignore: !!skip,
+    fn: () =>
+      withNode(async (lab, pod) => {
+        for (const argv of c.node) await lab.nodeExec(argv);
+        const bin = await Deno.makeTempDir();
+        try {
+          await syncOn(lab, { host: await throughWrapper(lab, bin) }).setUp();
+          const other = c.expect === "legacy" ? "nft" : "legacy";
+          assert.match(
+            await lab.nodeExec([`iptables-${c.expect}-save`, "-t", "nat"]),
+            /-A PREROUTING -j aad-metadata/,
+          );
+          assert.match(
+            await lab.nodeExec([`iptables-${c.expect}-save`, "-t", "filter"]),
+            /-A INPUT -j aad-metadata-localnet/,
+          );
+          assert.doesNotMatch(await lab.nodeExec([`iptables-${other}-save`]), /aad-metadata/);
+          assert.equal(await fromPod(pod.ns), "nmi");
+        } finally {
+          await Deno.remove(bin, { recursive: true });
+        }
+      }),
+  });
+}
+
 Deno.test({
   name: "e2e iptables: missing binaries and missing NET_ADMIN are clear errors",
   ignore: !!skip,
