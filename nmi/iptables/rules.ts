@@ -6,10 +6,12 @@
 // rules"), and, when the redirect targets loopback, the guard kubelet and kube-proxy add with
 // route_localnet (CVE-2020-8558, docs/platform.md "## route_localnet and CVE-2020-8558"):
 //   nat:    -A PREROUTING -j aad-metadata                   first in PREROUTING, exactly once
-//           -A aad-metadata ! -s 127.0.0.1/32 -d <ip>/32 -p tcp -m tcp --dport <port> -j DNAT --to-destination <nmi>
+//           -A aad-metadata ! -s 127.0.0.1/32 -d <ip>/32 -p tcp -m tcp --dport <port>
+//              -j DNAT --to-destination <nmi>
 //           -A aad-metadata -j RETURN
 //   filter: -A INPUT -j aad-metadata-localnet               first in INPUT, exactly once
-//           -A aad-metadata-localnet ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
+//           -A aad-metadata-localnet ! -s 127.0.0.0/8 -d 127.0.0.0/8
+//              -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP
 // and nothing else in either chain (the original missed extra rules after the expected ones, and never
 // re-checked the jump's position).
 

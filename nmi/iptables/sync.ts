@@ -1,7 +1,8 @@
-// Keeps the redirection in place for NMI's whole life: the first sync before NMI reports ready (the rules and
-// the localnet guard, then route_localnet, then a conntrack flush so connections opened before the rules
-// cannot bypass them), then a re-check every interval that repairs any drift of either chain. Fail closed: stopping leaves the rules, so while NMI restarts pods
-// get "connection refused" (and retry) instead of reaching IMDS and every identity on the node.
+// Keeps the redirection in place for NMI's whole life: the first sync before NMI reports ready (the rules
+// and the localnet guard, then route_localnet, then a conntrack flush so connections opened before the
+// rules cannot bypass them), then a re-check every interval that repairs any drift of either chain. Fail
+// closed: stopping leaves the rules, so while NMI restarts pods get "connection refused" (and retry) instead
+// of reaching IMDS and every identity on the node.
 
 import type { Logger } from "../../lib/log.ts";
 import { HostNetwork } from "./apply.ts";

@@ -1,7 +1,8 @@
 // Least-privilege RBAC for MIC and NMI: each rule is there because the code makes that call (the comment
-// says which). Compared with the original (upstream.md section 6): MIC no longer has `*` on CRDs and
-// AzureAssignedIdentities beyond CRUD, nor endpoints; NMI no longer reads every secret, nor the CRD
-// definitions, and cannot write anything but events (and its own node's taint, when asked to remove one).
+// says which). Compared with the original (docs/upstream.md, "## RBAC and pod security"): MIC no longer
+// has `*` on CRDs and AzureAssignedIdentities beyond CRUD, nor endpoints; NMI no longer reads every secret,
+// nor the CRD definitions, and cannot write anything but events (and its own node's taint, when asked to
+// remove one).
 
 import { GROUP } from "../../lib/api/types.ts";
 import type {

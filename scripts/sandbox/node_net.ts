@@ -5,12 +5,12 @@
 //
 // The node namespace plays a hostNetwork node: NMI and the node's IMDS run there. Loopback ports of the root
 // namespace are mirrored into a namespace at the same addresses by TCP forwarders (tcp_forward.ts), so TLS
-// names and kubeconfigs need no change. As on an Azure node, where IMDS answers only at 169.254.169.254,
-// a pod reaches the emulator's IMDS only through that address on the node (and so through NMI's rules):
-// the node forwards pod traffic to the root namespace only for the relays mirrored into a pod (ARM, Azure
-// AD), never for the node's own (IMDS, apiserver). Everything is named from `id` and the plan's prefixes, and reported
-// to the caller's recorder as it is made, so a failure half-way can still be undone; deleting a namespace
-// removes its links and its iptables rules with it.
+// names and kubeconfigs need no change. As on an Azure node, where IMDS answers only at 169.254.169.254, a
+// pod reaches the emulator's IMDS only through that address on the node (and so through NMI's rules): the
+// node forwards pod traffic to the root namespace only for the relays mirrored into a pod (ARM, Azure AD),
+// never for the node's own (IMDS, apiserver). Everything is named from `id` and the plan's prefixes, and
+// reported to the caller's recorder as it is made, so a failure half-way can still be undone; deleting a
+// namespace removes its links and its iptables rules with it.
 
 const FORWARDER = new URL("./tcp_forward.ts", import.meta.url).pathname;
 

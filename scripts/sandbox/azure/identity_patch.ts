@@ -1,7 +1,7 @@
 // The identity block of a VM / scale set and the PATCH semantics ARM applies to it (pure, no I/O).
 //
-// What is modelled (protocols-and-peers.md C.1): `userAssignedIdentities` is a dictionary merged by PATCH,
-// `{}` adds an id, `null` removes it, the `type` in the body is authoritative (sending `UserAssigned` to a
+// What is modelled (docs/protocols.md, "## ARM identity assignment"): `userAssignedIdentities` is a
+// dictionary merged by PATCH, `{}` adds an id, `null` removes it, the `type` in the body is authoritative (sending `UserAssigned` to a
 // VM with a system-assigned identity drops that identity, as in Azure), ids compare case-insensitively,
 // and bodies Compute rejects are rejected with the same codes.
 

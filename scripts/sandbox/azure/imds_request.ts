@@ -1,5 +1,6 @@
 // IMDS request rules (pure): token query parsing, choosing the identity a request names, api-versions,
-// and the instance-metadata document and its path lookup (protocols-and-peers.md A).
+// and the instance-metadata document and its path lookup (docs/protocols.md, "## IMDS token protocol" and
+// "## Other IMDS paths").
 
 export interface ImdsErrorBody {
   error: string;

@@ -1,4 +1,5 @@
-// ARM's request throttling: a token bucket per caller and operation class (protocols-and-peers.md C.4).
+// ARM's request throttling: a token bucket per caller and operation class (docs/protocols.md,
+// "## Throttling").
 // Pure: the clock is injected so unit tests do not sleep.
 
 export interface BucketConfig {
