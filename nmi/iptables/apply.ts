@@ -14,18 +14,18 @@ import {
   type SavedTables,
 } from "./rules.ts";
 
-export class HostNetworkError extends Error {
+class HostNetworkError extends Error {
   override name = "HostNetworkError";
 }
 
-export interface CommandResult {
+interface CommandResult {
   code: number;
   stdout: string;
   stderr: string;
 }
 
 /** Runs one host command; a seam only so errors are worded once (tests use the real binaries). */
-export type RunCommand = (cmd: string, args: string[], stdin?: string) => Promise<CommandResult>;
+type RunCommand = (cmd: string, args: string[], stdin?: string) => Promise<CommandResult>;
 
 export const runCommand: RunCommand = async (cmd, args, stdin) => {
   let child: Deno.ChildProcess;

@@ -15,9 +15,9 @@
 // and nothing else in either chain (the original missed extra rules after the expected ones, and never
 // re-checked the jump's position).
 
-export const CHAIN = "aad-metadata";
+const CHAIN = "aad-metadata";
 /** NMI's own filter chain holding the CVE-2020-8558 guard. */
-export const GUARD_CHAIN = "aad-metadata-localnet";
+const GUARD_CHAIN = "aad-metadata-localnet";
 
 export interface RedirectSpec {
   /** IMDS address pods talk to (169.254.169.254). */
@@ -31,7 +31,7 @@ export interface RedirectSpec {
 }
 
 /** One chain NMI owns: its table, the built-in chain that jumps to it first, and its exact rules. */
-export interface HookedChain {
+interface HookedChain {
   table: "nat" | "filter";
   hook: "PREROUTING" | "INPUT";
   chain: string;
@@ -74,12 +74,12 @@ export function expectedChains(spec: RedirectSpec): HookedChain[] {
   return chains;
 }
 
-export function jumpRule(chain = CHAIN, hook = "PREROUTING"): string {
+function jumpRule(chain = CHAIN, hook = "PREROUTING"): string {
   return `-A ${hook} -j ${chain}`;
 }
 
 /** One table of `iptables-save` output. */
-export interface SavedTable {
+interface SavedTable {
   /** Chain names declared in the table. */
   chains: Set<string>;
   /** Rules per chain, in order, as `-A <chain> ...` lines. */

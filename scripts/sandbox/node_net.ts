@@ -22,7 +22,7 @@ async function sh(cmd: string, args: string[], allowFail = false): Promise<strin
   return new TextDecoder().decode(out.stdout);
 }
 
-export const inNs = (ns: string, argv: string[]) => sh("ip", ["netns", "exec", ns, ...argv]);
+const inNs = (ns: string, argv: string[]) => sh("ip", ["netns", "exec", ns, ...argv]);
 
 /** Names and address ranges, so the sandbox and concurrent test runs never collide. */
 export interface NetPlan {
@@ -151,7 +151,7 @@ export async function addPod(
 }
 
 /** Whether something accepts TCP connections at ip:port (inside `ns` when given). */
-export async function portOpen(ns: string | undefined, ip: string, port: number): Promise<boolean> {
+async function portOpen(ns: string | undefined, ip: string, port: number): Promise<boolean> {
   const bash = ["bash", "-c", `exec 3<>/dev/tcp/${ip}/${port}`];
   const out = await new Deno.Command(ns ? "ip" : "bash", {
     args: ns ? ["netns", "exec", ns, ...bash] : bash.slice(1),
