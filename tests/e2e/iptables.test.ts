@@ -4,35 +4,17 @@
 
 import assert from "node:assert/strict";
 import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
-import { findDrift, type RedirectSpec } from "../../nmi/iptables/rules.ts";
+import { findDrift } from "../../nmi/iptables/rules.ts";
 import { RedirectSync, type RedirectSyncOptions } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
 import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
+import { defaultRedirect, fetchIn, hostIn, standIn } from "../security/lab_support.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e iptables tests skipped: ${skip}`);
 
-const spec: RedirectSpec = {
-  metadataIp: "169.254.169.254",
-  metadataPort: 80,
-  targetIp: "127.0.0.1",
-  targetPort: 2579,
-};
-
-function hostIn(lab: Lab): HostNetwork {
-  return new HostNetwork((cmd, args, stdin) =>
-    runCommand("ip", ["netns", "exec", lab.nodeNs, cmd, ...args], stdin)
-  );
-}
-
-function serve(lab: Lab, ip: string, port: number, body: string) {
-  lab.spawn(lab.nodeNs, [
-    Deno.execPath(),
-    "eval",
-    `Deno.serve({ hostname: "${ip}", port: ${port}, onListen() {} }, () => new Response("${body}"))`,
-  ]);
-  return lab.waitForPort(lab.nodeNs, ip, port);
-}
+const spec = defaultRedirect;
+const serve = standIn;
 
 /** A raw TCP server answering every chunk it reads with `body`, keeping the connection open. */
 function serveLines(lab: Lab, ip: string, port: number, body: string) {
@@ -47,14 +29,7 @@ function serveLines(lab: Lab, ip: string, port: number, body: string) {
 }
 
 /** What a pod sees at the metadata address: "imds", "nmi", or the curl failure. */
-async function fromPod(ns: string): Promise<string> {
-  const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "curl", "-s", "-m", "3", "http://169.254.169.254/"],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
-}
+const fromPod = (ns: string) => fetchIn(ns, "http://169.254.169.254/", 3);
 
 /** A RedirectSync on the lab's node with this file's spec, a silent log and the given options. */
 function syncOn(lab: Lab, opts: Partial<RedirectSyncOptions> = {}): RedirectSync {

@@ -3,47 +3,24 @@
 // emulator's IMDS by any route other than the node's 169.254.169.254 (which NMI's rules take over).
 
 import assert from "node:assert/strict";
-import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
-import { findDrift, type RedirectSpec } from "../../nmi/iptables/rules.ts";
+import { findDrift } from "../../nmi/iptables/rules.ts";
 import { RedirectSync } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
 import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
+import { defaultRedirect, fetchIn, hostIn, standIn } from "./lab_support.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`security lab tests skipped: ${skip}`);
 
-const spec: RedirectSpec = {
-  metadataIp: "169.254.169.254",
-  metadataPort: 80,
-  targetIp: "127.0.0.1",
-  targetPort: 2579,
-};
+const spec = defaultRedirect;
 
 function syncIn(lab: Lab): RedirectSync {
-  const host = new HostNetwork((cmd, args, stdin) =>
-    runCommand("ip", ["netns", "exec", lab.nodeNs, cmd, ...args], stdin)
-  );
-  return new RedirectSync({ spec, intervalMs: 100, log: createLogger({ write: () => {} }), host });
-}
-
-/** An HTTP server in the node namespace answering every request with `body`. */
-function standIn(lab: Lab, ip: string, port: number, body: string): Promise<void> {
-  lab.spawn(lab.nodeNs, [
-    Deno.execPath(),
-    "eval",
-    `Deno.serve({ hostname: "${ip}", port: ${port}, onListen() {} }, () => new Response("${body}"))`,
-  ]);
-  return lab.waitForPort(lab.nodeNs, ip, port);
-}
-
-/** What `url` answers inside `ns`: the body, or how curl failed (7 refused, 28 timed out). */
-async function fetchIn(ns: string, url: string): Promise<string> {
-  const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "curl", "-s", "-m", "2", url],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
+  return new RedirectSync({
+    spec,
+    intervalMs: 100,
+    log: createLogger({ write: () => {} }),
+    host: hostIn(lab),
+  });
 }
 
 /**

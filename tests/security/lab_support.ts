@@ -1,0 +1,41 @@
+// Shared by the lab's iptables tests (tests/e2e/iptables.test.ts, tests/security/lab_*.test.ts): NMI's
+// default redirect, NMI's host commands run inside a lab node, stand-in servers and a pod's view of a URL.
+
+import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
+import type { RedirectSpec } from "../../nmi/iptables/rules.ts";
+import type { Lab } from "../../scripts/sandbox/netns.ts";
+
+/** NMI's defaults: 169.254.169.254:80 to 127.0.0.1:2579. */
+export const defaultRedirect: RedirectSpec = {
+  metadataIp: "169.254.169.254",
+  metadataPort: 80,
+  targetIp: "127.0.0.1",
+  targetPort: 2579,
+};
+
+/** NMI's host commands (iptables-save, iptables-restore, sysctl, conntrack) inside the lab's node. */
+export function hostIn(lab: Lab): HostNetwork {
+  return new HostNetwork((cmd, args, stdin) =>
+    runCommand("ip", ["netns", "exec", lab.nodeNs, cmd, ...args], stdin)
+  );
+}
+
+/** An HTTP server in the node namespace answering every request with `body`. */
+export function standIn(lab: Lab, ip: string, port: number, body: string): Promise<void> {
+  lab.spawn(lab.nodeNs, [
+    Deno.execPath(),
+    "eval",
+    `Deno.serve({ hostname: "${ip}", port: ${port}, onListen() {} }, () => new Response("${body}"))`,
+  ]);
+  return lab.waitForPort(lab.nodeNs, ip, port);
+}
+
+/** What `url` answers inside `ns`: the body, or how curl failed (7 refused, 28 timed out). */
+export async function fetchIn(ns: string, url: string, timeoutSeconds = 2): Promise<string> {
+  const out = await new Deno.Command("ip", {
+    args: ["netns", "exec", ns, "curl", "-s", "-m", String(timeoutSeconds), url],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
+}
