@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { findDrift } from "../../nmi/iptables/rules.ts";
 import { RedirectSync } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
-import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
-import { defaultRedirect, fetchIn, hostIn, standIn } from "./lab_support.ts";
+import { Lab, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
+import { defaultRedirect, fetchIn, hostIn, routeLoopbackToNode, standIn } from "./lab_support.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`security lab tests skipped: ${skip}`);
@@ -21,22 +21,6 @@ function syncIn(lab: Lab): RedirectSync {
     log: createLogger({ write: () => {} }),
     host: hostIn(lab),
   });
-}
-
-/**
- * Turns a pod into a CVE-2020-8558 attacker: its own loopback gone, 127.0.0.1 routed to its gateway, so
- * its packets to 127.0.0.1 arrive at the node (what a pod with NET_RAW can do with crafted packets).
- */
-async function routeLoopbackToNode(lab: Lab, pod: LabPod): Promise<void> {
-  const gateway = pod.ip.replace(/\.\d+$/, ".1");
-  for (
-    const argv of [
-      ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"],
-      ["ip", "link", "set", "lo", "down"],
-      ["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
-      ["ip", "route", "add", "127.0.0.1/32", "via", gateway],
-    ]
-  ) await lab.exec(pod.ns, argv);
 }
 
 async function withLab(fn: (lab: Lab) => Promise<void>): Promise<void> {

@@ -3,7 +3,7 @@
 
 import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
 import type { RedirectSpec } from "../../nmi/iptables/rules.ts";
-import type { Lab } from "../../scripts/sandbox/netns.ts";
+import type { Lab, LabPod } from "../../scripts/sandbox/netns.ts";
 
 /** NMI's defaults: 169.254.169.254:80 to 127.0.0.1:2579. */
 export const defaultRedirect: RedirectSpec = {
@@ -30,12 +30,36 @@ export function standIn(lab: Lab, ip: string, port: number, body: string): Promi
   return lab.waitForPort(lab.nodeNs, ip, port);
 }
 
-/** What `url` answers inside `ns`: the body, or how curl failed (7 refused, 28 timed out). */
-export async function fetchIn(ns: string, url: string, timeoutSeconds = 2): Promise<string> {
+/**
+ * What `url` answers inside `ns`: curl's output (the body, or what `curlArgs` such as `-w` ask for), or how
+ * curl failed (7 refused, 28 timed out).
+ */
+export async function fetchIn(
+  ns: string,
+  url: string,
+  timeoutSeconds = 2,
+  curlArgs: string[] = [],
+): Promise<string> {
   const out = await new Deno.Command("ip", {
-    args: ["netns", "exec", ns, "curl", "-s", "-m", String(timeoutSeconds), url],
+    args: ["netns", "exec", ns, "curl", "-s", "-m", String(timeoutSeconds), ...curlArgs, url],
     stdout: "piped",
     stderr: "null",
   }).output();
   return out.success ? new TextDecoder().decode(out.stdout) : `curl exit ${out.code}`;
+}
+
+/**
+ * Turns a pod into a CVE-2020-8558 attacker: its own loopback gone, 127.0.0.1 routed to its gateway, so
+ * its packets to 127.0.0.1 arrive at the node (what a pod with NET_RAW can do with crafted packets).
+ */
+export async function routeLoopbackToNode(lab: Lab, pod: LabPod): Promise<void> {
+  const gateway = pod.ip.replace(/\.\d+$/, ".1");
+  for (
+    const argv of [
+      ["ip", "addr", "del", "127.0.0.1/8", "dev", "lo"],
+      ["ip", "link", "set", "lo", "down"],
+      ["sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"],
+      ["ip", "route", "add", "127.0.0.1/32", "via", gateway],
+    ]
+  ) await lab.exec(pod.ns, argv);
 }
