@@ -8,7 +8,7 @@ import { findDrift } from "../../nmi/iptables/rules.ts";
 import { RedirectSync, type RedirectSyncOptions } from "../../nmi/iptables/sync.ts";
 import { createLogger } from "../../lib/log.ts";
 import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
-import { defaultRedirect, fetchIn, hostIn, standIn } from "../security/lab_support.ts";
+import { defaultRedirect, fetchIn, hostIn, standIn, wrapperPath } from "../security/lab_support.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e iptables tests skipped: ${skip}`);
@@ -209,16 +209,10 @@ for _ in sys.stdin:
     }, { serve: serveLines }),
 });
 
-const WRAPPER = new URL("../../nmi/iptables/iptables-wrapper.sh", import.meta.url).pathname;
-
-/** NMI's host commands through the image's wrapper: iptables, iptables-save, iptables-restore linked to it. */
-async function throughWrapper(lab: Lab, bin: string): Promise<HostNetwork> {
-  for (const name of ["iptables", "iptables-save", "iptables-restore"]) {
-    await Deno.symlink(WRAPPER, `${bin}/${name}`);
-  }
-  const path = `PATH=${bin}:${Deno.env.get("PATH")}`;
+/** NMI's host commands through the image's wrapper (`path`: a PATH with the wrapper's links first). */
+function throughWrapper(lab: Lab, path: string): HostNetwork {
   return new HostNetwork((cmd, args, stdin) =>
-    runCommand("ip", ["netns", "exec", lab.nodeNs, "env", path, cmd, ...args], stdin)
+    runCommand("ip", ["netns", "exec", lab.nodeNs, "env", `PATH=${path}`, cmd, ...args], stdin)
   );
 }
 
@@ -268,9 +262,9 @@ for (const c of backendCases) {
     fn: () =>
       withNode(async (lab, pod) => {
         for (const argv of c.node) await lab.nodeExec(argv);
-        const bin = await Deno.makeTempDir();
+        const wrapper = await wrapperPath();
         try {
-          await syncOn(lab, { host: await throughWrapper(lab, bin) }).setUp();
+          await syncOn(lab, { host: throughWrapper(lab, wrapper.path) }).setUp();
           const other = c.expect === "legacy" ? "nft" : "legacy";
           assert.match(
             await lab.nodeExec([`iptables-${c.expect}-save`, "-t", "nat"]),
@@ -283,7 +277,7 @@ for (const c of backendCases) {
           assert.doesNotMatch(await lab.nodeExec([`iptables-${other}-save`]), /aad-metadata/);
           assert.equal(await fromPod(pod.ns), "nmi");
         } finally {
-          await Deno.remove(bin, { recursive: true });
+          await wrapper.remove();
         }
       }),
   });

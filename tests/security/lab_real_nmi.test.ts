@@ -1,11 +1,13 @@
 // The CVE-2020-8558 guard with the real NMI process in a lab node: NMI sets route_localnet itself, so without
 // its guard a pod could reach NMI's loopback-only probe and metrics port. Here the pod still gets its token
-// through the DNAT, and its packets to the node's 127.0.0.1 are dropped.
+// through the DNAT, and its packets to the node's 127.0.0.1 are dropped. NMI runs its iptables commands
+// through the image's wrapper on a node whose kubelet uses the legacy backend (the image's own default is
+// nft), so its rules must land in legacy.
 
 import assert from "node:assert/strict";
 import { Lab, type LabPod, netnsUnavailable } from "../../scripts/sandbox/netns.ts";
 import { msiSpec, spawnNmi, startHarness, waitUntil } from "../integration/nmi/harness.ts";
-import { fetchIn, routeLoopbackToNode } from "./lab_support.ts";
+import { fetchIn, routeLoopbackToNode, wrapperPath } from "./lab_support.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`security lab tests (real NMI) skipped: ${skip}`);
@@ -28,7 +30,9 @@ Deno.test({
     const lab = await Lab.create();
     const probePort = 20000 + Math.floor(Math.random() * 20000);
     let nmi: Awaited<ReturnType<typeof spawnNmi>> | undefined;
+    const wrapper = await wrapperPath();
     try {
+      await lab.nodeExec(["iptables-legacy", "-t", "mangle", "-N", "KUBE-IPTABLES-HINT"]); // kubelet's mark
       await lab.mirror(
         Number(/server:\s*\S+:(\d+)/.exec(await Deno.readTextFile(h.cluster.kubeconfigPath))![1]),
       );
@@ -46,7 +50,7 @@ Deno.test({
           `--http-probe-port=${probePort}`,
           "--manage-iptables=true",
         ]),
-        { NODE_EXTRA_CA_CERTS: h.emu.caCertPath },
+        { NODE_EXTRA_CA_CERTS: h.emu.caCertPath, PATH: wrapper.path },
         ["ip", "netns", "exec", lab.nodeNs],
       );
       const healthz = `http://127.0.0.1:${probePort}/healthz`;
@@ -55,6 +59,8 @@ Deno.test({
         await fetchIn(lab.nodeNs, readyz, 2, ["-o", "/dev/null", "-w", "%{http_code}"]) === "200";
       await waitUntil("NMI ready in the node namespace", ready, 30_000, 100);
       assert.equal((await lab.nodeExec(["sysctl", "-n", "net.ipv4.conf.all.route_localnet"])).trim(), "1");
+      assert.match(await lab.nodeExec(["iptables-legacy-save"]), /-A INPUT -j aad-metadata-localnet/);
+      assert.doesNotMatch(await lab.nodeExec(["iptables-nft-save"]), /aad-metadata/);
 
       await routeLoopbackToNode(lab, pod);
       const answer = await tokenRequest(pod);
@@ -74,9 +80,10 @@ Deno.test({
       );
 
       // Without the guard (removed by hand) the same pod reads NMI's probe port; NMI's next sync restores it.
-      await lab.nodeExec(["iptables", "-D", "INPUT", "-j", "aad-metadata-localnet"]);
+      await lab.nodeExec(["iptables-legacy", "-D", "INPUT", "-j", "aad-metadata-localnet"]);
       assert.notEqual(await fetchIn(pod.ns, healthz), "curl exit 28", "unguarded, the probe port leaks");
     } finally {
+      await wrapper.remove();
       await nmi?.stop();
       await lab.close();
       await h.close();

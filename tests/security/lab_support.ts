@@ -5,6 +5,20 @@ import { HostNetwork, runCommand } from "../../nmi/iptables/apply.ts";
 import type { RedirectSpec } from "../../nmi/iptables/rules.ts";
 import type { Lab, LabPod } from "../../scripts/sandbox/netns.ts";
 
+const WRAPPER = new URL("../../nmi/iptables/iptables-wrapper.sh", import.meta.url).pathname;
+
+/**
+ * A PATH whose iptables, iptables-save and iptables-restore are the NMI image's wrapper
+ * (nmi/iptables/iptables-wrapper.sh), as the Dockerfile installs it; `remove` deletes the links.
+ */
+export async function wrapperPath(): Promise<{ path: string; remove(): Promise<void> }> {
+  const bin = await Deno.makeTempDir({ prefix: "iptables-wrapper-" });
+  for (const name of ["iptables", "iptables-save", "iptables-restore"]) {
+    await Deno.symlink(WRAPPER, `${bin}/${name}`);
+  }
+  return { path: `${bin}:${Deno.env.get("PATH")}`, remove: () => Deno.remove(bin, { recursive: true }) };
+}
+
 /** NMI's defaults: 169.254.169.254:80 to 127.0.0.1:2579. */
 export const defaultRedirect: RedirectSpec = {
   metadataIp: "169.254.169.254",
