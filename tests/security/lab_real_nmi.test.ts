@@ -23,7 +23,7 @@ const tokenRequest = (pod: LabPod) =>
 
 Deno.test({
   name:
-    "security lab: with the real NMI, a pod gets its token via the DNAT but cannot reach NMI's loopback ports",
+    "security lab: the real NMI (via the image's wrapper, legacy node): token via the DNAT, loopback ports closed",
   ignore: !!skip,
   async fn() {
     const h = await startHarness({ attached: ["web"], startNmi: false });
@@ -42,14 +42,9 @@ Deno.test({
       const pod = await lab.addPod("web-1");
       await h.createPod("web-1", { aadpodidbinding: `${h.ns}-web` }, { ip: pod.ip });
       await h.assign({ name: "web-1" }, web, binding, "Assigned");
+      const redirect = ["--metadata-ip=169.254.169.254", "--metadata-port=80", "--nmi-port=2579"];
       nmi = await spawnNmi(
-        h.nmiArgs([
-          "--metadata-ip=169.254.169.254",
-          "--metadata-port=80",
-          "--nmi-port=2579",
-          `--http-probe-port=${probePort}`,
-          "--manage-iptables=true",
-        ]),
+        h.nmiArgs([...redirect, `--http-probe-port=${probePort}`, "--manage-iptables=true"]),
         { NODE_EXTRA_CA_CERTS: h.emu.caCertPath, PATH: wrapper.path },
         ["ip", "netns", "exec", lab.nodeNs],
       );
