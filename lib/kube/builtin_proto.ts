@@ -11,7 +11,7 @@
 
 import { type Pod, type PodPhase } from "./core.ts";
 import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
-import type { ResourceType } from "./rest.ts";
+import type { ResourceType } from "./resource.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
 export interface Taint {

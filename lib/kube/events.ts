@@ -16,7 +16,9 @@ import {
   SpamFilter,
   type SpamFilterOptions,
 } from "./event_correlator.ts";
-import { KubeApiError, type KubeClient, Resources } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { KubeClient } from "./rest.ts";
+import { Resources } from "./resource.ts";
 import type { KubeObject } from "./types.ts";
 
 export const EVENT_COMPONENT = "aadpodidentity.k8s.io";

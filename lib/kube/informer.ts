@@ -4,7 +4,8 @@
 import type { Logger } from "../log.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { Reflector, type ReflectorStats } from "./reflector.ts";
-import { type KubeClient, resourceName, type ResourceType } from "./rest.ts";
+import type { KubeClient } from "./rest.ts";
+import { resourceName, type ResourceType } from "./resource.ts";
 import { type EventHandler, type IndexFunc, Store } from "./store.ts";
 import type { KubeObject } from "./types.ts";
 

@@ -12,9 +12,11 @@
 
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
-import { sleep } from "./backoff.ts";
+import { sleep } from "../sleep.ts";
 import { CauseLog } from "./cause_log.ts";
-import { KubeApiError, type KubeClient, objectPath, Resources } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { KubeClient } from "./rest.ts";
+import { objectPath, Resources } from "./resource.ts";
 import type { KubeObject } from "./types.ts";
 
 export interface LeaseSpec {

@@ -4,7 +4,8 @@
 // of different snapshots. Items are appended one at a time: spreading a page into push() passes every item
 // as a call argument and throws RangeError on large lists.
 
-import { KubeApiError, type KubeClient, type ListOptions, type ResourceType } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { ListOptions } from "./request_options.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 
 export interface PagedList<T extends KubeObject> {
@@ -24,7 +25,7 @@ export function appendAll<T>(to: T[], items: readonly T[]): void {
   for (let i = 0; i < items.length; i++) to.push(items[i]);
 }
 
-/** Fetches one page; the default is `client.list` (JSON, whole objects). */
+/** Fetches one page: `client.list` (JSON, whole objects), `client.listProjected`, or a ListerWatcher's list. */
 export type PageFetcher<T extends KubeObject> = (
   opts: ListOptions,
   signal?: AbortSignal,
@@ -37,11 +38,9 @@ export type PageFetcher<T extends KubeObject> = (
  * resourceVersion next to a continue token, so client-go's pager drops it the same way).
  */
 export async function listPages<T extends KubeObject>(
-  client: KubeClient,
-  rt: ResourceType,
+  fetchPage: PageFetcher<T>,
   opts: ListOptions = {},
   signal?: AbortSignal,
-  fetchPage: PageFetcher<T> = (o, s) => client.list<T>(rt, o, s),
 ): Promise<PagedList<T>> {
   const items: T[] = [];
   let cont: string | undefined;
