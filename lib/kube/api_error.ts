@@ -8,7 +8,7 @@ import type { KubeStatus } from "./types.ts";
  * within the client's request timeout. A caller's own abort is never a KubeApiError: it rethrows the
  * caller's abort reason, so "I gave up" and "the server is slow" stay apart.
  */
-export type KubeErrorKind = "status" | "transport" | "timeout";
+type KubeErrorKind = "status" | "transport" | "timeout";
 
 /** Reason of the KubeApiError thrown when the client's own request timeout ends a request. */
 export const TIMEOUT_REASON = "Timeout";

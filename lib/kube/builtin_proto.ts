@@ -14,14 +14,14 @@ import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } fr
 import type { ResourceType } from "./resource.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
-export interface Taint {
+interface Taint {
   key: string;
   value?: string;
   effect: string;
   timeAdded?: string;
 }
 
-export interface SlimNode extends KubeObject {
+interface SlimNode extends KubeObject {
   spec: { providerID?: string; unschedulable?: boolean; taints?: Taint[] };
 }
 
@@ -35,7 +35,7 @@ export interface LeaseSpec {
   preferredHolder?: string;
 }
 
-export interface SlimLease extends KubeObject {
+interface SlimLease extends KubeObject {
   spec: LeaseSpec;
 }
 
@@ -180,7 +180,7 @@ export function decodeNode(r: ProtoReader): SlimNode {
   return { apiVersion: "v1", kind: "Node", metadata, spec };
 }
 
-export function projectNode(obj: KubeObject): SlimNode {
+function projectNode(obj: KubeObject): SlimNode {
   const n = obj as KubeObject & { spec?: SlimNode["spec"] };
   const spec: SlimNode["spec"] = {};
   if (n.spec?.providerID) spec.providerID = n.spec.providerID;
@@ -231,7 +231,7 @@ function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
   r.closed(end);
 }
 
-export function decodeLease(r: ProtoReader): SlimLease {
+function decodeLease(r: ProtoReader): SlimLease {
   let metadata: ObjectMeta = {};
   const spec: LeaseSpec = {};
   while (r.pos < r.end) {
@@ -243,7 +243,7 @@ export function decodeLease(r: ProtoReader): SlimLease {
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 
-export function projectLease(obj: KubeObject): SlimLease {
+function projectLease(obj: KubeObject): SlimLease {
   const l = obj as KubeObject & { spec?: LeaseSpec };
   // Every LeaseSpec field is a pointer in Go: present on the wire exactly when present in JSON.
   return {

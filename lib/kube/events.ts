@@ -25,7 +25,7 @@ export const EVENT_COMPONENT = "aadpodidentity.k8s.io";
 
 export type EventType = "Normal" | "Warning";
 
-export interface ObjectReference {
+interface ObjectReference {
   apiVersion?: string;
   kind?: string;
   name?: string;
@@ -47,7 +47,7 @@ export interface CoreEvent extends KubeObject {
   reportingInstance: string;
 }
 
-export interface EventRecorderOptions {
+interface EventRecorderOptions {
   client: KubeClient;
   component?: string;
   /** Identifies this replica (e.g. hostname); becomes reportingInstance and source.host. */
@@ -65,7 +65,7 @@ export interface EventRecorderOptions {
   log?: Logger;
 }
 
-export interface EventRecorderStats {
+interface EventRecorderStats {
   /** Events handed to record() that were valid. */
   recorded: number;
   /** Events created or counted on the apiserver. */
@@ -111,7 +111,7 @@ function hostname(): string {
   }
 }
 
-export function referenceOf(obj: KubeObject): ObjectReference {
+function referenceOf(obj: KubeObject): ObjectReference {
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,

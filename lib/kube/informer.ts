@@ -72,11 +72,3 @@ export const podIndexers = {
   byNode: (pod: KubeObject & { spec?: { nodeName?: string } }): string[] =>
     pod.spec?.nodeName ? [pod.spec.nodeName] : [],
 };
-
-/** Index values for label `key`: e.g. bindings and pods by their `aadpodidbinding` selector value. */
-export function byLabel(key: string): (obj: KubeObject) => string[] {
-  return (obj) => {
-    const v = obj.metadata.labels?.[key];
-    return v === undefined ? [] : [v];
-  };
-}

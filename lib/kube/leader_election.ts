@@ -16,20 +16,13 @@ import { sleep } from "../sleep.ts";
 import { CauseLog } from "./cause_log.ts";
 import { KubeApiError } from "./api_error.ts";
 import type { KubeClient } from "./rest.ts";
-import { objectPath, Resources } from "./resource.ts";
+import { collectionPath, objectPath, Resources } from "./resource.ts";
+import type { LeaseSpec } from "./builtin_proto.ts";
 import type { KubeObject } from "./types.ts";
-
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
 
 export type Lease = KubeObject & { spec?: LeaseSpec };
 
-export interface LeaderElectionOptions {
+interface LeaderElectionOptions {
   client: KubeClient;
   namespace: string;
   name: string;
@@ -244,22 +237,7 @@ export class LeaderElector {
       current = await client.request<Lease>("GET", path, { signal: this.#requestSignal(outer) });
     } catch (e) {
       if (!(e instanceof KubeApiError && e.isNotFound)) throw e;
-      const sentAt = monotonic();
-      try {
-        const created = await client.request<Lease>("POST", path.slice(0, path.lastIndexOf("/")), {
-          signal: this.#requestSignal(outer),
-          body: {
-            apiVersion: "coordination.k8s.io/v1",
-            kind: "Lease",
-            metadata: { name, namespace },
-            spec: mine,
-          },
-        });
-        return this.#wrote(created, sentAt);
-      } catch (e) {
-        if (e instanceof KubeApiError && e.isAlreadyExists) return false;
-        throw e;
-      }
+      return await this.#create(mine, outer);
     }
     // The expiry clock of another holder starts when this answer arrived, not when it was asked for.
     const returnedAt = monotonic();
@@ -285,6 +263,27 @@ export class LeaderElector {
       return this.#wrote(updated, sentAt);
     } catch (e) {
       if (e instanceof KubeApiError && e.isConflict) return false;
+      throw e;
+    }
+  }
+
+  /** No lease yet: create it with us as holder; false when another replica created it first. */
+  async #create(mine: LeaseSpec, outer: AbortSignal): Promise<boolean> {
+    const { client, namespace, name } = this.#o;
+    const sentAt = monotonic();
+    try {
+      const created = await client.request<Lease>("POST", collectionPath(Resources.leases, namespace), {
+        signal: this.#requestSignal(outer),
+        body: {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace },
+          spec: mine,
+        },
+      });
+      return this.#wrote(created, sentAt);
+    } catch (e) {
+      if (e instanceof KubeApiError && e.isAlreadyExists) return false;
       throw e;
     }
   }

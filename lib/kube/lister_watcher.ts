@@ -35,7 +35,7 @@ export interface ListerWatcher<T extends KubeObject> {
   currentResourceVersion(signal: AbortSignal): Promise<string | undefined>;
 }
 
-export interface ClientListerWatcherOptions {
+interface ClientListerWatcherOptions {
   client: KubeClient;
   resource: ResourceType;
   /** Only this namespace; all namespaces when absent. */

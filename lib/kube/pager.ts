@@ -8,7 +8,7 @@ import { KubeApiError } from "./api_error.ts";
 import type { ListOptions } from "./request_options.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 
-export interface PagedList<T extends KubeObject> {
+interface PagedList<T extends KubeObject> {
   items: T[];
   /** The resourceVersion of the snapshot the items come from (for a watch to resume from). */
   resourceVersion: string | undefined;
@@ -21,12 +21,12 @@ export interface PagedList<T extends KubeObject> {
 }
 
 /** Appends without spreading: `push(...items)` would pass every item as an argument. */
-export function appendAll<T>(to: T[], items: readonly T[]): void {
+function appendAll<T>(to: T[], items: readonly T[]): void {
   for (let i = 0; i < items.length; i++) to.push(items[i]);
 }
 
 /** Fetches one page: `client.list` (JSON, whole objects), `client.listProjected`, or a ListerWatcher's list. */
-export type PageFetcher<T extends KubeObject> = (
+type PageFetcher<T extends KubeObject> = (
   opts: ListOptions,
   signal?: AbortSignal,
 ) => Promise<KubeList<T>>;

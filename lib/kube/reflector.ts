@@ -20,7 +20,7 @@ import type { Store } from "./store.ts";
 import type { KubeObject, KubeStatus } from "./types.ts";
 import { listPages } from "./pager.ts";
 
-export interface ReflectorOptions<T extends KubeObject> {
+interface ReflectorOptions<T extends KubeObject> {
   /** The apiserver client the default ListerWatcher (`clientListerWatcher`) lists and watches with. */
   client?: KubeClient;
   /** Lists and watches instead of `client` (tests give a fake one); namespace, selectors and encoding
@@ -428,7 +428,7 @@ export class Reflector<T extends KubeObject> {
 }
 
 /** The default cache transform: the object without `metadata.managedFields`. */
-export function dropManagedFields<T extends KubeObject>(obj: T): T {
+function dropManagedFields<T extends KubeObject>(obj: T): T {
   const meta = obj.metadata as KubeObject["metadata"] & { managedFields?: unknown };
   if (meta?.managedFields === undefined) return obj;
   const { managedFields: _, ...rest } = meta;
@@ -443,7 +443,7 @@ function watchError(status: KubeStatus): Error {
 }
 
 /** The single line a user sees for a failing list/watch: what failed, the status, and a hint. */
-export function describeFailure(
+function describeFailure(
   op: "list" | "watch",
   what: string,
   rt: ResourceType,

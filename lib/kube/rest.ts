@@ -31,7 +31,7 @@ const PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf";
 /** Wire format of a watch: protobuf is only asked for kinds with a decoder (never for CRDs). */
 export type WireFormat = "json" | "protobuf";
 
-export type PatchType = "merge" | "json" | "strategic" | "apply";
+type PatchType = "merge" | "json" | "strategic" | "apply";
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: "application/merge-patch+json",
   json: "application/json-patch+json",
@@ -39,7 +39,7 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   apply: "application/apply-patch+yaml",
 };
 
-export interface KubeClientOptions {
+interface KubeClientOptions {
   /** Sent as User-Agent, so apiserver audit logs name the component. */
   userAgent?: string;
   /** Per-request timeout for non-watch calls. */

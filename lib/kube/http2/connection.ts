@@ -16,7 +16,7 @@
 
 import { isIP } from "node:net";
 import tls from "node:tls";
-import { ByteQueue } from "../chunk_reader.ts";
+import { ByteQueue } from "../byte_queue.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 import {
   ErrorCode,
@@ -63,7 +63,7 @@ export class Http2Error extends Error {
   }
 }
 
-export interface Http2Answer {
+interface Http2Answer {
   status: number;
   headers: Headers;
   body: ReadableStream<Uint8Array>;
@@ -106,6 +106,9 @@ interface Stream {
   body: ReadableStream<Uint8Array>;
   cleanup: () => void;
 }
+
+/** What one socket read brought each stream, handed to its consumer as one chunk after the read. */
+type Arrivals = Map<Stream, Uint8Array[]>;
 
 export class Http2Connection {
   readonly #sock: tls.TLSSocket;
@@ -425,7 +428,7 @@ export class Http2Connection {
     this.#pingSent = undefined;
     // A plain view: node's Buffer is a Uint8Array subclass, and copying out of one was measured 4x slower.
     const buf = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const arrived = new Map<Stream, Uint8Array[]>();
+    const arrived: Arrivals = new Map();
     let off = 0;
     try {
       // A frame split across reads: complete it with only the bytes it lacks, then read the rest in place.
@@ -456,7 +459,7 @@ export class Http2Connection {
   }
 
   /** Handles the whole frames in buf from `off`; returns where the first incomplete one starts. */
-  #parse(buf: Uint8Array, off: number, arrived: Map<Stream, Uint8Array[]>): number {
+  #parse(buf: Uint8Array, off: number, arrived: Arrivals): number {
     while (buf.length - off >= FRAME_HEADER_LENGTH) {
       const length = frameLength(buf, off);
       if (buf.length - off < FRAME_HEADER_LENGTH + length) break;
@@ -469,138 +472,156 @@ export class Http2Connection {
     return off;
   }
 
-  #frame(type: number, flags: number, id: number, payload: Uint8Array, arrived: Map<Stream, Uint8Array[]>) {
+  /** One whole frame: each type has its own step; PRIORITY and unknown types are ignored (RFC 9113 5.5). */
+  #frame(type: number, flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
     if (this.#pendingHeaders && type !== FrameType.CONTINUATION) {
       throw protocolError("a header block was interrupted by another frame");
     }
     switch (type) {
-      case FrameType.DATA: {
-        if (id === 0) throw protocolError("DATA on stream 0");
-        // The connection's window is credited as data arrives, so a stream whose reader is slow (its own
-        // window is credited only as it reads) never holds up the others.
-        this.#connWindow -= payload.length;
-        if (this.#connWindow < 0) {
-          throw protocolError("data past the connection's window", ErrorCode.FLOW_CONTROL_ERROR);
-        }
-        this.#connUnacked += payload.length;
-        if (this.#connUnacked >= CONNECTION_WINDOW / 2) {
-          this.#write(windowUpdateFrame(0, this.#connUnacked));
-          this.#connWindow += this.#connUnacked;
-          this.#connUnacked = 0;
-        }
-        const data = unpad(payload, flags);
-        const s = this.#streams.get(id);
-        if (!s || s.ended) return; // reset by us; its data only counts for the connection's window
-        s.window -= payload.length;
-        if (s.window < 0) {
-          this.#write(rstStreamFrame(id, ErrorCode.FLOW_CONTROL_ERROR));
-          this.#finish(s, new Http2Error("the server sent past the stream's window"));
-          return;
-        }
-        s.unacked += payload.length - data.length; // padding is flow-controlled too
-        if (!s.answered) {
-          this.#write(rstStreamFrame(id, ErrorCode.PROTOCOL_ERROR));
-          this.#finish(s, new Http2Error("the server sent data before its headers"));
-          return;
-        }
-        if (data.length) {
-          const parts = arrived.get(s);
-          if (parts) parts.push(data);
-          else arrived.set(s, [data]);
-        }
-        if (flags & Flag.END_STREAM) {
-          if (arrived.has(s)) s.ended = true; // finished after its data is queued
-          else this.#finish(s);
-        }
-        return;
-      }
-      case FrameType.HEADERS: {
-        if (id === 0) throw protocolError("HEADERS on stream 0");
-        let fragment = unpad(payload, flags);
-        if (flags & Flag.PRIORITY) fragment = fragment.subarray(5);
-        const endStream = (flags & Flag.END_STREAM) !== 0;
-        if (flags & Flag.END_HEADERS) this.#headerBlock(id, fragment, endStream, arrived);
-        else this.#pendingHeaders = { id, parts: [fragment.slice()], size: fragment.length, endStream };
-        return;
-      }
-      case FrameType.CONTINUATION: {
-        const pending = this.#pendingHeaders;
-        if (!pending || pending.id !== id) throw protocolError("CONTINUATION without a header block");
-        pending.parts.push(payload.slice());
-        pending.size += payload.length;
-        if (pending.size > MAX_HEADER_BLOCK) throw protocolError("header block over 1 MiB");
-        if (flags & Flag.END_HEADERS) {
-          this.#pendingHeaders = undefined;
-          this.#headerBlock(id, concat(pending.parts), pending.endStream, arrived);
-        }
-        return;
-      }
-      case FrameType.RST_STREAM: {
-        const s = this.#streams.get(id);
-        if (!s || payload.length !== 4) return;
-        const code = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
-        const refused = code === ErrorCode.REFUSED_STREAM && !s.answered;
-        this.#finish(s, new Http2Error(`the server reset the stream (error code ${code})`, refused));
-        return;
-      }
-      case FrameType.SETTINGS: {
-        if (id !== 0) throw protocolError("SETTINGS on a stream");
-        if (flags & Flag.ACK) return;
-        if (payload.length % 6) throw protocolError("SETTINGS of odd length", ErrorCode.FRAME_SIZE_ERROR);
-        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-        for (let i = 0; i < payload.length; i += 6) {
-          const id = view.getUint16(i), value = view.getUint32(i + 2);
-          if (id === Setting.MAX_CONCURRENT_STREAMS) this.#maxStreams = value;
-          if (id === Setting.INITIAL_WINDOW_SIZE) {
-            if (value > 0x7fffffff) throw protocolError("window too large", ErrorCode.FLOW_CONTROL_ERROR);
-            // 6.9.2: the change applies to every open stream's send window.
-            for (const s of this.#streams.values()) s.sendWindow += value - this.#peerInitialWindow;
-            this.#peerInitialWindow = value;
-            this.#wakeSenders();
-          }
-        }
-        this.#write(frame(FrameType.SETTINGS, Flag.ACK, 0));
-        return;
-      }
-      case FrameType.PING: {
-        if (payload.length !== 8) throw protocolError("PING of wrong length", ErrorCode.FRAME_SIZE_ERROR);
-        if (!(flags & Flag.ACK)) this.#write(frame(FrameType.PING, Flag.ACK, 0, payload.slice()));
-        return;
-      }
-      case FrameType.GOAWAY: {
-        if (payload.length < 8) throw protocolError("GOAWAY too short", ErrorCode.FRAME_SIZE_ERROR);
-        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-        const last = view.getUint32(0) & 0x7fffffff, code = view.getUint32(4);
-        this.#draining = true;
-        for (const s of [...this.#streams.values()]) {
-          if (s.id > last) {
-            this.#finish(s, new Http2Error(`the server is going away (error code ${code})`, true));
-          }
-        }
-        if (this.#streams.size === 0) this.#fail(new Http2Error("connection drained after GOAWAY"));
-        return;
-      }
+      case FrameType.DATA:
+        return this.#onData(flags, id, payload, arrived);
+      case FrameType.HEADERS:
+        return this.#onHeaders(flags, id, payload, arrived);
+      case FrameType.CONTINUATION:
+        return this.#onContinuation(flags, id, payload, arrived);
+      case FrameType.RST_STREAM:
+        return this.#onRstStream(id, payload);
+      case FrameType.SETTINGS:
+        return this.#onSettings(flags, id, payload);
+      case FrameType.PING:
+        return this.#onPing(flags, payload);
+      case FrameType.GOAWAY:
+        return this.#onGoaway(payload);
       case FrameType.PUSH_PROMISE:
         throw protocolError("PUSH_PROMISE although push is disabled");
-      case FrameType.WINDOW_UPDATE: {
-        if (payload.length !== 4) {
-          throw protocolError("WINDOW_UPDATE of wrong length", ErrorCode.FRAME_SIZE_ERROR);
-        }
-        const increment = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0) & 0x7fffffff;
-        if (id === 0) this.#sendWindow += increment;
-        else {
-          const s = this.#streams.get(id);
-          if (s) s.sendWindow += increment;
-        }
-        this.#wakeSenders();
-        return;
-      }
-      default:
-        return; // PRIORITY and unknown types
+      case FrameType.WINDOW_UPDATE:
+        return this.#onWindowUpdate(id, payload);
     }
   }
 
-  #headerBlock(id: number, block: Uint8Array, endStream: boolean, arrived: Map<Stream, Uint8Array[]>): void {
+  #onData(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    if (id === 0) throw protocolError("DATA on stream 0");
+    // The connection's window is credited as data arrives, so a stream whose reader is slow (its own
+    // window is credited only as it reads) never holds up the others.
+    this.#connWindow -= payload.length;
+    if (this.#connWindow < 0) {
+      throw protocolError("data past the connection's window", ErrorCode.FLOW_CONTROL_ERROR);
+    }
+    this.#connUnacked += payload.length;
+    if (this.#connUnacked >= CONNECTION_WINDOW / 2) {
+      this.#write(windowUpdateFrame(0, this.#connUnacked));
+      this.#connWindow += this.#connUnacked;
+      this.#connUnacked = 0;
+    }
+    const data = unpad(payload, flags);
+    const s = this.#streams.get(id);
+    if (!s || s.ended) return; // reset by us; its data only counts for the connection's window
+    s.window -= payload.length;
+    if (s.window < 0) {
+      this.#write(rstStreamFrame(id, ErrorCode.FLOW_CONTROL_ERROR));
+      this.#finish(s, new Http2Error("the server sent past the stream's window"));
+      return;
+    }
+    s.unacked += payload.length - data.length; // padding is flow-controlled too
+    if (!s.answered) {
+      this.#write(rstStreamFrame(id, ErrorCode.PROTOCOL_ERROR));
+      this.#finish(s, new Http2Error("the server sent data before its headers"));
+      return;
+    }
+    if (data.length) {
+      const parts = arrived.get(s);
+      if (parts) parts.push(data);
+      else arrived.set(s, [data]);
+    }
+    if (flags & Flag.END_STREAM) this.#endAfterArrivals(s, arrived);
+  }
+
+  /** END_STREAM: a stream with data from this read ends once that is queued, else now. */
+  #endAfterArrivals(s: Stream, arrived: Arrivals): void {
+    if (arrived.has(s)) s.ended = true;
+    else this.#finish(s);
+  }
+
+  #onHeaders(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    if (id === 0) throw protocolError("HEADERS on stream 0");
+    let fragment = unpad(payload, flags);
+    if (flags & Flag.PRIORITY) fragment = fragment.subarray(5);
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (flags & Flag.END_HEADERS) this.#headerBlock(id, fragment, endStream, arrived);
+    else this.#pendingHeaders = { id, parts: [fragment.slice()], size: fragment.length, endStream };
+  }
+
+  #onContinuation(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    const pending = this.#pendingHeaders;
+    if (!pending || pending.id !== id) throw protocolError("CONTINUATION without a header block");
+    pending.parts.push(payload.slice());
+    pending.size += payload.length;
+    if (pending.size > MAX_HEADER_BLOCK) throw protocolError("header block over 1 MiB");
+    if (flags & Flag.END_HEADERS) {
+      this.#pendingHeaders = undefined;
+      this.#headerBlock(id, concat(pending.parts), pending.endStream, arrived);
+    }
+  }
+
+  #onRstStream(id: number, payload: Uint8Array): void {
+    const s = this.#streams.get(id);
+    if (!s || payload.length !== 4) return;
+    const code = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+    const refused = code === ErrorCode.REFUSED_STREAM && !s.answered;
+    this.#finish(s, new Http2Error(`the server reset the stream (error code ${code})`, refused));
+  }
+
+  #onSettings(flags: number, id: number, payload: Uint8Array): void {
+    if (id !== 0) throw protocolError("SETTINGS on a stream");
+    if (flags & Flag.ACK) return;
+    if (payload.length % 6) throw protocolError("SETTINGS of odd length", ErrorCode.FRAME_SIZE_ERROR);
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+    for (let i = 0; i < payload.length; i += 6) {
+      const id = view.getUint16(i), value = view.getUint32(i + 2);
+      if (id === Setting.MAX_CONCURRENT_STREAMS) this.#maxStreams = value;
+      if (id === Setting.INITIAL_WINDOW_SIZE) {
+        if (value > 0x7fffffff) throw protocolError("window too large", ErrorCode.FLOW_CONTROL_ERROR);
+        // 6.9.2: the change applies to every open stream's send window.
+        for (const s of this.#streams.values()) s.sendWindow += value - this.#peerInitialWindow;
+        this.#peerInitialWindow = value;
+        this.#wakeSenders();
+      }
+    }
+    this.#write(frame(FrameType.SETTINGS, Flag.ACK, 0));
+  }
+
+  #onPing(flags: number, payload: Uint8Array): void {
+    if (payload.length !== 8) throw protocolError("PING of wrong length", ErrorCode.FRAME_SIZE_ERROR);
+    if (!(flags & Flag.ACK)) this.#write(frame(FrameType.PING, Flag.ACK, 0, payload.slice()));
+  }
+
+  #onGoaway(payload: Uint8Array): void {
+    if (payload.length < 8) throw protocolError("GOAWAY too short", ErrorCode.FRAME_SIZE_ERROR);
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+    const last = view.getUint32(0) & 0x7fffffff, code = view.getUint32(4);
+    this.#draining = true;
+    for (const s of [...this.#streams.values()]) {
+      if (s.id > last) {
+        this.#finish(s, new Http2Error(`the server is going away (error code ${code})`, true));
+      }
+    }
+    if (this.#streams.size === 0) this.#fail(new Http2Error("connection drained after GOAWAY"));
+  }
+
+  #onWindowUpdate(id: number, payload: Uint8Array): void {
+    if (payload.length !== 4) {
+      throw protocolError("WINDOW_UPDATE of wrong length", ErrorCode.FRAME_SIZE_ERROR);
+    }
+    const increment = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0) & 0x7fffffff;
+    if (id === 0) this.#sendWindow += increment;
+    else {
+      const s = this.#streams.get(id);
+      if (s) s.sendWindow += increment;
+    }
+    this.#wakeSenders();
+  }
+
+  #headerBlock(id: number, block: Uint8Array, endStream: boolean, arrived: Arrivals): void {
     let fields: HeaderField[];
     try {
       fields = this.#decoder.decode(block);
@@ -630,10 +651,7 @@ export class Http2Connection {
       s.head.resolve({ status, headers });
     }
     // Trailers (a second header block) carry nothing this client uses.
-    if (endStream) {
-      if (arrived.has(s)) s.ended = true;
-      else this.#finish(s);
-    }
+    if (endStream) this.#endAfterArrivals(s, arrived);
   }
 }
 

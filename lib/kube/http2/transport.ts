@@ -7,7 +7,7 @@
 import { STATUS_CODES } from "node:http";
 import { Http2Connection, Http2Error, type Http2Target, type Http2Timing } from "./connection.ts";
 
-export interface Http2TransportTls {
+interface Http2TransportTls {
   caCerts?: string[];
   cert?: string;
   key?: string;
