@@ -169,15 +169,25 @@ function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
 }
 
 export function decodeNode(r: ProtoReader): SlimNode {
-  let metadata: ObjectMeta = {};
   const spec: SlimNode["spec"] = {};
+  const metadata = readMetadataAndSpec(r, spec, readNodeSpec);
+  return { apiVersion: "v1", kind: "Node", metadata, spec };
+}
+
+/** The metadata (field 1) and spec (field 2) of a Node or a Lease; the status, if any, is skipped. */
+function readMetadataAndSpec<S>(
+  r: ProtoReader,
+  spec: S,
+  readSpec: (r: ProtoReader, spec: S) => void,
+): ObjectMeta {
+  let metadata: ObjectMeta = {};
   while (r.pos < r.end) {
     const t = r.varint();
     if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
-    else if (t === 18 /* 2:len spec */) readNodeSpec(r, spec);
+    else if (t === 18 /* 2:len spec */) readSpec(r, spec);
     else r.skip(t);
   }
-  return { apiVersion: "v1", kind: "Node", metadata, spec };
+  return metadata;
 }
 
 function projectNode(obj: KubeObject): SlimNode {
@@ -232,14 +242,8 @@ function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
 }
 
 function decodeLease(r: ProtoReader): SlimLease {
-  let metadata: ObjectMeta = {};
   const spec: LeaseSpec = {};
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
-    else if (t === 18 /* 2:len spec */) readLeaseSpec(r, spec);
-    else r.skip(t);
-  }
+  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec);
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 

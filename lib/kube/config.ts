@@ -21,15 +21,8 @@ export class KubeConfigError extends Error {
 
 /** What carries requests over HTTP/2 (lib/kube's own client; the watch_loop bench compares node:http2). */
 export interface Http2Requests {
-  /** The answer, or undefined when fetch must carry this request; see Http2Transport.request. */
-  request(
-    server: string,
-    method: string,
-    path: string,
-    headers: Headers,
-    body?: Uint8Array,
-    signal?: AbortSignal,
-  ): Promise<Response | undefined>;
+  /** The answer, or undefined when fetch must carry this request. */
+  request: Http2Transport["request"];
   close(): void;
 }
 

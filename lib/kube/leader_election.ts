@@ -220,16 +220,8 @@ export class LeaderElector {
         acquireTime: held.spec?.acquireTime ?? mine.acquireTime,
         leaseTransitions: held.spec?.leaseTransitions ?? 0,
       };
-      const sentAt = monotonic();
-      try {
-        const updated = await client.request<Lease>("PUT", path, {
-          signal: this.#requestSignal(outer),
-          body: { ...held, spec },
-        });
-        return this.#wrote(updated, sentAt);
-      } catch (e) {
-        if (!(e instanceof KubeApiError && e.isConflict)) throw e;
-      }
+      const renewed = await this.#put(path, { ...held, spec }, outer);
+      if (renewed !== "conflict") return renewed;
     }
 
     let current: Lease;
@@ -253,16 +245,23 @@ export class LeaderElector {
         leaseTransitions: old.leaseTransitions ?? 0,
       }
       : { ...mine, leaseTransitions: (old.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1) };
-    // The resourceVersion makes this a compare-and-swap: two standbys cannot both take the same lease.
+    return (await this.#put(path, { ...current, spec }, outer)) === true;
+  }
+
+  /**
+   * Writes the lease back; its resourceVersion makes this a compare-and-swap, so two standbys cannot both
+   * take it. "conflict" when the record changed under us.
+   */
+  async #put(path: string, lease: Lease, outer: AbortSignal): Promise<boolean | "conflict"> {
     const sentAt = monotonic();
     try {
-      const updated = await client.request<Lease>("PUT", path, {
+      const updated = await this.#o.client.request<Lease>("PUT", path, {
         signal: this.#requestSignal(outer),
-        body: { ...current, spec },
+        body: lease,
       });
       return this.#wrote(updated, sentAt);
     } catch (e) {
-      if (e instanceof KubeApiError && e.isConflict) return false;
+      if (e instanceof KubeApiError && e.isConflict) return "conflict";
       throw e;
     }
   }

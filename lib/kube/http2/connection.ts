@@ -4,15 +4,19 @@
 // read brought (about 60 KiB) as one chunk. Measured on a 5,000-event watch replay, without decoding:
 // 16-38 ms of CPU against 35-68 ms through fetch.
 //
-// What it does: the client preface and SETTINGS (no push, a 4 MiB stream window and a 1 GiB connection
-// window, as Go's own client transport uses); requests as HEADERS (+ CONTINUATION), a body in DATA frames
-// within the server's send windows; the answer's header blocks decoded by HPACK (every block, so the table
-// stays in step); DATA queued per stream and credited back to the server as the consumer reads it, so a
-// slow reader holds at most its window; PING answered, SETTINGS acknowledged; GOAWAY honoured (streams
-// past the last one the server processed fail as retryable, no new streams); RST_STREAM sent when a caller
+// What it does: the client preface and SETTINGS (no push, a 4 MiB stream window as Go's transport, a
+// 64 MiB connection window, a 1 MiB header-list limit); requests as HEADERS (+ CONTINUATION), a body in
+// DATA frames within the server's send windows; the answer's header blocks decoded by HPACK (every block,
+// so the table stays in step; past the header-list limit the connection ends); DATA queued per stream and
+// credited back to the server, on the stream and the connection, as the consumer reads it (or cancels), so
+// unread answers hold at most the connection's window and one slow reader at most its stream's; PING
+// answered, SETTINGS acknowledged, both within a per-second budget; GOAWAY honoured (streams past the last
+// one the server processed fail as retryable, no new streams); at most 1000 streams whatever the server
+// allows; WINDOW_UPDATEs of 0 or past 2^31-1 are errors (RFC 9113 6.9); RST_STREAM sent when a caller
 // aborts or cancels. A connection that has read nothing for 30 s while streams are open is PINGed and
 // closed when 15 s pass without an answer (client-go's HTTP/2 health check defaults), so a watch on a dead
-// connection fails instead of hanging until TCP gives up.
+// connection fails instead of hanging until TCP gives up. Bodies must be read or cancelled: an abandoned
+// one keeps its share of the connection's window, as in Go's transport.
 
 import { isIP } from "node:net";
 import tls from "node:tls";
