@@ -4,7 +4,7 @@
 // function with an explicit choice, so no caller gets the other behaviour by accident.
 
 /** What an abort during the wait does: resolve `false` (the default) or reject with the signal's reason. */
-export type OnAbort = "resolve" | "reject";
+type OnAbort = "resolve" | "reject";
 
 /**
  * Waits `ms` (negative counts as 0) unless `signal` aborts first. Resolves true when the full time passed;

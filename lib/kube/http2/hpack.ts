@@ -58,7 +58,7 @@ const utf8 = new TextDecoder();
 
 /** Decodes header blocks of one connection, in order: every block changes the shared dynamic table. */
 /** A header list over the size this side announced (SETTINGS_MAX_HEADER_LIST_SIZE). */
-export class HeaderListTooLarge extends HpackError {
+class HeaderListTooLarge extends HpackError {
   constructor(readonly limit: number) {
     super(`header list over ${limit} octets`);
   }
