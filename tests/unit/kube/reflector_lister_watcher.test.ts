@@ -87,8 +87,12 @@ async function* batches(script: Ev[][]): AsyncGenerator<Ev[]> {
   // A watch the server ends at once with nothing in it counts as a failure; these all sent something.
 }
 
-async function* silentUntil(signal: AbortSignal): AsyncGenerator<Ev[]> {
-  await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+/** A watch that sends nothing and ends when the reflector stops. */
+function silentUntil(signal: AbortSignal): AsyncIterable<Ev[]> {
+  const end = new Promise<IteratorResult<Ev[]>>((r) =>
+    signal.addEventListener("abort", () => r({ done: true, value: undefined }), { once: true })
+  );
+  return { [Symbol.asyncIterator]: () => ({ next: () => end }) };
 }
 
 /** Runs a reflector over `lw` until its script is done; returns the store's names and the log. */
