@@ -415,7 +415,6 @@ export class Http2Connection {
     if (!this.#streams.has(s.id)) return;
     this.#write(rstStreamFrame(s.id, ErrorCode.CANCEL));
     s.queue = [];
-    this.#release(s);
     this.#finish(s, reason);
   }
 

@@ -264,3 +264,33 @@ Deno.test("http2 limits: PING and SETTINGS floods are answered up to a budget, t
   assert.ok(settings.acks <= 1001, `${settings.acks} SETTINGS answered`);
   assert.equal(settings.goaway, ErrorCode.ENHANCE_YOUR_CALM);
 });
+
+Deno.test("http2 limits: a cancelled body gives its unread share of the connection's window back", async () => {
+  const credited = Promise.withResolvers<number>();
+  const server = await h2Server(async (peer) => {
+    const first = await peer.request();
+    await peer.send(headersFrame(first!.stream, [[":status", "200"]]));
+    // The whole connection window (128 KiB) on a body nobody reads.
+    for (let i = 0; i < 8; i++) await peer.send(dataFrame(first!.stream, new Uint8Array(16 << 10)));
+    const update = await until(peer, (f) => f.type === FrameType.WINDOW_UPDATE && f.stream === 0);
+    credited.resolve(update ? u32(update) : 0);
+    const second = await peer.request();
+    await peer.send(
+      headersFrame(second!.stream, [[":status", "200"]]),
+      dataFrame(second!.stream, "more", true),
+    );
+    await peer.next();
+  });
+  const t = transport(server.ca, { connectionWindow: 128 << 10, streamWindow: 128 << 10 });
+  try {
+    const res = (await t.request(server.url, "GET", "/", new Headers()))!;
+    await new Promise((r) => setTimeout(r, 100)); // the 128 KiB arrive, unread
+    await res.body!.cancel();
+    assert.equal(await within(credited.promise), 128 << 10);
+    assert.equal(await (await t.request(server.url, "GET", "/", new Headers()))!.text(), "more");
+    assert.equal(server.accepted, 1);
+  } finally {
+    t.close();
+    await server.close();
+  }
+});
