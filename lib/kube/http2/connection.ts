@@ -22,6 +22,7 @@ import { isIP } from "node:net";
 import tls from "node:tls";
 import { ByteQueue } from "../byte_queue.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
+import { type Http2Options, type Limits, limitsOf } from "./options.ts";
 import {
   ErrorCode,
   Flag,
@@ -46,33 +47,6 @@ export interface Http2Target {
   caCerts?: string[];
   cert?: string;
   key?: string;
-}
-
-export interface Http2Options {
-  /** Read nothing for this long with streams open: PING. Default 30 s. */
-  pingAfterMs?: number;
-  /** No PING answer in this long: the connection is dead. Default 15 s. */
-  pingTimeoutMs?: number;
-  /** No streams for this long: close. Default 90 s (Go's IdleConnTimeout). */
-  idleCloseMs?: number;
-  /** TCP connect and TLS handshake within this long. Default 30 s (client-go's dial timeout). */
-  connectTimeoutMs?: number;
-  /**
-   * SETTINGS_MAX_HEADER_LIST_SIZE: announced, and enforced while an answer's header block is decoded
-   * (RFC 9113 6.5.2 counting). Default 1 MiB; the apiserver's headers are a few hundred bytes.
-   */
-  maxHeaderListSize?: number;
-  /**
-   * What the server may send ahead of the consumers on the whole connection; credited back only as they
-   * read (or cancel), so unread answers hold at most this much memory. Default 64 MiB.
-   */
-  connectionWindow?: number;
-  /** The same per stream. Default 4 MiB, as Go's transport. */
-  streamWindow?: number;
-  /** Streams open at once on this connection, whatever more the server allows. Default 1000. */
-  maxConcurrentStreams?: number;
-  /** PING and SETTINGS frames answered per second; more ends the connection. Default 1000. */
-  maxControlFramesPerSecond?: number;
 }
 
 /** A transport failure. `retryable`: the server never processed the request (GOAWAY, REFUSED_STREAM). */
@@ -105,20 +79,6 @@ const MAX_WINDOW = 2 ** 31 - 1;
 /** Answers to control frames the socket may hold unsent before the server counts as flooding. */
 const MAX_UNSENT_BYTES = 1 << 20;
 
-type Limits = Required<Omit<Http2Options, "connectTimeoutMs">>;
-
-function limitsOf(o: Http2Options): Limits {
-  return {
-    pingAfterMs: o.pingAfterMs ?? 30_000,
-    pingTimeoutMs: o.pingTimeoutMs ?? 15_000,
-    idleCloseMs: o.idleCloseMs ?? 90_000,
-    maxHeaderListSize: o.maxHeaderListSize ?? 1 << 20,
-    connectionWindow: o.connectionWindow ?? 64 << 20,
-    streamWindow: o.streamWindow ?? 4 << 20,
-    maxConcurrentStreams: o.maxConcurrentStreams ?? 1000,
-    maxControlFramesPerSecond: o.maxControlFramesPerSecond ?? 1000,
-  };
-}
 /** A header block (HEADERS + CONTINUATIONs) larger than this is refused. */
 const MAX_HEADER_BLOCK = 1 << 20;
 

@@ -5,7 +5,8 @@
 // honours HTTPS_PROXY; this transport does not speak CONNECT), or a server whose ALPN does not offer h2.
 
 import { STATUS_CODES } from "node:http";
-import { Http2Connection, Http2Error, type Http2Options, type Http2Target } from "./connection.ts";
+import { Http2Connection, Http2Error, type Http2Target } from "./connection.ts";
+import type { Http2Options } from "./options.ts";
 
 interface Http2TransportTls {
   caCerts?: string[];

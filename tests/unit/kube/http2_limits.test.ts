@@ -15,7 +15,7 @@ import {
   settingsFrame,
   windowUpdateFrame,
 } from "../../../lib/kube/http2/frames.ts";
-import type { Http2Options } from "../../../lib/kube/http2/connection.ts";
+import type { Http2Options } from "../../../lib/kube/http2/options.ts";
 import { dataFrame, type Frame, h2Server, headersFrame, type Peer } from "../../support/h2_peer.ts";
 
 const noEnv = () => undefined;
