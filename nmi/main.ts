@@ -5,7 +5,7 @@ import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
-import { sleep } from "../lib/kube/backoff.ts";
+import { sleep } from "../lib/sleep.ts";
 import { EventRecorder } from "../lib/kube/events.ts";
 import { KubeClient } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";

@@ -8,7 +8,7 @@ import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azur
 import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
 import { KubeApiError, type KubeClient } from "../lib/kube/rest.ts";
-import { sleep } from "../lib/kube/backoff.ts";
+import { sleep } from "../lib/sleep.ts";
 import type { Logger } from "../lib/log.ts";
 import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_client.ts";
 import type { NmiCaches } from "./caches.ts";

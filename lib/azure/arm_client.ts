@@ -8,6 +8,8 @@ import { ComputeManagementClient } from "@azure/arm-compute";
 import type { TokenCredential } from "@azure/identity";
 import type { CurrentIdentity, IdentityPatchBody } from "./identity_delta.ts";
 import type { ComputeTarget } from "./provider_id.ts";
+import { parseRetryAfter } from "../retry_after.ts";
+import { sleep } from "../sleep.ts";
 
 export type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
 
@@ -37,30 +39,6 @@ export class ThrottledLocally extends Error {
   constructor(readonly operation: ArmOperation, readonly until: number) {
     super(`${operation}: ARM asked us to wait until ${new Date(until).toISOString()}`);
   }
-}
-
-/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
-export function parseRetryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 export interface IdentityArm {
@@ -99,7 +77,7 @@ interface RestErrorLike {
 function errorOf(op: ArmOperation, e: unknown, now: number): ArmError {
   if (e instanceof ArmError) return e;
   const r = (e ?? {}) as RestErrorLike;
-  const retryAfterMs = parseRetryAfterMs(r.response?.headers?.get("retry-after"), now);
+  const retryAfterMs = parseRetryAfter(r.response?.headers?.get("retry-after"), now);
   const msg = e instanceof Error ? e.message : String(e);
   return new ArmError(
     op,
@@ -201,7 +179,7 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
         let delay = opts.pollIntervalMs ?? 100;
         const maxDelay = opts.maxPollIntervalMs ?? 5_000;
         while (!poller.isDone) {
-          await sleep(delay, signal);
+          await sleep(delay, signal, "reject");
           delay = Math.min(delay * 2, maxDelay);
           await poller.poll({ abortSignal: signal });
         }

@@ -49,36 +49,3 @@ export class Backoff {
     this.#attempt = 0;
   }
 }
-
-/**
- * Parses an HTTP Retry-After value (delta seconds or an HTTP date) into milliseconds from `now`.
- * Returns undefined when absent or unparseable, so the caller falls back to its own backoff.
- */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value == null) return undefined;
-  const text = value.trim();
-  if (text === "") return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
-}
-
-/**
- * Waits `ms` unless `signal` aborts first. Resolves true when the full time passed, false when aborted;
- * the timer is always cleared so test sanitizers see nothing left behind.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  if (signal?.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}

@@ -11,17 +11,17 @@
 
 import { type Pod, type PodPhase } from "./core.ts";
 import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
-import type { ResourceType } from "./rest.ts";
+import type { ResourceType } from "./resource.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
-export interface Taint {
+interface Taint {
   key: string;
   value?: string;
   effect: string;
   timeAdded?: string;
 }
 
-export interface SlimNode extends KubeObject {
+interface SlimNode extends KubeObject {
   spec: { providerID?: string; unschedulable?: boolean; taints?: Taint[] };
 }
 
@@ -35,7 +35,7 @@ export interface LeaseSpec {
   preferredHolder?: string;
 }
 
-export interface SlimLease extends KubeObject {
+interface SlimLease extends KubeObject {
   spec: LeaseSpec;
 }
 
@@ -169,18 +169,28 @@ function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
 }
 
 export function decodeNode(r: ProtoReader): SlimNode {
-  let metadata: ObjectMeta = {};
   const spec: SlimNode["spec"] = {};
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
-    else if (t === 18 /* 2:len spec */) readNodeSpec(r, spec);
-    else r.skip(t);
-  }
+  const metadata = readMetadataAndSpec(r, spec, readNodeSpec);
   return { apiVersion: "v1", kind: "Node", metadata, spec };
 }
 
-export function projectNode(obj: KubeObject): SlimNode {
+/** The metadata (field 1) and spec (field 2) of a Node or a Lease; the status, if any, is skipped. */
+function readMetadataAndSpec<S>(
+  r: ProtoReader,
+  spec: S,
+  readSpec: (r: ProtoReader, spec: S) => void,
+): ObjectMeta {
+  let metadata: ObjectMeta = {};
+  while (r.pos < r.end) {
+    const t = r.varint();
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    else if (t === 18 /* 2:len spec */) readSpec(r, spec);
+    else r.skip(t);
+  }
+  return metadata;
+}
+
+function projectNode(obj: KubeObject): SlimNode {
   const n = obj as KubeObject & { spec?: SlimNode["spec"] };
   const spec: SlimNode["spec"] = {};
   if (n.spec?.providerID) spec.providerID = n.spec.providerID;
@@ -231,19 +241,13 @@ function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
   r.closed(end);
 }
 
-export function decodeLease(r: ProtoReader): SlimLease {
-  let metadata: ObjectMeta = {};
+function decodeLease(r: ProtoReader): SlimLease {
   const spec: LeaseSpec = {};
-  while (r.pos < r.end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
-    else if (t === 18 /* 2:len spec */) readLeaseSpec(r, spec);
-    else r.skip(t);
-  }
+  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec);
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 
-export function projectLease(obj: KubeObject): SlimLease {
+function projectLease(obj: KubeObject): SlimLease {
   const l = obj as KubeObject & { spec?: LeaseSpec };
   // Every LeaseSpec field is a pointer in Go: present on the wire exactly when present in JSON.
   return {

@@ -9,7 +9,7 @@ import { parse as parseYaml } from "yaml";
 import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
 import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
 
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** A config problem the user must fix; the message is one line naming what is wrong. */
 export class KubeConfigError extends Error {
@@ -17,6 +17,13 @@ export class KubeConfigError extends Error {
     super(message);
     this.name = "KubeConfigError";
   }
+}
+
+/** What carries requests over HTTP/2 (lib/kube's own client; the watch_loop bench compares node:http2). */
+export interface Http2Requests {
+  /** The answer, or undefined when fetch must carry this request. */
+  request: Http2Transport["request"];
+  close(): void;
 }
 
 export interface KubeConnection {
@@ -29,7 +36,7 @@ export interface KubeConnection {
    * cheaper there; see http2/connection.ts). It declines servers fetch must reach (plain http, a proxy
    * from the environment, no h2 in ALPN); absent when turned off.
    */
-  http2?: Http2Transport;
+  http2?: Http2Requests;
   /** The Authorization header value for the next request, if the user authenticates with a token. */
   authHeader(): Promise<string | undefined>;
   /** The context's default namespace (in-cluster: the pod's namespace). */
@@ -44,7 +51,7 @@ export interface KubeConnection {
   close(): void;
 }
 
-export interface LoadKubeConfigOptions {
+interface LoadKubeConfigOptions {
   /** An explicit kubeconfig path (a `--kubeconfig` flag); wins over everything else. */
   kubeconfigPath?: string;
   /** A context other than the kubeconfig's current one. */
@@ -243,6 +250,152 @@ async function authProviderHeader(
   };
 }
 
+/** The kubeconfig to use and where it came from: an explicit path, `KUBECONFIG`, in-cluster, `~/.kube/config`. */
+async function locateConfig(
+  opts: LoadKubeConfigOptions,
+  env: (name: string) => string | undefined,
+  saDir: string,
+): Promise<{ merged: KubeconfigDoc; source: string }> {
+  const envKubeconfig = (env("KUBECONFIG") ?? "").split(":").filter((p) => p !== "");
+  const home = env("HOME");
+  if (opts.kubeconfigPath) return await readMerged([opts.kubeconfigPath], "--kubeconfig");
+  if (envKubeconfig.length > 0) return await readMerged(envKubeconfig, "KUBECONFIG");
+  if (env("KUBERNETES_SERVICE_HOST") && await exists(`${saDir}/token`)) {
+    return { merged: inClusterConfig(env, saDir), source: "in-cluster" };
+  }
+  if (home && await exists(`${home}/.kube/config`)) {
+    return await readMerged([`${home}/.kube/config`], "~/.kube/config");
+  }
+  throw new KubeConfigError(
+    "no Kubernetes config found: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
+  );
+}
+
+/** The in-cluster service account as a kubeconfig document, so one code path reads both. */
+function inClusterConfig(env: (name: string) => string | undefined, saDir: string): KubeconfigDoc {
+  const host = env("KUBERNETES_SERVICE_HOST")!;
+  const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
+  const serverHost = host.includes(":") ? `[${host}]` : host;
+  return {
+    clusters: [{
+      name: "in-cluster",
+      cluster: { server: `https://${serverHost}:${port}`, "certificate-authority": `${saDir}/ca.crt` },
+    }],
+    users: [{ name: "in-cluster", user: { tokenFile: `${saDir}/token` } }],
+    contexts: [{ name: "in-cluster", context: { cluster: "in-cluster", user: "in-cluster" } }],
+    "current-context": "in-cluster",
+  };
+}
+
+interface TlsMaterial {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The cluster's CA and the user's client certificate and key (PEM); a certificate needs its key. */
+async function tlsMaterial(selected: Selected, source: string): Promise<TlsMaterial> {
+  const { cluster, user } = selected;
+  const u = user?.body ?? {};
+  let tls: TlsMaterial;
+  try {
+    tls = {
+      ca: await pemOf(
+        cluster.body["certificate-authority-data"],
+        cluster.body["certificate-authority"],
+        "certificate-authority",
+      ),
+      cert: await pemOf(u["client-certificate-data"], u["client-certificate"], "client-certificate"),
+      key: await pemOf(u["client-key-data"], u["client-key"], "client-key"),
+    };
+  } catch (e) {
+    throw new KubeConfigError(`kubeconfig ${source}: ${(e as Error).message}`);
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new KubeConfigError(
+      `kubeconfig ${source}: user "${user?.name}" has a client certificate without a key`,
+    );
+  }
+  return tls;
+}
+
+interface Auth {
+  header: () => Promise<string | undefined>;
+  /** Present for an exec plugin, whose token can be fetched again after a 401. */
+  exec?: ExecCredentialSource;
+}
+
+/** How the user authenticates: token, token file, exec plugin, auth-provider, basic auth, or not at all. */
+async function authOf(
+  doc: KubeconfigDoc,
+  selected: Selected,
+  source: string,
+  opts: LoadKubeConfigOptions,
+): Promise<Auth> {
+  const u = selected.user?.body ?? {};
+  const refreshMs = opts.tokenFileRefreshMs ?? 60_000;
+  if (u.token) {
+    const fixed = `Bearer ${u.token}`;
+    return { header: () => Promise.resolve(fixed) };
+  }
+  if (u.tokenFile) {
+    const read = tokenFileReader(u.tokenFile, refreshMs);
+    return { header: async () => `Bearer ${await read()}` };
+  }
+  if (u.exec) {
+    let exec: ExecCredentialSource;
+    try {
+      exec = new ExecCredentialSource(u.exec);
+    } catch (e) {
+      throw new KubeConfigError(
+        `kubeconfig ${source}: user "${selected.user!.name}": ${(e as ExecCredentialError).message}`,
+      );
+    }
+    return { header: async () => `Bearer ${await exec.token()}`, exec };
+  }
+  if (u["auth-provider"]) {
+    const context = opts.context ?? String(doc["current-context"]);
+    return { header: await cachedAuthProvider(doc, context, source, refreshMs) };
+  }
+  const fixed = u.username ? `Basic ${btoa(`${u.username}:${u.password ?? ""}`)}` : undefined;
+  return { header: () => Promise.resolve(fixed) };
+}
+
+/** An auth-provider's header, asked for at most once per `refreshMs`: the providers refresh their own tokens. */
+async function cachedAuthProvider(
+  doc: KubeconfigDoc,
+  context: string,
+  source: string,
+  refreshMs: number,
+): Promise<() => Promise<string | undefined>> {
+  let header: () => Promise<string | undefined>;
+  try {
+    header = await authProviderHeader(doc, context);
+  } catch (e) {
+    throw new KubeConfigError(`kubeconfig ${source}: auth-provider: ${(e as Error).message.split("\n")[0]}`);
+  }
+  let cached: { value?: string; at: number } | undefined;
+  return async () => {
+    if (!cached || performance.now() - cached.at > refreshMs) {
+      cached = { value: await header(), at: performance.now() };
+    }
+    return cached.value;
+  };
+}
+
+/** fetch's HttpClient with the cluster's CA and the client certificate. */
+function httpClientOf(tls: TlsMaterial, source: string): Deno.HttpClient {
+  const { ca, cert, key } = tls;
+  try {
+    return Deno.createHttpClient({
+      ...(ca ? { caCerts: [ca] } : {}),
+      ...(cert && key ? { cert, key } : {}),
+    });
+  } catch (e) {
+    throw new KubeConfigError(`kubeconfig ${source}: unusable TLS material: ${(e as Error).message}`);
+  }
+}
+
 /**
  * Finds and loads the connection settings: an explicit path, then `KUBECONFIG`, then the in-cluster
  * service account (when `KUBERNETES_SERVICE_HOST` is set), then `~/.kube/config`.
@@ -250,39 +403,9 @@ async function authProviderHeader(
 export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Promise<KubeConnection> {
   const env = opts.env ?? ((n: string) => Deno.env.get(n));
   const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
-  const refreshMs = opts.tokenFileRefreshMs ?? 60_000;
-
-  let source: string;
-  let doc: KubeconfigDoc;
-  const envKubeconfig = (env("KUBECONFIG") ?? "").split(":").filter((p) => p !== "");
-  const home = env("HOME");
-  if (opts.kubeconfigPath) {
-    ({ merged: doc, source } = await readMerged([opts.kubeconfigPath], "--kubeconfig"));
-  } else if (envKubeconfig.length > 0) {
-    ({ merged: doc, source } = await readMerged(envKubeconfig, "KUBECONFIG"));
-  } else if (env("KUBERNETES_SERVICE_HOST") && await exists(`${saDir}/token`)) {
-    const host = env("KUBERNETES_SERVICE_HOST")!;
-    const port = env("KUBERNETES_SERVICE_PORT") ?? "443";
-    const serverHost = host.includes(":") ? `[${host}]` : host;
-    source = "in-cluster";
-    doc = {
-      clusters: [{
-        name: "in-cluster",
-        cluster: { server: `https://${serverHost}:${port}`, "certificate-authority": `${saDir}/ca.crt` },
-      }],
-      users: [{ name: "in-cluster", user: { tokenFile: `${saDir}/token` } }],
-      contexts: [{ name: "in-cluster", context: { cluster: "in-cluster", user: "in-cluster" } }],
-      "current-context": "in-cluster",
-    };
-  } else if (home && await exists(`${home}/.kube/config`)) {
-    ({ merged: doc, source } = await readMerged([`${home}/.kube/config`], "~/.kube/config"));
-  } else {
-    throw new KubeConfigError(
-      "no Kubernetes config found: pass --kubeconfig, set KUBECONFIG, or run in a pod with a service account",
-    );
-  }
-
-  const { cluster, user, namespace: contextNs } = select(doc, source, opts.context);
+  const { merged: doc, source } = await locateConfig(opts, env, saDir);
+  const selected = select(doc, source, opts.context);
+  const { cluster } = selected;
   if (!cluster.body.server) {
     throw new KubeConfigError(`kubeconfig ${source}: cluster "${cluster.name}" has no server`);
   }
@@ -291,83 +414,17 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
       `kubeconfig ${source}: insecure-skip-tls-verify is not supported; give the cluster's CA instead`,
     );
   }
-  const u = user?.body ?? {};
-  let ca: string | undefined, cert: string | undefined, key: string | undefined;
-  try {
-    ca = await pemOf(
-      cluster.body["certificate-authority-data"],
-      cluster.body["certificate-authority"],
-      "certificate-authority",
-    );
-    cert = await pemOf(u["client-certificate-data"], u["client-certificate"], "client-certificate");
-    key = await pemOf(u["client-key-data"], u["client-key"], "client-key");
-  } catch (e) {
-    throw new KubeConfigError(`kubeconfig ${source}: ${(e as Error).message}`);
-  }
-  if ((cert === undefined) !== (key === undefined)) {
-    throw new KubeConfigError(
-      `kubeconfig ${source}: user "${user?.name}" has a client certificate without a key`,
-    );
-  }
-
-  let authHeader: () => Promise<string | undefined>;
-  let exec: ExecCredentialSource | undefined;
-  if (u.token) {
-    const fixed = `Bearer ${u.token}`;
-    authHeader = () => Promise.resolve(fixed);
-  } else if (u.tokenFile) {
-    const read = tokenFileReader(u.tokenFile, refreshMs);
-    authHeader = async () => `Bearer ${await read()}`;
-  } else if (u.exec) {
-    try {
-      exec = new ExecCredentialSource(u.exec);
-    } catch (e) {
-      throw new KubeConfigError(
-        `kubeconfig ${source}: user "${user!.name}": ${(e as ExecCredentialError).message}`,
-      );
-    }
-    const plugin = exec;
-    authHeader = async () => `Bearer ${await plugin.token()}`;
-  } else if (u["auth-provider"]) {
-    const context = opts.context ?? String(doc["current-context"]);
-    let header: () => Promise<string | undefined>;
-    try {
-      header = await authProviderHeader(doc, context);
-    } catch (e) {
-      throw new KubeConfigError(
-        `kubeconfig ${source}: auth-provider: ${(e as Error).message.split("\n")[0]}`,
-      );
-    }
-    // Auth providers refresh their own tokens; ask at most once a minute.
-    let cached: { value?: string; at: number } | undefined;
-    authHeader = async () => {
-      if (!cached || performance.now() - cached.at > refreshMs) {
-        cached = { value: await header(), at: performance.now() };
-      }
-      return cached.value;
-    };
-  } else {
-    const fixed = u.username ? `Basic ${btoa(`${u.username}:${u.password ?? ""}`)}` : undefined;
-    authHeader = () => Promise.resolve(fixed);
-  }
-
-  let client: Deno.HttpClient;
-  try {
-    client = Deno.createHttpClient({
-      ...(ca ? { caCerts: [ca] } : {}),
-      ...(cert && key ? { cert, key } : {}),
-    });
-  } catch (e) {
-    throw new KubeConfigError(`kubeconfig ${source}: unusable TLS material: ${(e as Error).message}`);
-  }
-  let namespace = contextNs;
+  const tls = await tlsMaterial(selected, source);
+  const { header: authHeader, exec } = await authOf(doc, selected, source, opts);
+  const client = httpClientOf(tls, source);
+  let namespace = selected.namespace;
   if (source === "in-cluster") {
     namespace = await Deno.readTextFile(`${saDir}/namespace`).then((s) => s.trim()).catch(() => undefined);
   }
   const server = cluster.body.server.replace(/\/+$/, "");
   const http2 = opts.http2 === false
     ? undefined
-    : new Http2Transport({ caCerts: ca ? [ca] : undefined, cert, key }, env);
+    : new Http2Transport({ caCerts: tls.ca ? [tls.ca] : undefined, cert: tls.cert, key: tls.key }, env);
   return {
     server,
     client,

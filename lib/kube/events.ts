@@ -16,14 +16,16 @@ import {
   SpamFilter,
   type SpamFilterOptions,
 } from "./event_correlator.ts";
-import { KubeApiError, type KubeClient, Resources } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { KubeClient } from "./rest.ts";
+import { Resources } from "./resource.ts";
 import type { KubeObject } from "./types.ts";
 
 export const EVENT_COMPONENT = "aadpodidentity.k8s.io";
 
 export type EventType = "Normal" | "Warning";
 
-export interface ObjectReference {
+interface ObjectReference {
   apiVersion?: string;
   kind?: string;
   name?: string;
@@ -45,7 +47,7 @@ export interface CoreEvent extends KubeObject {
   reportingInstance: string;
 }
 
-export interface EventRecorderOptions {
+interface EventRecorderOptions {
   client: KubeClient;
   component?: string;
   /** Identifies this replica (e.g. hostname); becomes reportingInstance and source.host. */
@@ -63,7 +65,7 @@ export interface EventRecorderOptions {
   log?: Logger;
 }
 
-export interface EventRecorderStats {
+interface EventRecorderStats {
   /** Events handed to record() that were valid. */
   recorded: number;
   /** Events created or counted on the apiserver. */
@@ -109,7 +111,7 @@ function hostname(): string {
   }
 }
 
-export function referenceOf(obj: KubeObject): ObjectReference {
+function referenceOf(obj: KubeObject): ObjectReference {
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,

@@ -10,7 +10,7 @@ export interface ExecConfig {
   installHint?: string;
 }
 
-export const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
 
 export class ExecCredentialError extends Error {
   constructor(message: string) {

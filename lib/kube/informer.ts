@@ -4,7 +4,8 @@
 import type { Logger } from "../log.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { Reflector, type ReflectorStats } from "./reflector.ts";
-import { type KubeClient, resourceName, type ResourceType } from "./rest.ts";
+import type { KubeClient } from "./rest.ts";
+import { resourceName, type ResourceType } from "./resource.ts";
 import { type EventHandler, type IndexFunc, Store } from "./store.ts";
 import type { KubeObject } from "./types.ts";
 
@@ -71,11 +72,3 @@ export const podIndexers = {
   byNode: (pod: KubeObject & { spec?: { nodeName?: string } }): string[] =>
     pod.spec?.nodeName ? [pod.spec.nodeName] : [],
 };
-
-/** Index values for label `key`: e.g. bindings and pods by their `aadpodidbinding` selector value. */
-export function byLabel(key: string): (obj: KubeObject) => string[] {
-  return (obj) => {
-    const v = obj.metadata.labels?.[key];
-    return v === undefined ? [] : [v];
-  };
-}

@@ -12,22 +12,17 @@
 
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
-import { sleep } from "./backoff.ts";
+import { sleep } from "../sleep.ts";
 import { CauseLog } from "./cause_log.ts";
-import { KubeApiError, type KubeClient, objectPath, Resources } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { KubeClient } from "./rest.ts";
+import { collectionPath, objectPath, Resources } from "./resource.ts";
+import type { LeaseSpec } from "./builtin_proto.ts";
 import type { KubeObject } from "./types.ts";
-
-export interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
-}
 
 export type Lease = KubeObject & { spec?: LeaseSpec };
 
-export interface LeaderElectionOptions {
+interface LeaderElectionOptions {
   client: KubeClient;
   namespace: string;
   name: string;
@@ -68,7 +63,7 @@ function causeOf(e: unknown): { cause: string; message: string } {
 
 export class LeaderElector {
   readonly identity: string;
-  #o:
+  #config:
     & Required<
       Pick<LeaderElectionOptions, "leaseDurationMs" | "renewDeadlineMs" | "retryPeriodMs" | "releaseOnCancel">
     >
@@ -85,14 +80,14 @@ export class LeaderElector {
   #lease: Lease | undefined;
 
   constructor(opts: LeaderElectionOptions) {
-    this.#o = {
+    this.#config = {
       leaseDurationMs: 15_000,
       renewDeadlineMs: 10_000,
       retryPeriodMs: 2_000,
       releaseOnCancel: true,
       ...opts,
     };
-    const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.#o;
+    const { leaseDurationMs, renewDeadlineMs, retryPeriodMs } = this.#config;
     if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs && retryPeriodMs > 0)) {
       throw new RangeError("leader election needs leaseDuration > renewDeadline > retryPeriod > 0");
     }
@@ -120,8 +115,8 @@ export class LeaderElector {
    * it does not campaign again: a replica that lost the lease should restart with fresh state.
    */
   async run(signal: AbortSignal): Promise<void> {
-    const { retryPeriodMs } = this.#o;
-    const lease = `${this.#o.namespace}/${this.#o.name}`;
+    const { retryPeriodMs } = this.#config;
+    const lease = `${this.#config.namespace}/${this.#config.name}`;
     while (!signal.aborted) {
       if (await this.#tryAcquireOrRenew(signal)) break;
       // Jitter spreads standbys so they do not all hit the lease at the same instant.
@@ -141,7 +136,7 @@ export class LeaderElector {
     armFence();
     const started = (async () => {
       try {
-        await this.#o.onStartedLeading?.(leading.signal);
+        await this.#config.onStartedLeading?.(leading.signal);
       } catch (e) {
         this.#log.error("leader election: onStartedLeading failed", { error: e });
       }
@@ -161,18 +156,18 @@ export class LeaderElector {
       this.#leading = false;
       leading.abort();
     }
-    if (signal.aborted && this.#o.releaseOnCancel) await this.#release();
+    if (signal.aborted && this.#config.releaseOnCancel) await this.#release();
     if (!signal.aborted) this.#log.warn(`leader election: ${this.identity} lost lease ${lease}`);
     await started;
     try {
-      this.#o.onStoppedLeading?.();
+      this.#config.onStoppedLeading?.();
     } catch (e) {
       this.#log.error("leader election: onStoppedLeading failed", { error: e });
     }
   }
 
   async #tryAcquireOrRenew(signal: AbortSignal): Promise<boolean> {
-    const { namespace, name } = this.#o;
+    const { namespace, name } = this.#config;
     try {
       const ok = await this.#acquireOrRenew(signal);
       const failed = this.#causes.recovered();
@@ -200,13 +195,13 @@ export class LeaderElector {
    * worthless once renewDeadline passed since it was sent, so no request waits longer than that.
    */
   #requestSignal(signal: AbortSignal): AbortSignal {
-    const budget = this.#leading ? Math.max(1, this.#validUntil - monotonic()) : this.#o.renewDeadlineMs;
+    const budget = this.#leading ? Math.max(1, this.#validUntil - monotonic()) : this.#config.renewDeadlineMs;
     return AbortSignal.any([signal, AbortSignal.timeout(budget)]);
   }
 
   /** One acquire or renew attempt; false when another holder's lease is still valid or a write lost a race. */
   async #acquireOrRenew(outer: AbortSignal): Promise<boolean> {
-    const { client, namespace, name, leaseDurationMs } = this.#o;
+    const { client, namespace, name, leaseDurationMs } = this.#config;
     const path = objectPath(Resources.leases, name, namespace);
     const wall = Date.now();
     const mine: LeaseSpec = {
@@ -225,16 +220,8 @@ export class LeaderElector {
         acquireTime: held.spec?.acquireTime ?? mine.acquireTime,
         leaseTransitions: held.spec?.leaseTransitions ?? 0,
       };
-      const sentAt = monotonic();
-      try {
-        const updated = await client.request<Lease>("PUT", path, {
-          signal: this.#requestSignal(outer),
-          body: { ...held, spec },
-        });
-        return this.#wrote(updated, sentAt);
-      } catch (e) {
-        if (!(e instanceof KubeApiError && e.isConflict)) throw e;
-      }
+      const renewed = await this.#put(path, { ...held, spec }, outer);
+      if (renewed !== "conflict") return renewed;
     }
 
     let current: Lease;
@@ -242,22 +229,7 @@ export class LeaderElector {
       current = await client.request<Lease>("GET", path, { signal: this.#requestSignal(outer) });
     } catch (e) {
       if (!(e instanceof KubeApiError && e.isNotFound)) throw e;
-      const sentAt = monotonic();
-      try {
-        const created = await client.request<Lease>("POST", path.slice(0, path.lastIndexOf("/")), {
-          signal: this.#requestSignal(outer),
-          body: {
-            apiVersion: "coordination.k8s.io/v1",
-            kind: "Lease",
-            metadata: { name, namespace },
-            spec: mine,
-          },
-        });
-        return this.#wrote(created, sentAt);
-      } catch (e) {
-        if (e instanceof KubeApiError && e.isAlreadyExists) return false;
-        throw e;
-      }
+      return await this.#create(mine, outer);
     }
     // The expiry clock of another holder starts when this answer arrived, not when it was asked for.
     const returnedAt = monotonic();
@@ -273,16 +245,44 @@ export class LeaderElector {
         leaseTransitions: old.leaseTransitions ?? 0,
       }
       : { ...mine, leaseTransitions: (old.leaseTransitions ?? 0) + (holder === this.identity ? 0 : 1) };
-    // The resourceVersion makes this a compare-and-swap: two standbys cannot both take the same lease.
+    return (await this.#put(path, { ...current, spec }, outer)) === true;
+  }
+
+  /**
+   * Writes the lease back; its resourceVersion makes this a compare-and-swap, so two standbys cannot both
+   * take it. "conflict" when the record changed under us.
+   */
+  async #put(path: string, lease: Lease, outer: AbortSignal): Promise<boolean | "conflict"> {
     const sentAt = monotonic();
     try {
-      const updated = await client.request<Lease>("PUT", path, {
+      const updated = await this.#config.client.request<Lease>("PUT", path, {
         signal: this.#requestSignal(outer),
-        body: { ...current, spec },
+        body: lease,
       });
       return this.#wrote(updated, sentAt);
     } catch (e) {
-      if (e instanceof KubeApiError && e.isConflict) return false;
+      if (e instanceof KubeApiError && e.isConflict) return "conflict";
+      throw e;
+    }
+  }
+
+  /** No lease yet: create it with us as holder; false when another replica created it first. */
+  async #create(mine: LeaseSpec, outer: AbortSignal): Promise<boolean> {
+    const { client, namespace, name } = this.#config;
+    const sentAt = monotonic();
+    try {
+      const created = await client.request<Lease>("POST", collectionPath(Resources.leases, namespace), {
+        signal: this.#requestSignal(outer),
+        body: {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace },
+          spec: mine,
+        },
+      });
+      return this.#wrote(created, sentAt);
+    } catch (e) {
+      if (e instanceof KubeApiError && e.isAlreadyExists) return false;
       throw e;
     }
   }
@@ -291,7 +291,7 @@ export class LeaderElector {
   #wrote(lease: Lease, sentAt: number): boolean {
     const answeredAt = monotonic();
     this.#observe(lease, answeredAt);
-    const validUntil = sentAt + this.#o.renewDeadlineMs;
+    const validUntil = sentAt + this.#config.renewDeadlineMs;
     // An answer that took longer than the deadline gives no leadership at all.
     if (answeredAt >= validUntil) return false;
     this.#leading = true;
@@ -311,7 +311,7 @@ export class LeaderElector {
       this.#leader = holder;
       if (holder) {
         try {
-          this.#o.onNewLeader?.(holder);
+          this.#config.onNewLeader?.(holder);
         } catch (e) {
           this.#log.error("leader election: onNewLeader failed", { error: e });
         }
@@ -325,11 +325,11 @@ export class LeaderElector {
     if (!lease || lease.spec?.holderIdentity !== this.identity) return;
     const now = Date.now();
     try {
-      const released = await this.#o.client.request<Lease>(
+      const released = await this.#config.client.request<Lease>(
         "PUT",
-        objectPath(Resources.leases, this.#o.name, this.#o.namespace),
+        objectPath(Resources.leases, this.#config.name, this.#config.namespace),
         {
-          signal: AbortSignal.timeout(this.#o.renewDeadlineMs),
+          signal: AbortSignal.timeout(this.#config.renewDeadlineMs),
           body: {
             ...lease,
             spec: {
@@ -343,7 +343,9 @@ export class LeaderElector {
         },
       );
       this.#observe(released, monotonic());
-      this.#log.info(`leader election: ${this.identity} released lease ${this.#o.namespace}/${this.#o.name}`);
+      this.#log.info(
+        `leader election: ${this.identity} released lease ${this.#config.namespace}/${this.#config.name}`,
+      );
     } catch (e) {
       this.#log.warn(`leader election: release failed, others wait out the lease`, { error: e });
     }

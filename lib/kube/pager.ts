@@ -4,10 +4,11 @@
 // of different snapshots. Items are appended one at a time: spreading a page into push() passes every item
 // as a call argument and throws RangeError on large lists.
 
-import { KubeApiError, type KubeClient, type ListOptions, type ResourceType } from "./rest.ts";
+import { KubeApiError } from "./api_error.ts";
+import type { ListOptions } from "./request_options.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 
-export interface PagedList<T extends KubeObject> {
+interface PagedList<T extends KubeObject> {
   items: T[];
   /** The resourceVersion of the snapshot the items come from (for a watch to resume from). */
   resourceVersion: string | undefined;
@@ -20,12 +21,12 @@ export interface PagedList<T extends KubeObject> {
 }
 
 /** Appends without spreading: `push(...items)` would pass every item as an argument. */
-export function appendAll<T>(to: T[], items: readonly T[]): void {
+function appendAll<T>(to: T[], items: readonly T[]): void {
   for (let i = 0; i < items.length; i++) to.push(items[i]);
 }
 
-/** Fetches one page; the default is `client.list` (JSON, whole objects). */
-export type PageFetcher<T extends KubeObject> = (
+/** Fetches one page: `client.list` (JSON, whole objects), `client.listProjected`, or a ListerWatcher's list. */
+type PageFetcher<T extends KubeObject> = (
   opts: ListOptions,
   signal?: AbortSignal,
 ) => Promise<KubeList<T>>;
@@ -37,11 +38,9 @@ export type PageFetcher<T extends KubeObject> = (
  * resourceVersion next to a continue token, so client-go's pager drops it the same way).
  */
 export async function listPages<T extends KubeObject>(
-  client: KubeClient,
-  rt: ResourceType,
+  fetchPage: PageFetcher<T>,
   opts: ListOptions = {},
   signal?: AbortSignal,
-  fetchPage: PageFetcher<T> = (o, s) => client.list<T>(rt, o, s),
 ): Promise<PagedList<T>> {
   const items: T[] = [];
   let cont: string | undefined;

@@ -4,7 +4,8 @@
 // item). The result equals decodeList over the whole body.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
-import { ByteQueue, ChunkReader } from "./chunk_reader.ts";
+import { ByteQueue } from "./byte_queue.ts";
+import { ChunkReader } from "./chunk_reader.ts";
 import { PROTO_MAGIC, ProtoDecodeError, ProtoReader, readListMetaUntil } from "./protobuf.ts";
 import type { KubeList, KubeObject } from "./types.ts";
 

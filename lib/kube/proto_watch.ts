@@ -4,7 +4,8 @@
 // kept until a whole frame is there.
 
 import type { ProtoObjectDecoder } from "./builtin_proto.ts";
-import { ByteQueue, ChunkReader } from "./chunk_reader.ts";
+import { ByteQueue } from "./byte_queue.ts";
+import { ChunkReader } from "./chunk_reader.ts";
 import { envelopeReader, ProtoDecodeError, ProtoReader, readStatus } from "./protobuf.ts";
 import type { KubeObject } from "./types.ts";
 import type { WatchEvent } from "./watch_stream.ts";
@@ -28,7 +29,7 @@ function eventType(buf: Uint8Array, start: number, end: number): EventType {
 }
 
 /** The WatchEvent of the frame at buf[start, end): the object decoded by `decode`, a Status for ERROR. */
-export function parseProtoWatchEvent<T extends KubeObject>(
+function parseProtoWatchEvent<T extends KubeObject>(
   buf: Uint8Array,
   start: number,
   end: number,

@@ -173,7 +173,7 @@ function internString(b: Uint8Array, start: number, end: number): string {
 /** The 4 bytes before every protobuf-encoded Kubernetes object: "k8s" and a zero byte. */
 export const PROTO_MAGIC = new Uint8Array([0x6b, 0x38, 0x73, 0x00]);
 
-export interface Unknown {
+interface Unknown {
   apiVersion: string;
   kind: string;
   raw: Uint8Array;
@@ -280,7 +280,7 @@ let lastIso = "";
 let lastTime = "";
 
 /** One map<string,string> entry, added to `map` (created on the first entry). */
-export function readMapEntry(
+function readMapEntry(
   r: ProtoReader,
   map: Record<string, string> | undefined,
 ): Record<string, string> {
@@ -449,5 +449,3 @@ function readStatusDetails(r: ProtoReader): NonNullable<KubeStatus["details"]> {
   r.closed(end);
   return d;
 }
-
-export const Wire = { VARINT: WIRE_VARINT, LEN: WIRE_LEN } as const;

@@ -7,27 +7,25 @@
 
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
-import { Backoff, type BackoffOptions, sleep } from "./backoff.ts";
+import { sleep } from "../sleep.ts";
+import { Backoff, type BackoffOptions } from "./backoff.ts";
 import { CauseLog } from "./cause_log.ts";
-import {
-  apiVersionOf,
-  collectionPath,
-  isProtobuf,
-  KubeApiError,
-  type KubeClient,
-  type ListOptions,
-  resourceName,
-  type ResourceType,
-} from "./rest.ts";
-import { type BuiltinCodec, builtinCodec } from "./builtin_proto.ts";
-import { decodeProtoWatchBatches } from "./proto_watch.ts";
+import { KubeApiError } from "./api_error.ts";
+import { builtinCodec } from "./builtin_proto.ts";
+import { clientListerWatcher, type ListerWatcher } from "./lister_watcher.ts";
+import type { ListOptions } from "./request_options.ts";
+import { apiVersionOf, resourceName, type ResourceType } from "./resource.ts";
+import type { KubeClient } from "./rest.ts";
 import type { Store } from "./store.ts";
-import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
+import type { KubeObject, KubeStatus } from "./types.ts";
 import { listPages } from "./pager.ts";
-import { decodeWatchBatches, type WatchEvent } from "./watch_stream.ts";
 
-export interface ReflectorOptions<T extends KubeObject> {
-  client: KubeClient;
+interface ReflectorOptions<T extends KubeObject> {
+  /** The apiserver client the default ListerWatcher (`clientListerWatcher`) lists and watches with. */
+  client?: KubeClient;
+  /** Lists and watches instead of `client` (tests give a fake one); namespace, selectors and encoding
+   * then only name the reflector in log lines. */
+  listerWatcher?: ListerWatcher<T>;
   resource: ResourceType;
   store: Store<T>;
   /** Only this namespace; all namespaces when absent. */
@@ -140,9 +138,6 @@ function listRvUnavailable(e: unknown): boolean {
   return e.isGone || (e.status === 504 && /too large resource version/i.test(e.message));
 }
 
-/** The name the resourceVersion probe asks for; whether such an object exists does not matter. */
-const RV_PROBE_NAME = "aad-pod-identity-resourceversion-probe";
-
 class StaleList extends Error {
   constructor(message: string) {
     super(message);
@@ -179,7 +174,9 @@ export class Reflector<T extends KubeObject> {
   #rv: string | undefined;
   /** The last LIST at #rv was refused (410, or the watch cache did not reach it): next LIST is a quorum read. */
   #rvUnavailable = false;
-  #codec: BuiltinCodec | undefined;
+  #lw: ListerWatcher<T>;
+  /** Where the credentials come from, for the hint on a 401. */
+  #credentials: string;
   #causes: CauseLog;
   /** 410s in a row with no watch event in between: the second and later ones back off. */
   #goneStreak = 0;
@@ -191,7 +188,13 @@ export class Reflector<T extends KubeObject> {
     this.#log = opts.log ?? defaultLog;
     this.#backoff = new Backoff(opts.backoff);
     this.#causes = new CauseLog(opts.repeatLogMs ?? 300_000);
-    this.#codec = opts.encoding === "json" ? undefined : builtinCodec(opts.resource);
+    const { client, resource, namespace, labelSelector, fieldSelector } = opts;
+    if (opts.listerWatcher) this.#lw = opts.listerWatcher;
+    else if (client) {
+      const codec = opts.encoding === "json" ? undefined : builtinCodec(resource);
+      this.#lw = clientListerWatcher({ client, resource, namespace, labelSelector, fieldSelector, codec });
+    } else throw new Error(`reflector for ${resourceName(resource)}: neither client nor listerWatcher given`);
+    this.#credentials = client?.conn.source ?? "the lister-watcher";
     this.synced = new Promise((r) => this.#resolveSynced = r);
   }
 
@@ -309,18 +312,14 @@ export class Reflector<T extends KubeObject> {
   async #list(
     signal: AbortSignal,
   ): Promise<{ items: T[]; resourceVersion: string | undefined; requests: number }> {
-    const { client, resource, namespace, labelSelector, fieldSelector } = this.#opts;
     const pageSize = this.#opts.pageSize ?? 500;
     const from = listFrom(this.#rv, this.#rvUnavailable);
     // First LIST from the watch cache: it must not be older than the server was when we started.
     const floor = this.#rv ?? (from.resourceVersion === "0" ? await this.#currentRv(signal) : undefined);
-    const codec = this.#codec;
     const paged = await listPages<T>(
-      client,
-      resource,
-      { namespace, labelSelector, fieldSelector, limit: pageSize > 0 ? pageSize : undefined, ...from },
+      (o, s) => this.#lw.list(o, s),
+      { limit: pageSize > 0 ? pageSize : undefined, ...from },
       signal,
-      codec ? (o, s) => client.listProjected<T>(resource, codec, o, s) : undefined,
     );
     // On a re-list NotOlderThan already promises this; the check keeps the promise even against a server
     // (or proxy) that ignores the match, since replacing the cache with an older list would resurrect
@@ -331,29 +330,16 @@ export class Reflector<T extends KubeObject> {
     return { items: paged.items, resourceVersion: paged.resourceVersion, requests: paged.requests };
   }
 
-  /**
-   * The server's current resourceVersion, from a LIST that names one object (metadata.name): both the
-   * watch cache and etcd answer that with a single key lookup, whatever the selectors of the real LIST
-   * and however many objects there are. A namespaced kind is probed in the informer's namespace, or in
-   * "default" for an all-namespaces informer (whose RBAC covers every namespace).
-   */
+  /** The server's current resourceVersion (one request, counted with the LIST requests). */
   async #currentRv(signal: AbortSignal): Promise<string | undefined> {
-    const { client, resource, namespace, fieldSelector } = this.#opts;
-    const ns = resource.namespaced ? namespace ?? "default" : undefined;
-    // An informer of one object (NMI's secret watches) probes by that object's name: RBAC that grants
-    // only that name (resourceNames) allows exactly that LIST and would refuse any other.
-    const own = /^metadata\.name=([^,]+)$/.exec(fieldSelector ?? "")?.[1];
-    const probe = await client.request<KubeList<KubeObject>>("GET", collectionPath(resource, ns), {
-      signal,
-      query: { fieldSelector: `metadata.name=${own ?? RV_PROBE_NAME}`, limit: 1 },
-    });
+    const rv = await this.#lw.currentResourceVersion(signal);
     this.stats.listRequests++;
-    return probe.metadata?.resourceVersion || undefined;
+    return rv;
   }
 
   /** One watch request; returns how it ended when the server closed it cleanly. */
   async #watch(signal: AbortSignal): Promise<"events" | "short"> {
-    const { client, resource, namespace, labelSelector, fieldSelector, store } = this.#opts;
+    const store = this.#opts.store;
     const pick = this.#opts.watchTimeoutSeconds ?? (() => 300 + Math.floor(Math.random() * 300));
     const timeoutSeconds = typeof pick === "number" ? pick : pick();
     const ctrl = new AbortController();
@@ -368,26 +354,11 @@ export class Reflector<T extends KubeObject> {
     const transform = this.#opts.transform ?? dropManagedFields;
     let received = 0;
     try {
-      const codec = this.#codec;
-      const res = await client.watch(
-        resource,
-        {
-          namespace,
-          labelSelector,
-          fieldSelector,
-          resourceVersion: this.#rv,
-          allowWatchBookmarks: true,
-          timeoutSeconds,
-        },
+      const batches = await this.#lw.watch(
+        { resourceVersion: this.#rv, allowWatchBookmarks: true, timeoutSeconds },
         ctrl.signal,
-        codec ? "protobuf" : "json",
       );
       this.stats.watches++;
-      let batches: AsyncGenerator<WatchEvent<T>[]>;
-      if (codec && isProtobuf(res)) {
-        batches = decodeProtoWatchBatches<T>(res.body!, codec.decode, ctrl.signal);
-      } else if (codec) batches = projected(decodeWatchBatches<T>(res.body!, ctrl.signal), codec);
-      else batches = decodeWatchBatches<T>(res.body!, ctrl.signal);
       for await (const batch of batches) {
         for (const ev of batch) {
           received++;
@@ -443,7 +414,7 @@ export class Reflector<T extends KubeObject> {
       op,
       this.description,
       this.#opts.resource,
-      this.#opts.client,
+      this.#credentials,
       e,
     );
     if (!this.#causes.failed(cause)) return;
@@ -456,22 +427,8 @@ export class Reflector<T extends KubeObject> {
   }
 }
 
-/** A JSON watch of a kind with a codec (a server that refused protobuf): same projection as protobuf. */
-async function* projected<T extends KubeObject>(
-  batches: AsyncGenerator<WatchEvent<T>[]>,
-  codec: BuiltinCodec,
-): AsyncGenerator<WatchEvent<T>[]> {
-  for await (const batch of batches) {
-    yield batch.map((ev) =>
-      ev.type === "ADDED" || ev.type === "MODIFIED" || ev.type === "DELETED"
-        ? { type: ev.type, object: codec.project(ev.object) as T }
-        : ev
-    );
-  }
-}
-
 /** The default cache transform: the object without `metadata.managedFields`. */
-export function dropManagedFields<T extends KubeObject>(obj: T): T {
+function dropManagedFields<T extends KubeObject>(obj: T): T {
   const meta = obj.metadata as KubeObject["metadata"] & { managedFields?: unknown };
   if (meta?.managedFields === undefined) return obj;
   const { managedFields: _, ...rest } = meta;
@@ -486,11 +443,11 @@ function watchError(status: KubeStatus): Error {
 }
 
 /** The single line a user sees for a failing list/watch: what failed, the status, and a hint. */
-export function describeFailure(
+function describeFailure(
   op: "list" | "watch",
   what: string,
   rt: ResourceType,
-  client: KubeClient,
+  credentials: string,
   e: unknown,
 ): { line: string; level: "warn" | "error"; cause: string } {
   const prefix = `${op} ${what}`;
@@ -504,8 +461,7 @@ export function describeFailure(
       return { line: `${prefix}: ${e.message}`, level: "warn", cause };
     case 401:
       return {
-        line:
-          `${prefix}: 401 Unauthorized: the apiserver rejected the credentials from ${client.conn.source} ` +
+        line: `${prefix}: 401 Unauthorized: the apiserver rejected the credentials from ${credentials} ` +
           `(expired or wrong token or client certificate?)`,
         level: "error",
         cause,

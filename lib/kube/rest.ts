@@ -3,13 +3,26 @@
 // from the apiserver's Status object, so callers branch on status/reason, never on message text.
 
 import type { KubeConnection } from "./config.ts";
-import { parseRetryAfter } from "./backoff.ts";
-// pager.ts imports this module too; the cycle is safe because neither uses the other at load time.
+import { parseRetryAfter } from "../retry_after.ts";
 import { listPages } from "./pager.ts";
 import type { KubeList, KubeObject, KubeStatus } from "./types.ts";
+import { KubeApiError, TIMEOUT_REASON } from "./api_error.ts";
+import type {
+  DeleteOptions,
+  ListOptions,
+  PatchOptions,
+  RequestOptions,
+  WatchOptions,
+  WriteOptions,
+} from "./request_options.ts";
+import { apiVersionOf, collectionPath, objectPath, type ResourceType } from "./resource.ts";
 import type { BuiltinCodec } from "./builtin_proto.ts";
 import { decodeListStream } from "./proto_list.ts";
 import { readStatus, unwrapEnvelope } from "./protobuf.ts";
+
+// What callers pass the client and catch from it, importable together with it.
+export { KubeApiError } from "./api_error.ts";
+export { Resources, type ResourceType } from "./resource.ts";
 
 /** Protobuf first, JSON if the server (or a proxy in between) cannot: client-go asks the same way. */
 export const PROTOBUF_ACCEPT = "application/vnd.kubernetes.protobuf, application/json";
@@ -18,127 +31,7 @@ const PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf";
 /** Wire format of a watch: protobuf is only asked for kinds with a decoder (never for CRDs). */
 export type WireFormat = "json" | "protobuf";
 
-export interface ResourceType {
-  /** "" for the core group. */
-  group: string;
-  version: string;
-  plural: string;
-  namespaced: boolean;
-  kind: string;
-}
-
-function core(plural: string, kind: string, namespaced: boolean): ResourceType {
-  return { group: "", version: "v1", plural, kind, namespaced };
-}
-function aad(plural: string, kind: string): ResourceType {
-  return { group: "aadpodidentity.k8s.io", version: "v1", plural, kind, namespaced: true };
-}
-
-export const Resources = {
-  pods: core("pods", "Pod", true),
-  nodes: core("nodes", "Node", false),
-  namespaces: core("namespaces", "Namespace", false),
-  configMaps: core("configmaps", "ConfigMap", true),
-  secrets: core("secrets", "Secret", true),
-  events: core("events", "Event", true),
-  serviceAccounts: core("serviceaccounts", "ServiceAccount", true),
-  leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", kind: "Lease", namespaced: true },
-  customResourceDefinitions: {
-    group: "apiextensions.k8s.io",
-    version: "v1",
-    plural: "customresourcedefinitions",
-    kind: "CustomResourceDefinition",
-    namespaced: false,
-  },
-  azureIdentities: aad("azureidentities", "AzureIdentity"),
-  azureIdentityBindings: aad("azureidentitybindings", "AzureIdentityBinding"),
-  azureAssignedIdentities: aad("azureassignedidentities", "AzureAssignedIdentity"),
-  azurePodIdentityExceptions: aad("azurepodidentityexceptions", "AzurePodIdentityException"),
-} as const satisfies Record<string, ResourceType>;
-
-/** `pods`, `leases.coordination.k8s.io`: how kubectl and the apiserver name a resource in messages. */
-export function resourceName(rt: ResourceType): string {
-  return rt.group ? `${rt.plural}.${rt.group}` : rt.plural;
-}
-
-export function apiVersionOf(rt: ResourceType): string {
-  return rt.group ? `${rt.group}/${rt.version}` : rt.version;
-}
-
-/** The collection URL path: `/api/v1/namespaces/ns/pods`, `/apis/g/v/plural`. */
-export function collectionPath(rt: ResourceType, namespace?: string): string {
-  const base = rt.group ? `/apis/${rt.group}/${rt.version}` : `/api/${rt.version}`;
-  if (rt.namespaced && namespace) return `${base}/namespaces/${encodeURIComponent(namespace)}/${rt.plural}`;
-  if (!rt.namespaced && namespace) {
-    throw new Error(`${resourceName(rt)} is cluster-scoped; no namespace allowed`);
-  }
-  return `${base}/${rt.plural}`;
-}
-
-export function objectPath(rt: ResourceType, name: string, namespace?: string, subresource?: string): string {
-  if (rt.namespaced && !namespace) throw new Error(`${resourceName(rt)} ${name}: namespace required`);
-  const p = `${collectionPath(rt, namespace)}/${encodeURIComponent(name)}`;
-  return subresource ? `${p}/${subresource}` : p;
-}
-
-/**
- * What kind of failure a KubeApiError is: an answer from the apiserver, no answer at all, or no answer
- * within the client's request timeout. A caller's own abort is never a KubeApiError: it rethrows the
- * caller's abort reason, so "I gave up" and "the server is slow" stay apart.
- */
-export type KubeErrorKind = "status" | "transport" | "timeout";
-
-/** Reason of the KubeApiError thrown when the client's own request timeout ends a request. */
-export const TIMEOUT_REASON = "Timeout";
-
-/** An error answer from the apiserver (or a transport failure or timeout, status 0). */
-export class KubeApiError extends Error {
-  constructor(
-    /** HTTP status; 0 when no HTTP answer arrived (connection refused, TLS failure, reset). */
-    readonly status: number,
-    /** metav1.StatusReason (NotFound, Conflict, Expired, Gone, ...), or a transport label. */
-    readonly reason: string,
-    message: string,
-    readonly details?: KubeStatus["details"],
-    /** From a Retry-After header or Status.details.retryAfterSeconds. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "KubeApiError";
-  }
-
-  static fromStatus(s: KubeStatus, httpStatus?: number, retryAfterMs?: number): KubeApiError {
-    const code = httpStatus ?? s.code ?? 500;
-    const retry = retryAfterMs ??
-      (s.details?.retryAfterSeconds !== undefined ? s.details.retryAfterSeconds * 1000 : undefined);
-    return new KubeApiError(code, s.reason ?? "Unknown", s.message ?? `HTTP ${code}`, s.details, retry);
-  }
-
-  get kind(): KubeErrorKind {
-    if (this.status !== 0) return "status";
-    return this.reason === TIMEOUT_REASON ? "timeout" : "transport";
-  }
-  /** The client's request timeout ended the request before a full answer arrived. */
-  get isTimeout(): boolean {
-    return this.kind === "timeout";
-  }
-
-  /** True for "resourceVersion too old": the caller must list again. */
-  get isGone(): boolean {
-    return this.status === 410 || this.reason === "Expired" || this.reason === "Gone";
-  }
-  get isNotFound(): boolean {
-    return this.status === 404;
-  }
-  get isConflict(): boolean {
-    return this.status === 409;
-  }
-  get isAlreadyExists(): boolean {
-    return this.status === 409 && this.reason === "AlreadyExists";
-  }
-}
-
-export type PatchType = "merge" | "json" | "strategic" | "apply";
+type PatchType = "merge" | "json" | "strategic" | "apply";
 const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   merge: "application/merge-patch+json",
   json: "application/json-patch+json",
@@ -146,54 +39,7 @@ const PATCH_CONTENT_TYPE: Record<PatchType, string> = {
   apply: "application/apply-patch+yaml",
 };
 
-export interface ListOptions {
-  namespace?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  limit?: number;
-  continue?: string;
-  resourceVersion?: string;
-  resourceVersionMatch?: "Exact" | "NotOlderThan";
-}
-
-export interface WatchOptions {
-  namespace?: string;
-  labelSelector?: string;
-  fieldSelector?: string;
-  resourceVersion?: string;
-  allowWatchBookmarks?: boolean;
-  timeoutSeconds?: number;
-}
-
-export interface WriteOptions {
-  fieldManager?: string;
-  dryRun?: boolean;
-}
-
-export interface PatchOptions extends WriteOptions {
-  namespace?: string;
-  subresource?: string;
-  /** Server-side apply: take ownership of conflicting fields. */
-  force?: boolean;
-}
-
-export interface DeleteOptions {
-  namespace?: string;
-  propagationPolicy?: "Orphan" | "Background" | "Foreground";
-  gracePeriodSeconds?: number;
-  preconditions?: { uid?: string; resourceVersion?: string };
-}
-
-export interface RequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
-  body?: unknown;
-  contentType?: string;
-  /** Accept header; default application/json. */
-  accept?: string;
-  signal?: AbortSignal;
-}
-
-export interface KubeClientOptions {
+interface KubeClientOptions {
   /** Sent as User-Agent, so apiserver audit logs name the component. */
   userAgent?: string;
   /** Per-request timeout for non-watch calls. */
@@ -415,7 +261,7 @@ export class KubeClient {
     opts: ListOptions = {},
     signal?: AbortSignal,
   ): Promise<KubeList<T>> {
-    const paged = await listPages<T>(this, rt, opts, signal);
+    const paged = await listPages<T>((o, s) => this.list<T>(rt, o, s), opts, signal);
     return { ...paged.last, items: paged.items, metadata: { resourceVersion: paged.resourceVersion } };
   }
 

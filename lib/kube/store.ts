@@ -10,7 +10,7 @@ import { type KubeObject, objectKey } from "./types.ts";
 /** Returns the index values an object is filed under (none, one or many). */
 export type IndexFunc<T> = (obj: T) => string[];
 
-export interface DeleteInfo {
+interface DeleteInfo {
   /**
    * True when the delete was inferred from a re-list (the watch missed the DELETED event): the object is
    * the last state the cache had, not the state at deletion.
@@ -24,7 +24,7 @@ export interface EventHandler<T> {
   onDelete?(obj: T, info: DeleteInfo): void;
 }
 
-export interface StoreOptions<T> {
+interface StoreOptions<T> {
   indexers?: Record<string, IndexFunc<T>>;
   /** Used in log lines about failing handlers. */
   name?: string;
@@ -32,9 +32,9 @@ export interface StoreOptions<T> {
 }
 
 /** What one mutation did to the cache; "none" when the object was already known at that version. */
-export type Change = "added" | "updated" | "deleted" | "none";
+type Change = "added" | "updated" | "deleted" | "none";
 
-export interface ReplaceResult {
+interface ReplaceResult {
   added: number;
   updated: number;
   deleted: number;

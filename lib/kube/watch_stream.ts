@@ -5,8 +5,6 @@
 import type { KubeObject, KubeStatus } from "./types.ts";
 import { ChunkReader } from "./chunk_reader.ts";
 
-export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
-
 export type WatchEvent<T extends KubeObject> =
   | { type: "ADDED" | "MODIFIED" | "DELETED"; object: T }
   | { type: "BOOKMARK"; object: KubeObject }

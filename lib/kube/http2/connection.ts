@@ -4,20 +4,25 @@
 // read brought (about 60 KiB) as one chunk. Measured on a 5,000-event watch replay, without decoding:
 // 16-38 ms of CPU against 35-68 ms through fetch.
 //
-// What it does: the client preface and SETTINGS (no push, a 4 MiB stream window and a 1 GiB connection
-// window, as Go's own client transport uses); requests as HEADERS (+ CONTINUATION), a body in DATA frames
-// within the server's send windows; the answer's header blocks decoded by HPACK (every block, so the table
-// stays in step); DATA queued per stream and credited back to the server as the consumer reads it, so a
-// slow reader holds at most its window; PING answered, SETTINGS acknowledged; GOAWAY honoured (streams
-// past the last one the server processed fail as retryable, no new streams); RST_STREAM sent when a caller
+// What it does: the client preface and SETTINGS (no push, a 4 MiB stream window as Go's transport, a
+// 64 MiB connection window, a 1 MiB header-list limit); requests as HEADERS (+ CONTINUATION), a body in
+// DATA frames within the server's send windows; the answer's header blocks decoded by HPACK (every block,
+// so the table stays in step; past the header-list limit the connection ends); DATA queued per stream and
+// credited back to the server, on the stream and the connection, as the consumer reads it (or cancels), so
+// unread answers hold at most the connection's window and one slow reader at most its stream's; PING
+// answered, SETTINGS acknowledged, both within a per-second budget; GOAWAY honoured (streams past the last
+// one the server processed fail as retryable, no new streams); at most 1000 streams whatever the server
+// allows; WINDOW_UPDATEs of 0 or past 2^31-1 are errors (RFC 9113 6.9); RST_STREAM sent when a caller
 // aborts or cancels. A connection that has read nothing for 30 s while streams are open is PINGed and
 // closed when 15 s pass without an answer (client-go's HTTP/2 health check defaults), so a watch on a dead
-// connection fails instead of hanging until TCP gives up.
+// connection fails instead of hanging until TCP gives up. Bodies must be read or cancelled: an abandoned
+// one keeps its share of the connection's window, as in Go's transport.
 
 import { isIP } from "node:net";
 import tls from "node:tls";
-import { ByteQueue } from "../chunk_reader.ts";
+import { ByteQueue } from "../byte_queue.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
+import { type Http2Options, type Limits, limitsOf } from "./options.ts";
 import {
   ErrorCode,
   Flag,
@@ -44,17 +49,6 @@ export interface Http2Target {
   key?: string;
 }
 
-export interface Http2Timing {
-  /** Read nothing for this long with streams open: PING. Default 30 s. */
-  pingAfterMs?: number;
-  /** No PING answer in this long: the connection is dead. Default 15 s. */
-  pingTimeoutMs?: number;
-  /** No streams for this long: close. Default 90 s (Go's IdleConnTimeout). */
-  idleCloseMs?: number;
-  /** TCP connect and TLS handshake within this long. Default 30 s (client-go's dial timeout). */
-  connectTimeoutMs?: number;
-}
-
 /** A transport failure. `retryable`: the server never processed the request (GOAWAY, REFUSED_STREAM). */
 export class Http2Error extends Error {
   override name = "Http2Error";
@@ -63,7 +57,7 @@ export class Http2Error extends Error {
   }
 }
 
-export interface Http2Answer {
+interface Http2Answer {
   status: number;
   headers: Headers;
   body: ReadableStream<Uint8Array>;
@@ -79,11 +73,12 @@ const CONNECTION_SPECIFIC = new Set([
   "upgrade",
 ]);
 
-const STREAM_WINDOW = 4 << 20;
-const CONNECTION_WINDOW = 1 << 30;
 const DEFAULT_WINDOW = 65_535;
-/** Stream credit goes back once this much of the window has been read (fewer, larger WINDOW_UPDATEs). */
-const CREDIT_EVERY = STREAM_WINDOW / 4;
+/** RFC 9113 6.9.1: no flow-control window may exceed this. */
+const MAX_WINDOW = 2 ** 31 - 1;
+/** Answers to control frames the socket may hold unsent before the server counts as flooding. */
+const MAX_UNSENT_BYTES = 1 << 20;
+
 /** A header block (HEADERS + CONTINUATIONs) larger than this is refused. */
 const MAX_HEADER_BLOCK = 1 << 20;
 
@@ -99,6 +94,8 @@ interface Stream {
   failure?: unknown;
   /** Bytes read by the consumer and not yet credited to the server. */
   unacked: number;
+  /** Bytes queued for the consumer and not yet credited to the connection's window. */
+  held: number;
   /** What the server may still send on this stream. */
   window: number;
   /** What this client may still send on it. */
@@ -107,15 +104,18 @@ interface Stream {
   cleanup: () => void;
 }
 
+/** What one socket read brought each stream, handed to its consumer as one chunk after the read. */
+type Arrivals = Map<Stream, Uint8Array[]>;
+
 export class Http2Connection {
   readonly #sock: tls.TLSSocket;
   readonly #target: Http2Target;
   readonly #streams = new Map<number, Stream>();
   readonly #decoder = new HpackDecoder();
-  readonly #timing: Required<Omit<Http2Timing, "connectTimeoutMs">>;
+  readonly #limits: Limits;
   #nextId = 1;
   /** Until the server's SETTINGS say otherwise; RFC 9113 6.5.2 asks servers to allow at least 100. */
-  #maxStreams = 100;
+  #maxStreams: number;
   #draining = false;
   #closed = false;
   #pendingHeaders: { id: number; parts: Uint8Array[]; size: number; endStream: boolean } | undefined;
@@ -123,8 +123,13 @@ export class Http2Connection {
   #outbox: Uint8Array[] = [];
   /** The start of a frame cut across socket reads. */
   readonly #inbox = new ByteQueue(MAX_FRAME_SIZE + FRAME_HEADER_LENGTH);
+  /** Bytes consumed (or dropped) and not yet credited to the server's connection window. */
   #connUnacked = 0;
-  #connWindow = CONNECTION_WINDOW;
+  /** What the server may still send on the connection. */
+  #connWindow: number;
+  /** PING and SETTINGS frames answered in the current second, and when that second began. */
+  #controlAnswers = 0;
+  #controlSince = performance.now();
   /** What this client may still send on the connection, and a new stream's send window (the server's). */
   #sendWindow = DEFAULT_WINDOW;
   #peerInitialWindow = DEFAULT_WINDOW;
@@ -136,21 +141,23 @@ export class Http2Connection {
   /** Called once, when the connection has closed (failed, drained after GOAWAY, idle, or closed). */
   onGone?: () => void;
 
-  private constructor(sock: tls.TLSSocket, target: Http2Target, timing: Http2Timing) {
+  private constructor(sock: tls.TLSSocket, target: Http2Target, options: Http2Options) {
     this.#sock = sock;
     this.#target = target;
-    this.#timing = {
-      pingAfterMs: timing.pingAfterMs ?? 30_000,
-      pingTimeoutMs: timing.pingTimeoutMs ?? 15_000,
-      idleCloseMs: timing.idleCloseMs ?? 90_000,
-    };
+    const limits = this.#limits = limitsOf(options);
+    this.#maxStreams = Math.min(100, limits.maxConcurrentStreams);
+    this.#connWindow = limits.connectionWindow;
     sock.unref();
-    this.#timer = setInterval(() => this.#tick(), Math.min(1000, this.#timing.pingTimeoutMs / 3));
+    this.#timer = setInterval(() => this.#tick(), Math.min(1000, limits.pingTimeoutMs / 3));
     Deno.unrefTimer(this.#timer);
     this.#write(
       PREFACE,
-      settingsFrame([[Setting.ENABLE_PUSH, 0], [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW]]),
-      windowUpdateFrame(0, CONNECTION_WINDOW - DEFAULT_WINDOW),
+      settingsFrame([
+        [Setting.ENABLE_PUSH, 0],
+        [Setting.INITIAL_WINDOW_SIZE, limits.streamWindow],
+        [Setting.MAX_HEADER_LIST_SIZE, limits.maxHeaderListSize],
+      ]),
+      windowUpdateFrame(0, limits.connectionWindow - DEFAULT_WINDOW),
     );
     sock.on("data", (chunk: Uint8Array) => this.#read(chunk));
     sock.on(
@@ -161,8 +168,8 @@ export class Http2Connection {
   }
 
   /** Connects; "not-h2" when the server (or a proxy in front of it) does not offer HTTP/2 over ALPN. */
-  static async open(target: Http2Target, timing: Http2Timing = {}): Promise<Http2Connection | "not-h2"> {
-    const connectMs = timing.connectTimeoutMs ?? 30_000;
+  static async open(target: Http2Target, options: Http2Options = {}): Promise<Http2Connection | "not-h2"> {
+    const connectMs = options.connectTimeoutMs ?? 30_000;
     // node:tls rather than Deno.connectTls: the latter leaves Nagle's algorithm on (a small write after a
     // small write waits for the server's delayed ACK: 43 ms per handshake measured, against 2 ms), and
     // Deno.startTls, which would take a socket set to TCP_NODELAY, cannot present a client certificate.
@@ -198,7 +205,7 @@ export class Http2Connection {
       sock.destroy();
       return "not-h2";
     }
-    return new Http2Connection(sock, target, timing);
+    return new Http2Connection(sock, target, options);
   }
 
   /** True while a new stream may be opened here. */
@@ -300,7 +307,8 @@ export class Http2Connection {
       controller,
       ended: false,
       unacked: 0,
-      window: STREAM_WINDOW,
+      held: 0,
+      window: this.#limits.streamWindow,
       sendWindow: this.#peerInitialWindow,
       body,
       cleanup: () => signal?.removeEventListener("abort", onAbort),
@@ -328,13 +336,30 @@ export class Http2Connection {
         s.unacked += chunk.length;
       }
       s.queue = [];
-      if (s.unacked >= CREDIT_EVERY && !s.ended && this.#streams.has(s.id)) {
+      this.#release(s);
+      // Credit goes back once a quarter of the window has been read: fewer, larger WINDOW_UPDATEs.
+      if (s.unacked >= this.#limits.streamWindow / 4 && !s.ended && this.#streams.has(s.id)) {
         this.#write(windowUpdateFrame(s.id, s.unacked));
         s.window += s.unacked;
         s.unacked = 0;
       }
     } else if (s.failure !== undefined) c.error(s.failure);
     else if (s.ended) c.close();
+  }
+
+  /** The consumer took (or will never take) what the stream held: the connection's window gets it back. */
+  #release(s: Stream): void {
+    this.#creditConnection(s.held);
+    s.held = 0;
+  }
+
+  #creditConnection(n: number): void {
+    this.#connUnacked += n;
+    if (this.#connUnacked >= this.#limits.connectionWindow / 4 && !this.#closed) {
+      this.#write(windowUpdateFrame(0, this.#connUnacked));
+      this.#connWindow += this.#connUnacked;
+      this.#connUnacked = 0;
+    }
   }
 
   #poke(s: Stream): void {
@@ -361,6 +386,8 @@ export class Http2Connection {
     if (failure !== undefined) {
       s.failure = failure;
       if (!s.answered) s.head.reject(failure);
+      // The stream is over: what it holds must not keep the connection's window from the others.
+      this.#release(s);
     } else s.ended = true;
     this.#poke(s);
     if (this.#streams.size === 0) {
@@ -403,16 +430,16 @@ export class Http2Connection {
   #tick(): void {
     const now = performance.now();
     if (this.#idleSince !== undefined) {
-      if (now - this.#idleSince >= this.#timing.idleCloseMs) this.close();
+      if (now - this.#idleSince >= this.#limits.idleCloseMs) this.close();
       return;
     }
     if (this.#pingSent !== undefined) {
-      if (now - this.#pingSent >= this.#timing.pingTimeoutMs) {
+      if (now - this.#pingSent >= this.#limits.pingTimeoutMs) {
         this.#fail(
-          new Http2Error(`no answer to a PING in ${this.#timing.pingTimeoutMs} ms: connection lost`),
+          new Http2Error(`no answer to a PING in ${this.#limits.pingTimeoutMs} ms: connection lost`),
         );
       }
-    } else if (now - this.#lastRead >= this.#timing.pingAfterMs) {
+    } else if (now - this.#lastRead >= this.#limits.pingAfterMs) {
       this.#pingSent = now;
       this.#write(frame(FrameType.PING, 0, 0, crypto.getRandomValues(new Uint8Array(8))));
     }
@@ -425,7 +452,7 @@ export class Http2Connection {
     this.#pingSent = undefined;
     // A plain view: node's Buffer is a Uint8Array subclass, and copying out of one was measured 4x slower.
     const buf = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const arrived = new Map<Stream, Uint8Array[]>();
+    const arrived: Arrivals = new Map();
     let off = 0;
     try {
       // A frame split across reads: complete it with only the bytes it lacks, then read the rest in place.
@@ -447,7 +474,10 @@ export class Http2Connection {
     }
     // Each stream gets what this read brought it as one chunk: far fewer reads for its consumer than frames.
     for (const [s, parts] of arrived) {
-      s.queue.push(concat(parts));
+      const chunk = concat(parts);
+      s.queue.push(chunk);
+      s.held += chunk.length;
+      if (s.failure !== undefined) this.#release(s); // reset in this same read
       if (s.ended) this.#finish(s); // END_STREAM came in this read, after this data
       else this.#poke(s);
     }
@@ -456,7 +486,7 @@ export class Http2Connection {
   }
 
   /** Handles the whole frames in buf from `off`; returns where the first incomplete one starts. */
-  #parse(buf: Uint8Array, off: number, arrived: Map<Stream, Uint8Array[]>): number {
+  #parse(buf: Uint8Array, off: number, arrived: Arrivals): number {
     while (buf.length - off >= FRAME_HEADER_LENGTH) {
       const length = frameLength(buf, off);
       if (buf.length - off < FRAME_HEADER_LENGTH + length) break;
@@ -469,141 +499,208 @@ export class Http2Connection {
     return off;
   }
 
-  #frame(type: number, flags: number, id: number, payload: Uint8Array, arrived: Map<Stream, Uint8Array[]>) {
+  /** One whole frame: each type has its own step; PRIORITY and unknown types are ignored (RFC 9113 5.5). */
+  #frame(type: number, flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
     if (this.#pendingHeaders && type !== FrameType.CONTINUATION) {
       throw protocolError("a header block was interrupted by another frame");
     }
     switch (type) {
-      case FrameType.DATA: {
-        if (id === 0) throw protocolError("DATA on stream 0");
-        // The connection's window is credited as data arrives, so a stream whose reader is slow (its own
-        // window is credited only as it reads) never holds up the others.
-        this.#connWindow -= payload.length;
-        if (this.#connWindow < 0) {
-          throw protocolError("data past the connection's window", ErrorCode.FLOW_CONTROL_ERROR);
-        }
-        this.#connUnacked += payload.length;
-        if (this.#connUnacked >= CONNECTION_WINDOW / 2) {
-          this.#write(windowUpdateFrame(0, this.#connUnacked));
-          this.#connWindow += this.#connUnacked;
-          this.#connUnacked = 0;
-        }
-        const data = unpad(payload, flags);
-        const s = this.#streams.get(id);
-        if (!s || s.ended) return; // reset by us; its data only counts for the connection's window
-        s.window -= payload.length;
-        if (s.window < 0) {
-          this.#write(rstStreamFrame(id, ErrorCode.FLOW_CONTROL_ERROR));
-          this.#finish(s, new Http2Error("the server sent past the stream's window"));
-          return;
-        }
-        s.unacked += payload.length - data.length; // padding is flow-controlled too
-        if (!s.answered) {
-          this.#write(rstStreamFrame(id, ErrorCode.PROTOCOL_ERROR));
-          this.#finish(s, new Http2Error("the server sent data before its headers"));
-          return;
-        }
-        if (data.length) {
-          const parts = arrived.get(s);
-          if (parts) parts.push(data);
-          else arrived.set(s, [data]);
-        }
-        if (flags & Flag.END_STREAM) {
-          if (arrived.has(s)) s.ended = true; // finished after its data is queued
-          else this.#finish(s);
-        }
-        return;
-      }
-      case FrameType.HEADERS: {
-        if (id === 0) throw protocolError("HEADERS on stream 0");
-        let fragment = unpad(payload, flags);
-        if (flags & Flag.PRIORITY) fragment = fragment.subarray(5);
-        const endStream = (flags & Flag.END_STREAM) !== 0;
-        if (flags & Flag.END_HEADERS) this.#headerBlock(id, fragment, endStream, arrived);
-        else this.#pendingHeaders = { id, parts: [fragment.slice()], size: fragment.length, endStream };
-        return;
-      }
-      case FrameType.CONTINUATION: {
-        const pending = this.#pendingHeaders;
-        if (!pending || pending.id !== id) throw protocolError("CONTINUATION without a header block");
-        pending.parts.push(payload.slice());
-        pending.size += payload.length;
-        if (pending.size > MAX_HEADER_BLOCK) throw protocolError("header block over 1 MiB");
-        if (flags & Flag.END_HEADERS) {
-          this.#pendingHeaders = undefined;
-          this.#headerBlock(id, concat(pending.parts), pending.endStream, arrived);
-        }
-        return;
-      }
-      case FrameType.RST_STREAM: {
-        const s = this.#streams.get(id);
-        if (!s || payload.length !== 4) return;
-        const code = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
-        const refused = code === ErrorCode.REFUSED_STREAM && !s.answered;
-        this.#finish(s, new Http2Error(`the server reset the stream (error code ${code})`, refused));
-        return;
-      }
-      case FrameType.SETTINGS: {
-        if (id !== 0) throw protocolError("SETTINGS on a stream");
-        if (flags & Flag.ACK) return;
-        if (payload.length % 6) throw protocolError("SETTINGS of odd length", ErrorCode.FRAME_SIZE_ERROR);
-        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-        for (let i = 0; i < payload.length; i += 6) {
-          const id = view.getUint16(i), value = view.getUint32(i + 2);
-          if (id === Setting.MAX_CONCURRENT_STREAMS) this.#maxStreams = value;
-          if (id === Setting.INITIAL_WINDOW_SIZE) {
-            if (value > 0x7fffffff) throw protocolError("window too large", ErrorCode.FLOW_CONTROL_ERROR);
-            // 6.9.2: the change applies to every open stream's send window.
-            for (const s of this.#streams.values()) s.sendWindow += value - this.#peerInitialWindow;
-            this.#peerInitialWindow = value;
-            this.#wakeSenders();
-          }
-        }
-        this.#write(frame(FrameType.SETTINGS, Flag.ACK, 0));
-        return;
-      }
-      case FrameType.PING: {
-        if (payload.length !== 8) throw protocolError("PING of wrong length", ErrorCode.FRAME_SIZE_ERROR);
-        if (!(flags & Flag.ACK)) this.#write(frame(FrameType.PING, Flag.ACK, 0, payload.slice()));
-        return;
-      }
-      case FrameType.GOAWAY: {
-        if (payload.length < 8) throw protocolError("GOAWAY too short", ErrorCode.FRAME_SIZE_ERROR);
-        const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
-        const last = view.getUint32(0) & 0x7fffffff, code = view.getUint32(4);
-        this.#draining = true;
-        for (const s of [...this.#streams.values()]) {
-          if (s.id > last) {
-            this.#finish(s, new Http2Error(`the server is going away (error code ${code})`, true));
-          }
-        }
-        if (this.#streams.size === 0) this.#fail(new Http2Error("connection drained after GOAWAY"));
-        return;
-      }
+      case FrameType.DATA:
+        return this.#onData(flags, id, payload, arrived);
+      case FrameType.HEADERS:
+        return this.#onHeaders(flags, id, payload, arrived);
+      case FrameType.CONTINUATION:
+        return this.#onContinuation(flags, id, payload, arrived);
+      case FrameType.RST_STREAM:
+        return this.#onRstStream(id, payload);
+      case FrameType.SETTINGS:
+        return this.#onSettings(flags, id, payload);
+      case FrameType.PING:
+        return this.#onPing(flags, payload);
+      case FrameType.GOAWAY:
+        return this.#onGoaway(payload);
       case FrameType.PUSH_PROMISE:
         throw protocolError("PUSH_PROMISE although push is disabled");
-      case FrameType.WINDOW_UPDATE: {
-        if (payload.length !== 4) {
-          throw protocolError("WINDOW_UPDATE of wrong length", ErrorCode.FRAME_SIZE_ERROR);
-        }
-        const increment = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0) & 0x7fffffff;
-        if (id === 0) this.#sendWindow += increment;
-        else {
-          const s = this.#streams.get(id);
-          if (s) s.sendWindow += increment;
-        }
-        this.#wakeSenders();
-        return;
-      }
-      default:
-        return; // PRIORITY and unknown types
+      case FrameType.WINDOW_UPDATE:
+        return this.#onWindowUpdate(id, payload);
     }
   }
 
-  #headerBlock(id: number, block: Uint8Array, endStream: boolean, arrived: Map<Stream, Uint8Array[]>): void {
+  #onData(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    if (id === 0) throw protocolError("DATA on stream 0");
+    // The connection's window is credited as consumers read (#release), not as data arrives, so unread
+    // answers hold at most the connection's window; each stream's window keeps one slow reader from
+    // taking all of it.
+    this.#connWindow -= payload.length;
+    if (this.#connWindow < 0) {
+      throw protocolError("data past the connection's window", ErrorCode.FLOW_CONTROL_ERROR);
+    }
+    const data = unpad(payload, flags);
+    // Padding, and data no consumer will read, are credited at once.
+    const s = this.#streams.get(id);
+    if (!s || s.ended) return this.#creditConnection(payload.length); // reset by us, or over
+    this.#creditConnection(payload.length - data.length);
+    s.window -= payload.length;
+    if (s.window < 0) {
+      this.#creditConnection(data.length);
+      this.#write(rstStreamFrame(id, ErrorCode.FLOW_CONTROL_ERROR));
+      this.#finish(s, new Http2Error("the server sent past the stream's window"));
+      return;
+    }
+    s.unacked += payload.length - data.length; // padding is flow-controlled too
+    if (!s.answered) {
+      this.#creditConnection(data.length);
+      this.#write(rstStreamFrame(id, ErrorCode.PROTOCOL_ERROR));
+      this.#finish(s, new Http2Error("the server sent data before its headers"));
+      return;
+    }
+    if (data.length) {
+      const parts = arrived.get(s);
+      if (parts) parts.push(data);
+      else arrived.set(s, [data]);
+    }
+    if (flags & Flag.END_STREAM) this.#endAfterArrivals(s, arrived);
+  }
+
+  /** END_STREAM: a stream with data from this read ends once that is queued, else now. */
+  #endAfterArrivals(s: Stream, arrived: Arrivals): void {
+    if (arrived.has(s)) s.ended = true;
+    else this.#finish(s);
+  }
+
+  #onHeaders(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    if (id === 0) throw protocolError("HEADERS on stream 0");
+    let fragment = unpad(payload, flags);
+    if (flags & Flag.PRIORITY) fragment = fragment.subarray(5);
+    const endStream = (flags & Flag.END_STREAM) !== 0;
+    if (flags & Flag.END_HEADERS) this.#headerBlock(id, fragment, endStream, arrived);
+    else this.#pendingHeaders = { id, parts: [fragment.slice()], size: fragment.length, endStream };
+  }
+
+  #onContinuation(flags: number, id: number, payload: Uint8Array, arrived: Arrivals): void {
+    const pending = this.#pendingHeaders;
+    if (!pending || pending.id !== id) throw protocolError("CONTINUATION without a header block");
+    pending.parts.push(payload.slice());
+    pending.size += payload.length;
+    if (pending.size > MAX_HEADER_BLOCK) throw protocolError("header block over 1 MiB");
+    if (flags & Flag.END_HEADERS) {
+      this.#pendingHeaders = undefined;
+      this.#headerBlock(id, concat(pending.parts), pending.endStream, arrived);
+    }
+  }
+
+  #onRstStream(id: number, payload: Uint8Array): void {
+    const s = this.#streams.get(id);
+    if (!s || payload.length !== 4) return;
+    const code = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0);
+    const refused = code === ErrorCode.REFUSED_STREAM && !s.answered;
+    this.#finish(s, new Http2Error(`the server reset the stream (error code ${code})`, refused));
+  }
+
+  #onSettings(flags: number, id: number, payload: Uint8Array): void {
+    if (id !== 0) throw protocolError("SETTINGS on a stream");
+    if (flags & Flag.ACK) return;
+    if (payload.length % 6) throw protocolError("SETTINGS of odd length", ErrorCode.FRAME_SIZE_ERROR);
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+    for (let i = 0; i < payload.length; i += 6) {
+      const id = view.getUint16(i), value = view.getUint32(i + 2);
+      // Our own cap holds whatever the server allows: each stream is state and buffers here.
+      if (id === Setting.MAX_CONCURRENT_STREAMS) {
+        this.#maxStreams = Math.min(value, this.#limits.maxConcurrentStreams);
+      }
+      if (id === Setting.INITIAL_WINDOW_SIZE) this.#peerInitialWindowIs(value);
+    }
+    this.#answerControl(frame(FrameType.SETTINGS, Flag.ACK, 0));
+  }
+
+  /** 6.9.2: a new initial window applies to every open stream's send window; none may pass 2^31-1. */
+  #peerInitialWindowIs(value: number): void {
+    if (value > MAX_WINDOW) throw protocolError("window too large", ErrorCode.FLOW_CONTROL_ERROR);
+    for (const s of this.#streams.values()) {
+      s.sendWindow += value - this.#peerInitialWindow;
+      if (s.sendWindow > MAX_WINDOW) {
+        throw protocolError(
+          "the new initial window overflows a stream's window",
+          ErrorCode.FLOW_CONTROL_ERROR,
+        );
+      }
+    }
+    this.#peerInitialWindow = value;
+    this.#wakeSenders();
+  }
+
+  #onPing(flags: number, payload: Uint8Array): void {
+    if (payload.length !== 8) throw protocolError("PING of wrong length", ErrorCode.FRAME_SIZE_ERROR);
+    if (!(flags & Flag.ACK)) this.#answerControl(frame(FrameType.PING, Flag.ACK, 0, payload.slice()));
+  }
+
+  /**
+   * Answers a PING or SETTINGS, within a budget: a server that sends more of them per second than
+   * `maxControlFramesPerSecond`, or does not read its answers (they pile up unsent), is flooding, and the
+   * connection ends with ENHANCE_YOUR_CALM instead of answering without limit.
+   */
+  #answerControl(answer: Uint8Array): void {
+    const now = performance.now();
+    if (now - this.#controlSince >= 1000) {
+      this.#controlSince = now;
+      this.#controlAnswers = 0;
+    }
+    if (++this.#controlAnswers > this.#limits.maxControlFramesPerSecond) {
+      throw protocolError("a flood of PING or SETTINGS frames", ErrorCode.ENHANCE_YOUR_CALM);
+    }
+    if (this.#sock.writableLength > MAX_UNSENT_BYTES) {
+      throw protocolError(
+        "control frames answered faster than the server reads",
+        ErrorCode.ENHANCE_YOUR_CALM,
+      );
+    }
+    this.#write(answer);
+  }
+
+  #onGoaway(payload: Uint8Array): void {
+    if (payload.length < 8) throw protocolError("GOAWAY too short", ErrorCode.FRAME_SIZE_ERROR);
+    const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
+    const last = view.getUint32(0) & 0x7fffffff, code = view.getUint32(4);
+    this.#draining = true;
+    for (const s of [...this.#streams.values()]) {
+      if (s.id > last) {
+        this.#finish(s, new Http2Error(`the server is going away (error code ${code})`, true));
+      }
+    }
+    if (this.#streams.size === 0) this.#fail(new Http2Error("connection drained after GOAWAY"));
+  }
+
+  #onWindowUpdate(id: number, payload: Uint8Array): void {
+    if (payload.length !== 4) {
+      throw protocolError("WINDOW_UPDATE of wrong length", ErrorCode.FRAME_SIZE_ERROR);
+    }
+    const increment = new DataView(payload.buffer, payload.byteOffset, 4).getUint32(0) & 0x7fffffff;
+    // RFC 9113 6.9: an increment of 0, or one past 2^31-1, is an error of the stream or the connection.
+    if (id === 0) {
+      if (increment === 0) throw protocolError("WINDOW_UPDATE of 0 on the connection");
+      this.#sendWindow += increment;
+      if (this.#sendWindow > MAX_WINDOW) {
+        throw protocolError("WINDOW_UPDATE past 2^31-1 on the connection", ErrorCode.FLOW_CONTROL_ERROR);
+      }
+    } else {
+      const s = this.#streams.get(id);
+      if (!s) return;
+      s.sendWindow += increment;
+      if (increment === 0 || s.sendWindow > MAX_WINDOW) {
+        const code = increment === 0 ? ErrorCode.PROTOCOL_ERROR : ErrorCode.FLOW_CONTROL_ERROR;
+        this.#write(rstStreamFrame(id, code));
+        const what = increment === 0 ? "of 0" : "past 2^31-1";
+        this.#finish(s, new Http2Error(`the server sent a WINDOW_UPDATE ${what} on the stream`));
+        return;
+      }
+    }
+    this.#wakeSenders();
+  }
+
+  #headerBlock(id: number, block: Uint8Array, endStream: boolean, arrived: Arrivals): void {
     let fields: HeaderField[];
     try {
-      fields = this.#decoder.decode(block);
+      fields = this.#decoder.decode(block, this.#limits.maxHeaderListSize);
     } catch (e) {
       if (e instanceof HpackError) throw protocolError(e.message, ErrorCode.COMPRESSION_ERROR);
       throw e;
@@ -630,10 +727,7 @@ export class Http2Connection {
       s.head.resolve({ status, headers });
     }
     // Trailers (a second header block) carry nothing this client uses.
-    if (endStream) {
-      if (arrived.has(s)) s.ended = true;
-      else this.#finish(s);
-    }
+    if (endStream) this.#endAfterArrivals(s, arrived);
   }
 }
 

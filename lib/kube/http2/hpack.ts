@@ -57,6 +57,13 @@ export function huffmanDecode(src: Uint8Array): Uint8Array {
 const utf8 = new TextDecoder();
 
 /** Decodes header blocks of one connection, in order: every block changes the shared dynamic table. */
+/** A header list over the size this side announced (SETTINGS_MAX_HEADER_LIST_SIZE). */
+class HeaderListTooLarge extends HpackError {
+  constructor(readonly limit: number) {
+    super(`header list over ${limit} octets`);
+  }
+}
+
 export class HpackDecoder {
   /** Newest first. */
   #table: { name: string; value: string; nameOctets: number; size: number }[] = [];
@@ -70,9 +77,20 @@ export class HpackDecoder {
     this.#maxSize = limit;
   }
 
-  decode(block: Uint8Array): HeaderField[] {
+  /**
+   * The fields of one header block, in order. `maxListSize` bounds the decoded list as RFC 9113 6.5.2
+   * counts it (name + value octets + 32 per field) and is checked field by field, so a small block of
+   * references to one large table entry fails after the limit, not after expanding all of them.
+   */
+  decode(block: Uint8Array, maxListSize = Infinity): HeaderField[] {
     const fields: HeaderField[] = [];
     let pos = 0;
+    let listSize = 0;
+    const emit = (name: string, value: string, size: number) => {
+      listSize += size;
+      if (listSize > maxListSize) throw new HeaderListTooLarge(maxListSize);
+      fields.push([name, value]);
+    };
     const integer = (prefixBits: number): number => {
       if (pos >= block.length) throw new HpackError("header block ends inside an integer");
       const max = (1 << prefixBits) - 1;
@@ -96,11 +114,12 @@ export class HpackDecoder {
       const bytes = huffman ? huffmanDecode(raw) : raw;
       return { text: utf8.decode(bytes), octets: bytes.length };
     };
-    const entry = (index: number): { name: string; value: string; nameOctets: number } => {
+    const entry = (index: number): { name: string; value: string; nameOctets: number; size: number } => {
       if (index === 0) throw new HpackError("index 0");
       if (index <= STATIC_TABLE.length) {
+        // The static table is ASCII: characters are octets.
         const [name, value] = STATIC_TABLE[index - 1];
-        return { name, value, nameOctets: name.length };
+        return { name, value, nameOctets: name.length, size: name.length + value.length + ENTRY_OVERHEAD };
       }
       const dyn = this.#table[index - STATIC_TABLE.length - 1];
       if (!dyn) throw new HpackError(`index ${index} is past the dynamic table`);
@@ -109,8 +128,8 @@ export class HpackDecoder {
     while (pos < block.length) {
       const b = block[pos];
       if (b & 0x80) { // 6.1 indexed field
-        const { name, value } = entry(integer(7));
-        fields.push([name, value]);
+        const { name, value, size } = entry(integer(7));
+        emit(name, value, size);
       } else if ((b & 0xe0) === 0x20) { // 6.3 dynamic table size update
         const size = integer(5);
         if (size > this.#limit) throw new HpackError(`table size update to ${size} exceeds ${this.#limit}`);
@@ -129,15 +148,9 @@ export class HpackDecoder {
           name = e.name, nameOctets = e.nameOctets;
         }
         const value = string();
-        fields.push([name, value.text]);
-        if (indexing) {
-          this.#add({
-            name,
-            value: value.text,
-            nameOctets,
-            size: nameOctets + value.octets + ENTRY_OVERHEAD,
-          });
-        }
+        const size = nameOctets + value.octets + ENTRY_OVERHEAD;
+        emit(name, value.text, size);
+        if (indexing) this.#add({ name, value: value.text, nameOctets, size });
       }
     }
     return fields;

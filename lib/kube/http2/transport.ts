@@ -5,9 +5,10 @@
 // honours HTTPS_PROXY; this transport does not speak CONNECT), or a server whose ALPN does not offer h2.
 
 import { STATUS_CODES } from "node:http";
-import { Http2Connection, Http2Error, type Http2Target, type Http2Timing } from "./connection.ts";
+import { Http2Connection, Http2Error, type Http2Target } from "./connection.ts";
+import type { Http2Options } from "./options.ts";
 
-export interface Http2TransportTls {
+interface Http2TransportTls {
   caCerts?: string[];
   cert?: string;
   key?: string;
@@ -34,15 +35,15 @@ class Origin {
 export class Http2Transport {
   readonly #tls: Http2TransportTls;
   readonly #env: (name: string) => string | undefined;
-  readonly #timing: Http2Timing;
+  readonly #options: Http2Options;
   readonly #origins = new Map<string, Origin | "fetch">();
   #closed = false;
 
   /** `tls`: the cluster's CA and the user's client certificate (PEM), as fetch's HttpClient has them. */
-  constructor(tls: Http2TransportTls, env: (name: string) => string | undefined, timing: Http2Timing = {}) {
+  constructor(tls: Http2TransportTls, env: (name: string) => string | undefined, options: Http2Options = {}) {
     this.#tls = tls;
     this.#env = env;
-    this.#timing = timing;
+    this.#options = options;
   }
 
   /** Connections open now, over all servers (for tests). */
@@ -132,7 +133,7 @@ export class Http2Transport {
   async #open(origin: Origin): Promise<Http2Connection | "not-h2"> {
     let opened: Http2Connection | "not-h2";
     try {
-      opened = await Http2Connection.open(origin.target, this.#timing);
+      opened = await Http2Connection.open(origin.target, this.#options);
     } catch (e) {
       throw new Http2Error(`cannot connect: ${e instanceof Error ? e.message : String(e)}`, false, {
         cause: e,

@@ -8,7 +8,8 @@
 //     pods start, sync and follow writes to that node's pods (--churn-writes at --churn-rate per second)
 // Every measured run starts right after a forced GC in the apiserver (see `collect`). `--ours-args=...`
 // passes flags to our side's children: `--compression` asks for gzip as fetch does by default, `--fetch`
-// sends every request through fetch instead of lib/kube's own HTTP/2 connection.
+// sends every request through fetch instead of lib/kube's own HTTP/2 connection, `--node-http2` through
+// node:http2 (node_h2.ts) with the same decoders.
 // This file is also the Deno child (`--child=sync|watchers`), so both sides are measured the same way.
 
 import process from "node:process";
@@ -24,6 +25,8 @@ import { builtinCodec } from "../../../lib/kube/builtin_proto.ts";
 import { decodeProtoWatchBatches } from "../../../lib/kube/proto_watch.ts";
 import { decodeWatchBatches, type WatchEvent } from "../../../lib/kube/watch_stream.ts";
 import { createLogger } from "../../../lib/log.ts";
+import { parse as parseYaml } from "yaml";
+import { type NodeH2Tls, nodeHttp2Transport } from "./node_h2.ts";
 
 type Pod = KubeObject & { spec?: Record<string, unknown> };
 type Result = Record<string, number>;
@@ -136,10 +139,12 @@ async function childWatchers(client: KubeClient, count: number, node: string) {
 }
 
 export async function runChild(mode: string): Promise<void> {
+  const nodeH2 = Deno.args.includes("--node-http2");
   const conn = await loadKubeConnection({
     kubeconfigPath: arg("kubeconfig")!,
-    http2: !Deno.args.includes("--fetch"),
+    http2: !Deno.args.includes("--fetch") && !nodeH2,
   });
+  if (nodeH2) conn.http2 = nodeHttp2Transport(await kubeconfigTls(arg("kubeconfig")!));
   const client = new KubeClient(conn, {
     userAgent: "bench-lib-kube",
     compression: Deno.args.includes("--compression"),
@@ -152,6 +157,23 @@ export async function runChild(mode: string): Promise<void> {
   } finally {
     conn.close();
   }
+}
+
+/** The sandbox kubeconfig's CA and client certificate (file paths or inline data), for node:http2. */
+async function kubeconfigTls(path: string): Promise<NodeH2Tls> {
+  type Entry = Record<string, string>;
+  const doc = parseYaml(await Deno.readTextFile(path)) as {
+    clusters: { cluster: Entry }[];
+    users: { user: Entry }[];
+  };
+  const pem = async (e: Entry, key: string) =>
+    e[`${key}-data`] ? atob(e[`${key}-data`]) : e[key] ? await Deno.readTextFile(e[key]) : undefined;
+  const [c, u] = [doc.clusters[0].cluster, doc.users[0].user];
+  return {
+    ca: await pem(c, "certificate-authority"),
+    cert: await pem(u, "client-certificate"),
+    key: await pem(u, "client-key"),
+  };
 }
 
 // ---- parent

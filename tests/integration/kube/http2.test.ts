@@ -45,6 +45,7 @@ Deno.test("http2: 1 MiB writes and a 6 MiB LIST pass the flow-control windows, o
       list.items.map((cm) => cm.data?.v?.length),
     );
     assert.equal(gzipped.items.find((cm) => cm.metadata.name === "big-3")?.data?.v, big(3));
+    assert.ok(conn.http2 instanceof Http2Transport);
     assert.equal(conn.http2.connections, 1);
   } finally {
     conn.close();

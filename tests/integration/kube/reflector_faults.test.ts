@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { type ControlPlane, startControlPlane } from "../../../scripts/sandbox/control_plane.ts";
 import { Informer } from "../../../lib/kube/informer.ts";
-import { KubeClient, type ListOptions, Resources, type ResourceType } from "../../../lib/kube/rest.ts";
+import { KubeClient, Resources, type ResourceType } from "../../../lib/kube/rest.ts";
+import type { ListOptions } from "../../../lib/kube/request_options.ts";
 import { Reflector } from "../../../lib/kube/reflector.ts";
 import { Store } from "../../../lib/kube/store.ts";
 import type { KubeList } from "../../../lib/kube/types.ts";

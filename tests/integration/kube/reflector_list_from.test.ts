@@ -10,12 +10,11 @@ import { Informer, type InformerOptions } from "../../../lib/kube/informer.ts";
 import {
   KubeApiError,
   KubeClient,
-  type ListOptions,
   Resources,
   type ResourceType,
-  type WatchOptions,
   type WireFormat,
 } from "../../../lib/kube/rest.ts";
+import type { ListOptions, WatchOptions } from "../../../lib/kube/request_options.ts";
 import type { KubeList, KubeObject } from "../../../lib/kube/types.ts";
 import { memoryLogger } from "../../../lib/log.ts";
 import { clientFor, journal, journalProblems, sameSnapshot, snapshot, waitUntil } from "./helpers.ts";

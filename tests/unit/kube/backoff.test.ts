@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Backoff, parseRetryAfter, sleep } from "../../../lib/kube/backoff.ts";
+import { Backoff } from "../../../lib/kube/backoff.ts";
 
 Deno.test("backoff: doubles from the initial delay up to the cap, jitter on top, reset starts over", () => {
   const b = new Backoff({ initialMs: 100, maxMs: 1000, factor: 2, jitter: 0.5, random: () => 0 });
@@ -17,23 +17,4 @@ Deno.test("backoff: jittered delays spread out", () => {
   const seen = new Set(Array.from({ length: 20 }, b));
   assert.ok(seen.size > 5, `expected spread, got ${[...seen]}`);
   for (const d of seen) assert.ok(d >= 1000 && d <= 1500);
-});
-
-Deno.test("Retry-After: seconds and HTTP dates", () => {
-  const now = Date.parse("2026-11-29T10:00:00Z");
-  assert.equal(parseRetryAfter("7", now), 7000);
-  assert.equal(parseRetryAfter("Sun, 29 Nov 2026 10:00:30 GMT", now), 30_000);
-  assert.equal(parseRetryAfter("Sun, 29 Nov 2026 09:00:00 GMT", now), 0);
-  assert.equal(parseRetryAfter("soon", now), undefined);
-  assert.equal(parseRetryAfter(null, now), undefined);
-});
-
-Deno.test("sleep: aborting returns at once and leaves no timer", async () => {
-  const ctrl = new AbortController();
-  const t0 = Date.now();
-  const p = sleep(10_000, ctrl.signal);
-  ctrl.abort();
-  assert.equal(await p, false);
-  assert.ok(Date.now() - t0 < 1000);
-  assert.equal(await sleep(1), true);
 });

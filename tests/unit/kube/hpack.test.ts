@@ -165,3 +165,15 @@ Deno.test("hpack: what the encoder writes decodes back, including long and non-A
   // Literals without indexing leave the peer's table alone.
   assert.deepEqual(d.table, { fields: [], size: 0 });
 });
+
+Deno.test("hpack: the header-list limit counts name + value + 32 per field (RFC 9113 6.5.2) and stops at once", () => {
+  // Indexed fields of the static table: 2 = ":method: GET" (7 + 3 + 32 = 42 octets each).
+  const block = new Uint8Array(100_000).fill(0x82);
+  assert.equal(new HpackDecoder().decode(block.subarray(0, 2), 84).length, 2);
+  assert.throws(() => new HpackDecoder().decode(block.subarray(0, 3), 84), /header list over 84 octets/);
+  // A large block of references fails after the limit, not after decoding all of it.
+  const started = performance.now();
+  assert.throws(() => new HpackDecoder().decode(block, 4200), /header list over 4200 octets/);
+  assert.ok(performance.now() - started < 50);
+  assert.equal(new HpackDecoder().decode(block).length, 100_000);
+});

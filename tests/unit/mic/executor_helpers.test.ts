@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseRetryAfterMs } from "../../../lib/azure/arm_client.ts";
+import { parseRetryAfter as parseRetryAfterMs } from "../../../lib/retry_after.ts";
 import { Backoffs } from "../../../mic/backoffs.ts";
 import { blamedIds } from "../../../mic/executor.ts";
 
