@@ -4,7 +4,8 @@
 //   deno task mic --help
 
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
-import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
+import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
+import { buildInfo, MIC_VERSION, versionLine } from "../lib/version.ts";
 import {
   type AzureConfig,
   azureConfigFromEnv,
@@ -21,12 +22,12 @@ import { KubeClient } from "../lib/kube/rest.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe_server.ts";
 import { Controller } from "./executor.ts";
-import { IGNORED_FLAGS, MIC_FLAGS } from "./flags.ts";
+import { MIC_FLAGS } from "./flags.ts";
 import { micMetrics } from "./metrics.ts";
 import { ObservedCache } from "./snapshot.ts";
 import { upgradeTypesIfRequired } from "./type_upgrade.ts";
 
-export const MIC_VERSION = "1.9.0-deno";
+export { MIC_VERSION };
 const USAGE = "usage: deno task mic [flags]   (MIC: assigns Azure identities to pods' nodes)";
 
 function env(name: string): string | undefined {
@@ -87,18 +88,19 @@ export async function main(args: string[]): Promise<number> {
   }
   const f = parsed.values;
   if (f.version) {
-    console.log(`aad-pod-identity MIC ${MIC_VERSION}`);
+    console.log(versionLine(buildInfo(env)));
     return 0;
   }
-  const level = env("LOG_LEVEL");
+  const level = parsed.given.includes("v") ? levelFromVerbosity(f.v) : env("LOG_LEVEL");
   const log = createLogger({
     format: f["log-format"] as "text" | "json",
     level: level === "debug" || level === "warn" || level === "error" ? level : "info",
   });
-  for (const name of IGNORED_FLAGS) {
-    if (args.some((a) => new RegExp(`^--?${name}(=|$)`).test(a))) {
-      log.info(`flag --${name} is accepted for compatibility and ignored (${MIC_FLAGS[name].help})`);
-    }
+  const ignored = ignoredFlagsGiven(MIC_FLAGS, parsed);
+  if (ignored.length) {
+    log.info(`flags accepted for compatibility and ignored: ${ignored.map((n) => `--${n}`).join(" ")}`, {
+      why: Object.fromEntries(ignored.map((n) => [n, MIC_FLAGS[n as keyof typeof MIC_FLAGS].help])),
+    });
   }
 
   let azure: AzureConfig;
