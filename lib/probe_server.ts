@@ -1,4 +1,5 @@
-// The operator-facing HTTP endpoint of a service: `/healthz` (the process is alive), `/readyz` (it can do
+// The operator-facing HTTP endpoint of a service: `/healthz` (the process is alive; its body says "Active"
+// once ready, as the original's did), `/readyz` (it can do
 // its job: caches synced, rules in place, ...) and `/metrics` (Prometheus text). Nothing else is served: the
 // original exposed pprof on this port on every node IP; here an unknown path is a 404.
 
@@ -35,6 +36,19 @@ function probeResponse(state: Readiness): Response {
   });
 }
 
+/**
+ * The original's /healthz (pkg/probes/probes.go v1.8.17): 200 with the body "Active" once the service does its
+ * job (here: ready) and "Not Active" before, so its scripts and probes keep reading it. A failed liveness
+ * check still answers 503.
+ */
+function healthzResponse(live: Readiness, ready: Readiness): Response {
+  const body = live.ready && ready.ready ? "Active" : "Not Active";
+  return new Response(body, {
+    status: live.ready ? 200 : 503,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
 export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness">) {
   return async (req: Request): Promise<Response> => {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -43,7 +57,7 @@ export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readine
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/healthz":
-        return probeResponse(opts.liveness?.() ?? { ready: true });
+        return healthzResponse(opts.liveness?.() ?? { ready: true }, opts.readiness());
       case "/readyz":
         return probeResponse(opts.readiness());
       case "/metrics":

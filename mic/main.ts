@@ -23,7 +23,7 @@ import { createLogger, type Logger } from "../lib/log.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe_server.ts";
 import { Controller } from "./executor.ts";
 import { MIC_FLAGS } from "./flags.ts";
-import { micMetrics } from "./metrics.ts";
+import { micMetrics, recordArmCall } from "./metrics.ts";
 import { ObservedCache } from "./snapshot.ts";
 import { upgradeTypesIfRequired } from "./type_upgrade.ts";
 
@@ -122,10 +122,7 @@ export async function main(args: string[]): Promise<number> {
     userAgent: `aad-pod-identity/MIC/${MIC_VERSION}${
       f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
     }`,
-    onCall: (op, code, seconds) => {
-      metrics.armDuration.observe({ operation_type: op }, seconds);
-      if (code !== "OK") metrics.armErrors.inc({ operation_type: op, code });
-    },
+    onCall: (op, code, seconds) => recordArmCall(metrics, op, code, seconds),
   });
 
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
@@ -221,7 +218,7 @@ export async function main(args: string[]): Promise<number> {
     retryPeriodMs: Math.round(durationMs / 5),
     log,
     onStartedLeading: async (signal) => {
-      metrics.leaderElections.inc();
+      metrics.leaderAcquired.inc();
       if (!(await cache.waitForSync(signal))) return;
       // Retried: right after an apiserver (re)start its storage may still be initialising.
       for (let attempt = 1; f["enable-type-upgrade"] && attempt <= 5 && !signal.aborted; attempt++) {
@@ -252,6 +249,8 @@ export async function main(args: string[]): Promise<number> {
       await controller.run(signal);
     },
   });
+  // The original counted here (entering the election), not on winning it: dashboards read it that way.
+  metrics.leaderElections.inc();
   await elector.run(stop.signal);
   await Promise.allSettled(probes.map((p) => p.shutdown()));
   conn.close();

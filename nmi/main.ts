@@ -99,10 +99,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     timeoutMs: f["upstream-timeout"],
     userAgent: ua,
     log,
-    onUpstream: (kind, ok, seconds) => {
-      metrics.upstream.observe({ operation_type: kind }, seconds);
-      if (!ok) metrics.upstreamErrors.inc({ operation_type: kind });
-    },
+    onUpstream: (kind, ok, seconds) => metrics.observeUpstream(kind, ok, seconds),
   });
   const flow = new TokenFlow({
     mode,

@@ -4,6 +4,7 @@
 // "Identity not found" for a while; that is retried here until the request's deadline, and only reported
 // (as "pending", so the client retries) when the deadline passes.
 
+import type { UpstreamKind } from "./metrics.ts";
 import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
 import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
@@ -56,7 +57,7 @@ export interface TokenServiceOptions {
   timeoutMs: number;
   userAgent: string;
   log: Logger;
-  onUpstream?: (kind: "imds" | "aad" | "kube", ok: boolean, seconds: number) => void;
+  onUpstream?: (kind: UpstreamKind, ok: boolean, seconds: number) => void;
   /** Federated mode; absent: every user-assigned identity comes from IMDS. */
   federation?: FederationOptions;
 }
@@ -340,16 +341,20 @@ export class TokenService {
     retryNotFound: boolean,
   ): Promise<Token> {
     const clientId = selector.clientId;
+    // The original's metric told system-assigned (adal_token_msi) from user-assigned calls apart.
+    const kind = selector.clientId || selector.resourceId || selector.objectId
+      ? "imds_user_assigned"
+      : "imds";
     for (let attempt = 0;; attempt++) {
       const t0 = performance.now();
       let a: UpstreamAnswer;
       try {
         a = await this.#o.imds.token(resource, selector);
       } catch (e) {
-        this.#o.onUpstream?.("imds", false, (performance.now() - t0) / 1000);
+        this.#o.onUpstream?.(kind, false, (performance.now() - t0) / 1000);
         throw unavailable(e);
       }
-      this.#o.onUpstream?.("imds", a.ok, (performance.now() - t0) / 1000);
+      this.#o.onUpstream?.(kind, a.ok, (performance.now() - t0) / 1000);
       if (a.ok) {
         try {
           return tokenFromUpstream(a.body, { resource, clientId: clientId ?? "" }, nowSeconds());
