@@ -387,9 +387,32 @@ const decode = (b64: string) => {
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 };
 
+// Keys that name an azure.json field other than the secret: a Secret that also holds them still works.
+const NOT_THE_SECRET = new Set([
+  "clientid",
+  "tenantid",
+  "subscriptionid",
+  "resourcegroup",
+  "cloud",
+  "vmtype",
+  "usemsi",
+  "userassignedmsiclientid",
+  "aadclientid",
+]);
+
 /**
- * The credential in a service principal's secret. Type 1: the key `clientSecret` (any case), else the only
- * key (the original took "the first" of a Go map, which is random with several). Type 2: `certificate`
+ * The key of a type-1 secret that holds the client secret: `clientSecret` (any case); else, as the original
+ * took "the first" value of the Secret (a Go map, so any one), the first key by name that does not name
+ * another field (clientID, tenantID, ...); else the first key by name. Undefined only for an empty Secret.
+ */
+export function spSecretKey(keys: readonly string[]): string | undefined {
+  const sorted = [...keys].sort();
+  return sorted.find((k) => k.toLowerCase() === "clientsecret") ??
+    sorted.find((k) => !NOT_THE_SECRET.has(k.toLowerCase())) ?? sorted[0];
+}
+
+/**
+ * The credential in a service principal's secret. Type 1: the key spSecretKey picks. Type 2: `certificate`
  * (PKCS#12 as the original, or PEM holding certificate and RSA key) and optional `password`.
  */
 export function spCredential(
@@ -399,14 +422,9 @@ export function spCredential(
   const name = `${identity.metadata.namespace}/${identity.metadata.name}`;
   const keys = Object.keys(data);
   if (identity.spec.type === IdentityType.ServicePrincipal) {
-    const key = keys.find((k) => k.toLowerCase() === "clientsecret") ??
-      (keys.length === 1 ? keys[0] : undefined);
+    const key = spSecretKey(keys);
     if (!key) {
-      throw new TokenError(errorAnswer(
-        403,
-        "invalid_client",
-        `the secret of ${name} must hold one key, or a key named clientSecret (it has ${keys.length})`,
-      ));
+      throw new TokenError(errorAnswer(403, "invalid_client", `the secret of ${name} holds no key`));
     }
     return { kind: "secret", secret: new TextDecoder().decode(decode(data[key])) };
   }
