@@ -6,7 +6,7 @@
 import { stringify } from "yaml";
 import { CRDS } from "../lib/api/crds.ts";
 import { API_VERSION } from "../lib/api/types.ts";
-import { defaultOptions, type ManifestOptions } from "./manifests/options.ts";
+import { ADMIN_SECRET, defaultOptions, type ManifestOptions } from "./manifests/options.ts";
 import { federationPolicyObjects } from "./manifests/federation_policy.ts";
 import { micRbac, NMI_SERVICE_ACCOUNT, nmiRbac } from "./manifests/rbac.ts";
 import { installation } from "./manifests/workloads.ts";
@@ -123,6 +123,18 @@ export function renderManifests(): Map<string, string> {
           "NMI's create on serviceaccounts/token and the ValidatingAdmissionPolicy that narrows it " +
           "(Kubernetes >= 1.30). `deno task deploy --federated` renders it with other options.",
       ) + toYaml(installationObjects({ ...defaultOptions("standard"), federated: true })),
+    ],
+    [
+      "deploy/aad-pod-identity-noazurejson.yaml",
+      header(
+        "Standard mode, namespace default, MIC configured from the Secret aadpodidentity-admin-secret (the " +
+          "original's deploy/infra/noazurejson keys: Cloud, SubscriptionID, ResourceGroup, VMType, TenantID, " +
+          "ClientID, ClientSecret, optional UseMSI, UserAssignedMSIClientID) instead of the node's " +
+          "azure.json, so MIC runs non-root. Create that Secret first. `deno task deploy --azure-secret NAME`.",
+      ) + toYaml(installationObjects({
+        ...defaultOptions("standard"),
+        azureConfig: { source: "secret", secretName: ADMIN_SECRET },
+      })),
     ],
     [
       "deploy/aad-pod-identity-managed.yaml",

@@ -103,13 +103,44 @@ Deno.test("manifests: NMI cannot write assignments and reads no secrets unless n
   );
 });
 
-Deno.test("manifests: MIC non-root, read-only root, no capabilities, 2 replicas; NMI hostNetwork with NET_ADMIN/NET_RAW only", () => {
+Deno.test("manifests: MIC root only for a root-only azure.json, non-root from a Secret; read-only root, no capabilities, 2 replicas; NMI hostNetwork with NET_ADMIN/NET_RAW only", () => {
   const std = objects(defaultOptions());
   const mic = find<Deployment>(std, "Deployment", "mic")!;
   const mc = mic.spec.template.spec.containers[0];
   assert.equal(mic.spec.replicas, 2);
-  assert.equal(mc.securityContext.runAsNonRoot, true);
-  assert.ok(mc.securityContext.runAsUser! > 0);
+  // The node's azure.json is root-only (0600) on AKS: MIC reads it as root, as the original did.
+  assert.equal(mc.securityContext.runAsUser, 0);
+  assert.ok(mc.args.includes("--cloudconfig=/etc/kubernetes/azure.json"));
+  assert.deepEqual(mic.spec.template.spec.volumes, [
+    { name: "azure-json", hostPath: { path: "/etc/kubernetes/azure.json", type: "File" } },
+  ]);
+  const fromSecret = find<Deployment>(
+    objects({
+      ...defaultOptions(),
+      azureConfig: { source: "secret", secretName: "aadpodidentity-admin-secret" },
+    }),
+    "Deployment",
+    "mic",
+  )!;
+  const sc = fromSecret.spec.template.spec.containers[0];
+  assert.equal(sc.securityContext.runAsNonRoot, true);
+  assert.ok(sc.securityContext.runAsUser! > 0);
+  assert.ok(!sc.args.some((a) => a.startsWith("--cloudconfig")));
+  assert.equal(fromSecret.spec.template.spec.volumes, undefined);
+  assert.deepEqual(
+    sc.env!.filter((e) => e.valueFrom && "secretKeyRef" in e.valueFrom).map((e) => e.name),
+    [
+      "CLOUD",
+      "SUBSCRIPTION_ID",
+      "RESOURCE_GROUP",
+      "VM_TYPE",
+      "TENANT_ID",
+      "CLIENT_ID",
+      "CLIENT_SECRET",
+      "USE_MSI",
+      "USER_ASSIGNED_MSI_CLIENT_ID",
+    ],
+  );
   assert.equal(mc.securityContext.readOnlyRootFilesystem, true);
   assert.equal(mc.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(mc.securityContext.capabilities, { drop: ["ALL"] });
@@ -126,9 +157,11 @@ Deno.test("manifests: MIC non-root, read-only root, no capabilities, 2 replicas;
   assert.ok(nc.volumeMounts!.some((v) => v.mountPath === "/run/xtables.lock" && !v.readOnly));
   assert.ok(spec.volumes!.some((v) => v.hostPath?.path === "/run/xtables.lock"));
   assert.deepEqual(nc.env, [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }]);
-  // Probes and metrics share one port, and nothing else listens outside loopback.
+  // Probes on 8085, /metrics also on the original's ports (NMI 9090, MIC 8888); the token server stays on
+  // loopback.
   assert.equal(nc.livenessProbe!.httpGet.port, 8085);
-  assert.ok(nc.args.includes("--http-probe-port=8085") && nc.args.includes("--prometheus-port=8085"));
+  assert.ok(nc.args.includes("--http-probe-port=8085") && nc.args.includes("--prometheus-port=9090"));
+  assert.ok(mc.args.includes("--http-probe-port=8080") && mc.args.includes("--prometheus-port=8888"));
   assert.ok(!nc.args.some((a) => a.startsWith("--nmi-listen-address")), "token server stays on 127.0.0.1");
 });
 
