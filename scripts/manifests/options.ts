@@ -43,6 +43,8 @@ export interface ManifestOptions {
    * ValidatingAdmissionPolicy to pod-bound api://AzureADTokenExchange tokens of at most an hour.
    */
   federated?: boolean;
+  /** NMI may read every Secret, as the original's chart (rbac.allowAccessToSecrets) allowed. */
+  nmiReadsAllSecrets?: boolean;
   /** MIC's Azure settings (default: the node's /etc/kubernetes/azure.json). */
   azureConfig?: AzureConfigSource;
 }

@@ -27,14 +27,16 @@ function verbs(rules: PolicyRule[], group: string, resource: string): string[] {
   );
 }
 
-Deno.test("manifests: deploy/ holds exactly what the generator writes (deno task manifests --check)", async () => {
+Deno.test("manifests: deploy/ and charts/aad-pod-identity hold exactly what the generator writes (deno task manifests --check)", async () => {
   for (const [path, text] of renderManifests()) {
     assert.equal(
       await Deno.readTextFile(`${root}${path}`),
       text,
       `${path} is stale: run deno task manifests`,
     );
-    // Every document parses back to an object with kind and name.
+    // Every document of deploy/ parses back to an object with kind and name (chart templates are Helm's;
+    // tests/integration/deploy/helm.test.ts renders them).
+    if (!path.startsWith("deploy/")) continue;
     for (const doc of parseAllDocuments(text)) {
       const o = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
       if (o === null) continue;

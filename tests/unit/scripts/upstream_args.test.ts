@@ -51,6 +51,26 @@ Deno.test("upstream args: every arg of the original's chart and deploy/infra par
   }
 });
 
+Deno.test("upstream args: charts/aad-pod-identity with the original's values passes only args MIC and NMI parse", async () => {
+  const chart = new URL("../../../charts/aad-pod-identity", import.meta.url).pathname;
+  for (
+    const extra of [[], ["-f", `${UPSTREAM_CHART}/values.yaml`], ["-f", VALUES_ALL], [
+      "-f",
+      VALUES_ALL,
+      "--set",
+      "operationMode=managed",
+    ]]
+  ) {
+    const containers = containerArgs(await helm(["template", "r", chart, ...extra]), extra.join(" "));
+    assert.ok(containers.some((c) => c.component === "nmi"));
+    for (const c of containers) {
+      const specs = c.component === "mic" ? MIC_FLAGS : NMI_FLAGS;
+      const args = c.args.map((a) => a.replace("$(NODE_NAME)", "node-a"));
+      assert.deepEqual(parseFlags(specs, args).rest, [], `${c.source} ${c.component}`);
+    }
+  }
+});
+
 Deno.test("upstream args: the meanings that survive are kept", async () => {
   const all = await helm(["template", "r", UPSTREAM_CHART, "-f", VALUES_ALL]);
   const [mic] = containerArgs(all, "all").filter((c) => c.component === "mic");
