@@ -24,3 +24,13 @@ export function buildInfo(env: (name: string) => string | undefined): BuildInfo 
 export function versionLine(v: BuildInfo): string {
   return `MIC Version: ${v.mic} - NMI Version: ${v.nmi} - Commit: ${v.commit} - Date: ${v.date}`;
 }
+
+/**
+ * The original's User-Agent (version/version.go): `aad-pod-identity/<MIC|NMI>/<version>/<commit>/<date>`, then
+ * `--custom-user-agent` after a space; sent to ARM, Azure AD and the apiserver alike.
+ */
+export function userAgent(component: "MIC" | "NMI", v: BuildInfo, custom: string): string {
+  const version = component === "MIC" ? v.mic : v.nmi;
+  const base = `aad-pod-identity/${component}/${version}/${v.commit}/${v.date}`;
+  return custom ? `${base} ${custom}` : base;
+}

@@ -5,7 +5,7 @@
 
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
 import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
-import { buildInfo, MIC_VERSION, versionLine } from "../lib/version.ts";
+import { buildInfo, MIC_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import {
   type AzureConfig,
   azureConfigFromEnv,
@@ -114,19 +114,19 @@ export async function main(args: string[]): Promise<number> {
   }
   const credential = new ReloadableCredential(armCredential(credentialsOf(azure), cloud));
   const metrics = micMetrics();
+  // One User-Agent for ARM and the apiserver, --custom-user-agent included (the original's shape).
+  const ua = userAgent("MIC", buildInfo(env), f["custom-user-agent"]);
   const arm = createArmClient({
     credential,
     endpoint: cloud.resourceManagerEndpoint,
     audience: cloud.tokenAudience,
     pollIntervalMs: f["arm-poll-interval"],
-    userAgent: `aad-pod-identity/MIC/${MIC_VERSION}${
-      f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
-    }`,
+    userAgent: ua,
     onCall: (op, code, seconds) => recordArmCall(metrics, op, code, seconds),
   });
 
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const client = new KubeClient(conn, { userAgent: `aad-pod-identity/MIC/${MIC_VERSION}` });
+  const client = new KubeClient(conn, { userAgent: ua });
   let identity = f["leader-election-instance"];
   if (!identity) {
     try {

@@ -2,7 +2,7 @@
 //   deno task nmi --node <name> [flags]       (`deno task nmi --help` lists the flags)
 
 import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
-import { buildInfo, NMI_VERSION, versionLine } from "../lib/version.ts";
+import { buildInfo, NMI_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
@@ -50,9 +50,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
   }
   const ac = new AbortController();
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const ua = `aad-pod-identity/NMI/${NMI_VERSION}${
-    f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
-  }`;
+  const ua = userAgent("NMI", buildInfo((n) => Deno.env.get(n)), f["custom-user-agent"]);
   const client = new KubeClient(conn, { userAgent: ua, requestTimeoutMs: 10_000 });
   const metrics = new NmiMetrics();
   const mode = f["operation-mode"] as "standard" | "managed";
