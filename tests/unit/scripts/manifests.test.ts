@@ -234,3 +234,19 @@ Deno.test("manifests: --federated adds only NMI's serviceaccounts/token create a
     "request.userInfo.username == 'system:serviceaccount:default:aad-pod-id-nmi-service-account'",
   );
 });
+
+Deno.test("manifests: service accounts, ClusterRoles and their bindings carry the original's names (deploy/infra)", async () => {
+  const fixture = new URL(
+    "../../fixtures/upstream-v1.8.17/deploy/infra/deployment-rbac.yaml",
+    import.meta.url,
+  );
+  const original = parseAllDocuments(await Deno.readTextFile(fixture)).map((d) =>
+    d.toJS() as { kind: string; metadata: { name: string } } | null
+  );
+  const names = (list: readonly ({ kind: string; metadata: { name: string } } | null)[], kind: string) =>
+    list.filter((o) => o?.kind === kind).map((o) => o!.metadata.name).sort();
+  const ours = objects(defaultOptions());
+  for (const kind of ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]) {
+    assert.deepEqual(names(ours, kind), names(original, kind), kind);
+  }
+});
