@@ -114,7 +114,12 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       recorder.record(binding as unknown as KubeObject, "Warning", reason, message).catch(() => {});
     },
   });
-  const callers = new CallerResolver({ pods: caches.pods.store, client, node: f.node });
+  const callers = new CallerResolver({
+    pods: caches.pods.store,
+    client,
+    node: f.node,
+    onKubeError: (op) => metrics.kubeErrors.inc({ operation_type: op }),
+  });
   const running = caches.start(ac.signal);
   const sweep = setInterval(() => {
     cache.sweep();
