@@ -44,6 +44,36 @@ Deno.test("helm chart: rendered with its defaults it is deploy/ (standard and ma
     ]),
     "deploy/aad-pod-identity-managed.yaml",
   );
+  // adminsecret: the MIC of deploy/aad-pod-identity-noazurejson.yaml (plus the Secret the chart makes of it).
+  const withSecret = objects(
+    await helm([
+      "template",
+      "aad-pod-identity",
+      CHART,
+      "--namespace",
+      "default",
+      "-f",
+      VALUES_ALL,
+      "--set",
+      "mic.customCloud.enabled=false",
+    ]),
+  );
+  const noJson = objects(await Deno.readTextFile(`${root}deploy/aad-pod-identity-noazurejson.yaml`));
+  const [chartMic, deployMic] = [withSecret, noJson].map((m) =>
+    (m.get("Deployment default/mic") as unknown as { spec: { template: { spec: Record<string, unknown> } } })
+      .spec.template.spec
+  );
+  const containerOf = (spec: Record<string, unknown>) => (spec.containers as Record<string, unknown>[])[0];
+  assert.deepEqual(containerOf(chartMic).securityContext, containerOf(deployMic).securityContext);
+  // No hostPath at all: neither azure.json nor (customCloud off) the custom cloud file.
+  assert.equal(chartMic.volumes, undefined);
+  assert.equal(deployMic.volumes, undefined);
+  const secretEnv = (spec: Record<string, unknown>) =>
+    (containerOf(spec).env as { name: string; valueFrom?: { secretKeyRef?: unknown } }[])
+      .filter((e) => e.valueFrom?.secretKeyRef);
+  assert.deepEqual(secretEnv(chartMic), secretEnv(deployMic));
+  assert.ok(!(containerOf(chartMic).args as string[]).some((a) => a.startsWith("--cloudconfig")));
+  assert.ok(withSecret.has("Secret default/aadpodidentity-admin-secret"));
 });
 
 Deno.test("helm chart: install the original chart, upgrade to ours with its default values and with every key set, uninstall", async () => {
