@@ -124,6 +124,23 @@ export function recordArmCall(m: MicMetrics, op: string, code: string, seconds: 
   m.armErrorsByCode.inc({ operation_type: op, code });
 }
 
+// prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
+function memoryGauge(registry: Registry): Gauge<"kind"> {
+  return new Gauge({
+    name: `${METRIC_PREFIX}mic_memory_bytes`,
+    help: "Memory of this MIC process: rss, heap_used, heap_total, external",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const m = Deno.memoryUsage();
+      this.set({ kind: "rss" }, m.rss);
+      this.set({ kind: "heap_used" }, m.heapUsed);
+      this.set({ kind: "heap_total" }, m.heapTotal);
+      this.set({ kind: "external" }, m.external);
+    },
+  });
+}
+
 export function micMetrics(): MicMetrics {
   const registry = newRegistry();
   const p = METRIC_PREFIX;
@@ -189,19 +206,6 @@ export function micMetrics(): MicMetrics {
       help: "Times this MIC became leader",
       registers,
     }),
-    // prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
-    memory: new Gauge({
-      name: `${p}mic_memory_bytes`,
-      help: "Memory of this MIC process: rss, heap_used, heap_total, external",
-      labelNames: ["kind"],
-      registers,
-      collect() {
-        const m = Deno.memoryUsage();
-        this.set({ kind: "rss" }, m.rss);
-        this.set({ kind: "heap_used" }, m.heapUsed);
-        this.set({ kind: "heap_total" }, m.heapTotal);
-        this.set({ kind: "external" }, m.external);
-      },
-    }),
+    memory: memoryGauge(registry),
   };
 }
