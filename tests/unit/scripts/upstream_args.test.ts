@@ -92,3 +92,23 @@ Deno.test("upstream args: the meanings that survive are kept", async () => {
   assert.equal(n["allow-network-plugin-kubenet"], true);
   assert.equal(n["log-format"], "json");
 });
+
+Deno.test("upstream args: the issue's smaller flag items on MIC's and NMI's own tables", () => {
+  const env = (n: string) => (n === "FORCENAMESPACED" ? "true" : n === "NODE_NAME" ? "node-a" : undefined);
+  // FORCENAMESPACED=true ORs with the flag in both binaries (cmd/mic/main.go, cmd/nmi/main.go v1.8.17).
+  assert.equal(parseFlags(MIC_FLAGS, ["--forceNamespaced=false"], env).values.forceNamespaced, true);
+  assert.equal(parseFlags(NMI_FLAGS, ["--forceNamespaced=false"], env).values.forceNamespaced, true);
+  assert.equal(parseFlags(NMI_FLAGS, ["--operation-mode", "Managed"]).values["operation-mode"], "managed");
+  assert.equal(parseFlags(MIC_FLAGS, ["--clientQps", "5.5"]).values.clientQps, 5.5);
+  assert.equal(parseFlags(MIC_FLAGS, ["--syncRetryDuration=1h0m0s"]).values.syncRetryDuration, 3_600_000);
+  for (const specs of [MIC_FLAGS, NMI_FLAGS]) {
+    const p = parseFlags(specs, [
+      "-v=5",
+      "--logtostderr",
+      "--vmodule=x=2",
+      "--log_dir=/tmp",
+      "--stderrthreshold=INFO",
+    ]);
+    assert.equal(p.values.v, 5);
+  }
+});
