@@ -110,6 +110,20 @@ Deno.test("helm chart: install the original chart, upgrade to ours with its defa
     assert.match(names, /daemonset\.apps\/nmi\n/);
     assert.doesNotMatch(names, /deployment.apps\/aad-pod-identity-mic/, "the original's objects are gone");
     assert.ok((await micArgs()).includes("--cloudconfig=/etc/kubernetes/azure.json"));
+    // Helm never upgrades CRDs: the documented step replaces the original's with ours.
+    const specProps = async () =>
+      JSON.parse(await kubectl(["get", "crd", "azureidentities.aadpodidentity.k8s.io", "-o", "json"]))
+        .spec.versions[0].schema.openAPIV3Schema.properties.spec.properties;
+    assert.ok(!("ClientID" in await specProps()), "the original's CRDs are still there after the upgrade");
+    const crds = await kubectl([
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      "-f",
+      `${root}deploy/crds.yaml`,
+    ]);
+    assert.match(crds, /azureidentities\.aadpodidentity\.k8s\.io serverside-applied/);
+    assert.ok("ClientID" in await specProps(), "our schema (with the legacy spellings) is in place");
 
     await helm(["upgrade", "pod-identity", CHART, "--namespace", "default", "-f", VALUES_ALL], env);
     const args = await micArgs();
