@@ -103,9 +103,9 @@ CRDs: after that upgrade apply ours, \`kubectl apply --server-side --force-confl
 | \`mic.priorityClassName\`, \`replicas\`, \`resources\`, \`podAnnotations\`, \`podLabels\`, \`nodeSelector\`, \`tolerations\`, \`affinity\`, \`topologySpreadConstraints\`, \`podDisruptionBudget\` | as the original |
 | \`mic.logVerbosity\`, \`nmi.logVerbosity\` | \`-v\`: 4 or more logs at debug level |
 | \`mic.loggingFormat\`, \`nmi.loggingFormat\` | \`--log-format\` (empty: json) |
-| \`mic.leaderElection.*\`, \`mic.probePort\`, \`mic.prometheusPort\` | as the original (empty: the Lease \`aad-pod-identity-mic\` in MIC's namespace, ports 8080 / 8888) |
+| \`mic.leaderElection.instance\`, \`.namespace\`, \`.name\`, \`.duration\`, \`mic.probePort\`, \`mic.prometheusPort\` | as the original (empty: the Lease \`aad-pod-identity-mic\` in MIC's namespace, ports 8080 / 8888) |
 | \`mic.immutableUserMSIs\`, \`mic.createDeleteBatch\`, \`mic.identityAssignmentReconcileInterval\`, \`customUserAgent\` | as the original |
-| \`mic.cloudConfig\`, \`mic.customCloud.*\` | as the original (azure.json path; AZURE_ENVIRONMENT_FILEPATH) |
+| \`mic.cloudConfig\`, \`mic.customCloud.enabled\`, \`.configPath\` | as the original (azure.json path; AZURE_ENVIRONMENT_FILEPATH) |
 | \`mic.syncRetryDuration\`, \`mic.clientQps\`, \`mic.updateUserMSIMaxRetry\`, \`mic.updateUserMSIRetryInterval\` | accepted, passed, ignored by MIC (no periodic full sync; writes bounded by createDeleteBatch; failed identities back off alone) |
 | \`nmi.resources\`, \`updateStrategy\`, \`podAnnotations\`, \`podLabels\`, \`nodeSelector\`, \`tolerations\`, \`affinity\`, \`priorityClassName\` | as the original |
 | \`nmi.ipTableUpdateTimeIntervalInSeconds\`, \`micNamespace\`, \`probePort\`, \`prometheusPort\`, \`blockInstanceMetadata\`, \`metadataHeaderRequired\`, \`allowNetworkPluginKubenet\`, \`kubeletConfig\`, \`setRetryAfterHeader\` | as the original (empty ports: 8085 / 9090) |

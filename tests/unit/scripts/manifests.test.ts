@@ -2,7 +2,7 @@
 // README promises hold for every option combination that changes them.
 
 import assert from "node:assert/strict";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { installationObjects, renderManifests } from "../../../scripts/manifests.ts";
 import type {
   ClusterRole,
@@ -249,4 +249,35 @@ Deno.test("manifests: service accounts, ClusterRoles and their bindings carry th
   for (const kind of ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]) {
     assert.deepEqual(names(ours, kind), names(original, kind), kind);
   }
+});
+
+Deno.test("chart: values.yaml has every key of the original chart's values.yaml, and its README names each", async () => {
+  const original = parse(
+    await Deno.readTextFile(
+      new URL("../../fixtures/upstream-v1.8.17/chart/values.yaml", import.meta.url),
+    ),
+  ) as Record<string, unknown>;
+  const files = renderManifests();
+  const ours = parse(files.get("charts/aad-pod-identity/values.yaml")!) as Record<string, unknown>;
+  const readme = files.get("charts/aad-pod-identity/README.md")!;
+  // Maps whose content is the user's (resources, nodeSelector, ...) count as one key.
+  const OPAQUE = new Set([
+    "resources",
+    "nodeSelector",
+    "affinity",
+    "updateStrategy",
+    "podAnnotations",
+    "podLabels",
+  ]);
+  const walk = (o: Record<string, unknown>, mine: Record<string, unknown>, path: string[]) => {
+    for (const [k, v] of Object.entries(o)) {
+      const p = [...path, k];
+      assert.ok(k in mine, `values.yaml lacks ${p.join(".")}`);
+      assert.ok(readme.includes(k), `the chart README does not name ${p.join(".")}`);
+      if (v && typeof v === "object" && !Array.isArray(v) && !OPAQUE.has(k)) {
+        walk(v as Record<string, unknown>, mine[k] as Record<string, unknown>, p);
+      }
+    }
+  };
+  walk(original, ours, []);
 });
