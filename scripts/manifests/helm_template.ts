@@ -59,12 +59,13 @@ export class HelmTemplate {
   substitute(text: string): string {
     const out: string[] = [];
     for (const line of text.split("\n")) {
-      const l = /^(\s*)(- )?(«L\d+»): null$/.exec(line);
+      const l = /^(\s*)(«L\d+»): null$/.exec(line);
       if (l) {
-        const col = l[1].length + (l[2] ? 2 : 0);
-        out.push(`${l[2] ? `${l[1]}-\n` : ""}${this.#lines.get(l[3])!(col)}`);
+        out.push(this.#lines.get(l[2])!(l[1].length));
         continue;
       }
+      // A line sentinel must be a mapping key of its own; anywhere else it would be emitted verbatim.
+      if (/«L\d+»/.test(line)) throw new Error(`line sentinel in an unsupported place: ${line.trim()}`);
       const b = /^(\s*)(- )?([^\s:]+): («B\d+»)$/.exec(line);
       if (b) {
         const col = b[1].length + (b[2] ? 2 : 0);
