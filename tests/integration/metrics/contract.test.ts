@@ -70,7 +70,7 @@ export const ORIGINAL_METRICS: OriginalMetric[] = [
     labels: ["operation_type"],
     component: "mic",
     values: { operation_type: ARM_OPS },
-    exercised: false,
+    exercised: true,
   },
   {
     name: `${P}cloud_provider_operations_duration_seconds`,
@@ -177,6 +177,8 @@ Deno.test("metrics contract: MIC exports the original's metrics with their shape
     const mic = await env.startMic("mic-m", [`--prometheus-port=${port}`]);
     await waitForLog(mic, /leading:/);
     const key = `default/app-${ns}-id1`;
+    // One failed PATCH (retried after --arm-retry-base): the error counter has a sample.
+    env.emu.faults.inject({ route: "vmss.patch", status: 500, times: 1 });
     await env.pod("app", `${ns}-ss-0`, sel);
     await waitUntil("Assigned", () => env.aai(key)?.status?.status === "Assigned");
     await env.deletePod("app");
@@ -187,6 +189,10 @@ Deno.test("metrics contract: MIC exports the original's metrics with their shape
     assert.match(text, /^aadpodidentity_mic_new_leader_election_count 1$/m);
     assert.match(text, /^aadpodidentity_assigned_identity_addition_count 1$/m);
     assert.match(text, /^aadpodidentity_assigned_identity_deletion_count 1$/m);
+    assert.match(
+      text,
+      /^aadpodidentity_cloud_provider_operations_errors_count\{operation_type="vmss_update"\} 1$/m,
+    );
   } finally {
     await env.close();
   }
