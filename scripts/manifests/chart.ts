@@ -7,8 +7,8 @@ import { stringify } from "yaml";
 import { CRDS } from "../../lib/api/crds.ts";
 import { HelmTemplate, yamlAt } from "./helm_template.ts";
 import { chartOptions, micTemplate, nmiTemplate } from "./chart_workloads.ts";
-import type { Manifest } from "./k8s.ts";
-import { ADMIN_SECRET, DEFAULT_VERSION, type ManifestOptions } from "./options.ts";
+import type { Manifest, Role } from "./k8s.ts";
+import { ADMIN_SECRET, DEFAULT_VERSION, defaultOptions, type ManifestOptions } from "./options.ts";
 import { micRbac, nmiRbac } from "./rbac.ts";
 import { defaultExceptions, MIC_LABELS, micDeployment, nmiDaemonSet } from "./workloads.ts";
 import { chartValues, VALUES_DOC } from "./chart_values.ts";
@@ -40,6 +40,31 @@ function rbacTemplate(t: HelmTemplate, o: ManifestOptions): string {
       ifElse(isStandard, t.render(roles(micRbac(o)))) +
         ifElse(".Values.rbac.allowAccessToSecrets", byMode(true), byMode(false)),
     );
+}
+
+/**
+ * `servicePrincipalSecrets` (ours, as `deno task deploy --sp-secret`): per namespace one Role naming its
+ * secrets and its binding to NMI, grouped in the template the way nmiRbac groups them for deploy/.
+ */
+function secretRolesTemplate(): string {
+  const t = new HelmTemplate();
+  const objects = nmiRbac({
+    ...defaultOptions("standard"),
+    namespace: t.expr("$.Release.Namespace"),
+    servicePrincipalSecrets: [{ namespace: t.expr("$ns"), name: "«names»" }],
+  }).filter((m) => m.kind === "Role" || m.kind === "RoleBinding");
+  const role = objects.find((m) => m.kind === "Role") as Role;
+  role.rules[0].resourceNames = t.toYaml("(sortAlpha (uniq $names))") as unknown as string[];
+  return HEADER + `{{- if .Values.rbac.enabled }}
+{{- $byNs := dict }}
+{{- range .Values.servicePrincipalSecrets }}
+{{- $_ := set $byNs .namespace (append (get $byNs .namespace | default list) .name) }}
+{{- end }}
+{{- range $ns, $names := $byNs }}
+${t.render(objects)}
+{{- end }}
+{{- end }}
+`;
 }
 
 function exceptionsTemplate(t: HelmTemplate, o: ManifestOptions): string {
@@ -108,6 +133,7 @@ export function chartFiles(): Map<string, string> {
   put("templates/mic-deployment.yaml", HEADER + ifElse(isStandard, t.render([micTemplate(t, o)])));
   put("templates/nmi-daemonset.yaml", HEADER + t.render([nmiTemplate(t, o)]) + "\n");
   put("templates/exceptions.yaml", exceptionsTemplate(t, o));
+  put("templates/nmi-secret-roles.yaml", secretRolesTemplate());
   put("templates/mic-secret.yaml", adminSecretTemplate());
   put("templates/mic-pod-disruption-budget.yaml", pdbTemplate());
   put("templates/identities.yaml", HEADER + IDENTITIES_TEMPLATE);

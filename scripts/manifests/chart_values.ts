@@ -81,6 +81,8 @@ export function chartValues(mic: Deployment, nmi: DaemonSet): Record<string, unk
     },
     azureIdentities: {},
     customUserAgent: "",
+    // Ours: the secrets of service-principal AzureIdentities NMI may read ({namespace, name} each).
+    servicePrincipalSecrets: [],
   };
 }
 
@@ -113,6 +115,7 @@ CRDs: after that upgrade apply ours, \`kubectl apply --server-side --force-confl
 | \`nmi.retryAttemptsForCreated\`, \`retryAttemptsForAssigned\`, \`findIdentityRetryIntervalInSeconds\`, \`enableScaleFeatures\` | accepted, ignored: NMI is woken by its watch (\`--identity-wait-deadline\`) and always watches only its node's assignments |
 | \`rbac.enabled\` | as the original: \`false\` creates no ClusterRoles / Roles / bindings (service accounts stay) |
 | \`rbac.allowAccessToSecrets\` | as the original: NMI may read every Secret; default here \`false\` (NMI reads none) |
+| \`servicePrincipalSecrets\` (new) | \`[{namespace, name}, ...]\`: only these Secrets NMI may read (one Role per namespace, by name), as \`deno task deploy --sp-secret\` |
 | \`rbac.pspEnabled\` | accepted, ignored: PodSecurityPolicy is gone since Kubernetes 1.25 |
 | \`rbac.createUserFacingClusterRoles\` | as the original: \`aad-pod-identity-view\` / \`-edit\`, aggregated to view / edit / admin |
 | \`azureIdentities\` | as the original: an AzureIdentity and its AzureIdentityBinding per entry |

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import { type ControlPlane, startControlPlane } from "../../../scripts/sandbox/control_plane.ts";
+import { installationObjects, toYaml } from "../../../scripts/manifests.ts";
+import { defaultOptions } from "../../../scripts/manifests/options.ts";
 import { helm, UPSTREAM_CHART, VALUES_ALL } from "../../support/upstream.ts";
 
 const root = new URL("../../../", import.meta.url).pathname;
@@ -44,6 +46,22 @@ Deno.test("helm chart: rendered with its defaults it is deploy/ (standard and ma
     ]),
     "deploy/aad-pod-identity-managed.yaml",
   );
+  // servicePrincipalSecrets: the Roles and bindings `deno task deploy --sp-secret` makes, grouped alike.
+  const secrets = [{ namespace: "apps", name: "sp-b" }, { namespace: "apps", name: "sp-a" }, {
+    namespace: "ops",
+    name: "sp-c",
+  }];
+  const set = secrets.flatMap((x, i) => [
+    `servicePrincipalSecrets[${i}].namespace=${x.namespace}`,
+    `servicePrincipalSecrets[${i}].name=${x.name}`,
+  ]).join(",");
+  const chartSecrets = objects(
+    await helm(["template", "aad-pod-identity", CHART, "--namespace", "default", "--set", set]),
+  );
+  const deploySecrets = objects(
+    toYaml(installationObjects({ ...defaultOptions(), servicePrincipalSecrets: secrets })),
+  );
+  assert.deepEqual(chartSecrets, deploySecrets);
   // adminsecret: the MIC of deploy/aad-pod-identity-noazurejson.yaml (plus the Secret the chart makes of it).
   const withSecret = objects(
     await helm([
