@@ -18,6 +18,8 @@ export interface ProbeServerOptions {
   readiness: () => Readiness;
   /** Liveness beyond "the event loop answers" (default: always alive). */
   liveness?: () => Readiness;
+  /** When /healthz says "Active" (default: when ready); MIC: its sync loop runs, i.e. it leads. */
+  active?: () => boolean;
   signal?: AbortSignal;
 }
 
@@ -41,15 +43,17 @@ function probeResponse(state: Readiness): Response {
  * job (here: ready) and "Not Active" before, so its scripts and probes keep reading it. A failed liveness
  * check still answers 503.
  */
-function healthzResponse(live: Readiness, ready: Readiness): Response {
-  const body = live.ready && ready.ready ? "Active" : "Not Active";
+function healthzResponse(live: Readiness, active: boolean): Response {
+  const body = live.ready && active ? "Active" : "Not Active";
   return new Response(body, {
     status: live.ready ? 200 : 503,
     headers: { "content-type": "text/plain; charset=utf-8" },
   });
 }
 
-export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness">) {
+export function handleProbe(
+  opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness" | "active">,
+) {
   return async (req: Request): Promise<Response> => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
@@ -57,7 +61,10 @@ export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readine
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/healthz":
-        return healthzResponse(opts.liveness?.() ?? { ready: true }, opts.readiness());
+        return healthzResponse(
+          opts.liveness?.() ?? { ready: true },
+          opts.active ? opts.active() : opts.readiness().ready,
+        );
       case "/readyz":
         return probeResponse(opts.readiness());
       case "/metrics":

@@ -202,6 +202,8 @@ export async function main(args: string[]): Promise<number> {
       port,
       registry: metrics.registry,
       readiness: () => synced ? { ready: true } : { ready: false, reason: "watch caches not synced" },
+      // The original's /healthz said "Active" once its sync loop ran: on the leader only.
+      active: () => synced && isLeader(),
       signal: stop.signal,
     }));
   }

@@ -30,3 +30,24 @@ Deno.test("probe server: healthz, readyz follows readiness, metrics, nothing els
     await server.shutdown();
   }
 });
+
+Deno.test("probe server: /healthz says Active only when `active` holds (MIC: the leader), still 200", async () => {
+  let leading = false;
+  const server = startProbeServer({
+    hostname: "127.0.0.1",
+    port: 0,
+    readiness: () => ({ ready: true }),
+    active: () => leading,
+  });
+  const body = async () => {
+    const res = await fetch(`http://127.0.0.1:${server.port}/healthz`);
+    return [res.status, await res.text()];
+  };
+  try {
+    assert.deepEqual(await body(), [200, "Not Active"]);
+    leading = true;
+    assert.deepEqual(await body(), [200, "Active"]);
+  } finally {
+    await server.shutdown();
+  }
+});
