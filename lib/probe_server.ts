@@ -1,4 +1,5 @@
-// The operator-facing HTTP endpoint of a service: `/healthz` (the process is alive), `/readyz` (it can do
+// The operator-facing HTTP endpoint of a service: `/healthz` (the process is alive; its body says "Active"
+// once ready, as the original's did), `/readyz` (it can do
 // its job: caches synced, rules in place, ...) and `/metrics` (Prometheus text). Nothing else is served: the
 // original exposed pprof on this port on every node IP; here an unknown path is a 404.
 
@@ -17,6 +18,8 @@ export interface ProbeServerOptions {
   readiness: () => Readiness;
   /** Liveness beyond "the event loop answers" (default: always alive). */
   liveness?: () => Readiness;
+  /** When /healthz says "Active" (default: when ready); MIC: its sync loop runs, i.e. it leads. */
+  active?: () => boolean;
   signal?: AbortSignal;
 }
 
@@ -35,7 +38,22 @@ function probeResponse(state: Readiness): Response {
   });
 }
 
-export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness">) {
+/**
+ * The original's /healthz (pkg/probes/probes.go v1.8.17): 200 with the body "Active" once the service does its
+ * job (here: ready) and "Not Active" before, so its scripts and probes keep reading it. A failed liveness
+ * check still answers 503.
+ */
+function healthzResponse(live: Readiness, active: boolean): Response {
+  const body = live.ready && active ? "Active" : "Not Active";
+  return new Response(body, {
+    status: live.ready ? 200 : 503,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+export function handleProbe(
+  opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness" | "active">,
+) {
   return async (req: Request): Promise<Response> => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } });
@@ -43,7 +61,10 @@ export function handleProbe(opts: Pick<ProbeServerOptions, "registry" | "readine
     const path = new URL(req.url).pathname;
     switch (path) {
       case "/healthz":
-        return probeResponse(opts.liveness?.() ?? { ready: true });
+        return healthzResponse(
+          opts.liveness?.() ?? { ready: true },
+          opts.active ? opts.active() : opts.readiness().ready,
+        );
       case "/readyz":
         return probeResponse(opts.readiness());
       case "/metrics":

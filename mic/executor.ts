@@ -19,7 +19,7 @@ import { KubeApiError, type KubeClient, Resources } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
 import type { Logger } from "../lib/log.ts";
 import { type BackoffPolicy, Backoffs } from "./backoffs.ts";
-import type { MicMetrics } from "./metrics.ts";
+import { type MicMetrics, recordAssignedIdentityWrite } from "./metrics.ts";
 import {
   keyOf,
   type ObjectRef,
@@ -339,7 +339,10 @@ export class Controller {
   async #kube<T>(op: string, a: AzureAssignedIdentity, fn: () => Promise<T>): Promise<T | undefined> {
     this.#fence();
     try {
-      return await fn();
+      const t0 = performance.now();
+      const done = await fn();
+      recordAssignedIdentityWrite(this.#o.metrics, op, (performance.now() - t0) / 1000);
+      return done;
     } catch (e) {
       if (e instanceof KubeApiError && (e.isConflict || e.isNotFound)) {
         // Our view was stale; the watch brings the current object and the next cycle decides again.

@@ -2,7 +2,7 @@
 // mean something, plus the new knobs of the event-driven controller. Flags that no longer mean anything
 // are still accepted (so existing manifests keep working) and ignored with one log line.
 
-import { flag } from "../lib/flags.ts";
+import { flag, KLOG_FLAGS } from "../lib/flags.ts";
 
 export const MIC_FLAGS = {
   kubeconfig: flag({ kind: "string", default: "", help: "Path to a kubeconfig; empty = in-cluster config" }),
@@ -15,6 +15,7 @@ export const MIC_FLAGS = {
     kind: "bool",
     default: false,
     env: "FORCENAMESPACED",
+    envMode: "or",
     help: "Match identity, binding and pod only within one namespace; AzureAssignedIdentities go there too",
   }),
   "federated-by-default": flag({
@@ -104,23 +105,41 @@ export const MIC_FLAGS = {
     help: "First poll of an ARM long-running operation; each next poll waits twice as long, up to 5s",
   }),
   // Accepted and ignored: they tuned mechanisms this MIC does not have.
-  syncRetryDuration: flag({ kind: "duration", default: 3_600_000, help: "Ignored: no periodic full sync" }),
-  enableScaleFeatures: flag({ kind: "bool", default: false, help: "Ignored: deprecated no-op upstream too" }),
-  enableProfile: flag({ kind: "bool", default: false, help: "Ignored: pprof is not served" }),
-  clientQps: flag({ kind: "int", default: 5, help: "Ignored: writes are bounded by --createDeleteBatch" }),
+  syncRetryDuration: flag({
+    kind: "duration",
+    default: 3_600_000,
+    ignored: true,
+    help: "Ignored: no periodic full sync",
+  }),
+  enableScaleFeatures: flag({
+    kind: "bool",
+    default: false,
+    ignored: true,
+    help: "Ignored: deprecated no-op upstream too",
+  }),
+  enableProfile: flag({ kind: "bool", default: false, ignored: true, help: "Ignored: pprof is not served" }),
+  clientQps: flag({
+    kind: "float",
+    default: 5,
+    ignored: true,
+    help: "Ignored: writes are bounded by --createDeleteBatch",
+  }),
   "update-user-msi-max-retry": flag({
     kind: "int",
     default: 2,
+    ignored: true,
     help: "Ignored: failed identities back off alone, with exponential backoff",
   }),
-  "update-user-msi-retry-interval": flag({ kind: "duration", default: 1_000, help: "Ignored (see above)" }),
+  "update-user-msi-retry-interval": flag({
+    kind: "duration",
+    default: 1_000,
+    ignored: true,
+    help: "Ignored (see above)",
+  }),
+  // klog's flags, which the original registered and its manifests pass (--logtostderr, -v).
+  ...KLOG_FLAGS,
 };
 
-export const IGNORED_FLAGS = [
-  "syncRetryDuration",
-  "enableScaleFeatures",
-  "enableProfile",
-  "clientQps",
-  "update-user-msi-max-retry",
-  "update-user-msi-retry-interval",
-] as const;
+/** Flags accepted only so old manifests parse (the original's and klog's); main reports those given. */
+export const IGNORED_FLAGS = (Object.keys(MIC_FLAGS) as (keyof typeof MIC_FLAGS)[])
+  .filter((n) => (MIC_FLAGS[n] as { ignored?: boolean }).ignored);

@@ -4,7 +4,8 @@
 //   deno task mic --help
 
 import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
-import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
+import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
+import { buildInfo, MIC_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import {
   type AzureConfig,
   azureConfigFromEnv,
@@ -21,12 +22,12 @@ import { KubeClient } from "../lib/kube/rest.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe_server.ts";
 import { Controller } from "./executor.ts";
-import { IGNORED_FLAGS, MIC_FLAGS } from "./flags.ts";
-import { micMetrics } from "./metrics.ts";
+import { MIC_FLAGS } from "./flags.ts";
+import { micMetrics, recordArmCall } from "./metrics.ts";
 import { ObservedCache } from "./snapshot.ts";
 import { upgradeTypesIfRequired } from "./type_upgrade.ts";
 
-export const MIC_VERSION = "1.9.0-deno";
+export { MIC_VERSION };
 const USAGE = "usage: deno task mic [flags]   (MIC: assigns Azure identities to pods' nodes)";
 
 function env(name: string): string | undefined {
@@ -87,18 +88,19 @@ export async function main(args: string[]): Promise<number> {
   }
   const f = parsed.values;
   if (f.version) {
-    console.log(`aad-pod-identity MIC ${MIC_VERSION}`);
+    console.log(versionLine(buildInfo(env)));
     return 0;
   }
-  const level = env("LOG_LEVEL");
+  const level = parsed.given.includes("v") ? levelFromVerbosity(f.v) : env("LOG_LEVEL");
   const log = createLogger({
     format: f["log-format"] as "text" | "json",
     level: level === "debug" || level === "warn" || level === "error" ? level : "info",
   });
-  for (const name of IGNORED_FLAGS) {
-    if (args.some((a) => new RegExp(`^--?${name}(=|$)`).test(a))) {
-      log.info(`flag --${name} is accepted for compatibility and ignored (${MIC_FLAGS[name].help})`);
-    }
+  const ignored = ignoredFlagsGiven(MIC_FLAGS, parsed);
+  if (ignored.length) {
+    log.info(`flags accepted for compatibility and ignored: ${ignored.map((n) => `--${n}`).join(" ")}`, {
+      why: Object.fromEntries(ignored.map((n) => [n, MIC_FLAGS[n as keyof typeof MIC_FLAGS].help])),
+    });
   }
 
   let azure: AzureConfig;
@@ -112,22 +114,19 @@ export async function main(args: string[]): Promise<number> {
   }
   const credential = new ReloadableCredential(armCredential(credentialsOf(azure), cloud));
   const metrics = micMetrics();
+  // One User-Agent for ARM and the apiserver, --custom-user-agent included (the original's shape).
+  const ua = userAgent("MIC", buildInfo(env), f["custom-user-agent"]);
   const arm = createArmClient({
     credential,
     endpoint: cloud.resourceManagerEndpoint,
     audience: cloud.tokenAudience,
     pollIntervalMs: f["arm-poll-interval"],
-    userAgent: `aad-pod-identity/MIC/${MIC_VERSION}${
-      f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
-    }`,
-    onCall: (op, code, seconds) => {
-      metrics.armDuration.observe({ operation_type: op }, seconds);
-      if (code !== "OK") metrics.armErrors.inc({ operation_type: op, code });
-    },
+    userAgent: ua,
+    onCall: (op, code, seconds) => recordArmCall(metrics, op, code, seconds),
   });
 
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const client = new KubeClient(conn, { userAgent: `aad-pod-identity/MIC/${MIC_VERSION}` });
+  const client = new KubeClient(conn, { userAgent: ua });
   let identity = f["leader-election-instance"];
   if (!identity) {
     try {
@@ -203,6 +202,8 @@ export async function main(args: string[]): Promise<number> {
       port,
       registry: metrics.registry,
       readiness: () => synced ? { ready: true } : { ready: false, reason: "watch caches not synced" },
+      // The original's /healthz said "Active" once its sync loop ran: on the leader only.
+      active: () => synced && isLeader(),
       signal: stop.signal,
     }));
   }
@@ -219,7 +220,7 @@ export async function main(args: string[]): Promise<number> {
     retryPeriodMs: Math.round(durationMs / 5),
     log,
     onStartedLeading: async (signal) => {
-      metrics.leaderElections.inc();
+      metrics.leaderAcquired.inc();
       if (!(await cache.waitForSync(signal))) return;
       // Retried: right after an apiserver (re)start its storage may still be initialising.
       for (let attempt = 1; f["enable-type-upgrade"] && attempt <= 5 && !signal.aborted; attempt++) {
@@ -250,6 +251,8 @@ export async function main(args: string[]): Promise<number> {
       await controller.run(signal);
     },
   });
+  // The original counted here (entering the election), not on winning it: dashboards read it that way.
+  metrics.leaderElections.inc();
   await elector.run(stop.signal);
   await Promise.allSettled(probes.map((p) => p.shutdown()));
   conn.close();

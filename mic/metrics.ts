@@ -1,5 +1,7 @@
-// MIC's Prometheus metrics: the original's names where they still mean the same thing (upstream 7), with
-// bounded labels only (an operation name, an ARM error code, a status; never an id or a pod).
+// MIC's Prometheus metrics, with the original's names, types, label names and label values
+// (https://github.com/Azure/aad-pod-identity/blob/v1.8.17/pkg/metrics/metrics.go), so dashboards and alerts
+// built on it keep working; new metrics carry new names. Labels are bounded: an operation name, an ARM
+// error code, a status; never an id or a pod.
 
 import {
   CLOUD_BUCKETS,
@@ -12,80 +14,198 @@ import {
   type Registry,
 } from "../lib/metrics.ts";
 
+function withOriginal(ours: number[], original: number[]): number[] {
+  return [...new Set([...ours, ...original])].sort((a, b) => a - b);
+}
+
+/** The original's buckets, plus ours: every `le` a dashboard of the original reads exists. */
+export const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, [
+  0.01,
+  0.02,
+  0.05,
+  0.1,
+  0.2,
+  0.3,
+  0.4,
+  0.5,
+  0.6,
+  0.7,
+  0.8,
+  0.9,
+  1,
+  2,
+  3,
+  4,
+  5,
+  10,
+]);
+export const MIC_CYCLE_BUCKETS = withOriginal(LATENCY_BUCKETS, [
+  0.5,
+  1,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+  900,
+  1200,
+]);
+export const CLOUD_PROVIDER_BUCKETS = withOriginal(CLOUD_BUCKETS, [
+  0.5,
+  1,
+  5,
+  10,
+  30,
+  60,
+  120,
+  300,
+  600,
+  900,
+  1200,
+]);
+
+/** The Kubernetes writes of AzureAssignedIdentities the original timed and counted on success. */
+export type AssignedIdentityWrite =
+  | "assigned_identity_addition"
+  | "assigned_identity_deletion"
+  | "assigned_identity_update";
+
 export interface MicMetrics {
   registry: Registry;
   cycleDuration: Histogram;
   cycles: Counter;
   armDuration: Histogram<"operation_type">;
-  armErrors: Counter<"operation_type" | "code">;
+  armErrors: Counter<"operation_type">;
+  armErrorsByCode: Counter<"operation_type" | "code">;
   kubeErrors: Counter<"operation_type">;
+  writes: Record<AssignedIdentityWrite, { duration: Histogram; count: Counter }>;
   assigned: Gauge<"status">;
   queueDepth: Gauge;
+  /** The original's meaning: incremented when a MIC process enters leader election (once per start). */
   leaderElections: Counter;
+  /** Times this MIC became leader (new). */
+  leaderAcquired: Counter;
   memory: Gauge<"kind">;
+}
+
+function writeMetrics(registry: Registry, op: AssignedIdentityWrite, verb: string) {
+  return {
+    duration: new Histogram({
+      name: `${METRIC_PREFIX}${op}_duration_seconds`,
+      help: `Duration in seconds of assigned identity ${verb} operations`,
+      buckets: ASSIGNED_IDENTITY_BUCKETS,
+      registers: [registry],
+    }),
+    count: new Counter({
+      name: `${METRIC_PREFIX}${op}_count`,
+      help: `Total number of assigned identity ${verb} operations`,
+      registers: [registry],
+    }),
+  };
+}
+
+/** A successful AzureAssignedIdentity write (the original counted and timed only those). */
+export function recordAssignedIdentityWrite(m: MicMetrics, op: string, seconds: number): void {
+  const w = m.writes[op as AssignedIdentityWrite];
+  if (!w) return;
+  w.duration.observe(seconds);
+  w.count.inc();
+}
+
+/** One ARM call: as the original, the duration of a successful one, a count of a failed one. */
+export function recordArmCall(m: MicMetrics, op: string, code: string, seconds: number): void {
+  if (code === "OK") {
+    m.armDuration.observe({ operation_type: op }, seconds);
+    return;
+  }
+  m.armErrors.inc({ operation_type: op });
+  m.armErrorsByCode.inc({ operation_type: op, code });
+}
+
+// prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
+function memoryGauge(registry: Registry): Gauge<"kind"> {
+  return new Gauge({
+    name: `${METRIC_PREFIX}mic_memory_bytes`,
+    help: "Memory of this MIC process: rss, heap_used, heap_total, external",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const m = Deno.memoryUsage();
+      this.set({ kind: "rss" }, m.rss);
+      this.set({ kind: "heap_used" }, m.heapUsed);
+      this.set({ kind: "heap_total" }, m.heapTotal);
+      this.set({ kind: "external" }, m.external);
+    },
+  });
 }
 
 export function micMetrics(): MicMetrics {
   const registry = newRegistry();
   const p = METRIC_PREFIX;
+  const registers = [registry];
   return {
     registry,
     cycleDuration: new Histogram({
       name: `${p}mic_cycle_duration_seconds`,
       help: "Duration of MIC cycles that had work (planning and Kubernetes writes; ARM runs beside them)",
-      buckets: LATENCY_BUCKETS,
-      registers: [registry],
+      buckets: MIC_CYCLE_BUCKETS,
+      registers,
     }),
-    cycles: new Counter({ name: `${p}mic_cycle_count`, help: "MIC cycles with work", registers: [registry] }),
+    cycles: new Counter({ name: `${p}mic_cycle_count`, help: "MIC cycles with work", registers }),
     armDuration: new Histogram({
       name: `${p}cloud_provider_operations_duration_seconds`,
-      help:
-        "ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the long-running operation)",
+      help: "Successful ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the " +
+        "long-running operation)",
       labelNames: ["operation_type"],
-      buckets: CLOUD_BUCKETS,
-      registers: [registry],
+      buckets: CLOUD_PROVIDER_BUCKETS,
+      registers,
     }),
     armErrors: new Counter({
       name: `${p}cloud_provider_operations_errors_count`,
+      help: "Failed ARM calls by operation",
+      labelNames: ["operation_type"],
+      registers,
+    }),
+    armErrorsByCode: new Counter({
+      name: `${p}cloud_provider_operations_errors_by_code_count`,
       help: "Failed ARM calls by operation and ARM error code",
       labelNames: ["operation_type", "code"],
-      registers: [registry],
+      registers,
     }),
     kubeErrors: new Counter({
       name: `${p}kubernetes_api_operations_errors_count`,
       help: "Failed Kubernetes writes by operation",
       labelNames: ["operation_type"],
-      registers: [registry],
+      registers,
     }),
+    writes: {
+      assigned_identity_addition: writeMetrics(registry, "assigned_identity_addition", "addition"),
+      assigned_identity_deletion: writeMetrics(registry, "assigned_identity_deletion", "deletion"),
+      assigned_identity_update: writeMetrics(registry, "assigned_identity_update", "update"),
+    },
     assigned: new Gauge({
       name: `${p}assigned_identities`,
       help: "AzureAssignedIdentities by status, as of the last cycle",
       labelNames: ["status"],
-      registers: [registry],
+      registers,
     }),
     queueDepth: new Gauge({
       name: `${p}mic_queue_depth`,
       help: "VMs / scale sets with ARM work running or waiting",
-      registers: [registry],
+      registers,
     }),
     leaderElections: new Counter({
       name: `${p}mic_new_leader_election_count`,
+      help: "Total number of new leader election in mic (entries into the election, as the original)",
+      registers,
+    }),
+    leaderAcquired: new Counter({
+      name: `${p}mic_leader_acquired_count`,
       help: "Times this MIC became leader",
-      registers: [registry],
+      registers,
     }),
-    // prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
-    memory: new Gauge({
-      name: `${p}mic_memory_bytes`,
-      help: "Memory of this MIC process: rss, heap_used, heap_total, external",
-      labelNames: ["kind"],
-      registers: [registry],
-      collect() {
-        const m = Deno.memoryUsage();
-        this.set({ kind: "rss" }, m.rss);
-        this.set({ kind: "heap_used" }, m.heapUsed);
-        this.set({ kind: "heap_total" }, m.heapTotal);
-        this.set({ kind: "external" }, m.external);
-      },
-    }),
+    memory: memoryGauge(registry),
   };
 }

@@ -64,12 +64,22 @@ export class CallerResolver {
   #client: KubeClient;
   #node: string;
   #lookups = new Map<string, Promise<CallerResult>>();
+  #onKubeError: (op: "get_pod_list") => void;
   stats = { cacheHits: 0, directLookups: 0 };
 
-  constructor(opts: { pods: Store<Pod>; client: KubeClient; node: string }) {
+  constructor(
+    opts: {
+      pods: Store<Pod>;
+      client: KubeClient;
+      node: string;
+      /** A failed pod lookup, for the original's kubernetes_api_operations_errors_count{get_pod_list}. */
+      onKubeError?: (op: "get_pod_list") => void;
+    },
+  ) {
     this.#pods = opts.pods;
     this.#client = opts.client;
     this.#node = opts.node;
+    this.#onKubeError = opts.onKubeError ?? (() => {});
   }
 
   async byIp(rawIp: string): Promise<CallerResult> {
@@ -96,6 +106,7 @@ export class CallerResolver {
     try {
       pods = (await this.#client.list<Pod>(Resources.pods, { fieldSelector: `status.podIP=${ip}` })).items;
     } catch (e) {
+      this.#onKubeError("get_pod_list");
       const why = e instanceof KubeApiError ? e.message : String(e);
       return {
         ok: false,
@@ -119,6 +130,7 @@ export class CallerResolver {
       } catch (e) {
         if (e instanceof KubeApiError && e.status === 404) pod = undefined;
         else {
+          this.#onKubeError("get_pod_list");
           return {
             ok: false,
             answer: errorAnswer(503, "service_unavailable", `cannot look up pod ${namespace}/${name}`, {

@@ -2,7 +2,7 @@
 // existing DaemonSet's args keep working; flags whose job is gone are still accepted (and reported as
 // ignored) rather than failing the pod. The README has the table of kept, renamed and dropped flags.
 
-import { flag, type FlagValues } from "../lib/flags.ts";
+import { flag, type FlagValues, KLOG_FLAGS } from "../lib/flags.ts";
 
 export const OPERATION_MODES = ["standard", "managed"] as const;
 export type OperationMode = typeof OPERATION_MODES[number];
@@ -31,6 +31,7 @@ export const NMI_FLAGS = {
     kind: "bool",
     default: false,
     env: "FORCENAMESPACED",
+    envMode: "or",
     aliases: ["force-namespaced"],
     help: "a pod only gets identities from its own namespace (required by managed mode)",
   }),
@@ -44,6 +45,7 @@ export const NMI_FLAGS = {
     kind: "string",
     default: "standard",
     choices: OPERATION_MODES,
+    foldCase: true,
     help:
       "standard: serve identities MIC assigned; managed: serve bindings directly, identities pre-attached",
   }),
@@ -131,25 +133,34 @@ export const NMI_FLAGS = {
   // Accepted for existing manifests; their job is gone (see README "NMI flags").
   "retry-attempts-for-created": flag({
     kind: "int",
+    ignored: true,
     default: 16,
     help: "ignored: replaced by --identity-wait-deadline (NMI is woken by the watch, it does not poll)",
   }),
   "retry-attempts-for-assigned": flag({
     kind: "int",
+    ignored: true,
     default: 4,
     help: "ignored: replaced by --identity-wait-deadline",
   }),
   "find-identity-retry-interval": flag({
     kind: "int",
+    ignored: true,
     default: 5,
     help: "ignored: replaced by --identity-wait-deadline",
   }),
   enableScaleFeatures: flag({
     kind: "bool",
+    ignored: true,
     default: true,
     help: "ignored: NMI always watches only this node's AzureAssignedIdentities (label nodename)",
   }),
-  enableProfile: flag({ kind: "bool", default: false, help: "ignored: no pprof endpoint is served" }),
+  enableProfile: flag({
+    kind: "bool",
+    default: false,
+    ignored: true,
+    help: "ignored: no pprof endpoint is served",
+  }),
   "manage-iptables": flag({
     kind: "bool",
     default: true,
@@ -215,18 +226,15 @@ export const NMI_FLAGS = {
     default: "",
     help: "appended to NMI's User-Agent towards the apiserver",
   }),
+  // klog's flags, which the original registered and its chart passes (-v from logVerbosity).
+  ...KLOG_FLAGS,
 };
 
 export type NmiFlags = FlagValues<typeof NMI_FLAGS>;
 
-/** Flags accepted only so old manifests parse; main warns when one is set to a non-default value. */
-export const IGNORED_FLAGS: readonly (keyof NmiFlags)[] = [
-  "retry-attempts-for-created",
-  "retry-attempts-for-assigned",
-  "find-identity-retry-interval",
-  "enableScaleFeatures",
-  "enableProfile",
-];
+/** Flags accepted only so old manifests parse (the original's and klog's); main reports those given. */
+export const IGNORED_FLAGS = (Object.keys(NMI_FLAGS) as (keyof NmiFlags)[])
+  .filter((n) => (NMI_FLAGS[n] as { ignored?: boolean }).ignored);
 
 /** Cross-flag checks the parser cannot make; returns the problems (empty when fine). */
 export function validateFlags(f: NmiFlags): string[] {

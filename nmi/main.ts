@@ -1,7 +1,8 @@
 // NMI: the node agent's token server. Flags, wiring and readiness; the parts live in their own modules.
 //   deno task nmi --node <name> [flags]       (`deno task nmi --help` lists the flags)
 
-import { FlagError, helpText, parseFlags } from "../lib/flags.ts";
+import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
+import { buildInfo, NMI_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import { startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
@@ -11,7 +12,7 @@ import { KubeClient } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
 import { NmiCaches } from "./caches.ts";
 import { CallerResolver } from "./caller.ts";
-import { IGNORED_FLAGS, NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
+import { NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
 import { ImdsClient } from "./imds_client.ts";
 import { UpstreamLimiter } from "./limiter.ts";
 import { NmiMetrics } from "./metrics.ts";
@@ -24,7 +25,7 @@ import { TokenCache } from "./token_cache.ts";
 import { TokenFlow } from "./token_flow.ts";
 import { TokenService } from "./token_service.ts";
 
-export const NMI_VERSION = "0.1.0";
+export { NMI_VERSION };
 const USAGE =
   "Usage: deno task nmi --node <node-name> [flags]\n\nNMI answers pods' IMDS token requests with the " +
   "identity bound to them.";
@@ -49,9 +50,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
   }
   const ac = new AbortController();
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const ua = `aad-pod-identity/NMI/${NMI_VERSION}${
-    f["custom-user-agent"] ? ` ${f["custom-user-agent"]}` : ""
-  }`;
+  const ua = userAgent("NMI", buildInfo((n) => Deno.env.get(n)), f["custom-user-agent"]);
   const client = new KubeClient(conn, { userAgent: ua, requestTimeoutMs: 10_000 });
   const metrics = new NmiMetrics();
   const mode = f["operation-mode"] as "standard" | "managed";
@@ -98,10 +97,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     timeoutMs: f["upstream-timeout"],
     userAgent: ua,
     log,
-    onUpstream: (kind, ok, seconds) => {
-      metrics.upstream.observe({ operation_type: kind }, seconds);
-      if (!ok) metrics.upstreamErrors.inc({ operation_type: kind });
-    },
+    onUpstream: (kind, ok, seconds) => metrics.observeUpstream(kind, ok, seconds),
   });
   const flow = new TokenFlow({
     mode,
@@ -118,7 +114,12 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       recorder.record(binding as unknown as KubeObject, "Warning", reason, message).catch(() => {});
     },
   });
-  const callers = new CallerResolver({ pods: caches.pods.store, client, node: f.node });
+  const callers = new CallerResolver({
+    pods: caches.pods.store,
+    client,
+    node: f.node,
+    onKubeError: (op) => metrics.kubeErrors.inc({ operation_type: op }),
+  });
   const running = caches.start(ac.signal);
   const sweep = setInterval(() => {
     cache.sweep();
@@ -276,8 +277,10 @@ async function removeTaintWhenReady(
 
 if (import.meta.main) {
   let f: NmiFlags;
+  let given: readonly string[] = [];
   try {
     const parsed = parseFlags(NMI_FLAGS, Deno.args, (n) => Deno.env.get(n));
+    given = parsed.given;
     if (parsed.help) {
       console.log(helpText(USAGE, NMI_FLAGS));
       Deno.exit(0);
@@ -290,7 +293,7 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   if (f.version) {
-    console.log(`nmi ${NMI_VERSION}`);
+    console.log(versionLine(buildInfo((n) => Deno.env.get(n))));
     Deno.exit(0);
   }
   const problems = validateFlags(f);
@@ -298,14 +301,17 @@ if (import.meta.main) {
     for (const p of problems) console.error(`nmi: ${p}`);
     Deno.exit(2);
   }
+  // klog's -v stands in for --log-level when only it is given (the original chart's logVerbosity).
+  const level = given.includes("v") && !given.includes("log-level") ? levelFromVerbosity(f.v) : undefined;
   const log = createLogger({
     format: f["log-format"] as "text" | "json",
-    level: f["log-level"] as "debug" | "info" | "warn" | "error",
+    level: level ?? f["log-level"] as "debug" | "info" | "warn" | "error",
   });
-  for (const name of IGNORED_FLAGS) {
-    if (f[name] !== NMI_FLAGS[name].default) {
-      log.warn(`flag --${name} is accepted for compatibility and ignored`, { why: NMI_FLAGS[name].help });
-    }
+  const ignored = ignoredFlagsGiven(NMI_FLAGS, { given });
+  if (ignored.length) {
+    log.warn(`flags accepted for compatibility and ignored: ${ignored.map((n) => `--${n}`).join(" ")}`, {
+      why: Object.fromEntries(ignored.map((n) => [n, NMI_FLAGS[n as keyof NmiFlags].help])),
+    });
   }
   let nmi: RunningNmi;
   try {

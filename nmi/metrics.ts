@@ -1,5 +1,8 @@
-// NMI's Prometheus metrics. Labels are bounded: the route (a fixed set, never the raw path as the original's
-// `operation_type` was), the status code, and the upstream kind; never a pod, namespace or identity.
+// NMI's Prometheus metrics, with the original's names, types, label names and label values
+// (https://github.com/Azure/aad-pod-identity/blob/v1.8.17/pkg/metrics/metrics.go), so dashboards built on it
+// keep working. The original's unbounded labels are kept but bounded here: `operation_type` is the route's
+// path (a fixed set; any other path is "other"), `namespace` and `resource` keep their first
+// NAMESPACE_LIMIT / RESOURCE_LIMIT distinct values and answer "other" after that. Never a pod or an identity.
 
 import {
   Counter,
@@ -10,35 +13,157 @@ import {
   newRegistry,
   type Registry,
 } from "../lib/metrics.ts";
+import type { RouteKind } from "./request.ts";
+
+/** The original's buckets plus finer ones below them: every `le` a dashboard of the original reads exists. */
+function withOriginal(original: number[]): number[] {
+  return [...new Set([...LATENCY_BUCKETS, ...original])].sort((a, b) => a - b);
+}
+
+export const NMI_OPERATION_BUCKETS = withOriginal([
+  0.5,
+  1,
+  2,
+  3,
+  4,
+  5,
+  10,
+  15,
+  20,
+  25,
+  30,
+  40,
+  50,
+  60,
+  70,
+  80,
+  90,
+  100,
+]);
+export const IMDS_OPERATION_BUCKETS = withOriginal([
+  0.01,
+  0.02,
+  0.05,
+  0.1,
+  0.2,
+  0.3,
+  0.4,
+  0.5,
+  0.6,
+  0.7,
+  0.8,
+  0.9,
+  1,
+  2,
+  3,
+  4,
+  5,
+  10,
+]);
+export const NAMESPACE_LIMIT = 500;
+export const RESOURCE_LIMIT = 100;
+const MAX_RESOURCE_LENGTH = 256;
+export const OTHER = "other";
+
+/** Paths IMDS serves, as `operation_type` values (lower case, no trailing slash). */
+export const KNOWN_PATHS: ReadonlySet<string> = new Set([
+  "/metadata/identity/oauth2/token",
+  "/host/token",
+  "/metadata/identity/info",
+  "/metadata/instance",
+  "/metadata/instance/compute",
+  "/metadata/instance/network",
+  "/metadata/attested/document",
+  "/metadata/scheduledevents",
+  "/metadata/loadbalancer",
+  "/metadata/versions",
+]);
+
+/** Keeps a label's first `limit` distinct values; later ones are "other", so the series count is bounded. */
+export class BoundedLabel {
+  readonly #seen = new Set<string>();
+  constructor(readonly limit: number) {}
+  value(v: string): string {
+    if (this.#seen.has(v)) return v;
+    if (this.#seen.size >= this.limit) return OTHER;
+    this.#seen.add(v);
+    return v;
+  }
+}
+
+/** The original's `operation_type` (its raw URL path), reduced to the routes NMI knows. */
+export function operationTypeOf(kind: RouteKind, rawPath: string): string {
+  if (kind === "token") return "/metadata/identity/oauth2/token";
+  if (kind === "host_token") return "/host/token";
+  let p = rawPath.toLowerCase().replace(/\/{2,}/g, "/").replace(/\/+$/, "");
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    return OTHER;
+  }
+  return KNOWN_PATHS.has(p) ? p : OTHER;
+}
+
+/** Upstream calls as the token service reports them. */
+export type UpstreamKind = "imds" | "imds_user_assigned" | "aad" | "kube";
+
+/** The original's `imds_operations_*` values; the service-account TokenRequest of federation is new. */
+export const IMDS_OPERATION_TYPE: Record<UpstreamKind, string> = {
+  imds: "adal_token_msi",
+  imds_user_assigned: "adal_token_msi_userassignedid",
+  aad: "adal_token",
+  kube: "service_account_token",
+};
+
+export interface RequestObservation {
+  kind: RouteKind;
+  rawPath: string;
+  status: number;
+  /** The caller pod's namespace; "" when the request never got that far (as the original). */
+  namespace: string;
+  /** The `resource` query parameter; "" when absent. */
+  resource: string;
+}
+
+type RequestLabels = "operation_type" | "status_code" | "namespace" | "resource";
 
 export class NmiMetrics {
   readonly registry: Registry;
-  readonly requests: Histogram<"operation" | "status_code">;
+  readonly requests: Histogram<RequestLabels>;
   readonly upstream: Histogram<"operation_type">;
   readonly upstreamErrors: Counter<"operation_type">;
+  readonly kubeErrors: Counter<"operation_type">;
   readonly cache: Counter<"result">;
   readonly waiting: Gauge;
+  readonly #namespaces = new BoundedLabel(NAMESPACE_LIMIT);
+  readonly #resources = new BoundedLabel(RESOURCE_LIMIT);
 
   constructor() {
     this.registry = newRegistry();
     const registers = [this.registry];
     this.requests = new Histogram({
       name: `${METRIC_PREFIX}nmi_operations_duration_seconds`,
-      help: "NMI requests by route and status code",
-      labelNames: ["operation", "status_code"],
-      buckets: LATENCY_BUCKETS,
+      help: "Duration in seconds for nmi operations",
+      labelNames: ["operation_type", "status_code", "namespace", "resource"],
+      buckets: NMI_OPERATION_BUCKETS,
       registers,
     });
     this.upstream = new Histogram({
       name: `${METRIC_PREFIX}imds_operations_duration_seconds`,
-      help: "Token calls to the node's IMDS (imds), Azure AD (aad) and TokenRequests to the apiserver (kube)",
+      help: "Duration in seconds of imds token operations (successful calls)",
       labelNames: ["operation_type"],
-      buckets: LATENCY_BUCKETS,
+      buckets: IMDS_OPERATION_BUCKETS,
       registers,
     });
     this.upstreamErrors = new Counter({
       name: `${METRIC_PREFIX}imds_operations_errors_count`,
-      help: "Failed token calls to IMDS (imds), Azure AD (aad) and TokenRequests (kube)",
+      help: "Total number of errors in imds token operations",
+      labelNames: ["operation_type"],
+      registers,
+    });
+    this.kubeErrors = new Counter({
+      name: `${METRIC_PREFIX}kubernetes_api_operations_errors_count`,
+      help: "Total number of errors in kubernetes api operations (get_pod_list, get_secret)",
       labelNames: ["operation_type"],
       registers,
     });
@@ -53,5 +178,22 @@ export class NmiMetrics {
       help: "Token requests waiting for an identity assignment",
       registers,
     });
+  }
+
+  observeRequest(o: RequestObservation, seconds: number): void {
+    const resource = o.resource.length > MAX_RESOURCE_LENGTH ? OTHER : o.resource;
+    this.requests.observe({
+      operation_type: operationTypeOf(o.kind, o.rawPath),
+      status_code: String(o.status),
+      namespace: o.namespace ? this.#namespaces.value(o.namespace) : "",
+      resource: resource ? this.#resources.value(resource) : "",
+    }, seconds);
+  }
+
+  /** As the original: the duration of successful calls, a count of failed ones. */
+  observeUpstream(kind: UpstreamKind, ok: boolean, seconds: number): void {
+    const operation_type = IMDS_OPERATION_TYPE[kind];
+    if (ok) this.upstream.observe({ operation_type }, seconds);
+    else this.upstreamErrors.inc({ operation_type });
   }
 }

@@ -84,10 +84,21 @@ function serialized(token: Token, clientId: string): string {
   return body;
 }
 
+/** The `resource` query parameter, for the original's `resource` label ("" when absent or unreadable). */
+function resourceParam(url: string): string {
+  try {
+    return new URLSearchParams(rawQueryOf(url)).get("resource") ?? "";
+  } catch {
+    return "";
+  }
+}
+
 export function createHandler(
   deps: ServerDeps,
 ): (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response> {
   const { log, metrics } = deps;
+  // The caller's namespace, for the original's `namespace` label on nmi_operations_duration_seconds.
+  const namespaceOf = new WeakMap<Request, string>();
 
   async function waitForCaches(): Promise<boolean> {
     if (deps.caches.isSynced()) return true;
@@ -125,6 +136,7 @@ export function createHandler(
     }
     if (!caller.ok) return errorResponse(caller.answer);
     const pod = callerPod(caller.pod);
+    namespaceOf.set(req, pod.namespace);
     metrics.waiting.inc();
     let result;
     try {
@@ -238,10 +250,13 @@ export function createHandler(
       log.error("request failed", { route: kind, error: e instanceof Error ? e.message : String(e) });
       res = errorResponse(errorAnswer(500, "server_error", "internal error"));
     }
-    metrics.requests.observe(
-      { operation: kind, status_code: String(res.status) },
-      (performance.now() - t0) / 1000,
-    );
+    metrics.observeRequest({
+      kind,
+      rawPath: path,
+      status: res.status,
+      namespace: namespaceOf.get(req) ?? "",
+      resource: resourceParam(req.url),
+    }, (performance.now() - t0) / 1000);
     return res;
   };
 }

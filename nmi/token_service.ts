@@ -4,6 +4,7 @@
 // "Identity not found" for a while; that is retried here until the request's deadline, and only reported
 // (as "pending", so the client retries) when the deadline passes.
 
+import type { UpstreamKind } from "./metrics.ts";
 import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
 import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
@@ -56,7 +57,7 @@ export interface TokenServiceOptions {
   timeoutMs: number;
   userAgent: string;
   log: Logger;
-  onUpstream?: (kind: "imds" | "aad" | "kube", ok: boolean, seconds: number) => void;
+  onUpstream?: (kind: UpstreamKind, ok: boolean, seconds: number) => void;
   /** Federated mode; absent: every user-assigned identity comes from IMDS. */
   federation?: FederationOptions;
 }
@@ -340,16 +341,20 @@ export class TokenService {
     retryNotFound: boolean,
   ): Promise<Token> {
     const clientId = selector.clientId;
+    // The original's metric told system-assigned (adal_token_msi) from user-assigned calls apart.
+    const kind = selector.clientId || selector.resourceId || selector.objectId
+      ? "imds_user_assigned"
+      : "imds";
     for (let attempt = 0;; attempt++) {
       const t0 = performance.now();
       let a: UpstreamAnswer;
       try {
         a = await this.#o.imds.token(resource, selector);
       } catch (e) {
-        this.#o.onUpstream?.("imds", false, (performance.now() - t0) / 1000);
+        this.#o.onUpstream?.(kind, false, (performance.now() - t0) / 1000);
         throw unavailable(e);
       }
-      this.#o.onUpstream?.("imds", a.ok, (performance.now() - t0) / 1000);
+      this.#o.onUpstream?.(kind, a.ok, (performance.now() - t0) / 1000);
       if (a.ok) {
         try {
           return tokenFromUpstream(a.body, { resource, clientId: clientId ?? "" }, nowSeconds());
@@ -382,9 +387,32 @@ const decode = (b64: string) => {
   return Uint8Array.from(bin, (c) => c.charCodeAt(0));
 };
 
+// Keys that name an azure.json field other than the secret: a Secret that also holds them still works.
+const NOT_THE_SECRET = new Set([
+  "clientid",
+  "tenantid",
+  "subscriptionid",
+  "resourcegroup",
+  "cloud",
+  "vmtype",
+  "usemsi",
+  "userassignedmsiclientid",
+  "aadclientid",
+]);
+
 /**
- * The credential in a service principal's secret. Type 1: the key `clientSecret` (any case), else the only
- * key (the original took "the first" of a Go map, which is random with several). Type 2: `certificate`
+ * The key of a type-1 secret that holds the client secret: `clientSecret` (any case); else, as the original
+ * took "the first" value of the Secret (a Go map, so any one), the first key by name that does not name
+ * another field (clientID, tenantID, ...); else the first key by name. Undefined only for an empty Secret.
+ */
+export function spSecretKey(keys: readonly string[]): string | undefined {
+  const sorted = [...keys].sort();
+  return sorted.find((k) => k.toLowerCase() === "clientsecret") ??
+    sorted.find((k) => !NOT_THE_SECRET.has(k.toLowerCase())) ?? sorted[0];
+}
+
+/**
+ * The credential in a service principal's secret. Type 1: the key spSecretKey picks. Type 2: `certificate`
  * (PKCS#12 as the original, or PEM holding certificate and RSA key) and optional `password`.
  */
 export function spCredential(
@@ -394,14 +422,9 @@ export function spCredential(
   const name = `${identity.metadata.namespace}/${identity.metadata.name}`;
   const keys = Object.keys(data);
   if (identity.spec.type === IdentityType.ServicePrincipal) {
-    const key = keys.find((k) => k.toLowerCase() === "clientsecret") ??
-      (keys.length === 1 ? keys[0] : undefined);
+    const key = spSecretKey(keys);
     if (!key) {
-      throw new TokenError(errorAnswer(
-        403,
-        "invalid_client",
-        `the secret of ${name} must hold one key, or a key named clientSecret (it has ${keys.length})`,
-      ));
+      throw new TokenError(errorAnswer(403, "invalid_client", `the secret of ${name} holds no key`));
     }
     return { kind: "secret", secret: new TextDecoder().decode(decode(data[key])) };
   }

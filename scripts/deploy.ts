@@ -27,6 +27,8 @@ export const USAGE = `usage: deno task deploy [flags]
   --sp-secret NS/NAME      a service-principal identity's secret NMI may read (repeat; default: none)
   --remove-node-taint KEY  NMI removes this start-up taint from its node when ready (gives it nodes get/patch)
   --federated              allow federated identities: NMI may create pod-bound token-exchange tokens
+  --azure-json PATH        the node's azure.json MIC reads, as root (default: /etc/kubernetes/azure.json)
+  --azure-secret NAME      configure MIC from this Secret (the original's noazurejson keys), MIC non-root
                            (RBAC + a ValidatingAdmissionPolicy; Kubernetes >= 1.30)
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
@@ -58,6 +60,8 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
         version: { type: "string" },
         "sp-secret": { type: "string", multiple: true },
         "remove-node-taint": { type: "string" },
+        "azure-secret": { type: "string" },
+        "azure-json": { type: "string" },
         federated: { type: "boolean" },
         "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -68,7 +72,17 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
-  for (const name of ["kubeconfig", "namespace", "mode", "image", "version", "remove-node-taint"] as const) {
+  const valued = [
+    "kubeconfig",
+    "namespace",
+    "mode",
+    "image",
+    "version",
+    "remove-node-taint",
+    "azure-secret",
+    "azure-json",
+  ] as const;
+  for (const name of valued) {
     const v = values[name];
     if (v !== undefined && (v.trim() === "" || v.startsWith("-"))) {
       return { ok: false, error: `--${name} needs a value` };
@@ -84,6 +98,9 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     if (!parsed) return { ok: false, error: `--sp-secret '${s}' is not NAMESPACE/NAME` };
     secrets.push(parsed);
   }
+  if (values["azure-secret"] !== undefined && values["azure-json"] !== undefined) {
+    return { ok: false, error: "--azure-secret and --azure-json exclude each other" };
+  }
   const base = defaultOptions(mode);
   const manifests: ManifestOptions = {
     ...base,
@@ -93,6 +110,10 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     servicePrincipalSecrets: secrets,
     ...(values["remove-node-taint"] ? { removeNodeTaint: values["remove-node-taint"] } : {}),
     ...(values.federated ? { federated: true } : {}),
+    ...(values["azure-secret"]
+      ? { azureConfig: { source: "secret", secretName: values["azure-secret"] } }
+      : {}),
+    ...(values["azure-json"] ? { azureConfig: { source: "hostPath", path: values["azure-json"] } } : {}),
   };
   const problems = validateOptions(manifests);
   if (problems.length) return { ok: false, error: problems.join("; ") };

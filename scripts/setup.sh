@@ -20,6 +20,8 @@ if ((${#need_pkgs[@]})); then
 fi
 
 bash scripts/sandbox/install-control-plane.sh >/dev/null
+# helm, for the chart tests (charts/aad-pod-identity against the original chart), built the same way.
+bash scripts/sandbox/install-helm.sh >/dev/null
 
 # Unmodified Node.js applications the tests run (the SDKs as a pod would use them), pinned by package-lock.
 node_clients=tests/clients/node

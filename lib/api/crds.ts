@@ -27,11 +27,6 @@ export type Schema = {
   "x-kubernetes-embedded-resource"?: boolean;
 };
 
-export const GUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
-/** The shape the original's MIC requires of a user-assigned identity id (it ignores others silently). */
-export const USER_ASSIGNED_ID_PATTERN =
-  "^(?i)/subscriptions/[^/]+/resourcegroups/[^/]+/providers/Microsoft\\.ManagedIdentity/userAssignedIdentities/[^/]+$";
-
 const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", description, ...extra });
 
 /** Declares each camelCase property again under its legacy spelling. */
@@ -63,16 +58,15 @@ const identitySpec: Schema = {
     // The original embeds ObjectMeta in every spec; kept so such objects are stored as written.
     metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
     ...withLegacy({
+      // Types only, as the original's schema: objects v1.8.17 stored (any string, any type number) must
+      // still be accepted; MIC and NMI report an unusable identity in Events instead.
       type: {
         type: "integer",
-        enum: [0, 1, 2],
         description:
           "0: user-assigned managed identity, 1: service principal (secret), 2: service principal (certificate).",
       },
-      resourceID: str("ARM id of the user-assigned identity (type 0).", {
-        pattern: USER_ASSIGNED_ID_PATTERN,
-      }),
-      clientID: str("Client id of the identity or service principal.", { pattern: GUID_PATTERN }),
+      resourceID: str("ARM id of the user-assigned identity (type 0)."),
+      clientID: str("Client id of the identity or service principal."),
       clientPassword: secretRef,
       tenantID: str("Tenant of the service principal."),
       auxiliaryTenantIDs: {

@@ -36,6 +36,13 @@ export const CLOUDS: Record<string, CloudEnvironment> = {
     activeDirectoryEndpoint: "https://login.microsoftonline.us/",
     tokenAudience: "https://management.usgovcloudapi.net/",
   },
+  // Closed in 2021, but go-autorest still knew the name, so an old azure.json naming it must parse.
+  AzureGermanCloud: {
+    name: "AzureGermanCloud",
+    resourceManagerEndpoint: "https://management.microsoftazure.de/",
+    activeDirectoryEndpoint: "https://login.microsoftonline.de/",
+    tokenAudience: "https://management.microsoftazure.de/",
+  },
 };
 
 function withSlash(url: string): string {
@@ -74,8 +81,12 @@ export function parseEnvironmentFile(text: string, source: string): CloudEnviron
   };
 }
 
+/** go-autorest's other names: "AzureCloud" is what `az cloud list` and many azure.json files write. */
+const ALIASES: Record<string, string> = { azure: "AzurePublicCloud" };
+
 function canonical(name: string): string {
-  return name.trim().toLowerCase().replace(/cloud$/, "");
+  const key = name.trim().toLowerCase().replace(/cloud$/, "");
+  return ALIASES[key] ? canonical(ALIASES[key]) : key;
 }
 
 /**

@@ -59,7 +59,9 @@ export type RoleBinding = {
 export interface EnvVar {
   name: string;
   value?: string;
-  valueFrom?: { fieldRef: { fieldPath: string } };
+  valueFrom?:
+    | { fieldRef: { fieldPath: string } }
+    | { secretKeyRef: { name: string; key: string; optional?: boolean } };
 }
 
 export interface Probe {
@@ -160,4 +162,13 @@ export type Manifest =
   | RoleBinding
   | Deployment
   | DaemonSet
-  | Exception;
+  | Exception
+  | Secret;
+
+export type Secret = {
+  apiVersion: "v1";
+  kind: "Secret";
+  metadata: Meta;
+  type?: "Opaque";
+  data: Record<string, string>;
+};

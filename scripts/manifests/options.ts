@@ -11,6 +11,19 @@ export interface SecretName {
   name: string;
 }
 
+/**
+ * Where MIC reads its Azure settings. `hostPath`: the node's azure.json (on AKS root-only, 0600), so MIC runs
+ * as root as the original did. `secret`: env vars from a Secret with the original's keys (its
+ * deploy/infra/noazurejson), so MIC runs as a non-root user.
+ */
+export type AzureConfigSource =
+  | { source: "hostPath"; path: string }
+  | { source: "secret"; secretName: string };
+
+export const DEFAULT_AZURE_JSON = "/etc/kubernetes/azure.json";
+/** The original's Secret name in deploy/infra/noazurejson. */
+export const ADMIN_SECRET = "aadpodidentity-admin-secret";
+
 export interface ManifestOptions {
   /** Where MIC and NMI run (the original: `default`; managed mode: `kube-system`). */
   namespace: string;
@@ -30,6 +43,10 @@ export interface ManifestOptions {
    * ValidatingAdmissionPolicy to pod-bound api://AzureADTokenExchange tokens of at most an hour.
    */
   federated?: boolean;
+  /** NMI may read every Secret, as the original's chart (rbac.allowAccessToSecrets) allowed. */
+  nmiReadsAllSecrets?: boolean;
+  /** MIC's Azure settings (default: the node's /etc/kubernetes/azure.json). */
+  azureConfig?: AzureConfigSource;
 }
 
 export function defaultOptions(mode: Mode = "standard"): ManifestOptions {
@@ -64,6 +81,12 @@ export function validateOptions(o: ManifestOptions): string[] {
     if (!DNS_LABEL.test(s.namespace) || !DNS_SUBDOMAIN.test(s.name)) {
       problems.push(`secret '${s.namespace}/${s.name}' is not <namespace>/<name>`);
     }
+  }
+  if (o.azureConfig?.source === "secret" && !DNS_SUBDOMAIN.test(o.azureConfig.secretName)) {
+    problems.push(`secret '${o.azureConfig.secretName}' is not a valid Secret name`);
+  }
+  if (o.azureConfig?.source === "hostPath" && !o.azureConfig.path.startsWith("/")) {
+    problems.push(`azure.json path '${o.azureConfig.path}' is not absolute`);
   }
   if (o.removeNodeTaint !== undefined && !TAINT_KEY.test(o.removeNodeTaint)) {
     problems.push(`taint key '${o.removeNodeTaint}' is not a valid taint key`);

@@ -129,6 +129,8 @@ export function nmiRbac(o: ManifestOptions): Manifest[] {
   if (o.mode === "standard") rules.push(rule([GROUP], ["azureassignedidentities"], READ));
   // node_taint.ts: --remove-node-taint reads the node and patches its taints.
   if (o.removeNodeTaint) rules.push(rule([""], ["nodes"], ["get", "patch"]));
+  // The original chart's rbac.allowAccessToSecrets: any secret a service-principal identity names.
+  if (o.nmiReadsAllSecrets) rules.push(rule([""], ["secrets"], READ));
   rules.push(rule([""], ["events"], ["create", "patch"]));
   // federated.ts: TokenRequests for the pods it serves federated identities to (the admission policy
   // of federation_policy.ts narrows them to pod-bound exchange tokens of at most an hour).

@@ -1,16 +1,44 @@
 // MIC's Deployment, NMI's DaemonSet and the default exceptions.
-// MIC: 2 replicas with Lease election, non-root, read-only root filesystem, no capabilities.
+// MIC: 2 replicas with Lease election, read-only root filesystem, no capabilities; root only to read the
+// node's root-only azure.json (as the original), non-root when configured from a Secret.
 // NMI: hostNetwork (it serves the node's 127.0.0.1:2579 and rewrites the node's nat table), root with only
 // NET_ADMIN and NET_RAW (iptables-restore, conntrack), the host's xtables lock so it takes turns with
 // kube-proxy and the CNI, probes on a port that serves only /healthz, /readyz and /metrics.
+// /metrics is also on the original's ports (MIC 8888, NMI 9090), where its scrape configs look.
 
 import { API_VERSION } from "../../lib/api/types.ts";
-import type { Container, DaemonSet, Deployment, Exception, Manifest, Namespace, Probe } from "./k8s.ts";
-import type { ManifestOptions } from "./options.ts";
+import type {
+  Container,
+  DaemonSet,
+  Deployment,
+  EnvVar,
+  Exception,
+  Manifest,
+  Namespace,
+  Probe,
+  SecurityContext,
+  Volume,
+} from "./k8s.ts";
+import { type AzureConfigSource, DEFAULT_AZURE_JSON, type ManifestOptions } from "./options.ts";
 import { MIC_LEASE, MIC_SERVICE_ACCOUNT, NMI_SERVICE_ACCOUNT } from "./rbac.ts";
 
 export const MIC_PROBE_PORT = 8080;
 export const NMI_PROBE_PORT = 8085;
+/** The original's --prometheus-port defaults. */
+export const MIC_METRICS_PORT = 8888;
+export const NMI_METRICS_PORT = 9090;
+/** The env vars MIC reads without azure.json and the original's Secret keys they came from. */
+export const ADMIN_SECRET_KEYS: readonly { env: string; key: string; optional?: boolean }[] = [
+  { env: "CLOUD", key: "Cloud" },
+  { env: "SUBSCRIPTION_ID", key: "SubscriptionID" },
+  { env: "RESOURCE_GROUP", key: "ResourceGroup" },
+  { env: "VM_TYPE", key: "VMType" },
+  { env: "TENANT_ID", key: "TenantID" },
+  { env: "CLIENT_ID", key: "ClientID" },
+  { env: "CLIENT_SECRET", key: "ClientSecret" },
+  { env: "USE_MSI", key: "UseMSI", optional: true },
+  { env: "USER_ASSIGNED_MSI_CLIENT_ID", key: "UserAssignedMSIClientID", optional: true },
+];
 export const MIC_LABELS = { app: "mic", component: "mic" };
 export const NMI_LABELS = { app: "nmi", component: "nmi" };
 /** The nodes' kubelet settings, read by NMI for its kubenet check. */
@@ -31,38 +59,76 @@ export function namespaceObject(o: ManifestOptions): Namespace[] {
   return [{ apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace } }];
 }
 
+function azureSource(o: ManifestOptions): AzureConfigSource {
+  return o.azureConfig ?? { source: "hostPath", path: DEFAULT_AZURE_JSON };
+}
+
+/** How MIC gets its Azure settings: args, env, mounts and volumes, and the user it must run as. */
+export function micAzureConfig(o: ManifestOptions): {
+  args: string[];
+  env: EnvVar[];
+  volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
+  volumes: Volume[];
+  securityContext: SecurityContext;
+} {
+  const az = azureSource(o);
+  if (az.source === "secret") {
+    return {
+      args: [],
+      env: ADMIN_SECRET_KEYS.map(({ env, key, optional }) => ({
+        name: env,
+        valueFrom: { secretKeyRef: { name: az.secretName, key, ...(optional ? { optional: true } : {}) } },
+      })),
+      volumeMounts: [],
+      volumes: [],
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 },
+    };
+  }
+  return {
+    args: [`--cloudconfig=${az.path}`],
+    env: [],
+    volumeMounts: [{ name: "azure-json", mountPath: az.path, readOnly: true }],
+    volumes: [{ name: "azure-json", hostPath: { path: az.path, type: "File" } }],
+    // AKS writes azure.json root-only (0600); root reads it as its owner, with no capability.
+    securityContext: { runAsNonRoot: false, runAsUser: 0, runAsGroup: 0 },
+  };
+}
+
 export function micDeployment(o: ManifestOptions): Deployment {
+  const az = micAzureConfig(o);
   const container: Container = {
     name: "mic",
     image: image(o, "mic"),
     imagePullPolicy: "IfNotPresent",
     args: [
-      "--cloudconfig=/etc/kubernetes/azure.json",
+      ...az.args,
       "--leader-election-namespace=$(MIC_POD_NAMESPACE)",
       `--leader-election-name=${MIC_LEASE}`,
       "--leader-election-instance=$(MIC_POD_NAME)",
       `--http-probe-port=${MIC_PROBE_PORT}`,
-      `--prometheus-port=${MIC_PROBE_PORT}`,
+      `--prometheus-port=${MIC_METRICS_PORT}`,
       "--log-format=json",
     ],
     env: [
       { name: "MIC_POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
       { name: "MIC_POD_NAME", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      ...az.env,
     ],
-    ports: [{ name: "probes", containerPort: MIC_PROBE_PORT, protocol: "TCP" }],
+    ports: [
+      { name: "probes", containerPort: MIC_PROBE_PORT, protocol: "TCP" },
+      { name: "metrics", containerPort: MIC_METRICS_PORT, protocol: "TCP" },
+    ],
     livenessProbe: probe("/healthz", MIC_PROBE_PORT, 10),
     readinessProbe: probe("/readyz", MIC_PROBE_PORT, 5),
     resources: { requests: { cpu: "100m", memory: "256Mi" }, limits: { cpu: "1", memory: "1024Mi" } },
     securityContext: {
-      runAsNonRoot: true,
-      runAsUser: 65532,
-      runAsGroup: 65532,
+      ...az.securityContext,
       readOnlyRootFilesystem: true,
       allowPrivilegeEscalation: false,
       capabilities: dropAll,
       seccompProfile: { type: "RuntimeDefault" },
     },
-    volumeMounts: [{ name: "azure-json", mountPath: "/etc/kubernetes/azure.json", readOnly: true }],
+    ...(az.volumeMounts.length ? { volumeMounts: az.volumeMounts } : {}),
   };
   return {
     apiVersion: "apps/v1",
@@ -76,9 +142,9 @@ export function micDeployment(o: ManifestOptions): Deployment {
         metadata: { labels: { ...MIC_LABELS } },
         spec: {
           serviceAccountName: MIC_SERVICE_ACCOUNT,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+          securityContext: { seccompProfile: { type: "RuntimeDefault" } },
           containers: [container],
-          volumes: [{ name: "azure-json", hostPath: { path: "/etc/kubernetes/azure.json", type: "File" } }],
+          ...(az.volumes.length ? { volumes: az.volumes } : {}),
           nodeSelector: { "kubernetes.io/os": "linux" },
           // Two replicas on one node would fail over together.
           affinity: {
@@ -102,8 +168,8 @@ export function nmiDaemonSet(o: ManifestOptions): DaemonSet {
   const args = [
     "--node=$(NODE_NAME)",
     `--http-probe-port=${NMI_PROBE_PORT}`,
-    // The probe port is the only extra port: it has nothing but /healthz, /readyz and /metrics.
-    `--prometheus-port=${NMI_PROBE_PORT}`,
+    // Both ports serve nothing but /healthz, /readyz and /metrics; 9090 is where the original's scrapes look.
+    `--prometheus-port=${NMI_METRICS_PORT}`,
     "--metadata-header-required=true",
     `--MICNamespace=${o.namespace}`,
     `--kubelet-config=${KUBELET_DEFAULTS_DIR}/kubelet`,
@@ -117,7 +183,10 @@ export function nmiDaemonSet(o: ManifestOptions): DaemonSet {
     imagePullPolicy: "IfNotPresent",
     args,
     env: [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }],
-    ports: [{ name: "probes", containerPort: NMI_PROBE_PORT, protocol: "TCP" }],
+    ports: [
+      { name: "probes", containerPort: NMI_PROBE_PORT, protocol: "TCP" },
+      { name: "metrics", containerPort: NMI_METRICS_PORT, protocol: "TCP" },
+    ],
     livenessProbe: probe("/healthz", NMI_PROBE_PORT, 10),
     readinessProbe: probe("/readyz", NMI_PROBE_PORT, 5),
     resources: { requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "500m", memory: "512Mi" } },

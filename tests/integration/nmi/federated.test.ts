@@ -17,7 +17,9 @@ const EXCHANGE = "api://AzureADTokenExchange";
 async function kubeCalls(h: Harness): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${h.nmi.probePort}/metrics`);
   const text = await res.text();
-  const m = /aadpodidentity_imds_operations_duration_seconds_count\{operation_type="kube"\} (\d+)/.exec(text);
+  const m =
+    /aadpodidentity_imds_operations_duration_seconds_count\{operation_type="service_account_token"\} (\d+)/
+      .exec(text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -143,11 +143,15 @@ Deno.test("NMI routes and status codes", async (t) => {
         await r.body?.cancel();
       }
       const m = await (await fetch(`http://127.0.0.1:${h.nmi.probePort}/metrics`)).text();
+      // The original's labels and values (namespace and resource kept, with bounded values).
       assert.match(
         m,
-        /aadpodidentity_nmi_operations_duration_seconds_count\{operation="token",status_code="200"\}/,
+        new RegExp(
+          `aadpodidentity_nmi_operations_duration_seconds_count\\{operation_type="/metadata/identity/oauth2/token",` +
+            `status_code="200",namespace="${h.ns}",resource="https://vault.azure.net"\\}`,
+        ),
       );
-      assert.doesNotMatch(m, /pod-a|vault\.azure\.net/);
+      assert.doesNotMatch(m, /pod-a/);
     });
   } finally {
     await h.close();

@@ -9,6 +9,12 @@ Deno.test("cloud: names as azure.json writes them, case-insensitive, with or wit
   assert.throws(() => resolveCloud("Mars"), CloudConfigError);
 });
 
+Deno.test("cloud: go-autorest's other names (AzureCloud, AzureGermanCloud) as the original accepted", () => {
+  assert.equal(resolveCloud("AzureCloud"), CLOUDS.AzurePublicCloud);
+  assert.equal(resolveCloud("AZURECLOUD"), CLOUDS.AzurePublicCloud);
+  assert.equal(resolveCloud("AzureGermanCloud"), CLOUDS.AzureGermanCloud);
+});
+
 Deno.test("cloud: AzureStackCloud reads go-autorest's environment file", () => {
   const text = JSON.stringify({
     name: "Emulated",

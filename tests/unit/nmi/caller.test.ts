@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import type { Pod } from "../../../lib/kube/core.ts";
-import { callerPod, pickCaller } from "../../../nmi/caller.ts";
+import { podIndexers } from "../../../lib/kube/informer.ts";
+import { KubeApiError, type KubeClient } from "../../../lib/kube/rest.ts";
+import { Store } from "../../../lib/kube/store.ts";
+import { callerPod, CallerResolver, pickCaller } from "../../../nmi/caller.ts";
 
 const pod = (
   name: string,
@@ -39,4 +42,23 @@ Deno.test("pickCaller: live pod on this node, IPv6 too; other node refused; ambi
   const twins = pickCaller([pod("x", "10.0.0.1"), pod("y", "10.0.0.1")], "10.0.0.1", "n1");
   assert.ok(twins && !twins.ok && twins.answer.status === 403);
   assert.equal(callerPod(pod("a", "1.1.1.1")).replicaSet, "mic-1");
+});
+
+Deno.test("caller: a failed pod lookup counts as the original's get_pod_list error; a 404 does not", async () => {
+  const ops: string[] = [];
+  const failing = {
+    list: () => Promise.reject(new Error("apiserver unreachable")),
+    get: () => Promise.reject(new Error("apiserver unreachable")),
+  } as unknown as KubeClient;
+  const pods = new Store<Pod>({ indexers: { byIP: podIndexers.byIP } });
+  const r = new CallerResolver({ pods, client: failing, node: "n1", onKubeError: (op) => ops.push(op) });
+  assert.equal((await r.byIp("10.0.0.9")).ok, false);
+  assert.equal((await r.byName("ns", "p")).ok, false);
+  assert.deepEqual(ops, ["get_pod_list", "get_pod_list"]);
+  const notFound = {
+    get: () => Promise.reject(new KubeApiError(404, "NotFound", 'pods "p" not found')),
+  } as unknown as KubeClient;
+  const quiet = new CallerResolver({ pods, client: notFound, node: "n1", onKubeError: (op) => ops.push(op) });
+  assert.equal((await quiet.byName("ns", "p")).ok, false);
+  assert.equal(ops.length, 2);
 });

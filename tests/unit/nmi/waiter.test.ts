@@ -38,7 +38,14 @@ Deno.test("service-principal secrets: clientSecret key or the only key; certific
   });
   assert.deepEqual(spCredential(sp, { clientSecret: btoa("s3cret") }), { kind: "secret", secret: "s3cret" });
   assert.deepEqual(spCredential(sp, { whatever: btoa("x") }), { kind: "secret", secret: "x" });
-  assert.throws(() => spCredential(sp, { a: btoa("1"), b: btoa("2") }), TokenError);
+  // Several keys, none named clientSecret: read as the original did (it took one value), not refused; keys
+  // naming another field are skipped, then the first by name.
+  assert.deepEqual(spCredential(sp, { clientID: btoa("id"), secret: btoa("s"), tenantID: btoa("t") }), {
+    kind: "secret",
+    secret: "s",
+  });
+  assert.deepEqual(spCredential(sp, { b: btoa("2"), a: btoa("1") }), { kind: "secret", secret: "1" });
+  assert.throws(() => spCredential(sp, {}), TokenError);
   const cert = identity("ns", "c", {
     type: 2,
     resourceID: "",

@@ -102,3 +102,28 @@ Deno.test("deploy summary: created, changed (spec differs), unchanged (only book
   );
   assert.match(summaryLine(lines, true), /1 would be created.*dry run: nothing stored/);
 });
+
+Deno.test("deploy args: --azure-secret / --azure-json choose where MIC reads its Azure settings; not both", () => {
+  const secret = parseDeployArgs(["--azure-secret", "aadpodidentity-admin-secret"]);
+  assert.ok(secret.ok);
+  assert.deepEqual(secret.options.manifests.azureConfig, {
+    source: "secret",
+    secretName: "aadpodidentity-admin-secret",
+  });
+  const json = parseDeployArgs(["--azure-json=/etc/kubernetes/custom.json"]);
+  assert.ok(json.ok);
+  assert.deepEqual(json.options.manifests.azureConfig, {
+    source: "hostPath",
+    path: "/etc/kubernetes/custom.json",
+  });
+  for (
+    const argv of [
+      ["--azure-secret=a", "--azure-json=/x"],
+      ["--azure-json=relative.json"],
+      ["--azure-secret=Not_A_Name"],
+      ["--azure-secret"],
+    ]
+  ) {
+    assert.equal(parseDeployArgs(argv).ok, false, argv.join(" "));
+  }
+});

@@ -2,7 +2,7 @@
 // README promises hold for every option combination that changes them.
 
 import assert from "node:assert/strict";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { installationObjects, renderManifests } from "../../../scripts/manifests.ts";
 import type {
   ClusterRole,
@@ -27,14 +27,16 @@ function verbs(rules: PolicyRule[], group: string, resource: string): string[] {
   );
 }
 
-Deno.test("manifests: deploy/ holds exactly what the generator writes (deno task manifests --check)", async () => {
+Deno.test("manifests: deploy/ and charts/aad-pod-identity hold exactly what the generator writes (deno task manifests --check)", async () => {
   for (const [path, text] of renderManifests()) {
     assert.equal(
       await Deno.readTextFile(`${root}${path}`),
       text,
       `${path} is stale: run deno task manifests`,
     );
-    // Every document parses back to an object with kind and name.
+    // Every document of deploy/ parses back to an object with kind and name (chart templates are Helm's;
+    // tests/integration/deploy/helm.test.ts renders them).
+    if (!path.startsWith("deploy/")) continue;
     for (const doc of parseAllDocuments(text)) {
       const o = doc.toJS() as { kind?: string; metadata?: { name?: string } } | null;
       if (o === null) continue;
@@ -103,13 +105,44 @@ Deno.test("manifests: NMI cannot write assignments and reads no secrets unless n
   );
 });
 
-Deno.test("manifests: MIC non-root, read-only root, no capabilities, 2 replicas; NMI hostNetwork with NET_ADMIN/NET_RAW only", () => {
+Deno.test("manifests: MIC root only for a root-only azure.json, non-root from a Secret; read-only root, no capabilities, 2 replicas; NMI hostNetwork with NET_ADMIN/NET_RAW only", () => {
   const std = objects(defaultOptions());
   const mic = find<Deployment>(std, "Deployment", "mic")!;
   const mc = mic.spec.template.spec.containers[0];
   assert.equal(mic.spec.replicas, 2);
-  assert.equal(mc.securityContext.runAsNonRoot, true);
-  assert.ok(mc.securityContext.runAsUser! > 0);
+  // The node's azure.json is root-only (0600) on AKS: MIC reads it as root, as the original did.
+  assert.equal(mc.securityContext.runAsUser, 0);
+  assert.ok(mc.args.includes("--cloudconfig=/etc/kubernetes/azure.json"));
+  assert.deepEqual(mic.spec.template.spec.volumes, [
+    { name: "azure-json", hostPath: { path: "/etc/kubernetes/azure.json", type: "File" } },
+  ]);
+  const fromSecret = find<Deployment>(
+    objects({
+      ...defaultOptions(),
+      azureConfig: { source: "secret", secretName: "aadpodidentity-admin-secret" },
+    }),
+    "Deployment",
+    "mic",
+  )!;
+  const sc = fromSecret.spec.template.spec.containers[0];
+  assert.equal(sc.securityContext.runAsNonRoot, true);
+  assert.ok(sc.securityContext.runAsUser! > 0);
+  assert.ok(!sc.args.some((a) => a.startsWith("--cloudconfig")));
+  assert.equal(fromSecret.spec.template.spec.volumes, undefined);
+  assert.deepEqual(
+    sc.env!.filter((e) => e.valueFrom && "secretKeyRef" in e.valueFrom).map((e) => e.name),
+    [
+      "CLOUD",
+      "SUBSCRIPTION_ID",
+      "RESOURCE_GROUP",
+      "VM_TYPE",
+      "TENANT_ID",
+      "CLIENT_ID",
+      "CLIENT_SECRET",
+      "USE_MSI",
+      "USER_ASSIGNED_MSI_CLIENT_ID",
+    ],
+  );
   assert.equal(mc.securityContext.readOnlyRootFilesystem, true);
   assert.equal(mc.securityContext.allowPrivilegeEscalation, false);
   assert.deepEqual(mc.securityContext.capabilities, { drop: ["ALL"] });
@@ -126,9 +159,11 @@ Deno.test("manifests: MIC non-root, read-only root, no capabilities, 2 replicas;
   assert.ok(nc.volumeMounts!.some((v) => v.mountPath === "/run/xtables.lock" && !v.readOnly));
   assert.ok(spec.volumes!.some((v) => v.hostPath?.path === "/run/xtables.lock"));
   assert.deepEqual(nc.env, [{ name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } }]);
-  // Probes and metrics share one port, and nothing else listens outside loopback.
+  // Probes on 8085, /metrics also on the original's ports (NMI 9090, MIC 8888); the token server stays on
+  // loopback.
   assert.equal(nc.livenessProbe!.httpGet.port, 8085);
-  assert.ok(nc.args.includes("--http-probe-port=8085") && nc.args.includes("--prometheus-port=8085"));
+  assert.ok(nc.args.includes("--http-probe-port=8085") && nc.args.includes("--prometheus-port=9090"));
+  assert.ok(mc.args.includes("--http-probe-port=8080") && mc.args.includes("--prometheus-port=8888"));
   assert.ok(!nc.args.some((a) => a.startsWith("--nmi-listen-address")), "token server stays on 127.0.0.1");
 });
 
@@ -198,4 +233,51 @@ Deno.test("manifests: --federated adds only NMI's serviceaccounts/token create a
     policy.spec.matchConditions[0].expression,
     "request.userInfo.username == 'system:serviceaccount:default:aad-pod-id-nmi-service-account'",
   );
+});
+
+Deno.test("manifests: service accounts, ClusterRoles and their bindings carry the original's names (deploy/infra)", async () => {
+  const fixture = new URL(
+    "../../fixtures/upstream-v1.8.17/deploy/infra/deployment-rbac.yaml",
+    import.meta.url,
+  );
+  const original = parseAllDocuments(await Deno.readTextFile(fixture)).map((d) =>
+    d.toJS() as { kind: string; metadata: { name: string } } | null
+  );
+  const names = (list: readonly ({ kind: string; metadata: { name: string } } | null)[], kind: string) =>
+    list.filter((o) => o?.kind === kind).map((o) => o!.metadata.name).sort();
+  const ours = objects(defaultOptions());
+  for (const kind of ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]) {
+    assert.deepEqual(names(ours, kind), names(original, kind), kind);
+  }
+});
+
+Deno.test("chart: values.yaml has every key of the original chart's values.yaml, and its README names each", async () => {
+  const original = parse(
+    await Deno.readTextFile(
+      new URL("../../fixtures/upstream-v1.8.17/chart/values.yaml", import.meta.url),
+    ),
+  ) as Record<string, unknown>;
+  const files = renderManifests();
+  const ours = parse(files.get("charts/aad-pod-identity/values.yaml")!) as Record<string, unknown>;
+  const readme = files.get("charts/aad-pod-identity/README.md")!;
+  // Maps whose content is the user's (resources, nodeSelector, ...) count as one key.
+  const OPAQUE = new Set([
+    "resources",
+    "nodeSelector",
+    "affinity",
+    "updateStrategy",
+    "podAnnotations",
+    "podLabels",
+  ]);
+  const walk = (o: Record<string, unknown>, mine: Record<string, unknown>, path: string[]) => {
+    for (const [k, v] of Object.entries(o)) {
+      const p = [...path, k];
+      assert.ok(k in mine, `values.yaml lacks ${p.join(".")}`);
+      assert.ok(readme.includes(k), `the chart README does not name ${p.join(".")}`);
+      if (v && typeof v === "object" && !Array.isArray(v) && !OPAQUE.has(k)) {
+        walk(v as Record<string, unknown>, mine[k] as Record<string, unknown>, p);
+      }
+    }
+  };
+  walk(original, ours, []);
 });
