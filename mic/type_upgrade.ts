@@ -1,4 +1,4 @@
-// The original's one-time "type upgrade" (upstream 2.5): objects written in the pre-1.6 PascalCase spelling
+// The original's one-time "type upgrade" (docs/upstream.md, "## CRDs"): objects written in the pre-1.6 PascalCase spelling
 // are rewritten in camelCase, so printer columns, kubectl and other tools see their fields. Done once per
 // cluster, recorded under a key in a ConfigMap; off by flag. Objects already in camelCase are not touched.
 
@@ -7,6 +7,7 @@ import { InvalidObjectError, normalize } from "../lib/api/normalize.ts";
 import { toWire } from "../lib/api/wire.ts";
 import { KubeApiError, type KubeClient, Resources, type ResourceType } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
+import { sleep } from "../lib/kube/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 
 export interface TypeUpgradeOptions {
@@ -82,4 +83,36 @@ export async function upgradeTypesIfRequired(o: TypeUpgradeOptions): Promise<num
       `${o.namespace}/${o.configMapName} key ${o.statusKey}`,
   );
   return rewritten;
+}
+
+export interface UpgradeRetry {
+  attempts: number;
+  /** Attempt n waits n x this before the next one. */
+  delayMs: number;
+}
+
+/**
+ * The upgrade, tried again on failure (right after an apiserver (re)start its storage may still be
+ * initialising); a failure after the last attempt is logged and MIC goes on with objects as they are.
+ * Returns at once when `signal` aborts (leadership lost or shutdown), also while waiting between attempts.
+ */
+export async function upgradeTypesWithRetry(
+  upgrade: () => Promise<number>,
+  log: Logger,
+  signal: AbortSignal,
+  retry: UpgradeRetry = { attempts: 5, delayMs: 1_000 },
+): Promise<void> {
+  for (let attempt = 1; attempt <= retry.attempts && !signal.aborted; attempt++) {
+    try {
+      await upgrade();
+      return;
+    } catch (e) {
+      if (signal.aborted) return;
+      if (attempt === retry.attempts) {
+        log.error("type upgrade failed; continuing with objects as they are", { error: e });
+        return;
+      }
+      if (!(await sleep(retry.delayMs * attempt, signal))) return;
+    }
+  }
 }

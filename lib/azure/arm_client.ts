@@ -1,5 +1,6 @@
 // VM / scale-set identity reads and PATCHes through @azure/arm-compute, with ARM's throttling honoured the
-// way the original did it right (upstream 5.4, protocols C.4): a Retry-After from any answer (ARM's
+// way the original did it right (docs/upstream.md, "## MIC assignment algorithm"; docs/protocols.md,
+// "## Throttling"): a Retry-After from any answer (ARM's
 // subscription limits, Compute's per-resource OperationNotAllowed, up to 20 minutes) sets a read or a
 // write deadline, and until it passes calls fail here without reaching ARM. The SDK's own retries are off:
 // the executor decides when to try again, so one identity cannot turn into a retry storm.
@@ -39,7 +40,6 @@ export class ThrottledLocally extends Error {
   }
 }
 
-/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
@@ -55,6 +55,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfterMs(value: string | null | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const v = value.trim();
@@ -66,8 +67,15 @@ export function parseRetryAfterMs(value: string | null | undefined, now = Date.n
 export interface IdentityArm {
   /** The identity block ARM reports; undefined when the VM / scale set does not exist. */
   getIdentity(t: ComputeTarget, signal?: AbortSignal): Promise<CurrentIdentity | undefined>;
-  /** Sends one PATCH and follows its long-running operation to the end. */
-  patchIdentity(t: ComputeTarget, body: IdentityPatchBody, signal?: AbortSignal): Promise<void>;
+  /**
+   * Sends one PATCH and follows its long-running operation to the end; returns the identity block of the
+   * final resource (undefined when the operation's result carried none).
+   */
+  patchIdentity(
+    t: ComputeTarget,
+    body: IdentityPatchBody,
+    signal?: AbortSignal,
+  ): Promise<CurrentIdentity | undefined>;
   /** When reads / writes may go out again (0 = now). */
   deadlines(): { readUntil: number; writeUntil: number };
 }
@@ -86,6 +94,23 @@ export interface ArmClientOptions {
   /** Reports every call with its outcome, for metrics. */
   onCall?: (op: ArmOperation, code: string, seconds: number) => void;
   now?: () => number;
+}
+
+/** The `identity` block of a VM or scale set as ARM answers it. */
+interface ArmIdentityBlock {
+  type?: string;
+  userAssignedIdentities?: Record<string, { clientId?: string | null; principalId?: string | null } | null>;
+}
+
+function currentIdentity(identity: ArmIdentityBlock | undefined): CurrentIdentity {
+  return {
+    type: identity?.type,
+    userAssigned: Object.entries(identity?.userAssignedIdentities ?? {}).map(([id, v]) => ({
+      id,
+      resolved: !!(v?.clientId || v?.principalId),
+      ...(v?.clientId ? { clientId: v.clientId } : {}),
+    })),
+  };
 }
 
 interface RestErrorLike {
@@ -170,14 +195,7 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
                 abortSignal: signal,
               }),
         );
-        const identity = res.identity;
-        return {
-          type: identity?.type,
-          userAssigned: Object.entries(identity?.userAssignedIdentities ?? {}).map(([id, v]) => ({
-            id,
-            resolved: !!(v?.clientId || v?.principalId),
-          })),
-        };
+        return currentIdentity(res.identity);
       } catch (e) {
         if (e instanceof ArmError && e.status === 404) return undefined;
         throw e;
@@ -189,7 +207,7 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
       const identity = body as Parameters<
         ComputeManagementClient["virtualMachines"]["update"]
       >[2]["identity"];
-      await call(op, true, async () => {
+      return await call(op, true, async () => {
         const c = client(t.subscriptionId);
         const options = { abortSignal: signal };
         const poller = t.kind === "vmss"
@@ -224,6 +242,8 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
             `${t.resourceId}: provisioning state ${provisioning}`,
           );
         }
+        const result = poller.result as { identity?: ArmIdentityBlock } | undefined;
+        return result?.identity ? currentIdentity(result.identity) : undefined;
       });
     },
   };

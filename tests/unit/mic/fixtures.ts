@@ -8,7 +8,7 @@ import {
 import type { AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding } from "../../../lib/api/types.ts";
 import { toWire } from "../../../lib/api/wire.ts";
 import { parseProviderId } from "../../../lib/azure/provider_id.ts";
-import type { BoundPod, ObservedState } from "../../../mic/planner.ts";
+import type { BoundPod, ObservedState } from "../../../mic/plan_types.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
 

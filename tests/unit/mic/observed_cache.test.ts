@@ -6,7 +6,7 @@ import type { Pod, PodPhase } from "../../../lib/kube/core.ts";
 import { KubeClient } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { memoryLogger } from "../../../lib/log.ts";
-import { ObservedCache } from "../../../mic/snapshot.ts";
+import { ObservedCache } from "../../../mic/observed_cache.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
 
@@ -18,7 +18,7 @@ function offlineCache(): ObservedCache {
     source: "unit test",
     close() {},
   });
-  return new ObservedCache({ client, log: memoryLogger(), onChange: () => {} });
+  return new ObservedCache({ client, log: memoryLogger() });
 }
 
 type Raw = KubeObject & Record<string, unknown>;

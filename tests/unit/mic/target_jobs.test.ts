@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseRetryAfterMs } from "../../../lib/azure/arm_client.ts";
 import { Backoffs } from "../../../mic/backoffs.ts";
-import { blamedIds } from "../../../mic/executor.ts";
+import { blamedIds } from "../../../mic/target_jobs.ts";
 
 Deno.test("blamedIds: the identity ids ARM names in LinkedAuthorizationFailed and FailedIdentityOperation", () => {
   const a = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/a";
