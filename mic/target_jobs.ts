@@ -49,9 +49,12 @@ class Slots {
   }
 }
 
+/** What a job writes to Kubernetes. */
+export type JobWriter = Pick<AssignedWriter, "release" | "markAssigned" | "warnBindings" | "event">;
+
 export interface TargetJobsOptions {
   arm: IdentityArm;
-  writer: AssignedWriter;
+  writer: JobWriter;
   log: Logger;
   writeConcurrency: number;
   armConcurrency: number;

@@ -15,6 +15,7 @@ import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { SigningKey } from "./jwt.ts";
 import type { RequestLog } from "./request_log.ts";
+import type { AadErrorInput } from "./aad_error.ts";
 import { resourceNotFound } from "./resources.ts";
 import { instrument, jsonResponse } from "./service.ts";
 import type { IssuedToken, TokenIssuer } from "./tokens.ts";
@@ -66,13 +67,6 @@ export function matchAadRoute(pathname: string): AadRouteMatch {
 
 function aadTimestamp(d = new Date()): string {
   return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
-}
-
-export interface AadErrorInput {
-  status: number;
-  error: string;
-  code: number;
-  description: string;
 }
 
 export function aadErrorResponse(e: AadErrorInput, correlationId: string, authorityHost: string): Response {
