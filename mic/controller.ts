@@ -1,10 +1,10 @@
 // Controller: MIC's side effects. One cycle = observe, plan, write AzureAssignedIdentities, and start ARM
 // work per VM / scale set. Event-driven and debounced (a burst of watch events is one cycle), no periodic
 // resync except drift repair, and nothing planned means no call at all. Each VM / scale set has at most one
-// job at a time (Compute serialises identity updates per resource anyway: docs/protocols.md, "## ARM
-// identity assignment"); jobs run concurrently up to a bound. Statuses follow the original (docs/upstream.md,
-// "## MIC assignment algorithm"): Created -> Assigned once ARM has the id -> Unassigned -> deleted. Every
-// write is fenced by leadership: a MIC that is not (or no longer) leader sends nothing.
+// job at a time (Compute serialises identity updates per resource anyway; see
+// docs/protocols.md, "## ARM identity assignment"); jobs run concurrently up to a bound. Statuses follow
+// docs/upstream.md, "## MIC assignment algorithm": Created -> Assigned once ARM has the id -> Unassigned ->
+// deleted. Every write is fenced by leadership: a MIC that is not (or no longer) leader sends nothing.
 
 import type { AzureAssignedIdentity } from "../lib/api/types.ts";
 import type { IdentityArm } from "../lib/azure/arm_client.ts";

@@ -1,6 +1,7 @@
-// The original's one-time "type upgrade" (docs/upstream.md, "## CRDs"): objects written in the pre-1.6 PascalCase spelling
-// are rewritten in camelCase, so printer columns, kubectl and other tools see their fields. Done once per
-// cluster, recorded under a key in a ConfigMap; off by flag. Objects already in camelCase are not touched.
+// The original's one-time "type upgrade" (docs/upstream.md, "## CRDs"): objects written in the pre-1.6
+// PascalCase spelling are rewritten in camelCase, so printer columns, kubectl and other tools see their
+// fields. Done once per cluster, recorded under a key in a ConfigMap; off by flag. Objects already in
+// camelCase are not touched.
 
 import { BINDING_SPEC_ALIASES, EXCEPTION_SPEC_ALIASES, IDENTITY_SPEC_ALIASES } from "../lib/api/casing.ts";
 import { InvalidObjectError, normalize } from "../lib/api/normalize.ts";
