@@ -1,8 +1,8 @@
 // Which pod may use which identity: the original's matching rules (docs/upstream.md, "## CRDs",
 // "## Identity selection", "## MIC assignment algorithm") as pure functions, shared by MIC's planner and
-// NMI's identity selection so both sides always agree. The
-// original's bugs are fixed here on purpose: ids compare case-insensitively everywhere, and choices are
-// deterministic (sorted), never "whatever order the informer had".
+// NMI's identity selection so both sides always agree. The original's bugs are fixed here on purpose: ids
+// compare case-insensitively everywhere, and choices are deterministic (sorted), never "whatever order the
+// informer had".
 
 import {
   AzureIdentity,
