@@ -130,13 +130,19 @@ export class AssignedWriter {
     this.#opts.log.debug(`marked ${keyOf(a)}`, { ok: !!done });
     if (!done) return;
     this.#opts.cache.expect(keyOf(a), done.metadata.resourceVersion ?? "");
-    await this.event(
-      bindingRef(a),
-      "Normal",
-      Reasons.applied,
-      `Binding ${a.spec.azureBindingRef.metadata.name} applied on node ${a.spec.nodeName} for pod ` +
-        `${a.spec.podNamespace}/${a.spec.pod}`,
-    );
+    await this.#bindingEvent(a, Reasons.applied, "applied on");
+  }
+
+  /** The original's Normal events: "Binding <name> applied on node <node> for pod <ns>/<pod>" (or removed). */
+  #bindingEvent(
+    a: AzureAssignedIdentity,
+    reason: string,
+    what: "applied on" | "removed from",
+  ): Promise<void> {
+    const { azureBindingRef, nodeName, podNamespace, pod } = a.spec;
+    const message =
+      `Binding ${azureBindingRef.metadata.name} ${what} node ${nodeName} for pod ${podNamespace}/${pod}`;
+    return this.event(bindingRef(a), "Normal", reason, message);
   }
 
   /** Unassigned, finalizer dropped, deleted. */
@@ -168,13 +174,7 @@ export class AssignedWriter {
       this.#opts.cache.expect(keyOf(a), deleted ? null : patched.metadata.resourceVersion ?? "");
       if (!deleted) return;
     }
-    await this.event(
-      bindingRef(a),
-      "Normal",
-      Reasons.removed,
-      `Binding ${a.spec.azureBindingRef.metadata.name} removed from node ${a.spec.nodeName} for pod ` +
-        `${a.spec.podNamespace}/${a.spec.pod}`,
-    );
+    await this.#bindingEvent(a, Reasons.removed, "removed from");
   }
 
   /** One Warning event and one log line per problem and object version. */

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Resources } from "../../lib/kube/rest.ts";
-import { micEnv, waitForLog, waitUntil } from "../integration/mic/harness.ts";
+import { clientIdAttack, micEnv, waitForLog, waitUntil } from "../integration/mic/harness.ts";
 import { MD, nextPodIp, request, spawnNmi, tokenPath } from "../integration/nmi/harness.ts";
 
 Deno.test("security: an AzureIdentity with another identity's clientID gets no token through MIC and NMI", async () => {
@@ -28,12 +28,7 @@ Deno.test("security: an AzureIdentity with another identity's clientID gets no t
   ], { NODE_EXTRA_CA_CERTS: env.emu.caCertPath });
   try {
     await env.node(nodeName, pool, 0);
-    const victim = env.uami("victim");
-    const mine = env.uami("mine");
-    await env.identity("victim", { type: 0, resourceID: victim.id, clientID: victim.clientId });
-    await env.binding("b-victim", "victim", `victim-${env.ns}`);
-    await env.identity("thief", { type: 0, resourceID: mine.id, clientID: victim.clientId });
-    await env.binding("b-thief", "thief", `thief-${env.ns}`);
+    const { victim, mine } = await clientIdAttack(env);
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
 

@@ -6,20 +6,15 @@
 import assert from "node:assert/strict";
 import { Resources } from "../../../lib/kube/rest.ts";
 import type { CoreEvent } from "../../../lib/kube/events.ts";
-import { micEnv, waitForLog, waitUntil } from "./harness.ts";
+import { clientIdAttack, micEnv, waitForLog, waitUntil } from "./harness.ts";
 
 Deno.test("MIC refuses an AzureIdentity whose clientID belongs to another identity", async () => {
   const env = await micEnv("mic-clientid");
   try {
     const ss = env.vmss("pool");
     await env.node(`${env.ns}-n0`, ss, 0);
-    const victim = env.uami("victim");
-    const mine = env.uami("mine");
-    await env.identity("victim", { type: 0, resourceID: victim.id, clientID: victim.clientId });
-    await env.binding("b-victim", "victim", `victim-${env.ns}`);
     // The team's own resource id, the victim's client id.
-    await env.identity("thief", { type: 0, resourceID: mine.id, clientID: victim.clientId });
-    await env.binding("b-thief", "thief", `thief-${env.ns}`);
+    const { victim, mine } = await clientIdAttack(env);
     const mic = await env.startMic("mic-a");
     await waitForLog(mic, /leading:/);
     await env.pod("v0", `${env.ns}-n0`, `victim-${env.ns}`);
