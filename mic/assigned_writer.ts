@@ -35,7 +35,7 @@ type KubeOp =
   | "assigned_identity_deletion"
   | "update_azure_assigned_identity_status";
 
-export interface AssignedWriterOptions {
+interface AssignedWriterOptions {
   client: KubeClient;
   cache: ObservedCache;
   recorder: EventRecorder;
@@ -69,7 +69,7 @@ function refOf(a: AzureAssignedIdentity): ObjectRef {
   };
 }
 
-export function bindingRef(a: AzureAssignedIdentity): ObjectRef {
+function bindingRef(a: AzureAssignedIdentity): ObjectRef {
   const b = a.spec.azureBindingRef.metadata;
   return {
     kind: "AzureIdentityBinding",

@@ -20,7 +20,7 @@ import { keyOf, type Plan, type PlannerOptions } from "./plan_types.ts";
 import { plan } from "./planner.ts";
 import { NotLeader, TargetJobs } from "./target_jobs.ts";
 
-export interface ControllerOptions {
+interface ControllerOptions {
   client: KubeClient;
   cache: ObservedCache;
   arm: IdentityArm;
@@ -45,7 +45,7 @@ export interface ControllerOptions {
 }
 
 /** What the leader elector hands the controller while this replica leads. */
-export interface Leadership {
+interface Leadership {
   /** Aborts when leadership ends for any reason. */
   signal: AbortSignal;
   /** True only while the lease is held and fresh: checked right before every write. */

@@ -24,8 +24,8 @@ import {
 } from "../lib/api/types.ts";
 import { type BoundPod, keyOf, type ObservedState, type Problem, ref } from "./plan_types.ts";
 
-export const POD_NAME_LABEL = "podname";
-export const POD_NAMESPACE_LABEL = "podnamespace";
+const POD_NAME_LABEL = "podname";
+const POD_NAMESPACE_LABEL = "podnamespace";
 /** Longest object name the apiserver accepts (DNS subdomain). */
 const MAX_NAME = 253;
 /** Longest label value; a selector longer than this can never equal a pod's label. */
@@ -39,7 +39,7 @@ function shortHash(s: string): string {
 }
 
 /** The original's name; too long for the apiserver -> cut and made unique with a hash. */
-export function boundedName(name: string): string {
+function boundedName(name: string): string {
   if (name.length <= MAX_NAME) return name;
   return `${name.slice(0, MAX_NAME - 9).replace(/[-.]+$/, "")}-${shortHash(name)}`;
 }

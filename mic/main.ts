@@ -20,7 +20,7 @@ import { watchNmiSignals } from "./nmi_signals.ts";
 import { ObservedCache } from "./observed_cache.ts";
 import { upgradeTypesIfRequired, upgradeTypesWithRetry } from "./type_upgrade.ts";
 
-export const MIC_VERSION = "1.9.0-deno";
+const MIC_VERSION = "1.9.0-deno";
 const USAGE = "usage: deno task mic [flags]   (MIC: assigns Azure identities to pods' nodes)";
 
 type MicFlags = FlagValues<typeof MIC_FLAGS>;
@@ -232,7 +232,7 @@ async function runMic(flags: MicFlags, log: Logger, setup: AzureSetup): Promise<
   return 0;
 }
 
-export async function main(args: string[]): Promise<number> {
+async function main(args: string[]): Promise<number> {
   const flags = readFlags(args);
   if (typeof flags === "number") return flags;
   const log = micLogger(flags, args);

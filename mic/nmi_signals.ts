@@ -11,7 +11,7 @@ import { type KubeClient, Resources } from "../lib/kube/rest.ts";
 import type { Logger } from "../lib/log.ts";
 import type { ObservedCache } from "./observed_cache.ts";
 
-export interface NmiSignalOptions {
+interface NmiSignalOptions {
   client: KubeClient;
   log: Logger;
   cache: ObservedCache;
@@ -22,8 +22,7 @@ export interface NmiSignalOptions {
   watchTimeoutSeconds?: number;
 }
 
-export const NMI_SIGNAL_SELECTOR =
-  `involvedObject.kind=AzureAssignedIdentity,reason=${IDENTITY_NOT_FOUND_ON_NODE}`;
+const NMI_SIGNAL_SELECTOR = `involvedObject.kind=AzureAssignedIdentity,reason=${IDENTITY_NOT_FOUND_ON_NODE}`;
 
 /** Starts the watch; it ends with `signal`. */
 export function watchNmiSignals(o: NmiSignalOptions, signal: AbortSignal): Informer<CoreEvent> {

@@ -23,13 +23,13 @@ import type { BoundPod, ObservedState, Problem } from "./plan_types.ts";
 /** How many deleted nodes' machines are remembered for cleaning up their identities. */
 const GONE_NODES_KEPT = 10_000;
 
-export interface Observed {
+interface Observed {
   state: ObservedState;
   /** Objects that could not be read (malformed, unknown type); they are left out of `state`. */
   problems: Problem[];
 }
 
-export interface ObservedCacheOptions {
+interface ObservedCacheOptions {
   client: KubeClient;
   log: Logger;
   /** Server-side watch timeout (default: client-go's random 5-10 minutes). */

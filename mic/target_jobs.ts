@@ -19,7 +19,7 @@ export class NotLeader extends Error {
 }
 
 /** Warning reason: an AzureIdentity's clientID is not the client id ARM reports for its resourceID. */
-export const CLIENT_ID_MISMATCH = "ClientIDMismatch";
+const CLIENT_ID_MISMATCH = "ClientIDMismatch";
 
 const BAD_ID =
   /\/subscriptions\/[^/'",\s]+\/resourcegroups\/[^/'",\s]+\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/[A-Za-z0-9_-]+/gi;
@@ -52,7 +52,7 @@ class Slots {
 /** What a job writes to Kubernetes. */
 export type JobWriter = Pick<AssignedWriter, "release" | "markAssigned" | "warnBindings" | "event">;
 
-export interface TargetJobsOptions {
+interface TargetJobsOptions {
   arm: IdentityArm;
   writer: JobWriter;
   log: Logger;

@@ -11,7 +11,7 @@ import type { KubeObject } from "../lib/kube/types.ts";
 import { sleep } from "../lib/kube/backoff.ts";
 import type { Logger } from "../lib/log.ts";
 
-export interface TypeUpgradeOptions {
+interface TypeUpgradeOptions {
   client: KubeClient;
   namespace: string;
   configMapName: string;
@@ -30,7 +30,7 @@ const LEGACY: [ResourceType, readonly string[]][] = [
 ];
 
 /** Whether an object's spec still uses a PascalCase field name. */
-export function usesLegacyCasing(obj: Raw, legacy: readonly string[]): boolean {
+function usesLegacyCasing(obj: Raw, legacy: readonly string[]): boolean {
   const spec = obj.spec;
   return !!spec && typeof spec === "object" && legacy.some((k) => k in spec);
 }
@@ -86,7 +86,7 @@ export async function upgradeTypesIfRequired(o: TypeUpgradeOptions): Promise<num
   return rewritten;
 }
 
-export interface UpgradeRetry {
+interface UpgradeRetry {
   attempts: number;
   /** Attempt n waits n x this before the next one. */
   delayMs: number;

@@ -7,7 +7,7 @@
 import { API_VERSION, IDENTITY_NOT_FOUND_ON_NODE } from "../lib/api/types.ts";
 import type { EventRecorder } from "../lib/kube/events.ts";
 
-export interface AssignedRef {
+interface AssignedRef {
   /** The AzureAssignedIdentity's namespace, name and uid. */
   namespace: string;
   name: string;

@@ -10,9 +10,9 @@ import type { TokenCredential } from "@azure/identity";
 import type { CurrentIdentity, IdentityPatchBody } from "./identity_delta.ts";
 import type { ComputeTarget } from "./provider_id.ts";
 
-export type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
+type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
 
-export function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
+function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
   return `${t.kind}_${write ? "update" : "get"}` as ArmOperation;
 }
 
@@ -80,7 +80,7 @@ export interface IdentityArm {
   deadlines(): { readUntil: number; writeUntil: number };
 }
 
-export interface ArmClientOptions {
+interface ArmClientOptions {
   credential: TokenCredential;
   /** ARM endpoint, e.g. https://management.azure.com/ */
   endpoint: string;

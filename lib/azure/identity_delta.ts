@@ -6,9 +6,9 @@
 // Fixed here: an entry ARM still lists for a deleted-and-recreated identity (null clientId/principalId) is
 // removed first and then added again, which is the only way to make it usable.
 
-export const MAX_IDS_PER_PATCH = 150;
+const MAX_IDS_PER_PATCH = 150;
 
-export type ArmIdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
+type ArmIdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
 
 export interface CurrentIdentity {
   type: string | undefined;
@@ -24,7 +24,7 @@ export interface IdentityPatchBody {
   userAssignedIdentities?: Record<string, Record<string, never> | null>;
 }
 
-export interface IdentityChange {
+interface IdentityChange {
   /** Bodies to send in order; empty when ARM already matches. */
   bodies: IdentityPatchBody[];
   /** Ids (as asked) that were already present, so need no call to count as assigned. */
@@ -35,7 +35,7 @@ export interface IdentityChange {
   removing: string[];
 }
 
-export function hasSystemAssigned(type: string | undefined): boolean {
+function hasSystemAssigned(type: string | undefined): boolean {
   return (type ?? "").split(",").some((t) => t.trim().toLowerCase() === "systemassigned");
 }
 

@@ -2,7 +2,7 @@
 // instances share their scale set's identities (identity can only be set on the scale set; see
 // docs/protocols.md, "## ARM identity assignment"); standalone VMs and Flexible scale-set instances (plain VM resources) are patched as VMs.
 
-export type ComputeKind = "vm" | "vmss";
+type ComputeKind = "vm" | "vmss";
 
 export interface ComputeTarget {
   kind: ComputeKind;

@@ -20,9 +20,9 @@ import { resourceNotFound } from "./resources.ts";
 import { instrument, jsonResponse, type RequestMeta } from "./service.ts";
 import type { IssuedToken, TokenIssuer } from "./tokens.ts";
 
-export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-export interface AadContext {
+interface AadContext {
   directory: Directory;
   issuer: TokenIssuer;
   key: SigningKey;
@@ -39,7 +39,7 @@ export interface AadContext {
   federationFetch?: (url: string) => Promise<Response>;
 }
 
-export interface AadRouteMatch {
+interface AadRouteMatch {
   route: string;
   tenant?: string;
   version?: "v1" | "v2";
@@ -506,4 +506,4 @@ async function authenticateFederated(
 }
 
 /** Clock skew tolerated on a federated assertion's `exp` / `nbf` (small: the assertion lives minutes). */
-export const FEDERATED_SKEW_SECONDS = 60;
+const FEDERATED_SKEW_SECONDS = 60;

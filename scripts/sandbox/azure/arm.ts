@@ -28,7 +28,7 @@ import { type ArmState, identityResourceToJson } from "./state.ts";
 import type { OperationClass, Throttle } from "./throttle.ts";
 
 /** Compute api-versions with the dictionary form of `userAssignedIdentities` (2018-06-01 on). */
-export const COMPUTE_API_VERSIONS = [
+const COMPUTE_API_VERSIONS = [
   "2018-06-01",
   "2018-10-01",
   "2019-03-01",
@@ -54,7 +54,7 @@ export const COMPUTE_API_VERSIONS = [
   "2026-04-01",
 ];
 
-export const MSI_API_VERSIONS = [
+const MSI_API_VERSIONS = [
   "2015-08-31-preview",
   "2018-11-30",
   "2021-09-30-preview",
@@ -66,11 +66,11 @@ export const MSI_API_VERSIONS = [
 ];
 
 /** MSI api-versions that know federated identity credentials (2022-01-31-preview on). */
-export const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
+const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
 
-export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
+type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
 
-export interface ArmRouteMatch {
+interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
   route: string;
   resource?: ArmResource;
@@ -135,7 +135,7 @@ export function matchArmRoute(method: string, pathname: string): ArmRouteMatch {
   return { route: "arm.unknown" };
 }
 
-export interface ArmContext {
+interface ArmContext {
   state: ArmState;
   directory: Directory;
   throttle: Throttle;

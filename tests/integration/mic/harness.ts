@@ -23,12 +23,12 @@ export { waitUntil };
 
 const root = new URL("../../../", import.meta.url).pathname;
 
-export type Raw = KubeObject & {
+type Raw = KubeObject & {
   spec?: Record<string, unknown>;
   status?: { status?: string };
 };
 
-export interface MicProcess {
+interface MicProcess {
   name: string;
   child: Deno.ChildProcess;
   /** Every log line so far (stderr and stdout). */

@@ -48,11 +48,11 @@ export const pod = (ns: string, name: string, node: string, selector: string): B
   labels: { aadpodidbinding: selector },
 });
 
-export const vmssNode = (ss: string, i: number) =>
+const vmssNode = (ss: string, i: number) =>
   parseProviderId(
     `azure:///subscriptions/sub1/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachineScaleSets/${ss}/virtualMachines/${i}`,
   );
-export const vmNode = (vm: string) =>
+const vmNode = (vm: string) =>
   parseProviderId(
     `azure:///subscriptions/sub1/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachines/${vm}`,
   );
