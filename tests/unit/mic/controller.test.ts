@@ -1,20 +1,14 @@
 import assert from "node:assert/strict";
 import type { IdentityArm } from "../../../lib/azure/arm_client.ts";
 import { EventRecorder } from "../../../lib/kube/events.ts";
-import { KubeClient } from "../../../lib/kube/rest.ts";
 import { memoryLogger } from "../../../lib/log.ts";
 import { Controller } from "../../../mic/controller.ts";
 import { micMetrics } from "../../../mic/metrics.ts";
 import { ObservedCache } from "../../../mic/observed_cache.ts";
+import { offlineClient } from "./fixtures.ts";
 
 Deno.test("controller: NMI's re-check of one scale set goes through at most once per interval", () => {
-  const client = new KubeClient({
-    server: "http://127.0.0.1:9",
-    client: Deno.createHttpClient({}),
-    authHeader: () => Promise.resolve(undefined),
-    source: "unit test",
-    close() {},
-  });
+  const client = offlineClient();
   const log = memoryLogger();
   const unused = () => Promise.reject(new Error("no ARM in this test"));
   const arm: IdentityArm = {

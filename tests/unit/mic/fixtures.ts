@@ -8,6 +8,7 @@ import {
 import type { AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding } from "../../../lib/api/types.ts";
 import { toWire } from "../../../lib/api/wire.ts";
 import { parseProviderId } from "../../../lib/azure/provider_id.ts";
+import { KubeClient } from "../../../lib/kube/rest.ts";
 import type { BoundPod, ObservedState } from "../../../mic/plan_types.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
@@ -81,4 +82,15 @@ export function stored(
   wire.metadata.uid = `uid-aai-${a.metadata.name}`;
   wire.status = { status, availableReplicas: 1 };
   return normalizeAzureAssignedIdentity(wire);
+}
+
+/** A client for caches filled by hand: nothing listens at its address. */
+export function offlineClient(): KubeClient {
+  return new KubeClient({
+    server: "http://127.0.0.1:9",
+    client: Deno.createHttpClient({}),
+    authHeader: () => Promise.resolve(undefined),
+    source: "unit test",
+    close() {},
+  });
 }
