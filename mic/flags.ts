@@ -77,8 +77,10 @@ export const MIC_FLAGS = {
   }),
   "identity-assignment-reconcile-interval": flag({
     kind: "duration",
-    default: 0,
-    help: "Drift repair: how often to re-check ARM for identities removed by hand (0 = off; was 3m)",
+    default: 180_000,
+    help:
+      "Drift repair: how often to re-check ARM (one GET per VM / scale set holding assigned identities) " +
+      "and put back identities removed outside MIC, add-only as the original (0 = off)",
   }),
   "log-format": flag({ kind: "string", default: "text", choices: ["text", "json"], help: "Log line format" }),
   "custom-user-agent": flag({ kind: "string", default: "", help: "Appended to the ARM User-Agent" }),

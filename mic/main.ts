@@ -1,99 +1,66 @@
 // MIC, the Managed Identity Controller: flags, Azure and Kubernetes settings, wiring, leader election.
 // Every replica keeps warm watch caches; only the leader plans and writes, so failover costs one lease
 // duration. A leader that loses its lease exits (status 1) for its Deployment to restart it fresh.
+// Wiring has one direction: cache <- controller <- elector. The cache tells subscribers that something
+// changed; the elector hands the controller its leadership when it starts leading.
 //   deno task mic --help
 
-import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
-import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
-import { buildInfo, MIC_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import {
-  type AzureConfig,
-  azureConfigFromEnv,
-  credentialsOf,
-  parseAzureJson,
-} from "../lib/azure/azure_json.ts";
-import { createArmClient } from "../lib/azure/arm_client.ts";
-import { type CloudEnvironment, resolveCloud } from "../lib/azure/cloud.ts";
-import { armCredential } from "../lib/azure/credentials.ts";
+  FlagError,
+  type FlagValues,
+  helpText,
+  ignoredFlagsGiven,
+  levelFromVerbosity,
+  parseFlags,
+} from "../lib/flags.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
 import { EventRecorder } from "../lib/kube/events.ts";
 import { LeaderElector } from "../lib/kube/leader_election.ts";
-import { KubeClient } from "../lib/kube/rest.ts";
+import { KubeClient, Resources } from "../lib/kube/rest.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
+import { buildInfo, MIC_VERSION, userAgent, versionLine } from "../lib/version.ts";
 import { type ProbeServer, startProbeServer } from "../lib/probe_server.ts";
-import { Controller } from "./executor.ts";
+import { type AzureSetup, loadAzure, micArmClient, reloadOnChange } from "./azure_setup.ts";
+import { Controller } from "./controller.ts";
 import { MIC_FLAGS } from "./flags.ts";
-import { micMetrics, recordArmCall } from "./metrics.ts";
-import { ObservedCache } from "./snapshot.ts";
-import { upgradeTypesIfRequired } from "./type_upgrade.ts";
+import { type MicMetrics, micMetrics } from "./metrics.ts";
+import { watchNmiSignals } from "./nmi_signals.ts";
+import { ObservedCache } from "./observed_cache.ts";
+import { upgradeTypesIfRequired, upgradeTypesWithRetry } from "./type_upgrade.ts";
 
-export { MIC_VERSION };
 const USAGE = "usage: deno task mic [flags]   (MIC: assigns Azure identities to pods' nodes)";
 
-function env(name: string): string | undefined {
-  return Deno.env.get(name);
-}
+type MicFlags = FlagValues<typeof MIC_FLAGS>;
+type ParsedMicFlags = ReturnType<typeof parseFlags<typeof MIC_FLAGS>>;
 
-async function loadAzureConfig(path: string): Promise<AzureConfig> {
-  if (!path) return azureConfigFromEnv(env);
-  return parseAzureJson(await Deno.readTextFile(path), path);
-}
+const env = (name: string) => Deno.env.get(name);
 
-async function loadCloud(cfg: AzureConfig): Promise<CloudEnvironment> {
-  const file = env("AZURE_ENVIRONMENT_FILEPATH");
-  return resolveCloud(cfg.cloud, file ? { path: file, text: await Deno.readTextFile(file) } : undefined);
-}
-
-/** The credential behind it is swapped when azure.json changes (rotated secret), the ARM client stays. */
-class ReloadableCredential implements TokenCredential {
-  constructor(public current: TokenCredential) {}
-  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken | null> {
-    return this.current.getToken(scopes, options);
-  }
-}
-
-function watchConfig(path: string, onChange: () => Promise<void>, log: Logger, signal: AbortSignal): void {
-  (async () => {
-    let watcher: Deno.FsWatcher;
-    try {
-      watcher = Deno.watchFs(path);
-    } catch (e) {
-      log.warn(`cannot watch ${path}; changes need a restart`, { error: e });
-      return;
-    }
-    signal.addEventListener("abort", () => watcher.close(), { once: true });
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    for await (const ev of watcher) {
-      if (ev.kind === "access") continue;
-      clearTimeout(timer);
-      timer = setTimeout(() => onChange().catch((e) => log.error(`reloading ${path}`, { error: e })), 200);
-    }
-  })();
-}
-
-export async function main(args: string[]): Promise<number> {
+/** The parsed flags, or the exit code when MIC should not run (help, version, bad flags). */
+function readFlags(args: string[]): ParsedMicFlags | number {
   let parsed;
   try {
-    parsed = parseFlags(MIC_FLAGS, args, env);
+    parsed = parseFlags(MIC_FLAGS, args, (name) => Deno.env.get(name));
   } catch (e) {
-    if (e instanceof FlagError) {
-      console.error(`mic: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    if (!(e instanceof FlagError)) throw e;
+    console.error(`mic: ${e.message}`);
+    return 2;
   }
   if (parsed.help) {
     console.log(helpText(USAGE, MIC_FLAGS));
     return 0;
   }
-  const f = parsed.values;
-  if (f.version) {
+  if (parsed.values.version) {
     console.log(versionLine(buildInfo(env)));
     return 0;
   }
-  const level = parsed.given.includes("v") ? levelFromVerbosity(f.v) : env("LOG_LEVEL");
+  return parsed;
+}
+
+function micLogger(parsed: ParsedMicFlags): Logger {
+  const flags = parsed.values;
+  const level = parsed.given.includes("v") ? levelFromVerbosity(flags.v) : env("LOG_LEVEL");
   const log = createLogger({
-    format: f["log-format"] as "text" | "json",
+    format: flags["log-format"] as "text" | "json",
     level: level === "debug" || level === "warn" || level === "error" ? level : "info",
   });
   const ignored = ignoredFlagsGiven(MIC_FLAGS, parsed);
@@ -102,165 +69,205 @@ export async function main(args: string[]): Promise<number> {
       why: Object.fromEntries(ignored.map((n) => [n, MIC_FLAGS[n as keyof typeof MIC_FLAGS].help])),
     });
   }
+  return log;
+}
 
-  let azure: AzureConfig;
-  let cloud: CloudEnvironment;
+function instanceName(flags: MicFlags): string {
+  if (flags["leader-election-instance"]) return flags["leader-election-instance"];
   try {
-    azure = await loadAzureConfig(f.cloudconfig);
-    cloud = await loadCloud(azure);
-  } catch (e) {
-    log.error(`Azure settings: ${(e as Error).message}`);
-    return 1;
+    return Deno.hostname();
+  } catch {
+    return `mic-${crypto.randomUUID().slice(0, 8)}`;
   }
-  const credential = new ReloadableCredential(armCredential(credentialsOf(azure), cloud));
-  const metrics = micMetrics();
-  // One User-Agent for ARM and the apiserver, --custom-user-agent included (the original's shape).
-  const ua = userAgent("MIC", buildInfo(env), f["custom-user-agent"]);
-  const arm = createArmClient({
-    credential,
-    endpoint: cloud.resourceManagerEndpoint,
-    audience: cloud.tokenAudience,
-    pollIntervalMs: f["arm-poll-interval"],
-    userAgent: ua,
-    onCall: (op, code, seconds) => recordArmCall(metrics, op, code, seconds),
-  });
+}
 
-  const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const client = new KubeClient(conn, { userAgent: ua });
-  let identity = f["leader-election-instance"];
-  if (!identity) {
-    try {
-      identity = Deno.hostname();
-    } catch {
-      identity = `mic-${crypto.randomUUID().slice(0, 8)}`;
-    }
-  }
+/** SIGTERM / SIGINT: hand the lease back and stop. */
+function stopOnSignals(log: Logger): { signal: AbortSignal; stopping: () => boolean } {
   const stop = new AbortController();
-  let stopping = false;
   const onSignal = () => {
-    if (stopping) return;
-    stopping = true;
+    if (stop.signal.aborted) return;
     log.info("stopping: handing the lease back");
     stop.abort();
   };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);
+  return { signal: stop.signal, stopping: () => stop.signal.aborted };
+}
 
-  if (f.cloudconfig) {
-    watchConfig(
-      f.cloudconfig,
-      async () => {
-        const next = await loadAzureConfig(f.cloudconfig);
-        credential.current = armCredential(credentialsOf(next), await loadCloud(next));
-        log.info(`${f.cloudconfig} changed: Azure credentials reloaded`);
-      },
-      log,
-      stop.signal,
-    );
-  }
+interface Parts {
+  flags: MicFlags;
+  log: Logger;
+  client: KubeClient;
+  metrics: MicMetrics;
+  recorder: EventRecorder;
+  identity: string;
+  /** One User-Agent for ARM and the apiserver, --custom-user-agent included (the original's shape). */
+  userAgent: string;
+}
 
-  // The cache, controller and elector refer to each other; these late-bound slots break the cycle.
-  const late: { elector?: LeaderElector; controller?: Controller } = {};
-  const isLeader = () => !!late.elector?.isLeader();
-  const cache = new ObservedCache({
-    client,
-    log,
-    onChange: () => late.controller?.trigger(),
-    ...(f["watch-timeout"]
-      ? { watchTimeoutSeconds: Math.max(1, Math.round(f["watch-timeout"] / 1000)) }
-      : {}),
-  });
-  const controller = late.controller = new Controller({
-    client,
+function newController(p: Parts, setup: AzureSetup, cache: ObservedCache): Controller {
+  const { flags, userAgent } = p;
+  return new Controller({
+    client: p.client,
     cache,
-    arm,
-    recorder: new EventRecorder({ client, instance: identity, log }),
-    log,
-    metrics,
-    isLeader,
+    arm: micArmClient(setup, { pollIntervalMs: flags["arm-poll-interval"], userAgent, metrics: p.metrics }),
+    recorder: p.recorder,
+    log: p.log,
+    metrics: p.metrics,
     planner: {
-      forceNamespaced: f.forceNamespaced,
-      federatedByDefault: f["federated-by-default"],
-      immutableClientIds: [...f["immutable-user-msis"], azure.userAssignedIdentityId].filter(Boolean),
+      forceNamespaced: flags.forceNamespaced,
+      federatedByDefault: flags["federated-by-default"],
+      immutableClientIds: [...flags["immutable-user-msis"], setup.azure.userAssignedIdentityId].filter(
+        Boolean,
+      ),
     },
-    debounceMs: f["cycle-debounce"],
-    writeConcurrency: Math.max(1, f.createDeleteBatch),
-    armConcurrency: Math.max(1, f["arm-concurrency"]),
-    targetBackoff: { baseMs: f["arm-retry-base"], maxMs: 300_000, jitter: 0.2 },
-    identityBackoff: { baseMs: f["arm-retry-base"] * 6, maxMs: 1_800_000, jitter: 0.2 },
-    driftRepairIntervalMs: f["identity-assignment-reconcile-interval"],
+    debounceMs: flags["cycle-debounce"],
+    writeConcurrency: Math.max(1, flags.createDeleteBatch),
+    armConcurrency: Math.max(1, flags["arm-concurrency"]),
+    targetBackoff: { baseMs: flags["arm-retry-base"], maxMs: 300_000, jitter: 0.2 },
+    identityBackoff: { baseMs: flags["arm-retry-base"] * 6, maxMs: 1_800_000, jitter: 0.2 },
+    driftRepairIntervalMs: flags["identity-assignment-reconcile-interval"],
   });
-  cache.start(stop.signal);
-  let synced = false;
-  cache.waitForSync(stop.signal).then((ok) => (synced = ok));
+}
 
+function startProbes(
+  p: Parts,
+  ready: () => boolean,
+  isLeader: () => boolean,
+  signal: AbortSignal,
+): ProbeServer[] {
   const probes: ProbeServer[] = [];
-  for (const port of new Set([f["http-probe-port"], f["prometheus-port"]])) {
+  for (const port of new Set([p.flags["http-probe-port"], p.flags["prometheus-port"]])) {
     if (port < 0) continue;
     probes.push(startProbeServer({
-      hostname: f["probe-address"],
+      hostname: p.flags["probe-address"],
       port,
-      registry: metrics.registry,
-      readiness: () => synced ? { ready: true } : { ready: false, reason: "watch caches not synced" },
+      registry: p.metrics.registry,
+      readiness: () => ready() ? { ready: true } : { ready: false, reason: "watch caches not synced" },
       // The original's /healthz said "Active" once its sync loop ran: on the leader only.
-      active: () => synced && isLeader(),
-      signal: stop.signal,
+      active: () => ready() && isLeader(),
+      signal,
     }));
   }
+  return probes;
+}
 
-  const durationMs = f["leader-election-duration"];
-  const podNamespace = env("MIC_POD_NAMESPACE") || f["leader-election-namespace"];
-  const elector = late.elector = new LeaderElector({
+/** The Lease as an Event's object: client-go's leader election writes `LeaderElection` events on its lock. */
+function leaseEvent(p: Parts, message: string): Promise<void> {
+  return p.recorder.record(
+    {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: Resources.leases.kind,
+      metadata: { name: p.flags["leader-election-name"], namespace: p.flags["leader-election-namespace"] },
+    },
+    "Normal",
+    "LeaderElection",
+    `${p.identity} ${message}`,
+  );
+}
+
+function newElector(p: Parts, cache: ObservedCache, controller: Controller): LeaderElector {
+  const { flags, client, log } = p;
+  const durationMs = flags["leader-election-duration"];
+  const elector: LeaderElector = new LeaderElector({
     client,
-    namespace: f["leader-election-namespace"],
-    name: f["leader-election-name"],
-    identity,
+    namespace: flags["leader-election-namespace"],
+    name: flags["leader-election-name"],
+    identity: p.identity,
     leaseDurationMs: durationMs,
     renewDeadlineMs: Math.round(durationMs * 2 / 3),
     retryPeriodMs: Math.round(durationMs / 5),
     log,
     onStartedLeading: async (signal) => {
-      metrics.leaderAcquired.inc();
+      p.metrics.leaderAcquired.inc();
+      await leaseEvent(p, "became leader");
       if (!(await cache.waitForSync(signal))) return;
-      // Retried: right after an apiserver (re)start its storage may still be initialising.
-      for (let attempt = 1; f["enable-type-upgrade"] && attempt <= 5 && !signal.aborted; attempt++) {
-        try {
-          await upgradeTypesIfRequired({
-            client,
-            namespace: podNamespace,
-            configMapName: f["config-map-name"],
-            statusKey: f["type-upgrade-status-key"],
-            version: MIC_VERSION,
-            log,
-            fence: () => {
-              if (!isLeader()) throw new Error("lost leadership during the type upgrade");
-            },
-          });
-          break;
-        } catch (e) {
-          if (attempt < 5) {
-            await new Promise((r) => setTimeout(r, 1000 * attempt));
-            continue;
-          }
-          log.error("type upgrade failed; continuing with objects as they are", { error: e });
-        }
+      const fence = () => {
+        if (!elector.isLeader()) throw new Error("lost leadership during the type upgrade");
+      };
+      if (flags["enable-type-upgrade"]) {
+        await upgradeTypesWithRetry(
+          () =>
+            upgradeTypesIfRequired({
+              client,
+              namespace: Deno.env.get("MIC_POD_NAMESPACE") || flags["leader-election-namespace"],
+              configMapName: flags["config-map-name"],
+              statusKey: flags["type-upgrade-status-key"],
+              version: MIC_VERSION,
+              log,
+              fence,
+            }),
+          log,
+          signal,
+        );
       }
       log.info(
         `leading: ${cache.pods.store.size} bound pods, ${cache.assigned.store.size} assigned identities`,
       );
-      await controller.run(signal);
+      await controller.run({ signal, isLeader: () => elector.isLeader() });
     },
+    onStoppedLeading: () => void leaseEvent(p, "stopped leading"),
   });
+  return elector;
+}
+
+async function runMic(flags: MicFlags, log: Logger, setup: AzureSetup): Promise<number> {
+  const conn = await loadKubeConnection({ kubeconfigPath: flags.kubeconfig || undefined });
+  const ua = userAgent("MIC", buildInfo(env), flags["custom-user-agent"]);
+  const client = new KubeClient(conn, { userAgent: ua });
+  const identity = instanceName(flags);
+  const p: Parts = {
+    flags,
+    log,
+    client,
+    metrics: micMetrics(),
+    recorder: new EventRecorder({ client, instance: identity, log }),
+    identity,
+    userAgent: ua,
+  };
+  const stop = stopOnSignals(log);
+  if (flags.cloudconfig) reloadOnChange(flags.cloudconfig, setup, log, stop.signal);
+  const watchTimeout = flags["watch-timeout"]
+    ? { watchTimeoutSeconds: Math.max(1, Math.round(flags["watch-timeout"] / 1000)) }
+    : {};
+  const cache = new ObservedCache({ client, log, ...watchTimeout });
+  const controller = newController(p, setup, cache);
+  cache.start(stop.signal);
+  watchNmiSignals(
+    { client, log, cache, recheck: (t) => controller.recheck(t), ...watchTimeout },
+    stop.signal,
+  );
+  let synced = false;
+  cache.waitForSync(stop.signal).then((ok) => (synced = ok));
+  const elector = newElector(p, cache, controller);
+  const probes = startProbes(p, () => synced, () => elector.isLeader(), stop.signal);
   // The original counted here (entering the election), not on winning it: dashboards read it that way.
-  metrics.leaderElections.inc();
+  p.metrics.leaderElections.inc();
   await elector.run(stop.signal);
-  await Promise.allSettled(probes.map((p) => p.shutdown()));
+  await Promise.allSettled(probes.map((probe) => probe.shutdown()));
+  // Bounded: with the apiserver gone the last events are lost, not the exit.
+  await Promise.race([p.recorder.drain(), new Promise((r) => setTimeout(r, 2_000))]);
   conn.close();
-  if (!stopping) {
+  if (!stop.stopping()) {
     log.error("lost the leader lease: exiting so a fresh replica takes over");
     return 1;
   }
   return 0;
+}
+
+async function main(args: string[]): Promise<number> {
+  const parsed = readFlags(args);
+  if (typeof parsed === "number") return parsed;
+  const flags = parsed.values;
+  const log = micLogger(parsed);
+  let setup: AzureSetup;
+  try {
+    setup = await loadAzure(flags.cloudconfig);
+  } catch (e) {
+    log.error(`Azure settings: ${(e as Error).message}`);
+    return 1;
+  }
+  return await runMic(flags, log, setup);
 }
 
 if (import.meta.main) {

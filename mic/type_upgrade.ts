@@ -1,15 +1,17 @@
-// The original's one-time "type upgrade" (upstream 2.5): objects written in the pre-1.6 PascalCase spelling
-// are rewritten in camelCase, so printer columns, kubectl and other tools see their fields. Done once per
-// cluster, recorded under a key in a ConfigMap; off by flag. Objects already in camelCase are not touched.
+// The original's one-time "type upgrade" (docs/upstream.md, "## CRDs"): objects written in the pre-1.6
+// PascalCase spelling are rewritten in camelCase, so printer columns, kubectl and other tools see their
+// fields. Done once per cluster, recorded under a key in a ConfigMap; off by flag. Objects already in
+// camelCase are not touched.
 
 import { BINDING_SPEC_ALIASES, EXCEPTION_SPEC_ALIASES, IDENTITY_SPEC_ALIASES } from "../lib/api/casing.ts";
 import { InvalidObjectError, normalize } from "../lib/api/normalize.ts";
 import { toWire } from "../lib/api/wire.ts";
 import { KubeApiError, type KubeClient, Resources, type ResourceType } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
+import { sleep } from "../lib/sleep.ts";
 import type { Logger } from "../lib/log.ts";
 
-export interface TypeUpgradeOptions {
+interface TypeUpgradeOptions {
   client: KubeClient;
   namespace: string;
   configMapName: string;
@@ -28,7 +30,7 @@ const LEGACY: [ResourceType, readonly string[]][] = [
 ];
 
 /** Whether an object's spec still uses a PascalCase field name. */
-export function usesLegacyCasing(obj: Raw, legacy: readonly string[]): boolean {
+function usesLegacyCasing(obj: Raw, legacy: readonly string[]): boolean {
   const spec = obj.spec;
   return !!spec && typeof spec === "object" && legacy.some((k) => k in spec);
 }
@@ -82,4 +84,36 @@ export async function upgradeTypesIfRequired(o: TypeUpgradeOptions): Promise<num
       `${o.namespace}/${o.configMapName} key ${o.statusKey}`,
   );
   return rewritten;
+}
+
+interface UpgradeRetry {
+  attempts: number;
+  /** Attempt n waits n x this before the next one. */
+  delayMs: number;
+}
+
+/**
+ * The upgrade, tried again on failure (right after an apiserver (re)start its storage may still be
+ * initialising); a failure after the last attempt is logged and MIC goes on with objects as they are.
+ * Returns at once when `signal` aborts (leadership lost or shutdown), also while waiting between attempts.
+ */
+export async function upgradeTypesWithRetry(
+  upgrade: () => Promise<number>,
+  log: Logger,
+  signal: AbortSignal,
+  retry: UpgradeRetry = { attempts: 5, delayMs: 1_000 },
+): Promise<void> {
+  for (let attempt = 1; attempt <= retry.attempts && !signal.aborted; attempt++) {
+    try {
+      await upgrade();
+      return;
+    } catch (e) {
+      if (signal.aborted) return;
+      if (attempt === retry.attempts) {
+        log.error("type upgrade failed; continuing with objects as they are", { error: e });
+        return;
+      }
+      if (!(await sleep(retry.delayMs * attempt, signal))) return;
+    }
+  }
 }

@@ -1,7 +1,8 @@
-// Which pod may use which identity: the original's matching rules (upstream.md 2.2-2.4, 3.3, 5.2) as pure
-// functions, shared by MIC's planner and NMI's identity selection so both sides always agree. The
-// original's bugs are fixed here on purpose: ids compare case-insensitively everywhere, and choices are
-// deterministic (sorted), never "whatever order the informer had".
+// Which pod may use which identity: the original's matching rules (docs/upstream.md, "## CRDs",
+// "## Identity selection", "## MIC assignment algorithm") as pure functions, shared by MIC's planner and
+// NMI's identity selection so both sides always agree. The original's bugs are fixed here on purpose: ids
+// compare case-insensitively everywhere, and choices are deterministic (sorted), never "whatever order the
+// informer had".
 
 import {
   AzureIdentity,
@@ -14,13 +15,13 @@ import {
 } from "./types.ts";
 
 /** The namespace every AzureAssignedIdentity of a non-namespaced identity lives in (as the original). */
-export const DEFAULT_ASSIGNED_NAMESPACE = "default";
+const DEFAULT_ASSIGNED_NAMESPACE = "default";
 
 /** The original's check of a user-assigned identity's ARM id (MIC drops type-0 identities failing it). */
 const USER_ASSIGNED_ID =
   /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/Microsoft\.ManagedIdentity\/userAssignedIdentities\/([^/]+)$/i;
 
-export interface UserAssignedIdParts {
+interface UserAssignedIdParts {
   subscription: string;
   resourceGroup: string;
   name: string;
@@ -37,7 +38,7 @@ export function sameId(a: string | undefined, b: string | undefined): boolean {
 }
 
 /** Namespaced by the global flag (or FORCENAMESPACED), or by this identity's Behavior annotation. */
-export function isNamespacedIdentity(identity: AzureIdentity, forceNamespaced: boolean): boolean {
+function isNamespacedIdentity(identity: AzureIdentity, forceNamespaced: boolean): boolean {
   return forceNamespaced || identity.metadata.annotations[BEHAVIOR_ANNOTATION] === BEHAVIOR_NAMESPACED;
 }
 
@@ -48,7 +49,7 @@ export interface PodRef {
 }
 
 /** A binding selects a pod when its selector equals the pod's `aadpodidbinding` label exactly. */
-export function bindingSelectsPod(binding: AzureIdentityBinding, pod: PodRef): boolean {
+function bindingSelectsPod(binding: AzureIdentityBinding, pod: PodRef): boolean {
   const label = pod.labels[BINDING_LABEL];
   return !!label && binding.spec.selector === label;
 }
@@ -57,7 +58,7 @@ export function bindingSelectsPod(binding: AzureIdentityBinding, pod: PodRef): b
  * The identity a binding names: an AzureIdentity of that name in the binding's own namespace. In namespaced
  * mode (global or per identity) the pod must also be in that namespace.
  */
-export function bindingGrants(
+function bindingGrants(
   binding: AzureIdentityBinding,
   identity: AzureIdentity,
   pod: PodRef,

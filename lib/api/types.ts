@@ -155,3 +155,9 @@ export type AadPodIdentityObject =
   | AzurePodIdentityException;
 
 export type Kind = AadPodIdentityObject["kind"];
+
+/**
+ * Reason of the Warning Event NMI writes on an AzureAssignedIdentity when IMDS keeps answering "Identity
+ * not found" for it past the propagation window: MIC re-checks that VM / scale set at once.
+ */
+export const IDENTITY_NOT_FOUND_ON_NODE = "IdentityNotFoundOnNode";

@@ -12,7 +12,7 @@ import type {
   ReplicaStatus,
 } from "./types.ts";
 
-export type WireObject = Record<string, unknown>;
+type WireObject = Record<string, unknown>;
 
 function compact(obj: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(

@@ -1,5 +1,6 @@
 // VM / scale-set identity reads and PATCHes through @azure/arm-compute, with ARM's throttling honoured the
-// way the original did it right (upstream 5.4, protocols C.4): a Retry-After from any answer (ARM's
+// way the original did it right (docs/upstream.md, "## MIC assignment algorithm"; docs/protocols.md,
+// "## Throttling"): a Retry-After from any answer (ARM's
 // subscription limits, Compute's per-resource OperationNotAllowed, up to 20 minutes) sets a read or a
 // write deadline, and until it passes calls fail here without reaching ARM. The SDK's own retries are off:
 // the executor decides when to try again, so one identity cannot turn into a retry storm.
@@ -11,9 +12,9 @@ import type { ComputeTarget } from "./provider_id.ts";
 import { parseRetryAfter } from "../retry_after.ts";
 import { sleep } from "../sleep.ts";
 
-export type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
+type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
 
-export function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
+function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
   return `${t.kind}_${write ? "update" : "get"}` as ArmOperation;
 }
 
@@ -44,13 +45,20 @@ export class ThrottledLocally extends Error {
 export interface IdentityArm {
   /** The identity block ARM reports; undefined when the VM / scale set does not exist. */
   getIdentity(t: ComputeTarget, signal?: AbortSignal): Promise<CurrentIdentity | undefined>;
-  /** Sends one PATCH and follows its long-running operation to the end. */
-  patchIdentity(t: ComputeTarget, body: IdentityPatchBody, signal?: AbortSignal): Promise<void>;
+  /**
+   * Sends one PATCH and follows its long-running operation to the end; returns the identity block of the
+   * final resource (undefined when the operation's result carried none).
+   */
+  patchIdentity(
+    t: ComputeTarget,
+    body: IdentityPatchBody,
+    signal?: AbortSignal,
+  ): Promise<CurrentIdentity | undefined>;
   /** When reads / writes may go out again (0 = now). */
   deadlines(): { readUntil: number; writeUntil: number };
 }
 
-export interface ArmClientOptions {
+interface ArmClientOptions {
   credential: TokenCredential;
   /** ARM endpoint, e.g. https://management.azure.com/ */
   endpoint: string;
@@ -64,6 +72,23 @@ export interface ArmClientOptions {
   /** Reports every call with its outcome, for metrics. */
   onCall?: (op: ArmOperation, code: string, seconds: number) => void;
   now?: () => number;
+}
+
+/** The `identity` block of a VM or scale set as ARM answers it. */
+interface ArmIdentityBlock {
+  type?: string;
+  userAssignedIdentities?: Record<string, { clientId?: string | null; principalId?: string | null } | null>;
+}
+
+function currentIdentity(identity: ArmIdentityBlock | undefined): CurrentIdentity {
+  return {
+    type: identity?.type,
+    userAssigned: Object.entries(identity?.userAssignedIdentities ?? {}).map(([id, v]) => ({
+      id,
+      resolved: !!(v?.clientId || v?.principalId),
+      ...(v?.clientId ? { clientId: v.clientId } : {}),
+    })),
+  };
 }
 
 interface RestErrorLike {
@@ -89,27 +114,83 @@ function errorOf(op: ArmOperation, e: unknown, now: number): ArmError {
 }
 
 export function createArmClient(opts: ArmClientOptions): IdentityArm {
-  const now = opts.now ?? Date.now;
-  const endpoint = opts.endpoint.replace(/\/+$/, "");
-  const clients = new Map<string, ComputeManagementClient>();
-  const client = (sub: string) => {
-    let c = clients.get(sub.toLowerCase());
+  return new ArmClient(opts);
+}
+
+/** What is read of a finished long-running operation's poller. */
+interface FinishedOperation {
+  operationState?: { status?: string; error?: unknown };
+  result?: unknown;
+}
+
+/** The outcome of a finished long-running operation: its identity block, or an ArmError when it failed. */
+function operationOutcome(
+  op: ArmOperation,
+  t: ComputeTarget,
+  poller: FinishedOperation,
+): CurrentIdentity | undefined {
+  const state = poller.operationState;
+  if (state?.status === "failed" || state?.status === "canceled") {
+    const err = state.error as { code?: string; message?: string } | undefined;
+    throw new ArmError(
+      op,
+      0,
+      err?.code ?? `Operation${state.status}`,
+      err?.message ?? `operation ${state.status}`,
+    );
+  }
+  const result = poller.result as { provisioningState?: string; identity?: ArmIdentityBlock } | undefined;
+  const provisioning = result?.provisioningState;
+  if (provisioning && /^(failed|canceled)$/i.test(provisioning)) {
+    throw new ArmError(
+      op,
+      0,
+      `Provisioning${provisioning}`,
+      `${t.resourceId}: provisioning state ${provisioning}`,
+    );
+  }
+  return result?.identity ? currentIdentity(result.identity) : undefined;
+}
+
+class ArmClient implements IdentityArm {
+  readonly #opts: ArmClientOptions;
+  readonly #now: () => number;
+  readonly #clients = new Map<string, ComputeManagementClient>();
+  #readUntil = 0;
+  #writeUntil = 0;
+
+  constructor(opts: ArmClientOptions) {
+    this.#opts = opts;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  deadlines(): { readUntil: number; writeUntil: number } {
+    return { readUntil: this.#readUntil, writeUntil: this.#writeUntil };
+  }
+
+  /** One SDK client per subscription. */
+  #client(sub: string): ComputeManagementClient {
+    let c = this.#clients.get(sub.toLowerCase());
     if (!c) {
-      c = new ComputeManagementClient(opts.credential, sub, {
-        endpoint,
-        credentials: { scopes: [`${opts.audience.replace(/\/+$/, "")}/.default`] },
+      c = new ComputeManagementClient(this.#opts.credential, sub, {
+        endpoint: this.#opts.endpoint.replace(/\/+$/, ""),
+        credentials: { scopes: [`${this.#opts.audience.replace(/\/+$/, "")}/.default`] },
         retryOptions: { maxRetries: 0 },
-        userAgentOptions: { userAgentPrefix: opts.userAgent ?? "aad-pod-identity/MIC" },
+        userAgentOptions: { userAgentPrefix: this.#opts.userAgent ?? "aad-pod-identity/MIC" },
       });
-      clients.set(sub.toLowerCase(), c);
+      this.#clients.set(sub.toLowerCase(), c);
     }
     return c;
-  };
-  let readUntil = 0;
-  let writeUntil = 0;
+  }
 
-  async function call<T>(op: ArmOperation, write: boolean, fn: () => Promise<T>): Promise<T> {
-    const until = write ? writeUntil : readUntil;
+  /**
+   * One call under ARM's deadlines: refused here while the read or write deadline runs; a Retry-After in
+   * the answer moves that deadline (for every VM and scale set: ARM's limits are the subscription's).
+   */
+  async #call<T>(op: ArmOperation, write: boolean, fn: () => Promise<T>): Promise<T> {
+    const now = this.#now;
+    const opts = this.#opts;
+    const until = write ? this.#writeUntil : this.#readUntil;
     if (now() < until) throw new ThrottledLocally(op, until);
     const t0 = performance.now();
     try {
@@ -123,86 +204,60 @@ export function createArmClient(opts: ArmClientOptions): IdentityArm {
         err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500 || err.retryAfterMs > 0)
       ) {
         const at = now() + err.retryAfterMs;
-        if (write) writeUntil = Math.max(writeUntil, at);
-        else readUntil = Math.max(readUntil, at);
+        if (write) this.#writeUntil = Math.max(this.#writeUntil, at);
+        else this.#readUntil = Math.max(this.#readUntil, at);
       }
       throw err;
     }
   }
 
-  return {
-    deadlines: () => ({ readUntil, writeUntil }),
+  async getIdentity(t: ComputeTarget, signal?: AbortSignal): Promise<CurrentIdentity | undefined> {
+    const op = operationOf(t, false);
+    const c = this.#client(t.subscriptionId);
+    const options = { abortSignal: signal };
+    try {
+      const res = await this.#call(
+        op,
+        false,
+        () =>
+          t.kind === "vmss"
+            ? c.virtualMachineScaleSets.get(t.resourceGroup, t.name, options)
+            : c.virtualMachines.get(t.resourceGroup, t.name, options),
+      );
+      return currentIdentity(res.identity);
+    } catch (e) {
+      if (e instanceof ArmError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
 
-    async getIdentity(t, signal) {
-      const op = operationOf(t, false);
-      try {
-        const res = await call(
-          op,
-          false,
-          () =>
-            t.kind === "vmss"
-              ? client(t.subscriptionId).virtualMachineScaleSets.get(t.resourceGroup, t.name, {
-                abortSignal: signal,
-              })
-              : client(t.subscriptionId).virtualMachines.get(t.resourceGroup, t.name, {
-                abortSignal: signal,
-              }),
-        );
-        const identity = res.identity;
-        return {
-          type: identity?.type,
-          userAssigned: Object.entries(identity?.userAssignedIdentities ?? {}).map(([id, v]) => ({
-            id,
-            resolved: !!(v?.clientId || v?.principalId),
-          })),
-        };
-      } catch (e) {
-        if (e instanceof ArmError && e.status === 404) return undefined;
-        throw e;
+  patchIdentity(
+    t: ComputeTarget,
+    body: IdentityPatchBody,
+    signal?: AbortSignal,
+  ): Promise<CurrentIdentity | undefined> {
+    const op = operationOf(t, true);
+    const identity = body as Parameters<
+      ComputeManagementClient["virtualMachines"]["update"]
+    >[2]["identity"];
+    const opts = this.#opts;
+    return this.#call(op, true, async () => {
+      const c = this.#client(t.subscriptionId);
+      const options = { abortSignal: signal };
+      const poller = t.kind === "vmss"
+        ? c.virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
+        : c.virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
+      // Our own polling, quick first and then slower: a fast operation is seen at once, a slow one
+      // (10-60 s in Azure) costs a handful of reads instead of one per second.
+      await poller.submitted();
+      let delay = opts.pollIntervalMs ?? 100;
+      const maxDelay = opts.maxPollIntervalMs ?? 5_000;
+      while (!poller.isDone) {
+        await sleep(delay, signal, "reject");
+        delay = Math.min(delay * 2, maxDelay);
+        await poller.poll({ abortSignal: signal });
       }
-    },
-
-    async patchIdentity(t, body, signal) {
-      const op = operationOf(t, true);
-      const identity = body as Parameters<
-        ComputeManagementClient["virtualMachines"]["update"]
-      >[2]["identity"];
-      await call(op, true, async () => {
-        const c = client(t.subscriptionId);
-        const options = { abortSignal: signal };
-        const poller = t.kind === "vmss"
-          ? c.virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
-          : c.virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
-        // Our own polling, quick first and then slower: a fast operation is seen at once, a slow one
-        // (10-60 s in Azure) costs a handful of reads instead of one per second.
-        await poller.submitted();
-        let delay = opts.pollIntervalMs ?? 100;
-        const maxDelay = opts.maxPollIntervalMs ?? 5_000;
-        while (!poller.isDone) {
-          await sleep(delay, signal, "reject");
-          delay = Math.min(delay * 2, maxDelay);
-          await poller.poll({ abortSignal: signal });
-        }
-        const state = poller.operationState;
-        if (state?.status === "failed" || state?.status === "canceled") {
-          const err = state.error as { code?: string; message?: string } | undefined;
-          throw new ArmError(
-            op,
-            0,
-            err?.code ?? `Operation${state.status}`,
-            err?.message ?? `operation ${state.status}`,
-          );
-        }
-        const provisioning = (poller.result as { provisioningState?: string } | undefined)?.provisioningState;
-        if (provisioning && /^(failed|canceled)$/i.test(provisioning)) {
-          throw new ArmError(
-            op,
-            0,
-            `Provisioning${provisioning}`,
-            `${t.resourceId}: provisioning state ${provisioning}`,
-          );
-        }
-      });
-    },
-  };
+      return operationOutcome(op, t, poller);
+    });
+  }
 }

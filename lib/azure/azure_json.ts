@@ -1,6 +1,6 @@
 // MIC's Azure settings: the cluster's azure.json (`--cloudconfig`, normally /etc/kubernetes/azure.json) or,
-// without it, the env vars of upstream 1.1 (CLOUD, TENANT_ID, CLIENT_ID, ...). Pure: the caller reads the
-// file and the environment; errors name the source and the field.
+// without it, the original's env vars CLOUD, TENANT_ID, CLIENT_ID, ... (docs/upstream.md, "## MIC flags").
+// Pure: the caller reads the file and the environment; errors name the source and the field.
 
 import { parse as parseYaml } from "yaml";
 

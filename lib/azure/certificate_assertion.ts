@@ -8,7 +8,7 @@ import { constants, createHash, createPrivateKey, type KeyObject, sign } from "n
 // @ts-types="@types/node-forge"
 import forge from "node-forge";
 
-export type AssertionAlgorithm = "RS256" | "PS256";
+type AssertionAlgorithm = "RS256" | "PS256";
 
 export class CertificateError extends Error {
   override name = "CertificateError";
@@ -96,7 +96,7 @@ export function readPkcs12(der: Uint8Array, password = ""): ClientCertificateMat
   return readClientCertificate(pem);
 }
 
-export interface AssertionOptions {
+interface AssertionOptions {
   clientId: string;
   /** The token endpoint the assertion is sent to (its `aud`). */
   audience: string;

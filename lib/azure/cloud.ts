@@ -50,7 +50,7 @@ function withSlash(url: string): string {
 }
 
 /** go-autorest's environment file: the fields it names in PascalCase or camelCase JSON. */
-export function parseEnvironmentFile(text: string, source: string): CloudEnvironment {
+function parseEnvironmentFile(text: string, source: string): CloudEnvironment {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

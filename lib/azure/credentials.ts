@@ -18,7 +18,7 @@ import {
 } from "./certificate_assertion.ts";
 import { type CloudEnvironment, CLOUDS } from "./cloud.ts";
 
-export function isPublicCloud(cloud: CloudEnvironment): boolean {
+function isPublicCloud(cloud: CloudEnvironment): boolean {
   return Object.values(CLOUDS).some((c) => c.name === cloud.name);
 }
 

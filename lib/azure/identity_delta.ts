@@ -1,18 +1,22 @@
 // The identity PATCH bodies that move a VM / scale set from what ARM reports to what MIC wants (pure).
-// As the original's SetUserIdentities (upstream 5.4, protocols C.1): only the delta is sent (`{}` adds,
-// `null` removes), ids compare case-insensitively and each is sent once, the type follows the resulting
-// set (None / SystemAssigned when the last user identity goes), and no body carries more than 150 ids.
+// As the original's SetUserIdentities (docs/upstream.md, "## MIC assignment algorithm"; docs/protocols.md,
+// "## ARM identity assignment"): only the delta is sent (`{}` adds, `null` removes), ids compare
+// case-insensitively and each is sent once, the type follows the resulting set (None / SystemAssigned when
+// the last user identity goes), and no body carries more than 150 ids.
 // Fixed here: an entry ARM still lists for a deleted-and-recreated identity (null clientId/principalId) is
 // removed first and then added again, which is the only way to make it usable.
 
-export const MAX_IDS_PER_PATCH = 150;
+const MAX_IDS_PER_PATCH = 150;
 
-export type ArmIdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
+type ArmIdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
 
 export interface CurrentIdentity {
   type: string | undefined;
-  /** id -> whether ARM still resolves it (false: the entry shows null clientId/principalId). */
-  userAssigned: { id: string; resolved: boolean }[];
+  /**
+   * id -> whether ARM still resolves it (false: the entry shows null clientId/principalId), and the client
+   * id ARM reports for it.
+   */
+  userAssigned: { id: string; resolved: boolean; clientId?: string }[];
 }
 
 export interface IdentityPatchBody {
@@ -20,7 +24,7 @@ export interface IdentityPatchBody {
   userAssignedIdentities?: Record<string, Record<string, never> | null>;
 }
 
-export interface IdentityChange {
+interface IdentityChange {
   /** Bodies to send in order; empty when ARM already matches. */
   bodies: IdentityPatchBody[];
   /** Ids (as asked) that were already present, so need no call to count as assigned. */
@@ -31,7 +35,7 @@ export interface IdentityChange {
   removing: string[];
 }
 
-export function hasSystemAssigned(type: string | undefined): boolean {
+function hasSystemAssigned(type: string | undefined): boolean {
   return (type ?? "").split(",").some((t) => t.trim().toLowerCase() === "systemassigned");
 }
 

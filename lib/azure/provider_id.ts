@@ -1,8 +1,8 @@
 // Which ARM resource carries a node's identities, from the node's `spec.providerID`. Uniform scale-set
-// instances share their scale set's identities (identity can only be set on the scale set, protocols C.2);
-// standalone VMs and Flexible scale-set instances (plain VM resources) are patched as VMs.
+// instances share their scale set's identities (identity can only be set on the scale set; see
+// docs/protocols.md, "## ARM identity assignment"); standalone VMs and Flexible scale-set instances (plain VM resources) are patched as VMs.
 
-export type ComputeKind = "vm" | "vmss";
+type ComputeKind = "vm" | "vmss";
 
 export interface ComputeTarget {
   kind: ComputeKind;

@@ -16,7 +16,8 @@ import { KubeClient, Resources } from "../../lib/kube/rest.ts";
 import type { KubeObject } from "../../lib/kube/types.ts";
 import { createLogger } from "../../lib/log.ts";
 import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../mic/permissions.ts";
-import { type BoundPod, type ObservedState, plan } from "../../mic/planner.ts";
+import type { BoundPod, ObservedState } from "../../mic/plan_types.ts";
+import { plan } from "../../mic/planner.ts";
 import { installCrds, startControlPlane } from "../sandbox/control_plane.ts";
 import { startAzureEmulator } from "../sandbox/azure/emulator.ts";
 

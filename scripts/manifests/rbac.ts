@@ -84,16 +84,17 @@ export function micRbac(o: ManifestOptions): Manifest[] {
     kind: "ClusterRole",
     metadata: { name: MIC_ROLE, labels: labels() },
     rules: [
-      // snapshot.ts: watch caches of bound pods and of nodes (providerID -> VM / scale set).
+      // observed_cache.ts: watch caches of bound pods and of nodes (providerID -> VM / scale set).
       rule([""], ["pods", "nodes"], ["list", "watch"]),
-      // snapshot.ts watches them; type_upgrade.ts rewrites PascalCase objects in camelCase (update).
+      // observed_cache.ts watches them; type_upgrade.ts rewrites PascalCase objects in camelCase (update).
       rule([GROUP], ["azureidentities", "azureidentitybindings"], [...READ, "update"]),
       // type_upgrade.ts only: lists them once and rewrites legacy ones.
       rule([GROUP], ["azurepodidentityexceptions"], ["list", "update"]),
-      // executor.ts: MIC owns these objects.
+      // assigned_writer.ts: MIC owns these objects.
       rule([GROUP], ["azureassignedidentities"], [...READ, "create", "update", "patch", "delete"]),
-      // lib/kube/events.ts: Events on bindings, in their namespaces.
-      rule([""], ["events"], ["create", "patch"]),
+      // lib/kube/events.ts: Events on bindings, in their namespaces; nmi_signals.ts watches NMI's
+      // IdentityNotFoundOnNode Events (a field selector; Events carry no secrets).
+      rule([""], ["events"], ["create", "patch", "list", "watch"]),
     ],
   };
   const own: Role = {

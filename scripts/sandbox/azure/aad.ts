@@ -15,13 +15,14 @@ import type { FaultInjector } from "./faults.ts";
 import type { Handler } from "./http_server.ts";
 import type { SigningKey } from "./jwt.ts";
 import type { RequestLog } from "./request_log.ts";
+import type { AadErrorInput } from "./aad_error.ts";
 import { resourceNotFound } from "./resources.ts";
-import { instrument, jsonResponse } from "./service.ts";
+import { instrument, jsonResponse, type RequestMeta } from "./service.ts";
 import type { IssuedToken, TokenIssuer } from "./tokens.ts";
 
-export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-export interface AadContext {
+interface AadContext {
   directory: Directory;
   issuer: TokenIssuer;
   key: SigningKey;
@@ -38,7 +39,7 @@ export interface AadContext {
   federationFetch?: (url: string) => Promise<Response>;
 }
 
-export interface AadRouteMatch {
+interface AadRouteMatch {
   route: string;
   tenant?: string;
   version?: "v1" | "v2";
@@ -66,13 +67,6 @@ export function matchAadRoute(pathname: string): AadRouteMatch {
 
 function aadTimestamp(d = new Date()): string {
   return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
-}
-
-export interface AadErrorInput {
-  status: number;
-  error: string;
-  code: number;
-  description: string;
 }
 
 export function aadErrorResponse(e: AadErrorInput, correlationId: string, authorityHost: string): Response {
@@ -253,6 +247,161 @@ async function authenticateClient(
   };
 }
 
+/** Discovery, instance discovery, keys, and the 404 for unknown paths; undefined for the token route. */
+function handleMetadata(
+  ctx: AadContext,
+  url: URL,
+  match: AadRouteMatch,
+  host: string,
+  fail: (e: AadErrorInput) => Response,
+): Response | undefined {
+  const tenant = match.tenant ?? "";
+  if (match.route === "aad.instance_discovery") {
+    const authorizeEndpoint = url.searchParams.get("authorization_endpoint");
+    const endpointTenant = authorizeEndpoint
+      ? new URL(authorizeEndpoint, host).pathname.split("/")[1]
+      : "common";
+    const hostPort = new URL(host).host;
+    return jsonResponse({
+      tenant_discovery_endpoint: `${host}/${endpointTenant}/v2.0/.well-known/openid-configuration`,
+      "api-version": "1.1",
+      metadata: [{ preferred_network: hostPort, preferred_cache: hostPort, aliases: [hostPort] }],
+    });
+  }
+  if (match.route === "aad.keys") return jsonResponse({ keys: [ctx.key.jwk] });
+  if (match.route === "aad.discovery") {
+    if (!isWellKnownTenantAlias(tenant) && !ctx.directory.hasTenant(tenant)) {
+      return fail({ ...tenantNotFound(tenant), error: "invalid_tenant" });
+    }
+    return jsonResponse(openIdConfiguration(host, tenant, match.version!));
+  }
+  if (match.route !== "aad.token") {
+    return jsonResponse({ error: "not_found", error_description: `No route for ${url.pathname}.` }, 404);
+  }
+  return undefined;
+}
+
+/** A client-credentials request, read and checked up to the point where the client must be known. */
+interface TokenRequest {
+  params: URLSearchParams;
+  clientId: string;
+  resource: string;
+  tenant: string;
+}
+
+async function readTokenRequest(
+  ctx: AadContext,
+  req: Request,
+  match: AadRouteMatch,
+  meta: RequestMeta,
+): Promise<TokenRequest | AadErrorInput> {
+  if (req.method !== "POST") {
+    return {
+      status: 400,
+      error: "invalid_request",
+      code: 900561,
+      description: `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`,
+    };
+  }
+  // Azure AD reads only form bodies; anything else looks like a request without parameters.
+  const contentType = req.headers.get("content-type") ?? "";
+  const params = /^application\/x-www-form-urlencoded\b/i.test(contentType.trim())
+    ? new URLSearchParams(await req.text())
+    : new URLSearchParams();
+  const grantType = params.get("grant_type");
+  if (!grantType) return missingParameter("grant_type");
+  if (grantType !== "client_credentials") {
+    return {
+      status: 400,
+      error: "unsupported_grant_type",
+      code: 70003,
+      description: `The app requested an unsupported grant type '${grantType}'.`,
+    };
+  }
+  const clientId = params.get("client_id");
+  if (!clientId) return missingParameter("client_id");
+  meta.caller = clientId;
+  const resource = resolveResource(match.version!, params);
+  if (!resource.ok) return resource.error;
+  const tenant = match.tenant ?? "";
+  if (isWellKnownTenantAlias(tenant)) {
+    return {
+      status: 400,
+      error: "invalid_request",
+      code: 50059,
+      description:
+        "No tenant-identifying information found in either the request or implied by any provided " +
+        "credentials.",
+    };
+  }
+  if (!ctx.directory.hasTenant(tenant)) return tenantNotFound(tenant);
+  return { params, clientId, resource: resource.resource, tenant };
+}
+
+/** A token for a user-assigned identity that presents a federated assertion. */
+async function issueFederated(
+  ctx: AadContext,
+  identity: ManagedIdentityPrincipal,
+  r: TokenRequest,
+): Promise<IssuedToken | AadErrorInput> {
+  const failure = await authenticateFederated(ctx, identity, r.params);
+  if (failure) return failure;
+  if (ctx.resources && !ctx.resources.has(r.resource)) return resourceNotFound(r.resource, r.tenant);
+  return await ctx.issuer.issue(
+    {
+      clientId: identity.clientId,
+      objectId: identity.objectId,
+      tenantId: identity.tenantId,
+      appidacr: "2",
+      miResourceId: identity.resourceId,
+    },
+    r.resource,
+    ctx.tokenLifetimeSeconds,
+  );
+}
+
+/** A token for an application that presents its secret or a certificate assertion. */
+async function issueForApplication(
+  ctx: AadContext,
+  sp: ServicePrincipal,
+  r: TokenRequest,
+  host: string,
+): Promise<IssuedToken | AadErrorInput> {
+  const { tenant } = r;
+  const audiences = [
+    `${host}/${tenant}/oauth2/v2.0/token`,
+    `${host}/${tenant}/oauth2/token`,
+    `${host}/${sp.tenantId}/oauth2/v2.0/token`,
+    `${host}/${sp.tenantId}/oauth2/token`,
+    `${host}/${sp.tenantId}/v2.0`,
+  ];
+  const authn = await authenticateClient(sp, r.params, audiences);
+  if (typeof authn !== "string") return authn;
+  if (ctx.resources && !ctx.resources.has(r.resource)) return resourceNotFound(r.resource, tenant);
+  return await ctx.issuer.issue(
+    {
+      clientId: sp.clientId,
+      objectId: sp.objectId,
+      tenantId: sp.tenantId,
+      appidacr: authn === "secret" ? "1" : "2",
+    },
+    r.resource,
+    ctx.tokenLifetimeSeconds,
+  );
+}
+
+function unknownClient(clientId: string, tenant: string): AadErrorInput {
+  return {
+    status: 400,
+    error: "unauthorized_client",
+    code: 700016,
+    description:
+      `Application with identifier '${clientId}' was not found in the directory '${tenant}'. This ` +
+      "can happen if the application has not been installed by the administrator of the tenant or consented " +
+      "to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+  };
+}
+
 export function createAadHandler(ctx: AadContext): Handler {
   return instrument({
     service: "aad",
@@ -275,126 +424,19 @@ export function createAadHandler(ctx: AadContext): Handler {
       const correlationId = req.headers.get("client-request-id") ?? crypto.randomUUID();
       const fail = (e: AadErrorInput) => aadErrorResponse(e, correlationId, host);
       const match = matchAadRoute(url.pathname);
-      const tenant = match.tenant ?? "";
-
-      if (match.route === "aad.instance_discovery") {
-        const authorizeEndpoint = url.searchParams.get("authorization_endpoint");
-        const endpointTenant = authorizeEndpoint
-          ? new URL(authorizeEndpoint, host).pathname.split("/")[1]
-          : "common";
-        const hostPort = new URL(host).host;
-        return jsonResponse({
-          tenant_discovery_endpoint: `${host}/${endpointTenant}/v2.0/.well-known/openid-configuration`,
-          "api-version": "1.1",
-          metadata: [{ preferred_network: hostPort, preferred_cache: hostPort, aliases: [hostPort] }],
-        });
-      }
-      if (match.route === "aad.keys") return jsonResponse({ keys: [ctx.key.jwk] });
-      if (match.route === "aad.discovery") {
-        if (!isWellKnownTenantAlias(tenant) && !ctx.directory.hasTenant(tenant)) {
-          return fail({ ...tenantNotFound(tenant), error: "invalid_tenant" });
-        }
-        return jsonResponse(openIdConfiguration(host, tenant, match.version!));
-      }
-      if (match.route !== "aad.token") {
-        return jsonResponse({ error: "not_found", error_description: `No route for ${url.pathname}.` }, 404);
-      }
-
-      if (req.method !== "POST") {
-        return fail({
-          status: 400,
-          error: "invalid_request",
-          code: 900561,
-          description: `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`,
-        });
-      }
-      // Azure AD reads only form bodies; anything else looks like a request without parameters.
-      const contentType = req.headers.get("content-type") ?? "";
-      const params = /^application\/x-www-form-urlencoded\b/i.test(contentType.trim())
-        ? new URLSearchParams(await req.text())
-        : new URLSearchParams();
-      const grantType = params.get("grant_type");
-      if (!grantType) return fail(missingParameter("grant_type"));
-      if (grantType !== "client_credentials") {
-        return fail({
-          status: 400,
-          error: "unsupported_grant_type",
-          code: 70003,
-          description: `The app requested an unsupported grant type '${grantType}'.`,
-        });
-      }
-      const clientId = params.get("client_id");
-      if (!clientId) return fail(missingParameter("client_id"));
-      meta.caller = clientId;
-      const resource = resolveResource(match.version!, params);
-      if (!resource.ok) return fail(resource.error);
-      if (isWellKnownTenantAlias(tenant)) {
-        return fail({
-          status: 400,
-          error: "invalid_request",
-          code: 50059,
-          description:
-            "No tenant-identifying information found in either the request or implied by any provided " +
-            "credentials.",
-        });
-      }
-      if (!ctx.directory.hasTenant(tenant)) return fail(tenantNotFound(tenant));
-      const sp = ctx.directory.servicePrincipal(tenant, clientId);
-      const federated = sp ? undefined : ctx.directory.userAssignedIdentity(tenant, clientId);
-      if (federated) {
-        const failure = await authenticateFederated(ctx, federated, params);
-        if (failure) return fail(failure);
-        if (ctx.resources && !ctx.resources.has(resource.resource)) {
-          return fail(resourceNotFound(resource.resource, tenant));
-        }
-        const token = await ctx.issuer.issue(
-          {
-            clientId: federated.clientId,
-            objectId: federated.objectId,
-            tenantId: federated.tenantId,
-            appidacr: "2",
-            miResourceId: federated.resourceId,
-          },
-          resource.resource,
-          ctx.tokenLifetimeSeconds,
-        );
-        return tokenResponse(match.version!, token, resource.resource);
-      }
-      if (!sp) {
-        return fail({
-          status: 400,
-          error: "unauthorized_client",
-          code: 700016,
-          description:
-            `Application with identifier '${clientId}' was not found in the directory '${tenant}'. This ` +
-            "can happen if the application has not been installed by the administrator of the tenant or consented " +
-            "to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-        });
-      }
-      const audiences = [
-        `${host}/${tenant}/oauth2/v2.0/token`,
-        `${host}/${tenant}/oauth2/token`,
-        `${host}/${sp.tenantId}/oauth2/v2.0/token`,
-        `${host}/${sp.tenantId}/oauth2/token`,
-        `${host}/${sp.tenantId}/v2.0`,
-      ];
-      const authn = await authenticateClient(sp, params, audiences);
-      if (typeof authn !== "string") return fail(authn);
-      if (ctx.resources && !ctx.resources.has(resource.resource)) {
-        return fail(resourceNotFound(resource.resource, tenant));
-      }
-
-      const token = await ctx.issuer.issue(
-        {
-          clientId: sp.clientId,
-          objectId: sp.objectId,
-          tenantId: sp.tenantId,
-          appidacr: authn === "secret" ? "1" : "2",
-        },
-        resource.resource,
-        ctx.tokenLifetimeSeconds,
-      );
-      return tokenResponse(match.version!, token, resource.resource);
+      const metadata = handleMetadata(ctx, url, match, host, fail);
+      if (metadata) return metadata;
+      const r = await readTokenRequest(ctx, req, match, meta);
+      if (!("clientId" in r)) return fail(r);
+      const sp = ctx.directory.servicePrincipal(r.tenant, r.clientId);
+      const federated = sp ? undefined : ctx.directory.userAssignedIdentity(r.tenant, r.clientId);
+      const issued = federated
+        ? await issueFederated(ctx, federated, r)
+        : sp
+        ? await issueForApplication(ctx, sp, r, host)
+        : unknownClient(r.clientId, r.tenant);
+      if (!("accessToken" in issued)) return fail(issued);
+      return tokenResponse(match.version!, issued, r.resource);
     },
   });
 }
@@ -464,4 +506,4 @@ async function authenticateFederated(
 }
 
 /** Clock skew tolerated on a federated assertion's `exp` / `nbf` (small: the assertion lives minutes). */
-export const FEDERATED_SKEW_SECONDS = 60;
+const FEDERATED_SKEW_SECONDS = 60;

@@ -23,12 +23,12 @@ import type { ComputeThrottle } from "./compute_throttle.ts";
 import { computeId, type ComputeKind, idKey, isWithinScope } from "./ids.ts";
 import { operationToJson } from "./lro.ts";
 import type { RequestLog } from "./request_log.ts";
-import { instrument, jsonResponse } from "./service.ts";
+import { instrument, jsonResponse, type RequestMeta } from "./service.ts";
 import { type ArmState, identityResourceToJson } from "./state.ts";
 import type { OperationClass, Throttle } from "./throttle.ts";
 
 /** Compute api-versions with the dictionary form of `userAssignedIdentities` (2018-06-01 on). */
-export const COMPUTE_API_VERSIONS = [
+const COMPUTE_API_VERSIONS = [
   "2018-06-01",
   "2018-10-01",
   "2019-03-01",
@@ -54,7 +54,7 @@ export const COMPUTE_API_VERSIONS = [
   "2026-04-01",
 ];
 
-export const MSI_API_VERSIONS = [
+const MSI_API_VERSIONS = [
   "2015-08-31-preview",
   "2018-11-30",
   "2021-09-30-preview",
@@ -66,11 +66,11 @@ export const MSI_API_VERSIONS = [
 ];
 
 /** MSI api-versions that know federated identity credentials (2022-01-31-preview on). */
-export const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
+const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
 
-export type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
+type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
 
-export interface ArmRouteMatch {
+interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
   route: string;
   resource?: ArmResource;
@@ -135,7 +135,7 @@ export function matchArmRoute(method: string, pathname: string): ArmRouteMatch {
   return { route: "arm.unknown" };
 }
 
-export interface ArmContext {
+interface ArmContext {
   state: ArmState;
   directory: Directory;
   throttle: Throttle;
@@ -213,6 +213,165 @@ async function readJsonBody(
   }
 }
 
+/** Authentication and the subscription's request budget; the caller's object id and the headers, or an answer. */
+type Admission = { ok: true; oid: string; headers: Record<string, string> } | {
+  ok: false;
+  response: Response;
+};
+
+async function admit(
+  ctx: ArmContext,
+  req: Request,
+  common: Record<string, string>,
+  meta: RequestMeta,
+): Promise<Admission> {
+  const auth = await authenticateArm(req.headers.get("authorization"), ctx.auth());
+  if (!auth.ok) {
+    return {
+      ok: false,
+      response: errorResponse(auth.error, { ...common, "www-authenticate": auth.wwwAuthenticate }),
+    };
+  }
+  const { oid, appid } = auth.claims;
+  meta.caller = appid;
+  const cls: OperationClass = req.method === "GET" || req.method === "HEAD" ? "reads" : "writes";
+  const taken = ctx.throttle.take(oid, cls);
+  const remainingHeader = `x-ms-ratelimit-remaining-subscription-${cls}`;
+  if (taken.ok) {
+    return { ok: true, oid, headers: { ...common, [remainingHeader]: String(taken.remaining) } };
+  }
+  const verb = cls === "reads" ? "read" : "write";
+  const error = armError(
+    429,
+    "SubscriptionRequestsThrottled",
+    `Number of '${verb}' requests for subscription '${ctx.state.subscriptionId}' actor ` +
+      `'${oid}' exceeded. Please try again after '${taken.retryAfterSeconds}' seconds after ` +
+      "additional tokens are available. Refer to https://aka.ms/arm-throttling",
+  );
+  return {
+    ok: false,
+    response: errorResponse(error, {
+      ...common,
+      "retry-after": String(taken.retryAfterSeconds),
+      [remainingHeader]: "0",
+    }),
+  };
+}
+
+/** ARM's answer for a request no handler may see: unknown route, bad api-version, other subscription, method. */
+function routeError(
+  ctx: ArmContext,
+  req: Request,
+  url: URL,
+  match: ArmRouteMatch,
+  headers: Record<string, string>,
+): Response | undefined {
+  if (!match.resource) {
+    return errorResponse(
+      armError(404, "InvalidResourceType", `The emulator has no route for '${req.method} ${url.pathname}'.`),
+      headers,
+    );
+  }
+  const versionError = apiVersionError(
+    match.resource,
+    url.searchParams.get("api-version"),
+    match.location ?? ctx.state.options.location,
+  );
+  if (versionError) return errorResponse(versionError, headers);
+  if (match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
+    return errorResponse(subscriptionNotFound(match.subscriptionId!), headers);
+  }
+  const allowed = match.resource === "vm" || match.resource === "vmss"
+    ? ["GET", "PATCH"]
+    : match.resource === "fic"
+    ? ["GET", "PUT", "DELETE"]
+    : ["GET"];
+  if (allowed.includes(req.method)) return undefined;
+  return errorResponse(
+    armError(
+      405,
+      "MethodNotAllowed",
+      `The emulator supports ${allowed.join(" and ")} on this resource type, not ${req.method}.`,
+    ),
+    { ...headers, allow: allowed.join(", ") },
+  );
+}
+
+/** Everything but VMs and scale sets: operation polls, the VM list, federated credentials, identities. */
+function handleOther(
+  ctx: ArmContext,
+  req: Request,
+  match: ArmRouteMatch,
+  oid: string,
+  headers: Record<string, string>,
+): Response | Promise<Response> {
+  if (match.resource === "operation") {
+    const op = ctx.state.operations.get(match.name!);
+    if (!op) return errorResponse(ctx.state.operationNotFound(match.name!), headers);
+    const pollAgain = op.status === "InProgress" && ctx.lroRetryAfterSeconds !== undefined;
+    return jsonResponse(
+      operationToJson(op),
+      200,
+      pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
+    );
+  }
+  if (match.resource === "vmList") {
+    const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);
+    if (!listed.ok) return errorResponse(listed.error, headers);
+    return jsonResponse({ value: listed.value.map((r) => ctx.state.toJson(r)) }, 200, headers);
+  }
+  if (match.resource === "fic" || match.resource === "ficList") {
+    return handleFederatedCredential(ctx, req, match, oid, headers);
+  }
+  const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
+  if (!found.ok) return errorResponse(found.error, headers);
+  return jsonResponse(identityResourceToJson(found.value), 200, headers);
+}
+
+/** GET or PATCH of a VM / scale set: RBAC, the Compute RP's throttle, and the PATCH as an LRO. */
+async function handleCompute(
+  ctx: ArmContext,
+  req: Request,
+  url: URL,
+  match: ArmRouteMatch & { resource: "vm" | "vmss" },
+  oid: string,
+  headers: Record<string, string>,
+): Promise<Response> {
+  const kind = KIND[match.resource];
+  const caller = ctx.directory.byObjectId(oid);
+  if (req.method !== "GET") {
+    // ARM's RBAC check runs before the resource provider sees the request, so it wins over a 404.
+    const scope = computeId(match.subscriptionId!, match.resourceGroup!, kind, match.name!);
+    if (!caller?.writeScopes.some((s) => isWithinScope(scope, s))) {
+      return errorResponse(authorizationFailed(oid, `Microsoft.Compute/${kind}/write`, scope), headers);
+    }
+  }
+  const found = ctx.state.findCompute(kind, match.resourceGroup!, match.name!);
+  if (!found.ok) return errorResponse(found.error, headers);
+  const resource = found.value;
+  if (ctx.computeThrottle) {
+    const taken = ctx.computeThrottle.take(kind, req.method === "GET" ? "read" : "write", idKey(resource.id));
+    if (taken.remainingHeader) headers["x-ms-ratelimit-remaining-resource"] = taken.remainingHeader;
+    if (!taken.ok) {
+      return errorResponse(taken.error, { ...headers, "retry-after": String(taken.retryAfterSeconds) });
+    }
+  }
+  if (req.method === "GET") return jsonResponse(ctx.state.toJson(resource), 200, headers);
+
+  const body = await readJsonBody(req);
+  if (!body.ok) return errorResponse(body.error, headers);
+  const patched = ctx.state.patchCompute(resource, body.value, caller);
+  if (!patched.ok) return errorResponse(patched.error, headers);
+  const op = patched.value;
+  const asyncUrl =
+    `${ctx.endpoint()}/subscriptions/${ctx.state.subscriptionId}/providers/Microsoft.Compute/` +
+    `locations/${resource.location}/operations/${op.id}?p=${crypto.randomUUID()}&api-version=` +
+    `${url.searchParams.get("api-version")}`;
+  const lroHeaders: Record<string, string> = { ...headers, "azure-asyncoperation": asyncUrl };
+  if (ctx.lroRetryAfterSeconds !== undefined) lroHeaders["retry-after"] = String(ctx.lroRetryAfterSeconds);
+  return jsonResponse(ctx.state.toJson(resource), 200, lroHeaders);
+}
+
 export function createArmHandler(ctx: ArmContext): Handler {
   return instrument({
     service: "arm",
@@ -235,130 +394,15 @@ export function createArmHandler(ctx: ArmContext): Handler {
         "x-ms-correlation-request-id": req.headers.get("x-ms-correlation-request-id") ?? requestId,
       };
       const match = matchArmRoute(req.method, url.pathname);
-
-      const auth = await authenticateArm(req.headers.get("authorization"), ctx.auth());
-      if (!auth.ok) return errorResponse(auth.error, { ...common, "www-authenticate": auth.wwwAuthenticate });
-      meta.caller = auth.claims.appid;
-
-      const cls: OperationClass = req.method === "GET" || req.method === "HEAD" ? "reads" : "writes";
-      const taken = ctx.throttle.take(auth.claims.oid, cls);
-      const remainingHeader = `x-ms-ratelimit-remaining-subscription-${cls}`;
-      if (!taken.ok) {
-        const verb = cls === "reads" ? "read" : "write";
-        return errorResponse(
-          armError(
-            429,
-            "SubscriptionRequestsThrottled",
-            `Number of '${verb}' requests for subscription '${ctx.state.subscriptionId}' actor ` +
-              `'${auth.claims.oid}' exceeded. Please try again after '${taken.retryAfterSeconds}' seconds after ` +
-              "additional tokens are available. Refer to https://aka.ms/arm-throttling",
-          ),
-          { ...common, "retry-after": String(taken.retryAfterSeconds), [remainingHeader]: "0" },
-        );
+      const admitted = await admit(ctx, req, common, meta);
+      if (!admitted.ok) return admitted.response;
+      const { oid, headers } = admitted;
+      const refused = routeError(ctx, req, url, match, headers);
+      if (refused) return refused;
+      if (match.resource === "vm" || match.resource === "vmss") {
+        return await handleCompute(ctx, req, url, { ...match, resource: match.resource }, oid, headers);
       }
-      const headers: Record<string, string> = { ...common, [remainingHeader]: String(taken.remaining) };
-
-      if (!match.resource) {
-        return errorResponse(
-          armError(
-            404,
-            "InvalidResourceType",
-            `The emulator has no route for '${req.method} ${url.pathname}'.`,
-          ),
-          headers,
-        );
-      }
-      const apiVersion = url.searchParams.get("api-version");
-      const versionError = apiVersionError(
-        match.resource,
-        apiVersion,
-        match.location ?? ctx.state.options.location,
-      );
-      if (versionError) return errorResponse(versionError, headers);
-      if (match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
-        return errorResponse(subscriptionNotFound(match.subscriptionId!), headers);
-      }
-      const allowed = match.resource === "vm" || match.resource === "vmss"
-        ? ["GET", "PATCH"]
-        : match.resource === "fic"
-        ? ["GET", "PUT", "DELETE"]
-        : ["GET"];
-      if (!allowed.includes(req.method)) {
-        return errorResponse(
-          armError(
-            405,
-            "MethodNotAllowed",
-            `The emulator supports ${allowed.join(" and ")} on this resource type, not ${req.method}.`,
-          ),
-          { ...headers, allow: allowed.join(", ") },
-        );
-      }
-
-      if (match.resource === "operation") {
-        const op = ctx.state.operations.get(match.name!);
-        if (!op) return errorResponse(ctx.state.operationNotFound(match.name!), headers);
-        const pollAgain = op.status === "InProgress" && ctx.lroRetryAfterSeconds !== undefined;
-        return jsonResponse(
-          operationToJson(op),
-          200,
-          pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
-        );
-      }
-      if (match.resource === "vmList") {
-        const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);
-        if (!listed.ok) return errorResponse(listed.error, headers);
-        return jsonResponse({ value: listed.value.map((r) => ctx.state.toJson(r)) }, 200, headers);
-      }
-      if (match.resource === "fic" || match.resource === "ficList") {
-        return await handleFederatedCredential(ctx, req, match, auth.claims.oid, headers);
-      }
-      if (match.resource === "identity") {
-        const found = ctx.state.findIdentity(match.resourceGroup!, match.name!);
-        if (!found.ok) return errorResponse(found.error, headers);
-        return jsonResponse(identityResourceToJson(found.value), 200, headers);
-      }
-
-      const kind = KIND[match.resource];
-      const caller = ctx.directory.byObjectId(auth.claims.oid);
-      if (req.method !== "GET") {
-        // ARM's RBAC check runs before the resource provider sees the request, so it wins over a 404.
-        const scope = computeId(match.subscriptionId!, match.resourceGroup!, kind, match.name!);
-        if (!caller?.writeScopes.some((s) => isWithinScope(scope, s))) {
-          return errorResponse(
-            authorizationFailed(auth.claims.oid, `Microsoft.Compute/${kind}/write`, scope),
-            headers,
-          );
-        }
-      }
-      const found = ctx.state.findCompute(kind, match.resourceGroup!, match.name!);
-      if (!found.ok) return errorResponse(found.error, headers);
-      const resource = found.value;
-      if (ctx.computeThrottle) {
-        const taken = ctx.computeThrottle.take(
-          kind,
-          req.method === "GET" ? "read" : "write",
-          idKey(resource.id),
-        );
-        if (taken.remainingHeader) headers["x-ms-ratelimit-remaining-resource"] = taken.remainingHeader;
-        if (!taken.ok) {
-          return errorResponse(taken.error, { ...headers, "retry-after": String(taken.retryAfterSeconds) });
-        }
-      }
-      if (req.method === "GET") return jsonResponse(ctx.state.toJson(resource), 200, headers);
-
-      const body = await readJsonBody(req);
-      if (!body.ok) return errorResponse(body.error, headers);
-      const patched = ctx.state.patchCompute(resource, body.value, caller);
-      if (!patched.ok) return errorResponse(patched.error, headers);
-      const op = patched.value;
-      const asyncUrl =
-        `${ctx.endpoint()}/subscriptions/${ctx.state.subscriptionId}/providers/Microsoft.Compute/` +
-        `locations/${resource.location}/operations/${op.id}?p=${crypto.randomUUID()}&api-version=${apiVersion}`;
-      const lroHeaders: Record<string, string> = { ...headers, "azure-asyncoperation": asyncUrl };
-      if (ctx.lroRetryAfterSeconds !== undefined) {
-        lroHeaders["retry-after"] = String(ctx.lroRetryAfterSeconds);
-      }
-      return jsonResponse(ctx.state.toJson(resource), 200, lroHeaders);
+      return await handleOther(ctx, req, match, oid, headers);
     },
   });
 }

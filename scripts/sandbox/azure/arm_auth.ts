@@ -14,7 +14,7 @@ export interface ArmAuthConfig {
   authority: string;
 }
 
-export type ArmAuthResult =
+type ArmAuthResult =
   | { ok: true; claims: AccessTokenClaims }
   | { ok: false; error: ArmError; wwwAuthenticate: string };
 

@@ -87,7 +87,7 @@ export function authorizationFailed(objectId: string, action: string, scope: str
 }
 
 /** The identity resource provider's answer wrapped in Compute's FailedIdentityOperation, as clients see it. */
-export function identityOperationFailed(resourceId: string, innerMessage: string): ArmError {
+function identityOperationFailed(resourceId: string, innerMessage: string): ArmError {
   const inner = JSON.stringify({ error: { code: "BadRequest", message: innerMessage } });
   return armError(
     400,

@@ -14,7 +14,7 @@ import {
 } from "./arm_errors.ts";
 import { armEchoedId, idKey, isUserAssignedIdentityId } from "./ids.ts";
 
-export type IdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
+type IdentityType = "None" | "SystemAssigned" | "UserAssigned" | "SystemAssigned, UserAssigned";
 
 export interface AttachedUserIdentity {
   /** The id as the identity resource spells it. */
@@ -36,7 +36,7 @@ export interface IdentityBlock {
   userAssigned: Map<string, AttachedUserIdentity>;
 }
 
-export interface IdentityPatchEntry {
+interface IdentityPatchEntry {
   /** The id as the caller spelled it. */
   id: string;
   op: "add" | "remove";
@@ -58,7 +58,7 @@ export function hasSystem(type: IdentityType): boolean {
   return type === "SystemAssigned" || type === "SystemAssigned, UserAssigned";
 }
 
-export function hasUser(type: IdentityType): boolean {
+function hasUser(type: IdentityType): boolean {
   return type === "UserAssigned" || type === "SystemAssigned, UserAssigned";
 }
 
@@ -184,7 +184,7 @@ export interface ApplyContext {
   maxIdentitiesPerRequest?: number;
 }
 
-export interface AppliedPatch {
+interface AppliedPatch {
   next: IdentityBlock;
   added: string[];
   removed: string[];

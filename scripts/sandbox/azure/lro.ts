@@ -6,7 +6,7 @@
 import type { ArmErrorDetail } from "./arm_errors.ts";
 import { idKey } from "./ids.ts";
 
-export type OperationStatus = "InProgress" | "Succeeded" | "Failed" | "Canceled";
+type OperationStatus = "InProgress" | "Succeeded" | "Failed" | "Canceled";
 
 export interface Operation {
   id: string;
@@ -28,12 +28,12 @@ interface Tracked {
 }
 
 /** How an operation ends when a test made it fail: the error its status shows and the model rollback. */
-export interface OperationFailure {
+interface OperationFailure {
   error: ArmErrorDetail;
   onFailed: () => void;
 }
 
-export const PREEMPTED: ArmErrorDetail = {
+const PREEMPTED: ArmErrorDetail = {
   code: "OperationPreempted",
   message: "Operation execution has been preempted by a more recent operation.",
 };
@@ -108,7 +108,7 @@ export class OperationTracker {
   }
 }
 
-export interface OperationJson {
+interface OperationJson {
   name: string;
   status: OperationStatus;
   startTime: string;

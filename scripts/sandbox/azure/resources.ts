@@ -1,7 +1,7 @@
 // The resources (audiences) the emulated tenant knows. Azure AD refuses a token for any other resource with
 // AADSTS500011, and IMDS passes that refusal on; a registry lets tests ask for what a real tenant serves.
 
-import type { AadErrorInput } from "./aad.ts";
+import type { AadErrorInput } from "./aad_error.ts";
 import { PUBLIC_ARM_AUDIENCES } from "./arm_auth.ts";
 
 /** First-party resources every Azure tenant has a service principal for. */

@@ -35,7 +35,7 @@ import {
 } from "./ids.ts";
 import { drawDuration, type LroDuration, type Operation, OperationFaults, OperationTracker } from "./lro.ts";
 
-export interface UserAssignedIdentityRecord {
+interface UserAssignedIdentityRecord {
   id: string;
   name: string;
   resourceGroup: string;
@@ -69,7 +69,7 @@ export interface ComputeResource {
   servableAt: Map<string, number>;
 }
 
-export interface ArmStateOptions {
+interface ArmStateOptions {
   subscriptionId: string;
   tenantId: string;
   location: string;
@@ -398,7 +398,7 @@ export class ArmState {
   }
 }
 
-export function computeToJson(
+function computeToJson(
   r: ComputeResource,
   tenantId: string,
   isLive?: (u: AttachedUserIdentity) => boolean,

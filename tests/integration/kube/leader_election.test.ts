@@ -290,3 +290,48 @@ Deno.test("leader election on a Lease", async (t) => {
     client.conn.close();
   }
 });
+
+/**
+ * The real client, except that every answer arrives `delayMs` late and no request can be cancelled: the
+ * request deadline is out of play, so only the elector's own check of the answer's lateness is left.
+ */
+function lateClient(client: KubeClient, delayMs: number): KubeClient {
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop !== "request") return Reflect.get(target, prop, receiver);
+      return async (method: string, path: string, opts: { signal?: AbortSignal; body?: unknown } = {}) => {
+        const { signal: _uncancellable, ...rest } = opts;
+        const answer = await target.request(method, path, rest);
+        await new Promise((r) => setTimeout(r, delayMs));
+        return answer;
+      };
+    },
+  });
+}
+
+Deno.test("leader election: a write answered after the renew deadline gives no leadership at all", async () => {
+  const cluster = await sharedCluster();
+  const client = await clientFor(cluster.kubeconfigPath);
+  try {
+    const namespace = await cluster.namespace("le-late");
+    const c = candidate(lateClient(client, timing.renewDeadlineMs + 300), namespace, "mic-late");
+    let claimed = false;
+    const sampler = setInterval(() => claimed ||= c.elector.isLeader(), 5);
+    try {
+      // Create, then take-over attempts: each write is answered 2.3 s after it was sent (deadline 2 s).
+      await waitUntil(
+        "two written leases",
+        async () => (await leaseHolder(client, namespace)) === "mic-late",
+      );
+      await new Promise((r) => setTimeout(r, 3 * (timing.renewDeadlineMs + 300)));
+      assert.equal(c.startedAt, undefined, "onStartedLeading ran for a late answer");
+      assert.equal(claimed, false);
+    } finally {
+      clearInterval(sampler);
+      c.ctrl.abort();
+      await c.run;
+    }
+  } finally {
+    client.conn.close();
+  }
+});

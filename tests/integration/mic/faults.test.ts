@@ -150,7 +150,8 @@ Deno.test("MIC faults: 429 Retry-After on a write and on a read: no call before 
 
     env.emu.faults.inject({ route: "vmss.get", status: 429, retryAfterSeconds: 2, times: 1 });
     await env.pod("p1", `${env.ns}-n0`, `good-${env.ns}`);
-    await env.identity("other", { type: 0, resourceID: env.uami("other").id, clientID: crypto.randomUUID() });
+    const other = env.uami("other");
+    await env.identity("other", { type: 0, resourceID: other.id, clientID: other.clientId });
     await env.binding("b-other", "other", `good-${env.ns}`);
     await waitUntil(
       "other Assigned",

@@ -23,12 +23,12 @@ export { waitUntil };
 
 const root = new URL("../../../", import.meta.url).pathname;
 
-export type Raw = KubeObject & {
+type Raw = KubeObject & {
   spec?: Record<string, unknown>;
   status?: { status?: string };
 };
 
-export interface MicProcess {
+interface MicProcess {
   name: string;
   child: Deno.ChildProcess;
   /** Every log line so far (stderr and stdout). */
@@ -308,4 +308,22 @@ export async function waitForLog(mic: MicProcess, re: RegExp, timeoutMs = 20_000
     timeoutMs,
   );
   return found!;
+}
+
+/**
+ * The clientID/resourceID attack's objects: a victim identity bound by selector `victim-<ns>`, and a
+ * "thief" AzureIdentity naming the team's own identity's resource id with the victim's client id, bound by
+ * `thief-<ns>`. Returns both identities as the emulator knows them.
+ */
+export async function clientIdAttack(env: MicEnv): Promise<{
+  victim: UserAssignedIdentityInfo;
+  mine: UserAssignedIdentityInfo;
+}> {
+  const victim = env.uami("victim");
+  const mine = env.uami("mine");
+  await env.identity("victim", { type: 0, resourceID: victim.id, clientID: victim.clientId });
+  await env.binding("b-victim", "victim", `victim-${env.ns}`);
+  await env.identity("thief", { type: 0, resourceID: mine.id, clientID: victim.clientId });
+  await env.binding("b-thief", "thief", `thief-${env.ns}`);
+  return { victim, mine };
 }

@@ -1,5 +1,6 @@
 // MIC as a real process against the real apiserver and the Azure emulator: the AzureAssignedIdentity
-// lifecycle of upstream 5.3 and the ARM state behind it, for scale-set nodes and a standalone VM.
+// lifecycle of the original (docs/upstream.md, "## MIC assignment algorithm") and the ARM state behind it,
+// for scale-set nodes and a standalone VM.
 
 import assert from "node:assert/strict";
 import { Resources } from "../../../lib/kube/rest.ts";

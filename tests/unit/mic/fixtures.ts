@@ -8,7 +8,8 @@ import {
 import type { AzureAssignedIdentity, AzureIdentity, AzureIdentityBinding } from "../../../lib/api/types.ts";
 import { toWire } from "../../../lib/api/wire.ts";
 import { parseProviderId } from "../../../lib/azure/provider_id.ts";
-import type { BoundPod, ObservedState } from "../../../mic/planner.ts";
+import { KubeClient } from "../../../lib/kube/rest.ts";
+import type { BoundPod, ObservedState } from "../../../mic/plan_types.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
 
@@ -48,11 +49,11 @@ export const pod = (ns: string, name: string, node: string, selector: string): B
   labels: { aadpodidbinding: selector },
 });
 
-export const vmssNode = (ss: string, i: number) =>
+const vmssNode = (ss: string, i: number) =>
   parseProviderId(
     `azure:///subscriptions/sub1/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachineScaleSets/${ss}/virtualMachines/${i}`,
   );
-export const vmNode = (vm: string) =>
+const vmNode = (vm: string) =>
   parseProviderId(
     `azure:///subscriptions/sub1/resourceGroups/mc_rg/providers/Microsoft.Compute/virtualMachines/${vm}`,
   );
@@ -81,4 +82,15 @@ export function stored(
   wire.metadata.uid = `uid-aai-${a.metadata.name}`;
   wire.status = { status, availableReplicas: 1 };
   return normalizeAzureAssignedIdentity(wire);
+}
+
+/** A client for caches filled by hand: nothing listens at its address. */
+export function offlineClient(): KubeClient {
+  return new KubeClient({
+    server: "http://127.0.0.1:9",
+    client: Deno.createHttpClient({}),
+    authHeader: () => Promise.resolve(undefined),
+    source: "unit test",
+    close() {},
+  });
 }

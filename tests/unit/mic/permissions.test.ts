@@ -22,7 +22,7 @@ Deno.test("MIC flags: the original's spellings parse; ignored ones are still acc
   assert.equal(values.forceNamespaced, true);
   assert.deepEqual(values["immutable-user-msis"], ["a", "b"]);
   assert.equal(values["leader-election-duration"], 30_000);
-  assert.equal(values["identity-assignment-reconcile-interval"], 0);
+  assert.equal(values["identity-assignment-reconcile-interval"], 180_000);
   assert.equal(
     parseFlags(MIC_FLAGS, [], (n) => (n === "FORCENAMESPACED" ? "true" : undefined)).values.forceNamespaced,
     true,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { plan, type PlannerOptions } from "../../../mic/planner.ts";
+import type { PlannerOptions } from "../../../mic/plan_types.ts";
+import { plan } from "../../../mic/planner.ts";
 import { binding, identity, pod, rid, state, stored } from "./fixtures.ts";
 
 const opts: PlannerOptions = { forceNamespaced: false, immutableClientIds: [] };
@@ -27,7 +28,11 @@ Deno.test("planner: a bound pod gets a Created AzureAssignedIdentity and an add 
   assert.equal(p.targets.length, 1);
   assert.equal(p.targets[0].target.key, ss1);
   assert.deepEqual(p.targets[0].add, [rid("id1")]);
-  assert.deepEqual(p.targets[0].assign, [{ key: "default/web-0-app-id1", resourceId: rid("id1") }]);
+  assert.deepEqual(p.targets[0].assign, [{
+    key: "default/web-0-app-id1",
+    resourceId: rid("id1"),
+    clientId: "client-id1",
+  }]);
 });
 
 Deno.test("planner: steady state (everything Assigned) plans nothing at all", () => {
@@ -330,4 +335,43 @@ Deno.test("planner: drift repair re-asks ARM for vouched ids only when asked", (
   assert.deepEqual(plan({ ...s, assigned }, opts).targets, []);
   const r = plan({ ...s, assigned }, { ...opts, repairDrift: true });
   assert.deepEqual(r.targets.map((t) => [t.target.name, t.add, t.assign]), [["ss1", [rid("id1")], []]]);
+});
+
+Deno.test("planner: an Assigned object vouches only for its own client id; another goes to ARM to be checked", () => {
+  const s = state({
+    pods: [pod("app", "a", "n1", "web")],
+    identities: [identity("app", "id1")],
+    bindings: [binding("app", "b1", "id1", "web")],
+  });
+  const assigned = plan(s, opts).create.map((a) => stored(a));
+  // Another team's identity: the same resource id with someone else's client id.
+  const theirs = {
+    ...s,
+    pods: [...s.pods, pod("team", "b", "n2", "steal")],
+    identities: [
+      ...s.identities,
+      identity("team", "thief", { resourceID: rid("id1"), clientID: "client-victim" }),
+    ],
+    bindings: [...s.bindings, binding("team", "b2", "thief", "steal")],
+    assigned,
+  };
+  const p = plan(theirs, opts);
+  assert.deepEqual(p.assignWithoutArm, []);
+  assert.deepEqual(p.targets.map((t) => [t.target.name, t.assign]), [[
+    "ss1",
+    [{ key: "default/b-team-thief", resourceId: rid("id1"), clientId: "client-victim" }],
+  ]]);
+});
+
+Deno.test("planner: a re-check asked for one scale set re-asks ARM there only", () => {
+  const s = state({
+    pods: [pod("app", "a", "n1", "web"), pod("app", "c", "n3", "web")],
+    identities: [identity("app", "id1")],
+    bindings: [binding("app", "b1", "id1", "web")],
+  });
+  const assigned = plan(s, opts).create.map((a) => stored(a));
+  const ss2 = plan({ ...s, assigned }, { ...opts, repairDrift: true }).targets.map((t) => t.target.key);
+  assert.equal(ss2.length, 2);
+  const r = plan({ ...s, assigned }, { ...opts, recheckTargets: new Set([ss1]) });
+  assert.deepEqual(r.targets.map((t) => [t.target.key, t.add, t.assign]), [[ss1, [rid("id1")], []]]);
 });

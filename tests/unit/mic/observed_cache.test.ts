@@ -3,22 +3,15 @@
 
 import assert from "node:assert/strict";
 import type { Pod, PodPhase } from "../../../lib/kube/core.ts";
-import { KubeClient } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
 import { memoryLogger } from "../../../lib/log.ts";
-import { ObservedCache } from "../../../mic/snapshot.ts";
+import { ObservedCache } from "../../../mic/observed_cache.ts";
+import { offlineClient } from "./fixtures.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
 
 function offlineCache(): ObservedCache {
-  const client = new KubeClient({
-    server: "http://127.0.0.1:9",
-    client: Deno.createHttpClient({}),
-    authHeader: () => Promise.resolve(undefined),
-    source: "unit test",
-    close() {},
-  });
-  return new ObservedCache({ client, log: memoryLogger(), onChange: () => {} });
+  return new ObservedCache({ client: offlineClient(), log: memoryLogger() });
 }
 
 type Raw = KubeObject & Record<string, unknown>;

@@ -1,4 +1,4 @@
-// MIC's watch caches and the one immutable observed state the planner reads. Pods are watched with the
+// ObservedCache: MIC's watch caches and the one immutable observed state the planner reads. Pods are watched with the
 // `aadpodidbinding` label selector and cached slim (name, label, node, phase), nodes only with their
 // providerID, so memory follows bound pods, not the cluster (the original cached every pod: #180, #1278).
 // A change wakes the controller only when a field the planner reads changed. Our own writes are
@@ -18,21 +18,19 @@ import { Informer } from "../lib/kube/informer.ts";
 import { type KubeClient, Resources } from "../lib/kube/rest.ts";
 import { type KubeObject, objectKey } from "../lib/kube/types.ts";
 import type { Logger } from "../lib/log.ts";
-import type { BoundPod, ObservedState, Problem } from "./planner.ts";
+import type { BoundPod, ObservedState, Problem } from "./plan_types.ts";
 
 /** How many deleted nodes' machines are remembered for cleaning up their identities. */
 const GONE_NODES_KEPT = 10_000;
 
-export interface Observed {
+interface Observed {
   state: ObservedState;
   /** Objects that could not be read (malformed, unknown type); they are left out of `state`. */
   problems: Problem[];
 }
 
-export interface ObservedCacheOptions {
+interface ObservedCacheOptions {
   client: KubeClient;
-  /** Called when something the planner reads changed. */
-  onChange: () => void;
   log: Logger;
   /** Server-side watch timeout (default: client-go's random 5-10 minutes). */
   watchTimeoutSeconds?: number;
@@ -87,9 +85,13 @@ export class ObservedCache {
   #goneNodes = new Map<string, ComputeTarget>();
   #expected = new Map<string, string | null>();
   #expectationWaiters = new Set<() => void>();
+  #listeners = new Set<() => void>();
 
   constructor(opts: ObservedCacheOptions) {
-    const { client, log, onChange } = opts;
+    const { client, log } = opts;
+    const onChange = () => {
+      for (const listener of this.#listeners) listener();
+    };
     const watchTimeoutSeconds = opts.watchTimeoutSeconds;
     const common = { client, log, ...(watchTimeoutSeconds ? { watchTimeoutSeconds } : {}) };
     this.pods = new Informer<Pod>({
@@ -137,6 +139,15 @@ export class ObservedCache {
       onUpdate: (_, o) => (this.#seen(o, false), onChange()),
       onDelete: (o) => (this.#seen(o, true), onChange()),
     });
+  }
+
+  /**
+   * `listener` is called whenever something the planner reads changed (as client-go's AddEventHandler:
+   * the cache knows nothing of who listens). Returns the unsubscribe function.
+   */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   get informers(): Informer<KubeObject>[] {
@@ -250,6 +261,18 @@ export class ObservedCache {
       }
     }
     return out;
+  }
+
+  /**
+   * The VM / scale set an Assigned AzureAssignedIdentity (`ns/name`) is on, from the caches; undefined
+   * when it is unknown, not Assigned, or its node is not an Azure machine.
+   */
+  targetOfAssigned(key: string): ComputeTarget | undefined {
+    const raw = this.assigned.store.get(key);
+    const a = raw && this.#read<AzureAssignedIdentity>(raw);
+    if (!a || a instanceof InvalidObjectError) return undefined;
+    if (a.status.status !== "Assigned" && a.status.status !== "") return undefined;
+    return parseProviderId(this.nodes.store.get(a.spec.nodeName)?.spec?.providerID);
   }
 
   /** One consistent view of everything the planner reads. */
