@@ -6,7 +6,7 @@
 // FlagError, and `helpText` renders the table `--help` prints. KLOG_FLAGS is the klog v2 set both original
 // binaries registered (k8s.io/klog/v2 v2.30.0 `InitFlags`), so their args keep parsing.
 
-export type FlagKind = "string" | "bool" | "int" | "float" | "duration" | "list";
+type FlagKind = "string" | "bool" | "int" | "float" | "duration" | "list";
 
 type ValueOf<K extends FlagKind> = K extends "string" ? string
   : K extends "bool" ? boolean
@@ -16,7 +16,7 @@ type ValueOf<K extends FlagKind> = K extends "string" ? string
   : K extends "list" ? string[]
   : never;
 
-export interface FlagSpec<K extends FlagKind = FlagKind> {
+interface FlagSpec<K extends FlagKind = FlagKind> {
   kind: K;
   /** Durations are milliseconds. */
   default: ValueOf<K>;
@@ -35,7 +35,7 @@ export interface FlagSpec<K extends FlagKind = FlagKind> {
   ignored?: boolean;
 }
 
-export type FlagSpecs = Record<string, FlagSpec>;
+type FlagSpecs = Record<string, FlagSpec>;
 export type FlagValues<S extends FlagSpecs> = {
   [N in keyof S]: S[N] extends FlagSpec<infer K> ? ValueOf<K> : never;
 };
@@ -108,7 +108,7 @@ function convert(name: string, spec: FlagSpec, raw: string): ValueOf<FlagKind> {
   }
 }
 
-export interface ParsedFlags<S extends FlagSpecs> {
+interface ParsedFlags<S extends FlagSpecs> {
   values: FlagValues<S>;
   /** Arguments after `--` or that are not flags. */
   rest: string[];

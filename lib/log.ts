@@ -1,8 +1,8 @@
 // A minimal structured logger shared by the services: one line per record on stderr, as text or JSON.
 // Components take a `Logger` so tests can capture what a user would see.
 
-export type LogLevel = "debug" | "info" | "warn" | "error";
-export type LogFields = Record<string, unknown>;
+type LogLevel = "debug" | "info" | "warn" | "error";
+type LogFields = Record<string, unknown>;
 
 export interface Logger {
   debug(msg: string, fields?: LogFields): void;
@@ -11,7 +11,7 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
 }
 
-export interface LogRecord {
+interface LogRecord {
   level: LogLevel;
   msg: string;
   fields: LogFields;
@@ -20,7 +20,7 @@ export interface LogRecord {
 
 const LEVELS: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-export interface LoggerOptions {
+interface LoggerOptions {
   format?: "text" | "json";
   level?: LogLevel;
   /** Where finished lines go; stderr by default. */

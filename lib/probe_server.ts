@@ -5,13 +5,13 @@
 
 import type { Registry } from "./metrics.ts";
 
-export interface Readiness {
+interface Readiness {
   ready: boolean;
   /** Why not ready, shown in the /readyz body so `kubectl describe` events say what is missing. */
   reason?: string;
 }
 
-export interface ProbeServerOptions {
+interface ProbeServerOptions {
   hostname: string;
   port: number;
   registry?: Registry;
@@ -51,7 +51,7 @@ function healthzResponse(live: Readiness, active: boolean): Response {
   });
 }
 
-export function handleProbe(
+function handleProbe(
   opts: Pick<ProbeServerOptions, "registry" | "readiness" | "liveness" | "active">,
 ) {
   return async (req: Request): Promise<Response> => {

@@ -4,7 +4,7 @@
 export const MIC_VERSION = "1.9.0-deno";
 export const NMI_VERSION = "0.1.0";
 
-export interface BuildInfo {
+interface BuildInfo {
   mic: string;
   nmi: string;
   commit: string;

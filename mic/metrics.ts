@@ -19,7 +19,7 @@ function withOriginal(ours: number[], original: number[]): number[] {
 }
 
 /** The original's buckets, plus ours: every `le` a dashboard of the original reads exists. */
-export const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, [
+const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, [
   0.01,
   0.02,
   0.05,
@@ -39,7 +39,7 @@ export const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, [
   5,
   10,
 ]);
-export const MIC_CYCLE_BUCKETS = withOriginal(LATENCY_BUCKETS, [
+const MIC_CYCLE_BUCKETS = withOriginal(LATENCY_BUCKETS, [
   0.5,
   1,
   5,
@@ -52,7 +52,7 @@ export const MIC_CYCLE_BUCKETS = withOriginal(LATENCY_BUCKETS, [
   900,
   1200,
 ]);
-export const CLOUD_PROVIDER_BUCKETS = withOriginal(CLOUD_BUCKETS, [
+const CLOUD_PROVIDER_BUCKETS = withOriginal(CLOUD_BUCKETS, [
   0.5,
   1,
   5,
@@ -67,7 +67,7 @@ export const CLOUD_PROVIDER_BUCKETS = withOriginal(CLOUD_BUCKETS, [
 ]);
 
 /** The Kubernetes writes of AzureAssignedIdentities the original timed and counted on success. */
-export type AssignedIdentityWrite =
+type AssignedIdentityWrite =
   | "assigned_identity_addition"
   | "assigned_identity_deletion"
   | "assigned_identity_update";

@@ -17,7 +17,7 @@ import {
   validateOptions,
 } from "./manifests/options.ts";
 
-export const USAGE = `usage: deno task deploy [flags]
+const USAGE = `usage: deno task deploy [flags]
   --kubeconfig PATH        apply to the cluster of this kubeconfig (default: KUBECONFIG or ~/.kube/config)
   --namespace NS           where MIC and NMI run (default: default; managed mode: kube-system)
   --mode MODE              standard (MIC + NMI, default) or managed (NMI only; identities pre-attached)
@@ -33,14 +33,14 @@ export const USAGE = `usage: deno task deploy [flags]
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
 
-export interface DeployOptions {
+interface DeployOptions {
   kubeconfig?: string;
   dryRun: boolean;
   help: boolean;
   manifests: ManifestOptions;
 }
 
-export type DeployArgs = { ok: true; options: DeployOptions } | { ok: false; error: string };
+type DeployArgs = { ok: true; options: DeployOptions } | { ok: false; error: string };
 
 /**
  * Reads the deploy flags. Anything it does not know (a flag, a stray word, a flag without its value, a
@@ -182,7 +182,7 @@ async function applyBatch(kubectl: Kubectl, objects: object[], dryRun: boolean):
   return classify(before, after);
 }
 
-export async function deploy(options: DeployOptions, print: (line: string) => void): Promise<ChangeLine[]> {
+async function deploy(options: DeployOptions, print: (line: string) => void): Promise<ChangeLine[]> {
   const kubectl = kubectlRunner(options.kubeconfig);
   const m = options.manifests;
   const crds = crdObjects();

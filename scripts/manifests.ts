@@ -35,7 +35,7 @@ export function crdObjects(): object[] {
 }
 
 /** The original README's demo: an identity, its binding, and the demo pod that lists VMs with it. */
-export function demoObjects(): object[] {
+function demoObjects(): object[] {
   const sub = "00000000-0000-4000-8000-000000000001";
   const rg = "demo-rg";
   const clientId = "66666666-7777-4888-9999-aaaaaaaaaaaa";
@@ -74,7 +74,7 @@ export function demoObjects(): object[] {
 }
 
 /** The same kind of objects in the pre-v1.6 PascalCase and in camelCase: both are accepted. */
-export function casingExamples(): object[] {
+function casingExamples(): object[] {
   const sub = "00000000-0000-4000-8000-000000000001";
   const id = (name: string) =>
     `/subscriptions/${sub}/resourcegroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;

@@ -8,7 +8,7 @@
 import { ensureCa, sandboxCacheDir } from "./sandbox/pki.ts";
 import { type ControlPlane, installCrds, startControlPlane } from "./sandbox/control_plane.ts";
 
-export interface Counts {
+interface Counts {
   passed: number;
   failed: number;
   skipped: number;

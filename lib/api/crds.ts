@@ -13,7 +13,7 @@ import {
 } from "./casing.ts";
 import { GROUP, VERSION } from "./types.ts";
 
-export type Schema = {
+type Schema = {
   type?: "object" | "string" | "integer" | "array" | "boolean";
   description?: string;
   properties?: Record<string, Schema>;
@@ -150,7 +150,7 @@ const exceptionSpec: Schema = {
   },
 };
 
-export interface PrinterColumn {
+interface PrinterColumn {
   name: string;
   type: "string" | "integer" | "date";
   jsonPath: string;
@@ -158,7 +158,7 @@ export interface PrinterColumn {
   priority?: number;
 }
 
-export interface CustomResourceDefinition {
+interface CustomResourceDefinition {
   apiVersion: "apiextensions.k8s.io/v1";
   kind: "CustomResourceDefinition";
   metadata: { name: string; annotations: Record<string, string> };

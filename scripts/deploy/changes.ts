@@ -2,14 +2,14 @@
 // created (absent before), unchanged (the same apart from bookkeeping), or changed. Pure, so the summary
 // `deno task deploy` prints is tested without a cluster.
 
-export interface ObjectLike {
+interface ObjectLike {
   apiVersion?: string;
   kind?: string;
   metadata?: { name?: string; namespace?: string; [k: string]: unknown };
   [k: string]: unknown;
 }
 
-export type Change = "created" | "changed" | "unchanged";
+type Change = "created" | "changed" | "unchanged";
 
 export interface ChangeLine {
   change: Change;
@@ -19,7 +19,7 @@ export interface ChangeLine {
 }
 
 /** `kind/namespace/name`, the identity of an object in the summary. */
-export function objectKey(o: ObjectLike): string {
+function objectKey(o: ObjectLike): string {
   return `${o.kind}/${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 }
 
@@ -34,7 +34,7 @@ export function itemsOf(json: string): ObjectLike[] {
 const BOOKKEEPING = ["resourceVersion", "managedFields", "generation", "creationTimestamp", "uid"];
 
 /** JSON with sorted keys and without bookkeeping fields or status. */
-export function comparable(o: ObjectLike): string {
+function comparable(o: ObjectLike): string {
   const { status: _status, metadata = {}, ...rest } = o;
   const meta = Object.fromEntries(Object.entries(metadata).filter(([k]) => !BOOKKEEPING.includes(k)));
   return canonical({ ...rest, metadata: meta });

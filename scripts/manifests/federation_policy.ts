@@ -4,10 +4,10 @@
 // what NMI may ask for to what federated mode needs: exactly the audience api://AzureADTokenExchange, bound
 // to a Pod (so the token dies with the pod), for at most one hour.
 
-export const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
-export const MAX_TOKEN_SECONDS = 3600;
+const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
+const MAX_TOKEN_SECONDS = 3600;
 
-export interface FederationPolicyOptions {
+interface FederationPolicyOptions {
   /** Namespace and name of NMI's service account. */
   nmiNamespace: string;
   nmiServiceAccount: string;

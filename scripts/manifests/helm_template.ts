@@ -6,7 +6,7 @@
 
 import { stringify } from "yaml";
 
-export type Snippet = (indent: number) => string;
+type Snippet = (indent: number) => string;
 
 export class HelmTemplate {
   #n = 0;

@@ -1,7 +1,7 @@
 // The few Kubernetes object shapes the manifests are built from, typed so that a misspelt field is a type
 // error rather than a field the apiserver silently prunes. Only what deploy/ uses is declared.
 
-export interface Meta {
+interface Meta {
   name: string;
   namespace?: string;
   labels?: Record<string, string>;
@@ -15,13 +15,13 @@ export interface PolicyRule {
   resourceNames?: string[];
 }
 
-export interface Subject {
+interface Subject {
   kind: "ServiceAccount";
   name: string;
   namespace: string;
 }
 
-export interface RoleRef {
+interface RoleRef {
   apiGroup: "rbac.authorization.k8s.io";
   kind: "ClusterRole" | "Role";
   name: string;
@@ -103,7 +103,7 @@ export interface Volume {
   emptyDir?: { medium?: "Memory"; sizeLimit?: string };
 }
 
-export interface PodSpec {
+interface PodSpec {
   serviceAccountName: string;
   automountServiceAccountToken?: boolean;
   hostNetwork?: boolean;
@@ -118,7 +118,7 @@ export interface PodSpec {
   affinity?: Record<string, unknown>;
 }
 
-export interface PodTemplate {
+interface PodTemplate {
   metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
   spec: PodSpec;
 }
@@ -165,7 +165,7 @@ export type Manifest =
   | Exception
   | Secret;
 
-export type Secret = {
+type Secret = {
   apiVersion: "v1";
   kind: "Secret";
   metadata: Meta;

@@ -6,7 +6,7 @@ export const DEFAULT_VERSION = "1.9.0-deno";
 
 export type Mode = "standard" | "managed";
 
-export interface SecretName {
+interface SecretName {
   namespace: string;
   name: string;
 }

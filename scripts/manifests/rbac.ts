@@ -22,7 +22,7 @@ export const MIC_ROLE = "aad-pod-id-mic-role";
 export const NMI_ROLE = "aad-pod-id-nmi-role";
 /** MIC's Lease (its --leader-election-name default) and the type-upgrade ConfigMap. */
 export const MIC_LEASE = "aad-pod-identity-mic";
-export const TYPE_UPGRADE_CONFIGMAP = "aad-pod-identity-config";
+const TYPE_UPGRADE_CONFIGMAP = "aad-pod-identity-config";
 
 const RBAC = "rbac.authorization.k8s.io/v1" as const;
 const READ = ["get", "list", "watch"];
@@ -48,8 +48,8 @@ function labels(): Record<string, string> {
 }
 
 // The original's ClusterRoleBinding names, so an upgrade takes them over instead of leaving a second one.
-export const MIC_BINDING = "aad-pod-id-mic-binding";
-export const NMI_BINDING = "aad-pod-id-nmi-binding";
+const MIC_BINDING = "aad-pod-id-mic-binding";
+const NMI_BINDING = "aad-pod-id-nmi-binding";
 
 function clusterBinding(name: string, role: string, sa: string, namespace: string): ClusterRoleBinding {
   return {

@@ -22,13 +22,13 @@ import type {
 import { type AzureConfigSource, DEFAULT_AZURE_JSON, type ManifestOptions } from "./options.ts";
 import { MIC_LEASE, MIC_SERVICE_ACCOUNT, NMI_SERVICE_ACCOUNT } from "./rbac.ts";
 
-export const MIC_PROBE_PORT = 8080;
-export const NMI_PROBE_PORT = 8085;
+const MIC_PROBE_PORT = 8080;
+const NMI_PROBE_PORT = 8085;
 /** The original's --prometheus-port defaults. */
-export const MIC_METRICS_PORT = 8888;
-export const NMI_METRICS_PORT = 9090;
+const MIC_METRICS_PORT = 8888;
+const NMI_METRICS_PORT = 9090;
 /** The env vars MIC reads without azure.json and the original's Secret keys they came from. */
-export const ADMIN_SECRET_KEYS: readonly { env: string; key: string; optional?: boolean }[] = [
+const ADMIN_SECRET_KEYS: readonly { env: string; key: string; optional?: boolean }[] = [
   { env: "CLOUD", key: "Cloud" },
   { env: "SUBSCRIPTION_ID", key: "SubscriptionID" },
   { env: "RESOURCE_GROUP", key: "ResourceGroup" },
@@ -40,11 +40,11 @@ export const ADMIN_SECRET_KEYS: readonly { env: string; key: string; optional?: 
   { env: "USER_ASSIGNED_MSI_CLIENT_ID", key: "UserAssignedMSIClientID", optional: true },
 ];
 export const MIC_LABELS = { app: "mic", component: "mic" };
-export const NMI_LABELS = { app: "nmi", component: "nmi" };
+const NMI_LABELS = { app: "nmi", component: "nmi" };
 /** The nodes' kubelet settings, read by NMI for its kubenet check. */
 const KUBELET_DEFAULTS_DIR = "/etc/default";
 
-export function image(o: ManifestOptions, name: "mic" | "nmi"): string {
+function image(o: ManifestOptions, name: "mic" | "nmi"): string {
   return `${o.imageRepository}/${name}:${o.version}`;
 }
 
@@ -54,7 +54,7 @@ function probe(path: string, port: number, periodSeconds: number): Probe {
 
 const dropAll = { drop: ["ALL"] };
 
-export function namespaceObject(o: ManifestOptions): Namespace[] {
+function namespaceObject(o: ManifestOptions): Namespace[] {
   if (o.namespace === "default" || o.namespace === "kube-system") return [];
   return [{ apiVersion: "v1", kind: "Namespace", metadata: { name: o.namespace } }];
 }
@@ -64,7 +64,7 @@ function azureSource(o: ManifestOptions): AzureConfigSource {
 }
 
 /** How MIC gets its Azure settings: args, env, mounts and volumes, and the user it must run as. */
-export function micAzureConfig(o: ManifestOptions): {
+function micAzureConfig(o: ManifestOptions): {
   args: string[];
   env: EnvVar[];
   volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];

@@ -1,12 +1,12 @@
 // A tiny certificate authority for the sandbox, driven through the openssl CLI.
 // Every certificate is X.509 v3 with extensions: rustls (Deno's TLS) rejects v1 certificates.
 
-export interface CertPair {
+interface CertPair {
   certPath: string;
   keyPath: string;
 }
 
-export interface LeafOptions {
+interface LeafOptions {
   /** Subject common name; for kube client certificates this is the user name. */
   commonName: string;
   /** Subject organisations; for kube client certificates these are the groups. */

@@ -163,7 +163,7 @@ async function httpOk(ns: string | undefined, url: string): Promise<boolean> {
   return new TextDecoder().decode(out.stdout) === "200";
 }
 
-export interface UpOptions {
+interface UpOptions {
   dir?: string;
   /** Force loopback mode even as root. */
   loopback?: boolean;

@@ -54,7 +54,7 @@ export function sandboxDir(): string {
   return Deno.env.get("AAD_SANDBOX_DIR") ?? `${sandboxCacheDir()}/sandbox`;
 }
 
-export const statePath = (dir: string) => `${dir}/state.json`;
+const statePath = (dir: string) => `${dir}/state.json`;
 
 export function emptyRecord(dir: string, netns: boolean): SandboxRecord {
   return { dir, netns, pids: [], namespaces: [], relays: {}, pods: [], identities: [] };

@@ -15,7 +15,7 @@ export type SdkClient =
   | "go-default"
   | "go-adal";
 
-export interface SdkClientPaths {
+interface SdkClientPaths {
   goDir: string;
   python: string;
 }

@@ -2,7 +2,7 @@
 // token`), the cluster's server and CA taken from an admin kubeconfig. The sandbox runs MIC and NMI with
 // these, and the tests use them to prove the generated RBAC is enough.
 
-export interface ServiceAccountKubeconfigOptions {
+interface ServiceAccountKubeconfigOptions {
   /** Runs kubectl as admin and returns stdout (throws on failure). */
   kubectl: (args: string[]) => Promise<string>;
   adminKubeconfigPath: string;

@@ -32,7 +32,7 @@ export interface Peer {
   close(): void;
 }
 
-export interface H2Server {
+interface H2Server {
   url: string;
   /** The CA that signed the server's certificate (PEM). */
   ca: string;

@@ -50,7 +50,7 @@ export function containerArgs(yamlText: string, source: string): ContainerArgs[]
 }
 
 /** The helm binary scripts/sandbox/install-helm.sh built (or HELM_BIN). */
-export async function helmBin(): Promise<string> {
+async function helmBin(): Promise<string> {
   const script = new URL("../../scripts/sandbox/install-helm.sh", import.meta.url).pathname;
   const out = await new Deno.Command("bash", { args: [script], stdout: "piped", stderr: "null" }).output();
   if (!out.success) throw new Error(`helm install failed (${script})`);

@@ -17,7 +17,7 @@ export interface AssertionFailure {
   description: string;
 }
 
-export interface AssertionCheck {
+interface AssertionCheck {
   clientId: string;
   /** Audiences Azure AD accepts for this tenant: its token endpoints and its issuer. */
   audiences: string[];

@@ -7,7 +7,7 @@
 import type { ArmError } from "./arm_errors.ts";
 import type { ComputeKind } from "./ids.ts";
 
-export type ComputeOperation = "read" | "write";
+type ComputeOperation = "read" | "write";
 
 export interface ComputePolicy {
   /** Policy name without the `Microsoft.Compute/` prefix, e.g. `PutVM3Min`. */
@@ -90,7 +90,7 @@ export const COMPUTE_DEFAULT_POLICIES: ComputePolicy[] = [
   },
 ];
 
-export const COMPUTE_POLICY_PREFIX = "Microsoft.Compute/";
+const COMPUTE_POLICY_PREFIX = "Microsoft.Compute/";
 
 interface Window {
   start: number;
@@ -99,7 +99,7 @@ interface Window {
   blockedUntil?: number;
 }
 
-export type ComputeTakeResult =
+type ComputeTakeResult =
   | { ok: true; remainingHeader: string }
   | { ok: false; remainingHeader: string; retryAfterSeconds: number; error: ArmError };
 

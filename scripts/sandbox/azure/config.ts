@@ -7,7 +7,7 @@ import type { MetadataHeaderCheck } from "./imds.ts";
 import type { LroDuration } from "./lro.ts";
 import type { BucketConfig } from "./throttle.ts";
 
-export interface IdentityConfig {
+interface IdentityConfig {
   resourceGroup: string;
   name: string;
   clientId?: string;
@@ -16,7 +16,7 @@ export interface IdentityConfig {
   writeScopes?: string[];
 }
 
-export interface ComputeConfig {
+interface ComputeConfig {
   resourceGroup: string;
   name: string;
   systemAssigned?: boolean;
@@ -25,7 +25,7 @@ export interface ComputeConfig {
   capacity?: number;
 }
 
-export interface ServicePrincipalConfig {
+interface ServicePrincipalConfig {
   clientId?: string;
   tenantId?: string;
   secret?: string;
@@ -35,7 +35,7 @@ export interface ServicePrincipalConfig {
   writeScopes?: string[];
 }
 
-export interface ImdsConfig {
+interface ImdsConfig {
   /** `<resourceGroup>/<name>` of a VM in this config. */
   vm?: string;
   /** `<resourceGroup>/<name>` of a scale set in this config. */
@@ -45,7 +45,7 @@ export interface ImdsConfig {
   port?: number;
 }
 
-export interface EmulatorConfig {
+interface EmulatorConfig {
   subscriptionId?: string;
   tenantId?: string;
   location?: string;

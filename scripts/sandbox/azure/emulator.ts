@@ -97,7 +97,7 @@ export interface ComputeInfo {
   systemAssigned?: { principalId: string; clientId: string };
 }
 
-export interface ServicePrincipalOptions {
+interface ServicePrincipalOptions {
   tenantId?: string;
   clientId?: string;
   /** Client secret; one is generated when neither a secret nor a certificate is given. */
@@ -117,7 +117,7 @@ export interface ServicePrincipalOptions {
   writeScopes?: string[];
 }
 
-export interface RoleScopes {
+interface RoleScopes {
   assign?: string[];
   write?: string[];
 }
@@ -134,7 +134,7 @@ export type ImdsTarget =
   | { vmResourceId: string }
   | { vmssResourceId: string; instance: number | string };
 
-export interface StartImdsOptions {
+interface StartImdsOptions {
   /** Default 127.0.0.1. */
   hostname?: string;
   /** Default 0 (a free port). */

@@ -8,7 +8,7 @@ import { type AssertionFailure, assertionTimeFailure } from "./client_assertion.
 import type { FederatedCredential } from "./federated_credentials.ts";
 import { type DecodedJwt, decodeJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
 
-export interface FederatedAssertionCheck {
+interface FederatedAssertionCheck {
   clientId: string;
   credentials: FederatedCredential[];
   /** Fetches a URL of the issuer (discovery document, JWKS); the caller decides which CAs it trusts. */

@@ -7,7 +7,7 @@ import { type ArmError, armError, invalidParameter } from "./arm_errors.ts";
 import { armEchoedId, idKey } from "./ids.ts";
 
 /** Azure's limit of federated identity credentials on one user-assigned identity. */
-export const MAX_FEDERATED_CREDENTIALS_PER_IDENTITY = 20;
+const MAX_FEDERATED_CREDENTIALS_PER_IDENTITY = 20;
 
 export const FEDERATED_CREDENTIAL_TYPE =
   "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";

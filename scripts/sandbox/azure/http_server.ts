@@ -13,7 +13,7 @@ import { DroppedConnection } from "./faults.ts";
 
 export type Handler = (req: Request, info: Deno.ServeHandlerInfo) => Response | Promise<Response>;
 
-export interface ServeOptions {
+interface ServeOptions {
   hostname: string;
   /** 0 picks a free port. */
   port: number;

@@ -4,7 +4,7 @@
 
 export type ComputeKind = "virtualMachines" | "virtualMachineScaleSets";
 
-export interface ParsedResourceId {
+interface ParsedResourceId {
   subscriptionId: string;
   resourceGroup: string;
   /** Provider namespace as written, e.g. `Microsoft.Compute`. */

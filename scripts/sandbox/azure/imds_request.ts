@@ -2,7 +2,7 @@
 // and the instance-metadata document and its path lookup (docs/protocols.md, "## IMDS token protocol" and
 // "## Other IMDS paths").
 
-export interface ImdsErrorBody {
+interface ImdsErrorBody {
   error: string;
   error_description?: string;
   "newest-versions"?: string[];
@@ -51,7 +51,7 @@ export const IMDS_API_VERSIONS = [
 ];
 
 /** The identity category exists from 2018-02-01. */
-export const IMDS_IDENTITY_API_VERSIONS = IMDS_API_VERSIONS.filter((v) => v >= "2018-02-01");
+const IMDS_IDENTITY_API_VERSIONS = IMDS_API_VERSIONS.filter((v) => v >= "2018-02-01");
 
 export const NEWEST_VERSIONS = IMDS_API_VERSIONS.slice(-3).reverse();
 
@@ -60,17 +60,17 @@ const invalid = (description: string): ImdsError => ({
   body: { error: "invalid_request", error_description: description },
 });
 
-export const IDENTITY_NOT_FOUND = invalid("Identity not found");
-export const MULTIPLE_IDENTITIES = invalid(
+const IDENTITY_NOT_FOUND = invalid("Identity not found");
+const MULTIPLE_IDENTITIES = invalid(
   "Multiple user assigned identities exist, please specify the clientId / resourceId of the identity in the token request",
 );
 export const METADATA_HEADER_MISSING = invalid("Required metadata header not specified");
 
-export type IdentitySelector =
+type IdentitySelector =
   | { by: "default" }
   | { by: "client_id" | "object_id" | "msi_res_id"; value: string };
 
-export interface TokenQuery {
+interface TokenQuery {
   apiVersion: string;
   resource: string;
   selector: IdentitySelector;
@@ -108,7 +108,7 @@ export function parseTokenQuery(
   return { ok: true, value: { apiVersion, resource, selector: { by, value: params.get(name)! } } };
 }
 
-export interface ServableIdentity {
+interface ServableIdentity {
   clientId: string;
   principalId: string;
   /** The identity resource (user-assigned) or the VM / scale set (system-assigned). */
@@ -164,7 +164,7 @@ export interface InstanceDescription {
   macAddress: string;
 }
 
-export type MetadataNode = string | MetadataNode[] | { [k: string]: MetadataNode };
+type MetadataNode = string | MetadataNode[] | { [k: string]: MetadataNode };
 
 /** The `/metadata/instance` document; IMDS renders every primitive as a string and missing ones as "". */
 export function instanceDocument(d: InstanceDescription): MetadataNode {

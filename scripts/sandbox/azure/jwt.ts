@@ -1,9 +1,9 @@
 // Compact JWS (JWT) signing and verification on Web Crypto: RS256 for the tokens the emulator issues,
 // RS256/PS256 for the client assertions MSAL signs with a certificate.
 
-export type JwtAlgorithm = "RS256" | "PS256";
+type JwtAlgorithm = "RS256" | "PS256";
 
-export interface JwtHeader {
+interface JwtHeader {
   alg: string;
   typ?: string;
   kid?: string;
@@ -44,7 +44,7 @@ export interface AccessTokenClaims {
   xms_mirid?: string;
 }
 
-export type JwtFailure = "malformed" | "algorithm" | "signature" | "expired" | "not_yet_valid" | "audience";
+type JwtFailure = "malformed" | "algorithm" | "signature" | "expired" | "not_yet_valid" | "audience";
 
 export class JwtError extends Error {
   constructor(readonly reason: JwtFailure, message: string) {

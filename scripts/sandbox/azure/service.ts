@@ -10,7 +10,7 @@ export interface RequestMeta {
   caller?: string;
 }
 
-export type RoutedHandler = (
+type RoutedHandler = (
   req: Request,
   url: URL,
   route: string,
@@ -18,7 +18,7 @@ export type RoutedHandler = (
   info: Deno.ServeHandlerInfo,
 ) => Response | Promise<Response>;
 
-export interface InstrumentOptions {
+interface InstrumentOptions {
   service: Service;
   log: RequestLog;
   faults: FaultInjector;

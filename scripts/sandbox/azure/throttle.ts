@@ -20,7 +20,7 @@ export const ARM_DEFAULT_THROTTLE: ThrottleConfig = {
   writes: { capacity: 200, refillPerSec: 10 },
 };
 
-export type TakeResult = { ok: true; remaining: number } | { ok: false; retryAfterSeconds: number };
+type TakeResult = { ok: true; remaining: number } | { ok: false; retryAfterSeconds: number };
 
 export class TokenBucket {
   #tokens: number;

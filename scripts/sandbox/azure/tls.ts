@@ -4,7 +4,7 @@
 import { X509Certificate } from "node:crypto";
 import { ensureCa, issueCert, sandboxCacheDir } from "../pki.ts";
 
-export interface EmulatorTls {
+interface EmulatorTls {
   /** PEM of the leaf certificate. */
   cert: string;
   /** PEM of its private key. */

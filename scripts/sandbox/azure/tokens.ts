@@ -3,7 +3,7 @@
 
 import { type AccessTokenClaims, type SigningKey, signRs256 } from "./jwt.ts";
 
-export interface TokenSubject {
+interface TokenSubject {
   clientId: string;
   objectId: string;
   tenantId: string;

@@ -59,7 +59,7 @@ export function sdkClients(h: Harness, sp: { clientId: string; tenantId: string;
   return { credential, compute, msi };
 }
 
-export interface SecretPrincipal {
+interface SecretPrincipal {
   clientId: string;
   tenantId: string;
   secret?: string;
@@ -86,7 +86,7 @@ export async function tokenFor(
   return body.access_token;
 }
 
-export const COMPUTE_API = "2026-04-01";
+const COMPUTE_API = "2026-04-01";
 
 export function computePath(
   h: Harness,

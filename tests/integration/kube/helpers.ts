@@ -25,7 +25,7 @@ export async function waitUntil(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-export interface JournalEntry {
+interface JournalEntry {
   type: "add" | "update" | "delete";
   uid: string;
   rv: string;

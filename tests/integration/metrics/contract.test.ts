@@ -32,7 +32,7 @@ const IMDS_OPS = ["adal_token_msi", "adal_token_msi_userassignedid", "adal_token
 const P = "aadpodidentity_";
 
 /** The original's metrics, from https://github.com/Azure/aad-pod-identity/blob/v1.8.17/pkg/metrics/metrics.go */
-export const ORIGINAL_METRICS: OriginalMetric[] = [
+const ORIGINAL_METRICS: OriginalMetric[] = [
   ...["addition", "deletion", "update"].flatMap((verb): OriginalMetric[] => [
     {
       name: `${P}assigned_identity_${verb}_duration_seconds`,
