@@ -1,17 +1,27 @@
 // Upstream call pacing for the node's IMDS: at most `maxConcurrent` calls in flight and at most `perSecond`
 // started in any rolling second (IMDS allows 5 concurrent and 20/s per VM for identity calls, shared by
-// everything on the node, and answers 429 beyond). Callers queue in FIFO order; an aborted caller leaves the
-// queue without taking a slot.
+// everything on the node, and answers 429 beyond). Waiting calls queue per source (the calling pod) and
+// sources take turns, so one pod flooding NMI waits behind its own calls, not in front of others'; a source
+// may hold at most `maxQueuedPerSource` waiting calls (more are refused at once). An aborted caller (its
+// client left, or its deadline passed) leaves the queue without taking a slot.
 
 export interface LimiterOptions {
   maxConcurrent: number;
   perSecond: number;
+  /** Waiting calls one source may hold; default 64. */
+  maxQueuedPerSource?: number;
   now?: () => number;
+}
+
+/** A source already holds its share of the queue. */
+export class QueueFullError extends Error {
+  override name = "QueueFullError";
 }
 
 interface Waiter {
   resolve: () => void;
   reject: (e: unknown) => void;
+  source: string;
   signal?: AbortSignal;
   onAbort?: () => void;
 }
@@ -19,10 +29,13 @@ interface Waiter {
 export class UpstreamLimiter {
   readonly maxConcurrent: number;
   readonly perSecond: number;
+  readonly maxQueuedPerSource: number;
   #now: () => number;
   #inflight = 0;
   #started: number[] = [];
-  #queue: Waiter[] = [];
+  /** Per source, in turn order: the next turn goes to the first key, which then moves to the end. */
+  #queues = new Map<string, Waiter[]>();
+  #queued = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Highest number of calls seen in flight at once (for tests and metrics). */
   peakInflight = 0;
@@ -32,6 +45,7 @@ export class UpstreamLimiter {
   constructor(opts: LimiterOptions) {
     this.maxConcurrent = opts.maxConcurrent;
     this.perSecond = opts.perSecond;
+    this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 64;
     this.#now = opts.now ?? (() => performance.now());
   }
 
@@ -40,11 +54,11 @@ export class UpstreamLimiter {
   }
 
   get queued(): number {
-    return this.#queue.length;
+    return this.#queued;
   }
 
-  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.#acquire(signal);
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal, source = ""): Promise<T> {
+    await this.#acquire(signal, source);
     try {
       return await fn();
     } finally {
@@ -65,30 +79,56 @@ export class UpstreamLimiter {
     this.#started.push(now);
   }
 
-  #acquire(signal?: AbortSignal): Promise<void> {
+  #acquire(signal: AbortSignal | undefined, source: string): Promise<void> {
     signal?.throwIfAborted();
     const now = this.#now();
-    if (this.#queue.length === 0 && this.#canStart(now)) {
+    if (this.#queued === 0 && this.#canStart(now)) {
       this.#take(now);
       return Promise.resolve();
     }
+    const queue = this.#queues.get(source) ?? [];
+    if (queue.length >= this.maxQueuedPerSource) {
+      return Promise.reject(
+        new QueueFullError(`${queue.length} IMDS calls of ${source || "this source"} are already waiting`),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, signal };
+      const w: Waiter = { resolve, reject, source, signal };
       if (signal) {
         w.onAbort = () => {
-          const i = this.#queue.indexOf(w);
-          if (i >= 0) this.#queue.splice(i, 1);
+          this.#remove(w);
           reject(signal.reason);
         };
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
-      this.#queue.push(w);
+      queue.push(w);
+      this.#queued++;
+      if (!this.#queues.has(source)) this.#queues.set(source, queue);
       this.#pump();
     });
   }
 
+  #remove(w: Waiter): void {
+    const queue = this.#queues.get(w.source);
+    const i = queue?.indexOf(w) ?? -1;
+    if (!queue || i < 0) return;
+    queue.splice(i, 1);
+    this.#queued--;
+    if (queue.length === 0) this.#queues.delete(w.source);
+  }
+
+  /** The first waiter of the source whose turn it is; that source moves to the back of the turn order. */
+  #nextWaiter(): Waiter {
+    const [source, queue] = this.#queues.entries().next().value!;
+    const w = queue.shift()!;
+    this.#queued--;
+    this.#queues.delete(source);
+    if (queue.length) this.#queues.set(source, queue);
+    return w;
+  }
+
   #pump(): void {
-    while (this.#queue.length) {
+    while (this.#queued > 0) {
       const now = this.#now();
       if (!this.#canStart(now)) {
         // Blocked by the per-second window (not concurrency): wake when the oldest start leaves it.
@@ -101,7 +141,7 @@ export class UpstreamLimiter {
         }
         return;
       }
-      const w = this.#queue.shift()!;
+      const w = this.#nextWaiter();
       if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
       this.#take(now);
       w.resolve();

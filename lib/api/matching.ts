@@ -1,4 +1,4 @@
-// Which pod may use which identity: the original's matching rules (upstream.md 2.2-2.4, 3.3, 5.2) as pure
+// Which pod may use which identity: the original's matching rules (docs/upstream.md, the CRD and NMI sections) as pure
 // functions, shared by MIC's planner and NMI's identity selection so both sides always agree. The
 // original's bugs are fixed here on purpose: ids compare case-insensitively everywhere, and choices are
 // deterministic (sorted), never "whatever order the informer had".
@@ -100,18 +100,20 @@ export function grantsForPod(pod: PodRef, catalog: IdentityCatalog, forceNamespa
 }
 
 /**
- * A pod is excepted (gets the node's own identity, unchecked) when any single label of an exception in the
- * pod's namespace matches; values compare case-insensitively, as the original.
+ * A pod is excepted (gets the node's own identity, unchecked) when ALL labels of an exception in the pod's
+ * namespace match (values compare case-insensitively, as the original).
  */
 export function isPodExcepted(
   podLabels: Record<string, string>,
   exceptionsInPodNamespace: readonly AzurePodIdentityException[],
 ): boolean {
-  return exceptionsInPodNamespace.some((ex) =>
-    Object.entries(ex.spec.podLabels).some(([k, v]) =>
-      podLabels[k] !== undefined && podLabels[k].toLowerCase() === v.toLowerCase()
-    )
-  );
+  return exceptionsInPodNamespace.some((ex) => {
+    const wanted = Object.entries(ex.spec.podLabels);
+    // Every label must match (a selector): the original matched on any one, so one common label excepted
+    // pods it was never meant for. An exception with no labels excepts nothing.
+    return wanted.length > 0 &&
+      wanted.every(([k, v]) => podLabels[k] !== undefined && podLabels[k].toLowerCase() === v.toLowerCase());
+  });
 }
 
 /** What a token request asks for; at most one is set by SDKs, and none means "the pod's identity". */

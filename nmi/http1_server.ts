@@ -1,0 +1,523 @@
+// NMI's HTTP/1.1 server: its own accept loop over Deno.listen, because every pod on the node can open
+// connections to it and Deno.serve offers no defence (issue 19 item 1): an accept error such as EMFILE
+// killed the process, and idle or slow connections were held forever. Here:
+// - an accept error is logged once, backed off (5 ms doubling to 1 s) and accepting goes on;
+// - at most `maxConnectionsPerIp` connections per source address and `maxConnections` in all: more are
+//   closed at once, so one pod cannot exhaust file descriptors or memory;
+// - a request head must arrive within `headTimeoutMs` (whole head: slow heads are cut), a kept-alive
+//   connection may idle `idleTimeoutMs` before its next request, a body must be read within `bodyTimeoutMs`;
+// - heads over `maxHeadBytes` get 431; bodies are streamed to the handler, never buffered here;
+// - the request's signal aborts when the client closes its connection while the answer is being made.
+// Heads are parsed strictly (nmi/http1_head.ts); answers carry Content-Length (never chunked).
+
+import type { Logger } from "../lib/log.ts";
+import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
+
+export interface Http1Limits {
+  maxHeadBytes: number;
+  headTimeoutMs: number;
+  idleTimeoutMs: number;
+  bodyTimeoutMs: number;
+  maxConnectionsPerIp: number;
+  maxConnections: number;
+}
+
+export const DEFAULT_LIMITS: Http1Limits = {
+  maxHeadBytes: 64 * 1024,
+  headTimeoutMs: 10_000,
+  idleTimeoutMs: 30_000,
+  bodyTimeoutMs: 10_000,
+  maxConnectionsPerIp: 1024,
+  maxConnections: 8192,
+};
+
+/** Who sent a request: the connection's peer and the request-target exactly as sent. */
+export interface ConnInfo {
+  remoteAddr: Deno.NetAddr;
+  target?: string;
+}
+
+export type Http1Handler = (req: Request, info: ConnInfo) => Promise<Response>;
+
+export interface Http1ServerOptions {
+  hostname: string;
+  port: number;
+  handler: Http1Handler;
+  log: Logger;
+  limits?: Partial<Http1Limits>;
+  signal?: AbortSignal;
+}
+
+export interface Http1Stats {
+  accepted: number;
+  refusedPerIp: number;
+  refusedTotal: number;
+  acceptErrors: number;
+  timedOut: number;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+  501: "Not Implemented",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  505: "HTTP Version Not Supported",
+};
+const SKIP_RESPONSE_HEADERS = new Set(["content-length", "connection", "transfer-encoding", "keep-alive"]);
+const latin1 = new TextDecoder("latin1");
+const encoder = new TextEncoder();
+
+let dateSecond = 0;
+let dateText = "";
+function httpDate(): string {
+  const s = Math.floor(Date.now() / 1000);
+  if (s !== dateSecond) {
+    dateSecond = s;
+    dateText = new Date(s * 1000).toUTCString();
+  }
+  return dateText;
+}
+
+export class Http1Server {
+  readonly addr: Deno.NetAddr;
+  readonly finished: Promise<void>;
+  readonly limits: Http1Limits;
+  readonly stats: Http1Stats = {
+    accepted: 0,
+    refusedPerIp: 0,
+    refusedTotal: 0,
+    acceptErrors: 0,
+    timedOut: 0,
+  };
+  #opts: Http1ServerOptions;
+  #listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>;
+  #perIp = new Map<string, number>();
+  #open = new Set<Connection>();
+  #closing = false;
+  #wake?: () => void;
+  #lastRefusalLog = 0;
+
+  constructor(opts: Http1ServerOptions) {
+    this.#opts = opts;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
+    this.#listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
+    this.addr = this.#listener.addr;
+    opts.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+    this.finished = this.#acceptLoop().then(async () => {
+      while (this.#open.size) await Promise.allSettled([...this.#open].map((c) => c.done));
+    });
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#open.size;
+  }
+
+  /** Stops accepting; idle connections close now, busy ones after their answer. */
+  shutdown(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    try {
+      this.#listener.close();
+    } catch { /* already closed */ }
+    this.#wake?.();
+    for (const c of this.#open) c.closeIfIdle();
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    let backoff = 0;
+    let lastError = "";
+    while (!this.#closing) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (e) {
+        if (this.#closing) break;
+        this.stats.acceptErrors++;
+        const msg = e instanceof Error ? e.message : String(e);
+        if (msg !== lastError) {
+          this.#opts.log.error("accepting a connection failed; backing off", { error: msg });
+        }
+        lastError = msg;
+        backoff = Math.min(1000, backoff ? backoff * 2 : 5);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          this.#wake = () => (clearTimeout(t), r());
+        });
+        continue;
+      }
+      if (lastError) this.#opts.log.info("accepting connections again", { errors: this.stats.acceptErrors });
+      lastError = "";
+      backoff = 0;
+      this.#admit(conn);
+    }
+  }
+
+  #admit(conn: Deno.TcpConn): void {
+    const ip = conn.remoteAddr.hostname;
+    const n = this.#perIp.get(ip) ?? 0;
+    if (n >= this.limits.maxConnectionsPerIp || this.#open.size >= this.limits.maxConnections) {
+      if (n >= this.limits.maxConnectionsPerIp) this.stats.refusedPerIp++;
+      else this.stats.refusedTotal++;
+      try {
+        conn.close();
+      } catch { /* gone */ }
+      const now = performance.now();
+      if (now - this.#lastRefusalLog > 10_000) {
+        this.#lastRefusalLog = now;
+        this.#opts.log.warn("connections refused: over the connection limits", {
+          ip,
+          perIp: this.limits.maxConnectionsPerIp,
+          total: this.limits.maxConnections,
+          refused: this.stats.refusedPerIp + this.stats.refusedTotal,
+        });
+      }
+      return;
+    }
+    this.stats.accepted++;
+    this.#perIp.set(ip, n + 1);
+    try {
+      conn.setNoDelay(true);
+    } catch { /* not fatal */ }
+    const c = new Connection(conn, this, this.#opts.handler);
+    this.#open.add(c);
+    c.done = c.run().finally(() => {
+      this.#open.delete(c);
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left > 0) this.#perIp.set(ip, left);
+      else this.#perIp.delete(ip);
+    });
+  }
+}
+
+/** One client connection: requests in sequence (pipelined ones wait their turn). */
+class Connection {
+  done: Promise<void> = Promise.resolve();
+  #conn: Deno.TcpConn;
+  #server: Http1Server;
+  #handler: Http1Handler;
+  #readBuf = new Uint8Array(4096);
+  #buf = new Uint8Array(0);
+  #start = 0;
+  #end = 0;
+  #filling?: Promise<boolean>;
+  #closed = false;
+  #idle = true;
+
+  constructor(conn: Deno.TcpConn, server: Http1Server, handler: Http1Handler) {
+    this.#conn = conn;
+    this.#server = server;
+    this.#handler = handler;
+  }
+
+  get #limits(): Http1Limits {
+    return this.#server.limits;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+
+  closeIfIdle(): void {
+    if (this.#idle) this.close();
+  }
+
+  async run(): Promise<void> {
+    try {
+      let first = true;
+      while (!this.#closed) {
+        this.#idle = true;
+        if (this.#server.closing) break;
+        const head = await this.#readHead(first ? this.#limits.headTimeoutMs : this.#limits.idleTimeoutMs);
+        if (!head) break;
+        this.#idle = false;
+        first = false;
+        if (!await this.#serve(head)) break;
+      }
+    } catch {
+      // A write to a client that left: nothing to answer.
+    } finally {
+      this.close();
+    }
+  }
+
+  /** One read appended to the buffer; false at EOF or when the connection was closed. */
+  #fill(): Promise<boolean> {
+    return this.#filling ??= this.#read().finally(() => this.#filling = undefined);
+  }
+
+  async #read(): Promise<boolean> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(this.#readBuf);
+    } catch {
+      n = null;
+    }
+    if (n === null) return false;
+    this.#append(this.#readBuf.subarray(0, n));
+    return true;
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (this.#end + bytes.length > this.#buf.length) {
+      const live = this.#end - this.#start;
+      const size = Math.max(live + bytes.length, Math.min(2 * this.#buf.length, 1 << 20), 1024);
+      if (size <= this.#buf.length) this.#buf.copyWithin(0, this.#start, this.#end);
+      else {
+        const next = new Uint8Array(size);
+        next.set(this.#buf.subarray(this.#start, this.#end), 0);
+        this.#buf = next;
+      }
+      this.#start = 0;
+      this.#end = live;
+    }
+    this.#buf.set(bytes, this.#end);
+    this.#end += bytes.length;
+  }
+
+  get #buffered(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Takes up to `max` buffered bytes (a copy). */
+  #take(max: number): Uint8Array {
+    const n = Math.min(max, this.#buffered);
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.#start += n;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    return out;
+  }
+
+  /** The next request head; undefined when the client left, timed out, or sent garbage (answered). */
+  async #readHead(waitMs: number): Promise<RequestHead | undefined> {
+    let timer = setTimeout(() => this.#timeout(), waitMs);
+    let restarted = this.#buffered > 0;
+    try {
+      let scanned = this.#start;
+      for (;;) {
+        // A client may send empty lines between requests (RFC 9112 2.2).
+        while (this.#buffered >= 2 && this.#buf[this.#start] === 13 && this.#buf[this.#start + 1] === 10) {
+          this.#start += 2;
+          scanned = this.#start;
+        }
+        const end = headEnd(this.#buf, scanned, this.#end);
+        if (end >= 0) {
+          const text = latin1.decode(this.#buf.subarray(this.#start, end));
+          this.#start = end;
+          const parsed = parseHead(text);
+          if (parsed.ok) return parsed.head;
+          await this.#writeError(parsed.status, parsed.reason);
+          return undefined;
+        }
+        if (this.#buffered > this.#limits.maxHeadBytes) {
+          await this.#writeError(431, "request head too large");
+          return undefined;
+        }
+        scanned = Math.max(this.#start, this.#end - 3);
+        if (!await this.#fill()) return undefined;
+        if (!restarted) {
+          // The first byte of a kept-alive connection's next request: the whole head must follow in time.
+          restarted = true;
+          clearTimeout(timer);
+          timer = setTimeout(() => this.#timeout(), this.#limits.headTimeoutMs);
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #timeout(): void {
+    this.#server.stats.timedOut++;
+    this.close();
+  }
+
+  async #serve(head: RequestHead): Promise<boolean> {
+    const url = head.target.startsWith("/")
+      ? `http://nmi${head.target}`
+      : /^https?:\/\/[^/?#]+/i.test(head.target)
+      ? head.target
+      : undefined;
+    const body = new BodyReader(this, head);
+    const bodyless = head.body.kind === "none";
+    const carriesBody = !bodyless && head.method !== "GET" && head.method !== "HEAD";
+    const ac = new AbortController();
+    let req: Request;
+    try {
+      if (!url) throw new TypeError("unsupported request target");
+      req = new Request(url, {
+        method: head.method,
+        headers: head.headers,
+        body: carriesBody ? body.stream() : null,
+        signal: ac.signal,
+      });
+    } catch {
+      await this.#writeError(400, "malformed request");
+      return false;
+    }
+    const bodyTimer = bodyless ? undefined : setTimeout(() => {
+      if (!body.complete) this.#timeout();
+    }, this.#limits.bodyTimeoutMs);
+    if (bodyless) this.#watchClient(ac);
+    let res: Response;
+    try {
+      res = await this.#handler(req, { remoteAddr: this.#conn.remoteAddr, target: head.target });
+    } catch {
+      res = new Response(JSON.stringify({ error: "server_error", error_description: "internal error" }), {
+        status: 500,
+        headers: { "content-type": "application/json; charset=utf-8" },
+      });
+    } finally {
+      clearTimeout(bodyTimer);
+    }
+    // A body the handler did not read is not drained: the connection closes after the answer.
+    const keep = head.keepAlive && !this.#server.closing && (bodyless || body.complete) && !this.#closed;
+    await this.#write(res, head.method === "HEAD", keep);
+    return keep;
+  }
+
+  /** While a bodiless request is being answered, a client that closes its connection aborts it. */
+  #watchClient(ac: AbortController): void {
+    if (this.#buffered > this.#limits.maxHeadBytes) return;
+    this.#fill().then((more) => {
+      if (!more && !this.#idle) ac.abort(new DOMException("client closed the connection", "AbortError"));
+    });
+  }
+
+  async #write(res: Response, head: boolean, keep: boolean): Promise<void> {
+    const body = res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
+    let text = `HTTP/1.1 ${res.status} ${STATUS_TEXT[res.status] ?? (res.statusText || "Unknown")}\r\n`;
+    for (const [k, v] of res.headers) if (!SKIP_RESPONSE_HEADERS.has(k)) text += `${k}: ${v}\r\n`;
+    if (!res.headers.has("date")) text += `date: ${httpDate()}\r\n`;
+    if (res.status !== 204 && res.status !== 304) text += `content-length: ${body.length}\r\n`;
+    if (!keep) text += "connection: close\r\n";
+    text += "\r\n";
+    const headBytes = encoder.encode(text);
+    const out = new Uint8Array(headBytes.length + (head ? 0 : body.length));
+    out.set(headBytes, 0);
+    if (!head) out.set(body, headBytes.length);
+    await this.writeAll(out);
+  }
+
+  async #writeError(status: number, reason: string): Promise<void> {
+    const body = JSON.stringify({ error: "invalid_request", error_description: reason });
+    const res = new Response(body, {
+      status,
+      headers: { "content-type": "application/json; charset=utf-8" },
+    });
+    await this.#write(res, false, false).catch(() => {});
+  }
+
+  async writeAll(bytes: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < bytes.length) at += await this.#conn.write(bytes.subarray(at));
+  }
+
+  /** Body access for BodyReader: buffered bytes first, then reads. */
+  async nextBytes(max: number): Promise<Uint8Array | undefined> {
+    if (this.#buffered === 0 && !await this.#fill()) return undefined;
+    return this.#take(max);
+  }
+
+  /** The next CRLF-terminated line (chunked framing), at most `max` bytes; undefined when it never comes. */
+  async nextLine(max: number): Promise<string | undefined> {
+    for (;;) {
+      for (let i = this.#start + 1; i < this.#end; i++) {
+        if (this.#buf[i] === 10 && this.#buf[i - 1] === 13) {
+          const line = latin1.decode(this.#buf.subarray(this.#start, i - 1));
+          this.#start = i + 1;
+          return line;
+        }
+      }
+      if (this.#buffered > max) return undefined;
+      if (!await this.#fill()) return undefined;
+    }
+  }
+}
+
+/** A request body as a stream pulled from the connection (fixed length or chunked), never read ahead. */
+class BodyReader {
+  complete: boolean;
+  #conn: Connection;
+  #head: RequestHead;
+  #left: number;
+  #chunked: boolean;
+  #chunkDone = false;
+
+  constructor(conn: Connection, head: RequestHead) {
+    this.#conn = conn;
+    this.#head = head;
+    this.#chunked = head.body.kind === "chunked";
+    this.#left = head.body.kind === "length" ? head.body.length : 0;
+    this.complete = head.body.kind === "none";
+  }
+
+  stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream<Uint8Array<ArrayBuffer>>({
+      pull: async (controller) => {
+        const bytes = await this.#next();
+        if (bytes === null) {
+          this.complete = true;
+          controller.close();
+        } else if (bytes === undefined) {
+          controller.error(new Error(`request body of ${this.#head.method} ended early or is malformed`));
+        } else {
+          controller.enqueue(bytes as Uint8Array<ArrayBuffer>);
+        }
+      },
+    }, { highWaterMark: 0 });
+  }
+
+  /** The next piece; null at the end of the body; undefined when the body is cut short or malformed. */
+  async #next(): Promise<Uint8Array | null | undefined> {
+    if (!this.#chunked) {
+      if (this.#left === 0) return null;
+      const bytes = await this.#conn.nextBytes(this.#left);
+      if (bytes) this.#left -= bytes.length;
+      return bytes;
+    }
+    if (this.#chunkDone) return null;
+    if (this.#left === 0) {
+      const line = await this.#conn.nextLine(4096);
+      if (line === undefined) return undefined;
+      const m = /^([0-9a-fA-F]{1,8})(;.*)?$/.exec(line);
+      if (!m) return undefined;
+      this.#left = parseInt(m[1], 16);
+      if (this.#left === 0) return await this.#trailers();
+    }
+    const bytes = await this.#conn.nextBytes(this.#left);
+    if (!bytes) return undefined;
+    this.#left -= bytes.length;
+    if (this.#left === 0 && await this.#conn.nextLine(2) !== "") return undefined;
+    return bytes;
+  }
+
+  async #trailers(): Promise<null | undefined> {
+    for (let size = 0; size < 8192;) {
+      const line = await this.#conn.nextLine(8192);
+      if (line === undefined) return undefined;
+      if (line === "") {
+        this.#chunkDone = true;
+        return null;
+      }
+      size += line.length + 2;
+    }
+    return undefined;
+  }
+}
