@@ -32,9 +32,9 @@ export const MAX_HEADERS = 100;
 
 const fail = (status: 400 | 501 | 505, reason: string): HeadResult => ({ ok: false, status, reason });
 
-/** Index of the blank line ending a head in `buf[from, to)`, or -1. */
-export function headEnd(buf: Uint8Array, from: number, to: number): number {
-  for (let i = Math.max(from, 3); i < to; i++) {
+/** Index just past the blank line ending the head that starts at `start`, searching `[from, to)`; or -1. */
+export function headEnd(buf: Uint8Array, start: number, from: number, to: number): number {
+  for (let i = Math.max(from, start + 3); i < to; i++) {
     if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) return i + 1;
   }
   return -1;

@@ -309,17 +309,20 @@ class Connection {
     let timer = setTimeout(() => this.#timeout(), waitMs);
     let restarted = this.#buffered > 0;
     try {
-      let scanned = this.#start;
+      // Bytes of the buffered head already searched for its end, relative to #start (a fill may move the
+      // buffer's contents).
+      let scanned = 0;
       for (;;) {
         // A client may send empty lines between requests (RFC 9112 2.2).
         while (this.#buffered >= 2 && this.#buf[this.#start] === 13 && this.#buf[this.#start + 1] === 10) {
           this.#start += 2;
-          scanned = this.#start;
+          scanned = 0;
         }
-        const end = headEnd(this.#buf, scanned, this.#end);
+        const end = headEnd(this.#buf, this.#start, this.#start + scanned, this.#end);
         if (end >= 0) {
           const text = latin1.decode(this.#buf.subarray(this.#start, end));
           this.#start = end;
+          if (this.#start === this.#end) this.#start = this.#end = 0;
           const parsed = parseHead(text);
           if (parsed.ok) return parsed.head;
           await this.#writeError(parsed.status, parsed.reason);
@@ -329,7 +332,7 @@ class Connection {
           await this.#writeError(431, "request head too large");
           return undefined;
         }
-        scanned = Math.max(this.#start, this.#end - 3);
+        scanned = Math.max(0, this.#buffered - 3);
         if (!await this.#fill()) return undefined;
         if (!restarted) {
           // The first byte of a kept-alive connection's next request: the whole head must follow in time.
