@@ -138,7 +138,8 @@ export class Http1Server {
 
   async #acceptLoop(): Promise<void> {
     let backoff = 0;
-    let lastError = "";
+    // Logged once per distinct error and at most once a minute: a flood of connections must not flood logs.
+    let logged = { error: "", at: -Infinity, pending: false };
     while (!this.#closing) {
       let conn: Deno.TcpConn;
       try {
@@ -146,11 +147,12 @@ export class Http1Server {
       } catch (e) {
         if (this.#closing) break;
         this.stats.acceptErrors++;
-        const msg = e instanceof Error ? e.message : String(e);
-        if (msg !== lastError) {
-          this.#opts.log.error("accepting a connection failed; backing off", { error: msg });
+        const error = e instanceof Error ? e.message : String(e);
+        const now = performance.now();
+        if (error !== logged.error || now - logged.at > 60_000) {
+          this.#opts.log.error("accepting a connection failed; backing off", { error });
+          logged = { error, at: now, pending: true };
         }
-        lastError = msg;
         backoff = Math.min(1000, backoff ? backoff * 2 : 5);
         await new Promise<void>((r) => {
           const t = setTimeout(r, backoff);
@@ -158,8 +160,10 @@ export class Http1Server {
         });
         continue;
       }
-      if (lastError) this.#opts.log.info("accepting connections again", { errors: this.stats.acceptErrors });
-      lastError = "";
+      if (logged.pending) {
+        this.#opts.log.info("accepting connections again", { errors: this.stats.acceptErrors });
+        logged.pending = false;
+      }
       backoff = 0;
       this.#admit(conn);
     }
