@@ -143,3 +143,34 @@ Deno.test("exceptions and MIC's own pods (by service account) get the node's ide
     await h.close();
   }
 });
+
+Deno.test("an AzureIdentity pairing its own resourceID with another identity's clientID gets nothing", async () => {
+  // Issue 19 item 4: ARM attaches by resource id only, so this AzureIdentity is assigned to the VM; asking
+  // IMDS by the client id would hand the pod the other team's identity.
+  const h = await startHarness({ attached: ["team-own", "victim"] });
+  try {
+    const spec = { type: 0 as const, resourceID: h.ids["team-own"].id, clientID: h.ids["victim"].clientId };
+    const forged = await h.createIdentity("forged", spec);
+    const b = await h.createBinding("b-forged", "forged", "forged");
+    const pod = await h.createPod("pod-forged", { aadpodidbinding: "forged" });
+    await h.assign(pod, forged, b, "Assigned");
+    for (const q of [{}, { client_id: h.ids["victim"].clientId }] as Record<string, string>[]) {
+      const r = await h.get(pod.ip, tokenPath(undefined, q));
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.json.error_description, /does not belong to resourceID/);
+      assert.equal(r.json.access_token, undefined);
+    }
+    // The honest pairing still works, asked for by its resource id.
+    const honest = await h.createIdentity("honest", msiSpec(h.ids["team-own"]));
+    const hb = await h.createBinding("b-honest", "honest", "honest");
+    const good = await h.createPod("pod-honest", { aadpodidbinding: "honest" });
+    await h.assign(good, honest, hb, "Assigned");
+    const ok = await h.get(good.ip, tokenPath());
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await h.emu.verifyToken(ok.json.access_token)).appid, h.ids["team-own"].clientId);
+    const asked = h.emu.requests.list({ service: "imds", route: "imds.token" });
+    assert.ok(asked.length > 0 && asked.every((e) => e.query.msi_res_id && !e.query.client_id));
+  } finally {
+    await h.close();
+  }
+});
