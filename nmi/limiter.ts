@@ -1,6 +1,9 @@
 // Upstream call pacing for the node's IMDS: at most `maxConcurrent` calls in flight and at most `perSecond`
 // started in any rolling second (IMDS allows 5 concurrent and 20/s per VM for identity calls, shared by
-// everything on the node, and answers 429 beyond). Waiting calls queue per source (the calling pod) and
+// everything on the node, and answers 429 beyond). Within that, starts are paced by a token bucket (a
+// burst of maxConcurrent or a third of the rate, then one per 1/perSecond s): a saturating source would otherwise take the
+// whole second's budget at its start, and another source's call would wait for the next second even with
+// its turn. Waiting calls queue per source (the calling pod) and
 // sources take turns, so one pod flooding NMI waits behind its own calls, not in front of others'; a source
 // may hold at most `maxQueuedPerSource` waiting calls (more are refused at once). An aborted caller (its
 // client left, or its deadline passed) leaves the queue without taking a slot.
@@ -33,6 +36,9 @@ export class UpstreamLimiter {
   #now: () => number;
   #inflight = 0;
   #started: number[] = [];
+  readonly burst: number;
+  #tokens: number;
+  #refilledAt: number;
   /** Per source, in turn order: the next turn goes to the first key, which then moves to the end. */
   #queues = new Map<string, Waiter[]>();
   #queued = 0;
@@ -47,6 +53,9 @@ export class UpstreamLimiter {
     this.perSecond = opts.perSecond;
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 64;
     this.#now = opts.now ?? (() => performance.now());
+    this.burst = Math.min(this.perSecond, Math.max(this.maxConcurrent, Math.ceil(this.perSecond / 3)));
+    this.#tokens = this.burst;
+    this.#refilledAt = this.#now();
   }
 
   get inflight(): number {
@@ -67,9 +76,22 @@ export class UpstreamLimiter {
     }
   }
 
+  #refill(now: number): void {
+    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#refilledAt) * this.perSecond / 1000);
+    this.#refilledAt = now;
+  }
+
   #canStart(now: number): boolean {
     while (this.#started.length && now - this.#started[0] >= 1000) this.#started.shift();
-    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond;
+    this.#refill(now);
+    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond && this.#tokens >= 1;
+  }
+
+  /** Milliseconds until the rate (window and bucket) allows a start; concurrency aside. */
+  #rateWait(now: number): number {
+    const window = this.#started.length < this.perSecond ? 0 : 1000 - (now - this.#started[0]);
+    const bucket = this.#tokens >= 1 ? 0 : (1 - this.#tokens) * 1000 / this.perSecond;
+    return Math.max(1, Math.ceil(Math.max(window, bucket)));
   }
 
   #take(now: number): void {
@@ -77,6 +99,7 @@ export class UpstreamLimiter {
     this.started++;
     this.peakInflight = Math.max(this.peakInflight, this.#inflight);
     this.#started.push(now);
+    this.#tokens -= 1;
   }
 
   #acquire(signal: AbortSignal | undefined, source: string): Promise<void> {
@@ -131,9 +154,9 @@ export class UpstreamLimiter {
     while (this.#queued > 0) {
       const now = this.#now();
       if (!this.#canStart(now)) {
-        // Blocked by the per-second window (not concurrency): wake when the oldest start leaves it.
+        // Blocked by the rate (not concurrency): wake when the window or the bucket allows a start.
         if (this.#inflight < this.maxConcurrent && this.#timer === undefined) {
-          const wait = Math.max(1, 1000 - (now - this.#started[0]));
+          const wait = this.#rateWait(now);
           this.#timer = setTimeout(() => {
             this.#timer = undefined;
             this.#pump();

@@ -61,51 +61,75 @@ async function pidOfNmi(nodeNs: string): Promise<number> {
   throw new Error(`no NMI process in ${nodeNs}`);
 }
 
+type Cleanups = (() => Promise<void> | void)[];
+
+/** A relay 127.0.0.1:port -> the apiserver that SIGSTOP pauses, and a kubeconfig pointing at it. */
+async function pausableRelay(
+  h: Harness,
+  lab: Lab,
+  cleanups: Cleanups,
+): Promise<{ relay: Deno.ChildProcess; kubeconfig: string }> {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const relay = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", FORWARDER, `127.0.0.1:${port}`, `127.0.0.1:${await serverPort(h)}`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  cleanups.push(async () => {
+    Deno.kill(relay.pid, "SIGCONT");
+    relay.kill("SIGKILL");
+    await relay.status;
+  });
+  await lab.waitForPort(undefined, "127.0.0.1", port);
+  const kubeconfig = await kubeconfigVia(h, port);
+  cleanups.push(() => Deno.remove(kubeconfig));
+  await lab.mirror(port);
+  return { relay, kubeconfig };
+}
+
+/** The command prefix that runs NMI in the node namespace, inside a fresh memory cgroup when asked. */
+async function nmiWrap(lab: Lab, memoryLimit: number | undefined, cleanups: Cleanups): Promise<string[]> {
+  const wrap = ["ip", "netns", "exec", lab.nodeNs];
+  if (!memoryLimit) return wrap;
+  const group = `${MEMORY_CGROUP_ROOT}/aad-nmi-attack-${lab.id}`;
+  await Deno.mkdir(group);
+  cleanups.push(() => Deno.remove(group));
+  await Deno.writeTextFile(`${group}/memory.limit_in_bytes`, String(memoryLimit));
+  return ["sh", "-c", `echo $$ > ${group}/cgroup.procs && exec "$@"`, "sh", ...wrap];
+}
+
+function waitReady(lab: Lab, probePort: number): Promise<void> {
+  return waitUntil(
+    "NMI ready in the node namespace",
+    async () => {
+      const url = `http://127.0.0.1:${probePort}/readyz`;
+      const out = await lab.exec(lab.nodeNs, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], {
+        allowFail: true,
+      });
+      return out === "200";
+    },
+    30_000,
+    100,
+  );
+}
+
 export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode> {
   const h = await startHarness({ attached: o.attached, startNmi: false });
   const lab = await Lab.create();
-  const cleanups: (() => Promise<void> | void)[] = [() => lab.close(), () => h.close()];
+  const cleanups: Cleanups = [() => h.close(), () => lab.close()];
   const cleanup = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => {});
   };
   try {
-    let kubeconfig = h.cluster.kubeconfigPath;
-    let relay: Deno.ChildProcess | undefined;
-    const apiPort = await serverPort(h);
-    if (o.pausableApiserver) {
-      const port = 20000 + Math.floor(Math.random() * 20000);
-      relay = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-net", FORWARDER, `127.0.0.1:${port}`, `127.0.0.1:${apiPort}`],
-        stdin: "null",
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      const r = relay;
-      cleanups.push(async () => {
-        Deno.kill(r.pid, "SIGCONT");
-        r.kill("SIGKILL");
-        await r.status;
-      });
-      await lab.waitForPort(undefined, "127.0.0.1", port);
-      kubeconfig = await kubeconfigVia(h, port);
-      cleanups.push(() => Deno.remove(kubeconfig));
-      await lab.mirror(port);
-    } else {
-      await lab.mirror(apiPort);
-    }
+    const paused = o.pausableApiserver ? await pausableRelay(h, lab, cleanups) : undefined;
+    if (!paused) await lab.mirror(await serverPort(h));
     await lab.mirror(h.imds.port, { as: { ip: "169.254.169.254", port: 80 } });
-    let wrap = ["ip", "netns", "exec", lab.nodeNs];
-    if (o.memoryLimit) {
-      const group = `${MEMORY_CGROUP_ROOT}/aad-nmi-attack-${lab.id}`;
-      await Deno.mkdir(group);
-      cleanups.push(() => Deno.remove(group));
-      await Deno.writeTextFile(`${group}/memory.limit_in_bytes`, String(o.memoryLimit));
-      wrap = ["sh", "-c", `echo $$ > ${group}/cgroup.procs && exec "$@"`, "sh", ...wrap];
-    }
+    const wrap = await nmiWrap(lab, o.memoryLimit, cleanups);
     const probePort = 20000 + Math.floor(Math.random() * 20000);
     const args = h.nmiArgs([
       "--kubeconfig",
-      kubeconfig,
+      paused?.kubeconfig ?? h.cluster.kubeconfigPath,
       "--metadata-ip=169.254.169.254",
       "--metadata-port=80",
       "--nmi-port=2579",
@@ -117,23 +141,7 @@ export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode>
     ]);
     const nmi = await spawnNmi(args, { NODE_EXTRA_CA_CERTS: h.emu.caCertPath }, wrap);
     cleanups.push(() => nmi.stop());
-    await waitUntil(
-      "NMI ready in the node namespace",
-      async () => {
-        const out = await lab.exec(lab.nodeNs, [
-          "curl",
-          "-s",
-          "-o",
-          "/dev/null",
-          "-w",
-          "%{http_code}",
-          `http://127.0.0.1:${probePort}/readyz`,
-        ], { allowFail: true });
-        return out === "200";
-      },
-      30_000,
-      100,
-    );
+    await waitReady(lab, probePort);
     const nmiPid = await pidOfNmi(lab.nodeNs);
     return {
       h,
@@ -146,8 +154,8 @@ export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode>
         return p;
       },
       stallApiserver(stalled) {
-        if (!relay) throw new Error("start the node with pausableApiserver");
-        Deno.kill(relay.pid, stalled ? "SIGSTOP" : "SIGCONT");
+        if (!paused) throw new Error("start the node with pausableApiserver");
+        Deno.kill(paused.relay.pid, stalled ? "SIGSTOP" : "SIGCONT");
       },
       close: cleanup,
     };

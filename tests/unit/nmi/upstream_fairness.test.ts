@@ -121,3 +121,18 @@ Deno.test("IMDS client: a refusal is remembered; the duration metric excludes qu
     await server.shutdown();
   }
 });
+
+Deno.test("limiter: starts are paced, so another source waits a fraction of a second, not the next window", async () => {
+  const limiter = new UpstreamLimiter({ maxConcurrent: 5, perSecond: 15, maxQueuedPerSource: 100 });
+  const ac = new AbortController();
+  const flood = Array.from({ length: 60 }, () => limiter.run(() => Promise.resolve(), ac.signal, "flood"));
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = performance.now();
+  await limiter.run(() => Promise.resolve(), undefined, "victim");
+  const waited = performance.now() - t0;
+  ac.abort();
+  await Promise.allSettled(flood);
+  limiter.close();
+  // A plain rolling window lets the flood take all 15 starts at once: the victim would wait ~700 ms.
+  assert.ok(waited < 200, `victim waited ${waited.toFixed(0)} ms`);
+});
