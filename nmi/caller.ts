@@ -18,9 +18,9 @@ import type { Store } from "../lib/kube/store.ts";
 import type { WatchFreshness } from "./watch_freshness.ts";
 
 /** How long "no pod holds this IP" is remembered (dropped earlier by a watch event for the IP). */
-export const UNKNOWN_IP_TTL_MS = 5000;
+const UNKNOWN_IP_TTL_MS = 5000;
 /** How long a direct confirmation of a cached caller is reused while the watch is stale. */
-export const CONFIRMED_TTL_MS = 1000;
+const CONFIRMED_TTL_MS = 1000;
 const CONFIRM_TIMEOUT_MS = 2000;
 
 export type CallerResult = { ok: true; pod: Pod } | { ok: false; refusal: Refusal };

@@ -16,7 +16,7 @@ export interface RequestHead {
   keepAlive: boolean;
 }
 
-export type HeadResult =
+type HeadResult =
   | { ok: true; head: RequestHead }
   | { ok: false; status: 400 | 501 | 505; reason: string };
 
@@ -28,7 +28,7 @@ const BAD_VALUE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 const BAD_TARGET = /[\u0000-\u0020\u007f]/;
 
 /** Header lines accepted in one head (as hyper, which Deno.serve used). */
-export const MAX_HEADERS = 100;
+const MAX_HEADERS = 100;
 
 const fail = (status: 400 | 501 | 505, reason: string): HeadResult => ({ ok: false, status, reason });
 

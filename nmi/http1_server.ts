@@ -22,7 +22,7 @@ export interface Http1Limits {
   maxConnections: number;
 }
 
-export const DEFAULT_LIMITS: Http1Limits = {
+const DEFAULT_LIMITS: Http1Limits = {
   maxHeadBytes: 64 * 1024,
   headTimeoutMs: 10_000,
   idleTimeoutMs: 30_000,
@@ -37,7 +37,7 @@ export interface ConnInfo {
   target?: string;
 }
 
-export type Http1Handler = (req: Request, info: ConnInfo) => Promise<Response>;
+type Http1Handler = (req: Request, info: ConnInfo) => Promise<Response>;
 
 export interface Http1ServerOptions {
   hostname: string;
@@ -48,7 +48,7 @@ export interface Http1ServerOptions {
   signal?: AbortSignal;
 }
 
-export interface Http1Stats {
+interface Http1Stats {
   accepted: number;
   refusedPerIp: number;
   refusedTotal: number;

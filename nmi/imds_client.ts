@@ -23,7 +23,7 @@ export interface ImdsClientOptions {
 }
 
 /** Who asks: the request's signal and the calling pod, for the limiter's per-source queues. */
-export interface ImdsCall {
+interface ImdsCall {
   signal?: AbortSignal;
   source?: string;
 }

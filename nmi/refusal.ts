@@ -1,7 +1,7 @@
 // Why NMI does not serve a request, in domain terms. Selection, caller resolution and the token service
 // return these; only nmi/server.ts turns them into HTTP statuses and bodies.
 
-export type RefusalKind =
+type RefusalKind =
   /** The request itself is unacceptable (no binding selects the pod, bad source address). */
   | "invalid"
   /** The caller may not have what it asked for (or an upstream refused it: `code` is their error code). */

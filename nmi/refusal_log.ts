@@ -5,7 +5,7 @@
 import type { Logger } from "../lib/log.ts";
 
 /** Longest reason written per refused request. */
-export const MAX_REASON_CHARS = 300;
+const MAX_REASON_CHARS = 300;
 
 export class RefusalLog {
   #log: Logger;

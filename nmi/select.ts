@@ -75,7 +75,7 @@ function describeRequest(req: IdentityRequest): string {
 }
 
 /** The deterministic order among several grants (see the file comment). */
-export function compareGrants(a: Grant, b: Grant): number {
+function compareGrants(a: Grant, b: Grant): number {
   return (b.binding.spec.weight ?? 0) - (a.binding.spec.weight ?? 0) ||
     a.identity.metadata.namespace.localeCompare(b.identity.metadata.namespace) ||
     a.identity.metadata.name.localeCompare(b.identity.metadata.name) ||
@@ -84,13 +84,13 @@ export function compareGrants(a: Grant, b: Grant): number {
 }
 
 /** MIC's own pods: in MIC's namespace and running as MIC's service account. */
-export function isMicPod(pod: CallerPod, micNamespace: string, micServiceAccount: string): boolean {
+function isMicPod(pod: CallerPod, micNamespace: string, micServiceAccount: string): boolean {
   return pod.namespace === micNamespace && !!micServiceAccount &&
     pod.serviceAccountName === micServiceAccount;
 }
 
 /** An AzureAssignedIdentity that lets `pod` use `identity` on `node` now. */
-export function assignmentServes(
+function assignmentServes(
   aai: AzureAssignedIdentity,
   identity: AzureIdentity,
   pod: CallerPod,

@@ -84,7 +84,7 @@ const NOT_READY = errorAnswer(503, "service_unavailable", "NMI is starting: its 
   "retry-after": "1",
 });
 /** Largest proxied request body (scheduled-events acknowledgements are a few hundred bytes). */
-export const MAX_PROXY_BODY = 64 * 1024;
+const MAX_PROXY_BODY = 64 * 1024;
 // Hop-by-hop and forwarding headers never cross the proxy: IMDS rejects X-Forwarded-For (docs/protocols.md
 // "IMDS token protocol").
 const DROP_REQUEST_HEADERS = new Set([

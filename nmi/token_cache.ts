@@ -39,7 +39,7 @@ interface Flight {
   background: boolean;
 }
 
-export type Fetch = (signal: AbortSignal) => Promise<Token>;
+type Fetch = (signal: AbortSignal) => Promise<Token>;
 
 export interface CacheResult {
   token: Token;

@@ -30,7 +30,7 @@ export interface FlowOptions {
 }
 
 /** What a TokenRequest for a federated identity needs of the caller. */
-export function federatedPod(pod: CallerPod): FederatedPod {
+function federatedPod(pod: CallerPod): FederatedPod {
   return {
     name: pod.name,
     namespace: pod.namespace,
