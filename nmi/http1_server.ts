@@ -74,6 +74,8 @@ const STATUS_TEXT: Record<number, string> = {
 const SKIP_RESPONSE_HEADERS = new Set(["content-length", "connection", "transfer-encoding", "keep-alive"]);
 const latin1 = new TextDecoder("latin1");
 const encoder = new TextEncoder();
+/** How often deadlines are checked; also how long a request runs before its client is watched. */
+const SWEEP_MS = 50;
 
 let dateSecond = 0;
 let dateText = "";
@@ -104,6 +106,7 @@ export class Http1Server {
   #closing = false;
   #wake?: () => void;
   #lastRefusalLog = 0;
+  #sweeper: ReturnType<typeof setInterval>;
 
   constructor(opts: Http1ServerOptions) {
     this.#opts = opts;
@@ -111,8 +114,15 @@ export class Http1Server {
     this.#listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
     this.addr = this.#listener.addr;
     opts.signal?.addEventListener("abort", () => this.shutdown(), { once: true });
+    // One sweep for every connection's deadline, instead of timers set and cleared on every request.
+    this.#sweeper = setInterval(() => {
+      const now = performance.now();
+      for (const c of this.#open) c.sweep(now);
+    }, SWEEP_MS);
+    Deno.unrefTimer(this.#sweeper);
     this.finished = this.#acceptLoop().then(async () => {
       while (this.#open.size) await Promise.allSettled([...this.#open].map((c) => c.done));
+      clearInterval(this.#sweeper);
     });
   }
 
@@ -219,6 +229,12 @@ class Connection {
   #filling?: Promise<boolean>;
   #closed = false;
   #idle = true;
+  /** performance.now() time after which the connection is closed (a head or a body late); Infinity: none. */
+  #deadline = Infinity;
+  /** The body being read (its deadline holds only until it is complete). */
+  #body?: BodyReader;
+  /** A request being answered whose client is not watched yet, and since when. */
+  #unwatched?: { ac: AbortController; since: number };
 
   constructor(conn: Deno.TcpConn, server: Http1Server, handler: Http1Handler) {
     this.#conn = conn;
@@ -240,6 +256,24 @@ class Connection {
 
   closeIfIdle(): void {
     if (this.#idle) this.close();
+  }
+
+  /**
+   * Called every SWEEP_MS: closes the connection when its head or body is late, and starts watching for
+   * the client leaving once a request has been answered for longer than one sweep (most answers take far
+   * less, and a pending read per request costs more than it is worth for them).
+   */
+  sweep(now: number): void {
+    if (now > this.#deadline && (!this.#body || !this.#body.complete)) {
+      this.#server.stats.timedOut++;
+      this.close();
+      return;
+    }
+    const u = this.#unwatched;
+    if (u && now - u.since >= SWEEP_MS) {
+      this.#unwatched = undefined;
+      this.#watchClient(u.ac);
+    }
   }
 
   async run(): Promise<void> {
@@ -310,7 +344,7 @@ class Connection {
 
   /** The next request head; undefined when the client left, timed out, or sent garbage (answered). */
   async #readHead(waitMs: number): Promise<RequestHead | undefined> {
-    let timer = setTimeout(() => this.#timeout(), waitMs);
+    this.#deadline = performance.now() + (this.#buffered > 0 ? this.#limits.headTimeoutMs : waitMs);
     let restarted = this.#buffered > 0;
     try {
       // Bytes of the buffered head already searched for its end, relative to #start (a fill may move the
@@ -341,18 +375,12 @@ class Connection {
         if (!restarted) {
           // The first byte of a kept-alive connection's next request: the whole head must follow in time.
           restarted = true;
-          clearTimeout(timer);
-          timer = setTimeout(() => this.#timeout(), this.#limits.headTimeoutMs);
+          this.#deadline = performance.now() + this.#limits.headTimeoutMs;
         }
       }
     } finally {
-      clearTimeout(timer);
+      this.#deadline = Infinity;
     }
-  }
-
-  #timeout(): void {
-    this.#server.stats.timedOut++;
-    this.close();
   }
 
   async #serve(head: RequestHead): Promise<boolean> {
@@ -378,10 +406,10 @@ class Connection {
       await this.#writeError(400, "malformed request");
       return false;
     }
-    const bodyTimer = bodyless ? undefined : setTimeout(() => {
-      if (!body.complete) this.#timeout();
-    }, this.#limits.bodyTimeoutMs);
-    if (bodyless) this.#watchClient(ac);
+    if (!bodyless) {
+      this.#body = body;
+      this.#deadline = performance.now() + this.#limits.bodyTimeoutMs;
+    } else this.#unwatched = { ac, since: performance.now() };
     let res: Response;
     try {
       res = await this.#handler(req, { remoteAddr: this.#conn.remoteAddr, target: head.target });
@@ -391,7 +419,9 @@ class Connection {
         headers: { "content-type": "application/json; charset=utf-8" },
       });
     } finally {
-      clearTimeout(bodyTimer);
+      this.#deadline = Infinity;
+      this.#body = undefined;
+      this.#unwatched = undefined;
     }
     // A body the handler did not read is not drained: the connection closes after the answer.
     const keep = head.keepAlive && !this.#server.closing && (bodyless || body.complete) && !this.#closed;
