@@ -1,12 +1,11 @@
 // Upstream call pacing for the node's IMDS: at most `maxConcurrent` calls in flight and at most `perSecond`
 // started in any rolling second (IMDS allows 5 concurrent and 20/s per VM for identity calls, shared by
-// everything on the node, and answers 429 beyond). Within that, starts are paced by a token bucket (a
-// burst of maxConcurrent or a third of the rate, then one per 1/perSecond s): a saturating source would otherwise take the
-// whole second's budget at its start, and another source's call would wait for the next second even with
-// its turn. Waiting calls queue per source (the calling pod) and
-// sources take turns, so one pod flooding NMI waits behind its own calls, not in front of others'; a source
-// may hold at most `maxQueuedPerSource` waiting calls (more are refused at once). An aborted caller (its
-// client left, or its deadline passed) leaves the queue without taking a slot.
+// everything on the node, and answers 429 beyond). One source (the calling pod) may take at most two thirds
+// of a second's starts (`perSourceShare`), so a flooding pod never uses the whole budget and another pod's
+// call finds a slot at once. Waiting calls queue per source and sources take turns, so one pod flooding NMI
+// waits behind its own calls, not in front of others'; a source may hold at most `maxQueuedPerSource`
+// waiting calls (more are refused at once). An aborted caller (its client left, or its deadline passed)
+// leaves the queue without taking a slot.
 
 export interface LimiterOptions {
   maxConcurrent: number;
@@ -35,10 +34,10 @@ export class UpstreamLimiter {
   readonly maxQueuedPerSource: number;
   #now: () => number;
   #inflight = 0;
-  #started: number[] = [];
-  readonly burst: number;
-  #tokens: number;
-  #refilledAt: number;
+  /** Starts in the last second, oldest first. */
+  #started: { at: number; source: string }[] = [];
+  /** Starts one source may make in a rolling second. */
+  readonly perSourceShare: number;
   /** Per source, in turn order: the next turn goes to the first key, which then moves to the end. */
   #queues = new Map<string, Waiter[]>();
   #queued = 0;
@@ -53,9 +52,7 @@ export class UpstreamLimiter {
     this.perSecond = opts.perSecond;
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 64;
     this.#now = opts.now ?? (() => performance.now());
-    this.burst = Math.min(this.perSecond, Math.max(this.maxConcurrent, Math.ceil(this.perSecond / 3)));
-    this.#tokens = this.burst;
-    this.#refilledAt = this.#now();
+    this.perSourceShare = Math.max(1, this.perSecond - Math.ceil(this.perSecond / 3));
   }
 
   get inflight(): number {
@@ -76,37 +73,34 @@ export class UpstreamLimiter {
     }
   }
 
-  #refill(now: number): void {
-    this.#tokens = Math.min(this.burst, this.#tokens + (now - this.#refilledAt) * this.perSecond / 1000);
-    this.#refilledAt = now;
+  #prune(now: number): void {
+    while (this.#started.length && now - this.#started[0].at >= 1000) this.#started.shift();
   }
 
-  #canStart(now: number): boolean {
-    while (this.#started.length && now - this.#started[0] >= 1000) this.#started.shift();
-    this.#refill(now);
-    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond && this.#tokens >= 1;
+  #startsOf(source: string): number {
+    let n = 0;
+    for (const s of this.#started) if (s.source === source) n++;
+    return n;
   }
 
-  /** Milliseconds until the rate (window and bucket) allows a start; concurrency aside. */
-  #rateWait(now: number): number {
-    const window = this.#started.length < this.perSecond ? 0 : 1000 - (now - this.#started[0]);
-    const bucket = this.#tokens >= 1 ? 0 : (1 - this.#tokens) * 1000 / this.perSecond;
-    return Math.max(1, Math.ceil(Math.max(window, bucket)));
+  #canStart(source: string, now: number): boolean {
+    this.#prune(now);
+    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond &&
+      this.#startsOf(source) < this.perSourceShare;
   }
 
-  #take(now: number): void {
+  #take(source: string, now: number): void {
     this.#inflight++;
     this.started++;
     this.peakInflight = Math.max(this.peakInflight, this.#inflight);
-    this.#started.push(now);
-    this.#tokens -= 1;
+    this.#started.push({ at: now, source });
   }
 
   #acquire(signal: AbortSignal | undefined, source: string): Promise<void> {
     signal?.throwIfAborted();
     const now = this.#now();
-    if (this.#queued === 0 && this.#canStart(now)) {
-      this.#take(now);
+    if (this.#queued === 0 && this.#canStart(source, now)) {
+      this.#take(source, now);
       return Promise.resolve();
     }
     const queue = this.#queues.get(source) ?? [];
@@ -140,33 +134,48 @@ export class UpstreamLimiter {
     if (queue.length === 0) this.#queues.delete(w.source);
   }
 
-  /** The first waiter of the source whose turn it is; that source moves to the back of the turn order. */
-  #nextWaiter(): Waiter {
-    const [source, queue] = this.#queues.entries().next().value!;
-    const w = queue.shift()!;
-    this.#queued--;
-    this.#queues.delete(source);
-    if (queue.length) this.#queues.set(source, queue);
-    return w;
+  /**
+   * The first waiter of the first source in turn order that may start now (within its share); that source
+   * moves to the back of the turn order. Undefined when every waiting source has used its share.
+   */
+  #nextWaiter(): Waiter | undefined {
+    for (const [source, queue] of this.#queues) {
+      if (this.#startsOf(source) >= this.perSourceShare) continue;
+      const w = queue.shift()!;
+      this.#queued--;
+      this.#queues.delete(source);
+      if (queue.length) this.#queues.set(source, queue);
+      return w;
+    }
+    return undefined;
+  }
+
+  /** Milliseconds until a start leaves the window and lets a waiting source start again. */
+  #rateWait(now: number): number {
+    const waiting = this.#started.length >= this.perSecond
+      ? this.#started
+      : this.#started.filter((s) => this.#queues.has(s.source));
+    return Math.max(1, Math.ceil(1000 - (now - (waiting[0]?.at ?? now - 999))));
   }
 
   #pump(): void {
     while (this.#queued > 0) {
       const now = this.#now();
-      if (!this.#canStart(now)) {
-        // Blocked by the rate (not concurrency): wake when the window or the bucket allows a start.
-        if (this.#inflight < this.maxConcurrent && this.#timer === undefined) {
-          const wait = this.#rateWait(now);
+      this.#prune(now);
+      if (this.#inflight >= this.maxConcurrent) return; // a finishing call pumps again
+      const w = this.#started.length < this.perSecond ? this.#nextWaiter() : undefined;
+      if (!w) {
+        // Blocked by the rate: wake when the oldest start that blocks a waiting source leaves the window.
+        if (this.#timer === undefined) {
           this.#timer = setTimeout(() => {
             this.#timer = undefined;
             this.#pump();
-          }, wait);
+          }, this.#rateWait(now));
         }
         return;
       }
-      const w = this.#nextWaiter();
       if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
-      this.#take(now);
+      this.#take(w.source, now);
       w.resolve();
     }
   }

@@ -122,7 +122,7 @@ Deno.test("IMDS client: a refusal is remembered; the duration metric excludes qu
   }
 });
 
-Deno.test("limiter: starts are paced, so another source waits a fraction of a second, not the next window", async () => {
+Deno.test("limiter: one source takes at most two thirds of a second's starts; another is not left for the next second", async () => {
   const limiter = new UpstreamLimiter({ maxConcurrent: 5, perSecond: 15, maxQueuedPerSource: 100 });
   const ac = new AbortController();
   const flood = Array.from({ length: 60 }, () => limiter.run(() => Promise.resolve(), ac.signal, "flood"));
@@ -134,5 +134,6 @@ Deno.test("limiter: starts are paced, so another source waits a fraction of a se
   await Promise.allSettled(flood);
   limiter.close();
   // A plain rolling window lets the flood take all 15 starts at once: the victim would wait ~700 ms.
+  assert.equal(limiter.perSourceShare, 10);
   assert.ok(waited < 200, `victim waited ${waited.toFixed(0)} ms`);
 });
