@@ -7,7 +7,7 @@
 
 import type { Logger } from "../lib/log.ts";
 import type { CallerResolver, CallerResult } from "./caller.ts";
-import type { ConnInfo } from "./http1_server.ts";
+import type { ConnInfo } from "./http1_types.ts";
 import { callerPod } from "./caller.ts";
 import type { NmiCaches } from "./caches.ts";
 import { transportMessage } from "./imds_client.ts";

@@ -4,7 +4,8 @@
 
 import assert from "node:assert/strict";
 import { parseHead } from "../../../nmi/http1_head.ts";
-import { type Http1Limits, Http1Server } from "../../../nmi/http1_server.ts";
+import { Http1Server } from "../../../nmi/http1_server.ts";
+import type { Http1Limits } from "../../../nmi/http1_types.ts";
 import { createLogger } from "../../../lib/log.ts";
 
 const quiet = createLogger({ format: "text", level: "error" });
