@@ -4,7 +4,7 @@
 
 import { BodyReader } from "./http1_body.ts";
 import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
-import type { Http1Handler, Http1Limits, Http1Stats } from "./http1_types.ts";
+import { closeQuietly, type Http1Handler, type Http1Limits, type Http1Stats } from "./http1_types.ts";
 
 /** What a connection needs of its server. */
 export interface ConnectionHost {
@@ -78,9 +78,7 @@ export class Connection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
+    closeQuietly(this.#conn);
   }
 
   closeIfIdle(): void {

@@ -13,7 +13,13 @@
 
 import type { Logger } from "../lib/log.ts";
 import { Connection, SWEEP_MS } from "./http1_connection.ts";
-import { DEFAULT_LIMITS, type Http1Handler, type Http1Limits, type Http1Stats } from "./http1_types.ts";
+import {
+  closeQuietly,
+  DEFAULT_LIMITS,
+  type Http1Handler,
+  type Http1Limits,
+  type Http1Stats,
+} from "./http1_types.ts";
 
 export interface Http1ServerOptions {
   hostname: string;
@@ -71,9 +77,7 @@ export class Http1Server {
   shutdown(): void {
     if (this.#closing) return;
     this.#closing = true;
-    try {
-      this.#listener.close();
-    } catch { /* already closed */ }
+    closeQuietly(this.#listener);
     this.#wake?.();
     for (const c of this.#open) c.closeIfIdle();
   }
@@ -121,9 +125,7 @@ export class Http1Server {
     if (n >= this.limits.maxConnectionsPerIp || this.#open.size >= this.limits.maxConnections) {
       if (n >= this.limits.maxConnectionsPerIp) this.stats.refusedPerIp++;
       else this.stats.refusedTotal++;
-      try {
-        conn.close();
-      } catch { /* gone */ }
+      closeQuietly(conn);
       const now = performance.now();
       if (now - this.#lastRefusalLog > 10_000) {
         this.#lastRefusalLog = now;

@@ -33,3 +33,10 @@ export interface Http1Stats {
   acceptErrors: number;
   timedOut: number;
 }
+
+/** Closes a socket or listener that may already be closed. */
+export function closeQuietly(c: { close(): void }): void {
+  try {
+    c.close();
+  } catch { /* already closed */ }
+}
