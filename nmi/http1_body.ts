@@ -9,7 +9,11 @@ export interface ByteSource {
   nextBytes(max: number): Promise<Uint8Array | undefined>;
   /** The next CRLF-terminated line, at most `max` bytes; undefined when it never comes. */
   nextLine(max: number): Promise<string | undefined>;
+  /** Writes raw bytes to the client (the interim 100 Continue). */
+  writeAll(bytes: Uint8Array): Promise<void>;
 }
+
+const CONTINUE = new TextEncoder().encode("HTTP/1.1 100 Continue\r\n\r\n");
 
 /** A request body as a stream pulled from the connection (fixed length or chunked), never read ahead. */
 export class BodyReader {
@@ -19,6 +23,8 @@ export class BodyReader {
   #left: number;
   #chunked: boolean;
   #chunkDone = false;
+  /** The client sent `Expect: 100-continue` and waits for a go-ahead before the body (curl does, over 1 KiB). */
+  #continue: boolean;
 
   constructor(conn: ByteSource, head: RequestHead) {
     this.#conn = conn;
@@ -26,11 +32,18 @@ export class BodyReader {
     this.#chunked = head.body.kind === "chunked";
     this.#left = head.body.kind === "length" ? head.body.length : 0;
     this.complete = head.body.kind === "none";
+    this.#continue = head.version === "HTTP/1.1" &&
+      head.headers.some(([k, v]) => k.toLowerCase() === "expect" && v.toLowerCase() === "100-continue");
   }
 
   stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
     return new ReadableStream<Uint8Array<ArrayBuffer>>({
       pull: async (controller) => {
+        if (this.#continue) {
+          // Only once the handler reads the body: a refused request never invites it.
+          this.#continue = false;
+          await this.#conn.writeAll(CONTINUE);
+        }
         const bytes = await this.#next();
         if (bytes === null) {
           this.complete = true;

@@ -254,3 +254,29 @@ Deno.test("http1: accept errors (EMFILE) are backed off and the server keeps ser
     await Deno.remove(file);
   }
 });
+
+Deno.test("http1: Expect: 100-continue gets its go-ahead when the handler reads the body, never before", async () => {
+  const { server, ac } = serve(async (req) =>
+    req.url.endsWith("/read") ? new Response(await req.text()) : new Response("no", { status: 413 })
+  );
+  const conn = await connect(server.addr.port);
+  try {
+    const carry = { buf: "" };
+    await conn.write(
+      enc.encode("POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"),
+    );
+    const interim = await readResponse(conn, carry);
+    assert.ok(interim?.startsWith("HTTP/1.1 100 Continue"), interim ?? "");
+    await conn.write(enc.encode("hello"));
+    assert.ok((await readResponse(conn, carry))?.endsWith("hello"));
+    // A handler that refuses without reading: no 100 Continue, the final answer at once.
+    await conn.write(
+      enc.encode("POST /no HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"),
+    );
+    assert.ok((await readResponse(conn, carry))?.startsWith("HTTP/1.1 413"));
+  } finally {
+    conn.close();
+    ac.abort();
+    await server.finished;
+  }
+});
