@@ -4,7 +4,13 @@
 
 import { BodyReader } from "./http1_body.ts";
 import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
-import { closeQuietly, type Http1Handler, type Http1Limits, type Http1Stats } from "./http1_types.ts";
+import {
+  closeQuietly,
+  type Http1Handler,
+  type Http1Limits,
+  type Http1Stats,
+  type IncomingRequest,
+} from "./http1_types.ts";
 
 /** What a connection needs of its server. */
 export interface ConnectionHost {
@@ -220,15 +226,16 @@ export class Connection {
     const bodyless = head.body.kind === "none";
     const carriesBody = !bodyless && head.method !== "GET" && head.method !== "HEAD";
     const ac = new AbortController();
-    let req: Request;
+    let req: IncomingRequest;
     try {
       if (!url) throw new TypeError("unsupported request target");
-      req = new Request(url, {
+      req = {
         method: head.method,
-        headers: head.headers,
+        url,
+        headers: new Headers(head.headers),
         body: carriesBody ? body.stream() : null,
         signal: ac.signal,
-      });
+      };
     } catch {
       await this.#writeError(400, "malformed request");
       return false;

@@ -7,7 +7,7 @@
 
 import type { Logger } from "../lib/log.ts";
 import type { CallerResolver, CallerResult } from "./caller.ts";
-import type { ConnInfo } from "./http1_types.ts";
+import type { ConnInfo, IncomingRequest } from "./http1_types.ts";
 import { callerPod } from "./caller.ts";
 import type { NmiCaches } from "./caches.ts";
 import { transportMessage } from "./imds_client.ts";
@@ -121,7 +121,10 @@ function serialized(token: Token, clientId: string): string {
  * refused before a byte is read, and a body without one stops being read at the first byte past the cap
  * (the connection is then closed by the HTTP layer rather than drained).
  */
-export async function readCappedBody(req: Request, cap: number): Promise<Uint8Array | undefined> {
+export async function readCappedBody(
+  req: Pick<IncomingRequest, "headers" | "body">,
+  cap: number,
+): Promise<Uint8Array | undefined> {
   const declared = req.headers.get("content-length");
   if (declared !== null && !(Number(declared) <= cap)) return undefined;
   if (!req.body) return new Uint8Array();
@@ -149,7 +152,7 @@ export async function readCappedBody(req: Request, cap: number): Promise<Uint8Ar
 
 /** One request as routed: the raw URL (as sent), its path, and the caller's address. */
 interface Call {
-  req: Request;
+  req: IncomingRequest;
   url: string;
   path: string;
   remote: string;
@@ -166,7 +169,7 @@ export class NmiServer {
   }
 
   /** The request handler: never throws (an unexpected error is a logged 500). */
-  readonly handle = async (req: Request, info: ConnInfo): Promise<Response> => {
+  readonly handle = async (req: IncomingRequest, info: ConnInfo): Promise<Response> => {
     const t0 = performance.now();
     // The request-target exactly as sent: `new Request` would resolve dot segments before classification.
     const url = info.target === undefined
@@ -236,7 +239,7 @@ export class NmiServer {
 
   /** The calling pod: by source IP, or for /host/token (host processes only) by the pod it names. */
   async #caller(
-    req: Request,
+    req: IncomingRequest,
     remote: string,
     route: "token" | "host_token",
   ): Promise<CallerResult | Response> {

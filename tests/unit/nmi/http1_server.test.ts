@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { parseHead } from "../../../nmi/http1_head.ts";
 import { Http1Server } from "../../../nmi/http1_server.ts";
-import type { Http1Limits } from "../../../nmi/http1_types.ts";
+import type { Http1Limits, IncomingRequest } from "../../../nmi/http1_types.ts";
 import { createLogger } from "../../../lib/log.ts";
 
 const quiet = createLogger({ format: "text", level: "error" });
@@ -13,7 +13,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 function serve(
-  handler: (req: Request) => Promise<Response> | Response,
+  handler: (req: IncomingRequest) => Promise<Response> | Response,
   limits: Partial<Http1Limits> = {},
 ): { server: Http1Server; ac: AbortController } {
   const ac = new AbortController();
@@ -153,7 +153,7 @@ Deno.test("http1: ambiguous heads are refused (smuggling): CL+TE, two CLs, foldi
 Deno.test("http1: bodies are streamed (chunked and fixed length); an unread body closes the connection", async () => {
   let pulled = 0;
   const { server, ac } = serve(async (req) => {
-    if (req.url.endsWith("/read")) return new Response(await req.text());
+    if (req.url.endsWith("/read")) return new Response(await new Response(req.body).text());
     // Reads one piece only, then answers.
     const r = req.body!.getReader();
     pulled += (await r.read()).value?.length ?? 0;
@@ -257,7 +257,9 @@ Deno.test("http1: accept errors (EMFILE) are backed off and the server keeps ser
 
 Deno.test("http1: Expect: 100-continue gets its go-ahead when the handler reads the body, never before", async () => {
   const { server, ac } = serve(async (req) =>
-    req.url.endsWith("/read") ? new Response(await req.text()) : new Response("no", { status: 413 })
+    req.url.endsWith("/read")
+      ? new Response(await new Response(req.body).text())
+      : new Response("no", { status: 413 })
   );
   const conn = await connect(server.addr.port);
   try {
