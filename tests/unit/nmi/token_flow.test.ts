@@ -11,6 +11,7 @@ import type { NmiCaches, Secret } from "../../../nmi/caches.ts";
 import { ChangeFeed } from "../../../nmi/change_feed.ts";
 import type { ImdsClient } from "../../../nmi/imds_client.ts";
 import { refusal } from "../../../nmi/refusal.ts";
+import { RefusalLog } from "../../../nmi/refusal_log.ts";
 import { readCappedBody, refusalAnswer } from "../../../nmi/server.ts";
 import { TokenCache } from "../../../nmi/token_cache.ts";
 import { TokenFlow } from "../../../nmi/token_flow.ts";
@@ -195,4 +196,19 @@ Deno.test("server: a proxied body is capped while it is read, and a large Conten
   assert.equal(await readCappedBody(declared, 65536), undefined);
   const small = new Request("http://nmi/x", { method: "POST", body: "ack" });
   assert.equal(new TextDecoder().decode(await readCappedBody(small, 65536)), "ack");
+});
+
+Deno.test("server: refused requests are logged at most 10 lines a second, reasons cut at 300 characters", () => {
+  const lines: string[] = [];
+  let now = 0;
+  const refusals = new RefusalLog(createLogger({ format: "json", write: (l) => lines.push(l) }), {
+    now: () => now,
+  });
+  for (let i = 0; i < 1000; i++) refusals.refused("apps/flood", 403, "x".repeat(2048));
+  assert.equal(lines.length, 10);
+  assert.ok(lines.every((l) => l.length < 600), `a line of ${Math.max(...lines.map((l) => l.length))} chars`);
+  now = 1500;
+  refusals.refused("apps/flood", 403, "again");
+  assert.match(lines[10], /"count":990/);
+  assert.match(lines[11], /"reason":"again"/);
 });
