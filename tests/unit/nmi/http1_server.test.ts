@@ -216,7 +216,7 @@ Deno.test("http1: accept errors (EMFILE) are backed off and the server keeps ser
     const s = new Http1Server({ hostname: "127.0.0.1", port: 0, log: createLogger({ format: "text", level: "info" }),
       handler: () => Promise.resolve(new Response("alive")) });
     console.log("port", s.addr.port);
-    setTimeout(() => Deno.exit(0), 15000);`;
+    setTimeout(() => Deno.exit(0), 120000);`;
   const file = await Deno.makeTempFile({ suffix: ".ts" });
   await Deno.writeTextFile(file, script);
   const child = new Deno.Command("bash", {
