@@ -5,7 +5,7 @@
 
 import type { Registry } from "./metrics.ts";
 
-interface Readiness {
+export interface Readiness {
   ready: boolean;
   /** Why not ready, shown in the /readyz body so `kubectl describe` events say what is missing. */
   reason?: string;

@@ -28,7 +28,7 @@ import type { Pod } from "../lib/kube/core.ts";
 import { Informer, podIndexers } from "../lib/kube/informer.ts";
 import { type KubeClient, Resources } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
-import { ChangeFeed } from "./waiter.ts";
+import { ChangeFeed } from "./change_feed.ts";
 
 export interface Secret extends KubeObject {
   data?: Record<string, string>;

@@ -2,23 +2,34 @@
 // watch. A miss (a new pod the watch has not delivered yet, the original's #780 "pod list is empty" 500)
 // gets ONE direct API lookup before answering, shared by concurrent requests from the same IP; a pod found
 // on another node, or no pod at all, is refused. Host-network pods share the node's IP and never count.
+// An address no pod holds is remembered for a few seconds (until a pod watch event names it), so a stream of
+// requests from unknown addresses costs one cluster-wide lookup, not one each. While the pod watch is not
+// known fresh (nmi/watch_freshness.ts), a pod found in the cache is confirmed with a direct GET (same uid,
+// still holding the IP, on this node) before it is served: a reused IP never gets a deleted pod's identity
+// from a stale cache; when the GET fails the request is refused (503, retryable).
 
 import type { Pod } from "../lib/kube/core.ts";
 import { isPodLive, podIPs } from "../lib/kube/core.ts";
 import { KubeApiError, type KubeClient, Resources } from "../lib/kube/rest.ts";
-import { type ErrorAnswer, errorAnswer, normalizeIp } from "./request.ts";
+import { normalizeIp } from "./request.ts";
+import { type Refusal, refusal } from "./refusal.ts";
 import type { CallerPod } from "./select.ts";
 import type { Store } from "../lib/kube/store.ts";
+import type { WatchFreshness } from "./watch_freshness.ts";
 
-export type CallerResult = { ok: true; pod: Pod } | { ok: false; answer: ErrorAnswer };
+/** How long "no pod holds this IP" is remembered (dropped earlier by a watch event for the IP). */
+const UNKNOWN_IP_TTL_MS = 5000;
+/** How long a direct confirmation of a cached caller is reused while the watch is stale. */
+const CONFIRMED_TTL_MS = 1000;
+const CONFIRM_TIMEOUT_MS = 2000;
+
+export type CallerResult = { ok: true; pod: Pod } | { ok: false; refusal: Refusal };
 
 export function callerPod(pod: Pod): CallerPod {
-  const rs = pod.metadata.ownerReferences?.find((o) => o.kind === "ReplicaSet");
   return {
     name: pod.metadata.name ?? "",
     namespace: pod.metadata.namespace ?? "",
     labels: pod.metadata.labels ?? {},
-    replicaSet: rs?.name,
     uid: pod.metadata.uid,
     serviceAccountName: pod.spec?.serviceAccountName,
     nodeName: pod.spec?.nodeName,
@@ -40,8 +51,7 @@ export function pickCaller(pods: readonly Pod[], ip: string, node: string): Call
     const p = live[0];
     return {
       ok: false,
-      answer: errorAnswer(
-        403,
+      refusal: refusal(
         "forbidden",
         `pod ${p.metadata.namespace}/${p.metadata.name} with IP ${ip} is not on node ${node}`,
       ),
@@ -51,8 +61,7 @@ export function pickCaller(pods: readonly Pod[], ip: string, node: string): Call
   if (current.length === 1) return { ok: true, pod: current[0] };
   return {
     ok: false,
-    answer: errorAnswer(
-      403,
+    refusal: refusal(
       "forbidden",
       `IP ${ip} is held by ${current.length || local.length} pods on node ${node}; refusing to guess`,
     ),
@@ -64,14 +73,20 @@ export class CallerResolver {
   #client: KubeClient;
   #node: string;
   #lookups = new Map<string, Promise<CallerResult>>();
+  #freshness?: WatchFreshness;
   #onKubeError: (op: "get_pod_list") => void;
-  stats = { cacheHits: 0, directLookups: 0 };
+  /** IP -> until when no pod is known to hold it. */
+  #unknown = new Map<string, number>();
+  /** pod uid -> confirmation (pending or done, with when it was made). */
+  #confirmed = new Map<string, { at: number; result: Promise<CallerResult> }>();
+  stats = { cacheHits: 0, directLookups: 0, unknownHits: 0, confirmations: 0 };
 
   constructor(
     opts: {
       pods: Store<Pod>;
       client: KubeClient;
       node: string;
+      freshness?: WatchFreshness;
       /** A failed pod lookup, for the original's kubernetes_api_operations_errors_count{get_pod_list}. */
       onKubeError?: (op: "get_pod_list") => void;
     },
@@ -79,18 +94,28 @@ export class CallerResolver {
     this.#pods = opts.pods;
     this.#client = opts.client;
     this.#node = opts.node;
+    this.#freshness = opts.freshness;
     this.#onKubeError = opts.onKubeError ?? (() => {});
+    const forget = (pod: Pod) => {
+      for (const ip of podIPs(pod)) this.#unknown.delete(normalizeIp(ip));
+    };
+    opts.pods.addHandler({ onAdd: forget, onUpdate: (_old, pod) => forget(pod) }, { replay: false });
   }
 
   async byIp(rawIp: string): Promise<CallerResult> {
     const ip = normalizeIp(rawIp);
     if (!ip) {
-      return { ok: false, answer: errorAnswer(400, "invalid_request", "request source address is empty") };
+      return { ok: false, refusal: refusal("invalid", "request source address is empty") };
     }
     const cached = pickCaller(this.#pods.byIndex("byIP", ip), ip, this.#node);
     if (cached?.ok) {
       this.stats.cacheHits++;
-      return cached;
+      return this.#freshness && !this.#freshness.isFresh() ? await this.#confirm(cached.pod, ip) : cached;
+    }
+    const until = this.#unknown.get(ip);
+    if (until !== undefined && until > performance.now()) {
+      this.stats.unknownHits++;
+      return { ok: false, refusal: refusal("not_found", `no live pod with IP ${ip} on node ${this.#node}`) };
     }
     let pending = this.#lookups.get(ip);
     if (!pending) {
@@ -98,6 +123,49 @@ export class CallerResolver {
       this.#lookups.set(ip, pending);
     }
     return await pending;
+  }
+
+  /** The cached caller confirmed by a direct GET: same uid, still live on this node and holding `ip`. */
+  #confirm(pod: Pod, ip: string): Promise<CallerResult> {
+    const uid = pod.metadata.uid ?? "";
+    const now = performance.now();
+    const hit = this.#confirmed.get(uid);
+    if (hit && now - hit.at <= CONFIRMED_TTL_MS) return hit.result;
+    if (this.#confirmed.size > 10_000) this.#confirmed.clear();
+    const result = this.#fetchPod(pod).then((live): CallerResult => {
+      const held = live && live.metadata.uid === uid && isPodLive(live) &&
+        podIPs(live).some((x) => normalizeIp(x) === ip) && live.spec?.nodeName === this.#node;
+      if (held) return { ok: true, pod: live };
+      this.#confirmed.delete(uid);
+      return {
+        ok: false,
+        refusal: refusal(
+          "unavailable",
+          `the pod watch is stale and pod ${pod.metadata.namespace}/${pod.metadata.name} no longer holds IP ${ip}`,
+        ),
+      };
+    }, (e): CallerResult => {
+      this.#confirmed.delete(uid);
+      const why = e instanceof Error ? e.message : String(e);
+      return {
+        ok: false,
+        refusal: refusal(
+          "unavailable",
+          `the pod watch is stale and the caller at ${ip} cannot be confirmed: ${why}`,
+        ),
+      };
+    });
+    this.#confirmed.set(uid, { at: now, result });
+    return result;
+  }
+
+  async #fetchPod(pod: Pod): Promise<Pod | undefined> {
+    this.stats.confirmations++;
+    const list = await this.#client.list<Pod>(Resources.pods, {
+      namespace: pod.metadata.namespace,
+      fieldSelector: `metadata.name=${pod.metadata.name}`,
+    }, AbortSignal.timeout(CONFIRM_TIMEOUT_MS));
+    return list.items[0];
   }
 
   async #lookup(ip: string): Promise<CallerResult> {
@@ -110,15 +178,14 @@ export class CallerResolver {
       const why = e instanceof KubeApiError ? e.message : String(e);
       return {
         ok: false,
-        answer: errorAnswer(503, "service_unavailable", `cannot look up the pod with IP ${ip}: ${why}`, {
-          "retry-after": "1",
-        }),
+        refusal: refusal("unavailable", `cannot look up the pod with IP ${ip}: ${why}`),
       };
     }
-    return pickCaller(pods, ip, this.#node) ?? {
-      ok: false,
-      answer: errorAnswer(404, "not_found", `no live pod with IP ${ip} on node ${this.#node}`),
-    };
+    const found = pickCaller(pods, ip, this.#node);
+    if (found) return found;
+    if (this.#unknown.size >= 10_000) this.#unknown.clear(); // bounded under a flood of addresses
+    this.#unknown.set(ip, performance.now() + UNKNOWN_IP_TTL_MS);
+    return { ok: false, refusal: refusal("not_found", `no live pod with IP ${ip} on node ${this.#node}`) };
   }
 
   /** /host/token names the pod; it must be a live pod on this node (cache, else one direct GET). */
@@ -133,20 +200,18 @@ export class CallerResolver {
           this.#onKubeError("get_pod_list");
           return {
             ok: false,
-            answer: errorAnswer(503, "service_unavailable", `cannot look up pod ${namespace}/${name}`, {
-              "retry-after": "1",
-            }),
+            refusal: refusal("unavailable", `cannot look up pod ${namespace}/${name}`),
           };
         }
       }
     }
     if (!pod || !isPodLive(pod)) {
-      return { ok: false, answer: errorAnswer(404, "not_found", `no live pod ${namespace}/${name}`) };
+      return { ok: false, refusal: refusal("not_found", `no live pod ${namespace}/${name}`) };
     }
     if (pod.spec?.nodeName !== this.#node) {
       return {
         ok: false,
-        answer: errorAnswer(403, "forbidden", `pod ${namespace}/${name} is not on node ${this.#node}`),
+        refusal: refusal("forbidden", `pod ${namespace}/${name} is not on node ${this.#node}`),
       };
     }
     return { ok: true, pod };

@@ -1,5 +1,6 @@
-// NMI's command-line flags: the original's names (upstream.md 1.2) where they still mean something, so an
-// existing DaemonSet's args keep working; flags whose job is gone are still accepted (and reported as
+// NMI's command-line flags: the original's names (docs/upstream.md, NMI flags; the original's list is
+// https://github.com/Azure/aad-pod-identity/blob/v1.8.17/cmd/nmi/main.go) where they still mean something, so
+// an existing DaemonSet's args keep working; flags whose job is gone are still accepted (and reported as
 // ignored) rather than failing the pod. The README has the table of kept, renamed and dropped flags.
 
 import { flag, type FlagValues, KLOG_FLAGS } from "../lib/flags.ts";
@@ -39,7 +40,8 @@ export const NMI_FLAGS = {
     kind: "string",
     default: "default",
     aliases: ["mic-namespace"],
-    help: "namespace MIC runs in; MIC's own pods (ReplicaSet mic-*) get the node's identity",
+    help: "namespace MIC runs in; MIC's own pods (service account --mic-service-account) get the node's " +
+      "identity",
   }),
   "operation-mode": flag({
     kind: "string",
@@ -226,6 +228,43 @@ export const NMI_FLAGS = {
     default: "",
     help: "appended to NMI's User-Agent towards the apiserver",
   }),
+  "mic-service-account": flag({
+    kind: "string",
+    default: "aad-pod-id-mic-service-account",
+    help: "service account MIC's pods run as (in --MICNamespace; the manifests' name): those pods, and no " +
+      "others, get the node's identity as MIC",
+  }),
+  "max-connections-per-ip": flag({
+    kind: "int",
+    default: 1024,
+    help: "open connections one source address may hold on the token server; more are closed at once",
+  }),
+  "max-connections": flag({
+    kind: "int",
+    default: 8192,
+    help: "open connections on the token server in all (keep under the process's file-descriptor limit)",
+  }),
+  "header-timeout": flag({
+    kind: "duration",
+    default: 10_000,
+    help: "a request head (and a request body) must arrive within this, or the connection is closed",
+  }),
+  "idle-timeout": flag({
+    kind: "duration",
+    default: 30_000,
+    help: "a kept-alive connection with no new request for this long is closed",
+  }),
+  "imds-max-queued-per-pod": flag({
+    kind: "int",
+    default: 64,
+    help: "IMDS calls one pod may have waiting for the limiter; more are answered 503 at once",
+  }),
+  "pod-watch-freshness": flag({
+    kind: "duration",
+    default: 30_000,
+    help: "when the pod watch has shown no event or bookmark for this long, a caller found in the cache " +
+      "is confirmed with a direct GET (uid and IP) before it is served; 503 when that fails",
+  }),
   // klog's flags, which the original registered and its chart passes (-v from logVerbosity).
   ...KLOG_FLAGS,
 };
@@ -248,6 +287,9 @@ export function validateFlags(f: NmiFlags): string[] {
   }
   if (f["imds-max-concurrent"] < 1) problems.push("--imds-max-concurrent must be at least 1");
   if (f["imds-max-rps"] < 1) problems.push("--imds-max-rps must be at least 1");
+  for (const p of ["max-connections-per-ip", "max-connections", "imds-max-queued-per-pod"] as const) {
+    if (f[p] < 1) problems.push(`--${p} must be at least 1`);
+  }
   if (f["ipt-update-interval-sec"] < 1) problems.push("--ipt-update-interval-sec must be at least 1");
   if (f["token-refresh-ahead"] < f["token-min-lifetime"]) {
     problems.push("--token-refresh-ahead must be at least --token-min-lifetime");

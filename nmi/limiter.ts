@@ -1,17 +1,29 @@
 // Upstream call pacing for the node's IMDS: at most `maxConcurrent` calls in flight and at most `perSecond`
 // started in any rolling second (IMDS allows 5 concurrent and 20/s per VM for identity calls, shared by
-// everything on the node, and answers 429 beyond). Callers queue in FIFO order; an aborted caller leaves the
-// queue without taking a slot.
+// everything on the node, and answers 429 beyond). One source (the calling pod) may take at most two thirds
+// of a second's starts (`perSourceShare`), so a flooding pod never uses the whole budget and another pod's
+// call finds a slot at once. Waiting calls queue per source and sources take turns, so one pod flooding NMI
+// waits behind its own calls, not in front of others'; a source may hold at most `maxQueuedPerSource`
+// waiting calls (more are refused at once). An aborted caller (its client left, or its deadline passed)
+// leaves the queue without taking a slot.
 
 export interface LimiterOptions {
   maxConcurrent: number;
   perSecond: number;
+  /** Waiting calls one source may hold; default 64. */
+  maxQueuedPerSource?: number;
   now?: () => number;
+}
+
+/** A source already holds its share of the queue. */
+export class QueueFullError extends Error {
+  override name = "QueueFullError";
 }
 
 interface Waiter {
   resolve: () => void;
   reject: (e: unknown) => void;
+  source: string;
   signal?: AbortSignal;
   onAbort?: () => void;
 }
@@ -19,10 +31,16 @@ interface Waiter {
 export class UpstreamLimiter {
   readonly maxConcurrent: number;
   readonly perSecond: number;
+  readonly maxQueuedPerSource: number;
   #now: () => number;
   #inflight = 0;
-  #started: number[] = [];
-  #queue: Waiter[] = [];
+  /** Starts in the last second, oldest first. */
+  #started: { at: number; source: string }[] = [];
+  /** Starts one source may make in a rolling second. */
+  readonly perSourceShare: number;
+  /** Per source, in turn order: the next turn goes to the first key, which then moves to the end. */
+  #queues = new Map<string, Waiter[]>();
+  #queued = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Highest number of calls seen in flight at once (for tests and metrics). */
   peakInflight = 0;
@@ -32,7 +50,9 @@ export class UpstreamLimiter {
   constructor(opts: LimiterOptions) {
     this.maxConcurrent = opts.maxConcurrent;
     this.perSecond = opts.perSecond;
+    this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 64;
     this.#now = opts.now ?? (() => performance.now());
+    this.perSourceShare = Math.max(1, this.perSecond - Math.ceil(this.perSecond / 3));
   }
 
   get inflight(): number {
@@ -40,11 +60,11 @@ export class UpstreamLimiter {
   }
 
   get queued(): number {
-    return this.#queue.length;
+    return this.#queued;
   }
 
-  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    await this.#acquire(signal);
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal, source = ""): Promise<T> {
+    await this.#acquire(signal, source);
     try {
       return await fn();
     } finally {
@@ -53,57 +73,109 @@ export class UpstreamLimiter {
     }
   }
 
-  #canStart(now: number): boolean {
-    while (this.#started.length && now - this.#started[0] >= 1000) this.#started.shift();
-    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond;
+  #prune(now: number): void {
+    while (this.#started.length && now - this.#started[0].at >= 1000) this.#started.shift();
   }
 
-  #take(now: number): void {
+  #startsOf(source: string): number {
+    let n = 0;
+    for (const s of this.#started) if (s.source === source) n++;
+    return n;
+  }
+
+  #canStart(source: string, now: number): boolean {
+    this.#prune(now);
+    return this.#inflight < this.maxConcurrent && this.#started.length < this.perSecond &&
+      this.#startsOf(source) < this.perSourceShare;
+  }
+
+  #take(source: string, now: number): void {
     this.#inflight++;
     this.started++;
     this.peakInflight = Math.max(this.peakInflight, this.#inflight);
-    this.#started.push(now);
+    this.#started.push({ at: now, source });
   }
 
-  #acquire(signal?: AbortSignal): Promise<void> {
+  #acquire(signal: AbortSignal | undefined, source: string): Promise<void> {
     signal?.throwIfAborted();
     const now = this.#now();
-    if (this.#queue.length === 0 && this.#canStart(now)) {
-      this.#take(now);
+    if (this.#queued === 0 && this.#canStart(source, now)) {
+      this.#take(source, now);
       return Promise.resolve();
     }
+    const queue = this.#queues.get(source) ?? [];
+    if (queue.length >= this.maxQueuedPerSource) {
+      return Promise.reject(
+        new QueueFullError(`${queue.length} IMDS calls of ${source || "this source"} are already waiting`),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, signal };
+      const w: Waiter = { resolve, reject, source, signal };
       if (signal) {
         w.onAbort = () => {
-          const i = this.#queue.indexOf(w);
-          if (i >= 0) this.#queue.splice(i, 1);
+          this.#remove(w);
           reject(signal.reason);
         };
         signal.addEventListener("abort", w.onAbort, { once: true });
       }
-      this.#queue.push(w);
+      queue.push(w);
+      this.#queued++;
+      if (!this.#queues.has(source)) this.#queues.set(source, queue);
       this.#pump();
     });
   }
 
+  #remove(w: Waiter): void {
+    const queue = this.#queues.get(w.source);
+    const i = queue?.indexOf(w) ?? -1;
+    if (!queue || i < 0) return;
+    queue.splice(i, 1);
+    this.#queued--;
+    if (queue.length === 0) this.#queues.delete(w.source);
+  }
+
+  /**
+   * The first waiter of the first source in turn order that may start now (within its share); that source
+   * moves to the back of the turn order. Undefined when every waiting source has used its share.
+   */
+  #nextWaiter(): Waiter | undefined {
+    for (const [source, queue] of this.#queues) {
+      if (this.#startsOf(source) >= this.perSourceShare) continue;
+      const w = queue.shift()!;
+      this.#queued--;
+      this.#queues.delete(source);
+      if (queue.length) this.#queues.set(source, queue);
+      return w;
+    }
+    return undefined;
+  }
+
+  /** Milliseconds until a start leaves the window and lets a waiting source start again. */
+  #rateWait(now: number): number {
+    const waiting = this.#started.length >= this.perSecond
+      ? this.#started
+      : this.#started.filter((s) => this.#queues.has(s.source));
+    return Math.max(1, Math.ceil(1000 - (now - (waiting[0]?.at ?? now - 999))));
+  }
+
   #pump(): void {
-    while (this.#queue.length) {
+    while (this.#queued > 0) {
       const now = this.#now();
-      if (!this.#canStart(now)) {
-        // Blocked by the per-second window (not concurrency): wake when the oldest start leaves it.
-        if (this.#inflight < this.maxConcurrent && this.#timer === undefined) {
-          const wait = Math.max(1, 1000 - (now - this.#started[0]));
+      this.#prune(now);
+      if (this.#inflight >= this.maxConcurrent) return; // a finishing call pumps again
+      const w = this.#started.length < this.perSecond ? this.#nextWaiter() : undefined;
+      if (!w) {
+        // Blocked by the rate: wake when the oldest start that blocks a waiting source leaves the window.
+        if (this.#timer === undefined) {
           this.#timer = setTimeout(() => {
             this.#timer = undefined;
             this.#pump();
-          }, wait);
+          }, this.#rateWait(now));
         }
         return;
       }
-      const w = this.#queue.shift()!;
       if (w.signal && w.onAbort) w.signal.removeEventListener("abort", w.onAbort);
-      this.#take(now);
+      this.#take(w.source, now);
       w.resolve();
     }
   }

@@ -2,9 +2,9 @@
 //   deno task nmi --node <name> [flags]       (`deno task nmi --help` lists the flags)
 
 import { FlagError, helpText, ignoredFlagsGiven, levelFromVerbosity, parseFlags } from "../lib/flags.ts";
-import { buildInfo, NMI_VERSION, userAgent, versionLine } from "../lib/version.ts";
+import { buildInfo, userAgent, versionLine } from "../lib/version.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
-import { startProbeServer } from "../lib/probe_server.ts";
+import { type ProbeServer, type Readiness, startProbeServer } from "../lib/probe_server.ts";
 import { loadKubeConnection } from "../lib/kube/config.ts";
 import { sleep } from "../lib/sleep.ts";
 import { EventRecorder } from "../lib/kube/events.ts";
@@ -15,17 +15,18 @@ import { CallerResolver } from "./caller.ts";
 import { NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
 import { ImdsClient } from "./imds_client.ts";
 import { UpstreamLimiter } from "./limiter.ts";
-import { NmiMetrics } from "./metrics.ts";
+import { NmiMetrics, type UpstreamKind } from "./metrics.ts";
 import { RedirectSync } from "./iptables/sync.ts";
 import { redirectTarget } from "./iptables/rules.ts";
 import { isKubenetNode } from "./kubenet.ts";
 import { removeNodeTaint } from "./node_taint.ts";
-import { createHandler } from "./server.ts";
+import { NmiServer } from "./server.ts";
+import { Http1Server } from "./http1_server.ts";
+import { WatchFreshness } from "./watch_freshness.ts";
 import { TokenCache } from "./token_cache.ts";
 import { TokenFlow } from "./token_flow.ts";
 import { TokenService } from "./token_service.ts";
 
-export { NMI_VERSION };
 const USAGE =
   "Usage: deno task nmi --node <node-name> [flags]\n\nNMI answers pods' IMDS token requests with the " +
   "identity bound to them.";
@@ -41,46 +42,69 @@ function hostForUrl(ip: string): string {
   return ip.includes(":") ? `[${ip}]` : ip;
 }
 
-export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
-  if (!f["allow-network-plugin-kubenet"] && await isKubenetNode(f["kubelet-config"])) {
-    throw new Error(
-      `${f["kubelet-config"]} sets --network-plugin=kubenet, where pods with NET_RAW can spoof other pods' ` +
-        "IPs and get their tokens (CVE-2021-1677); pass --allow-network-plugin-kubenet to run anyway",
-    );
-  }
-  const ac = new AbortController();
-  const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
-  const ua = userAgent("NMI", buildInfo((n) => Deno.env.get(n)), f["custom-user-agent"]);
-  const client = new KubeClient(conn, { userAgent: ua, requestTimeoutMs: 10_000 });
+/** NMI refuses kubenet nodes, where pods with NET_RAW can spoof other pods' IPs (CVE-2021-1677). */
+async function refuseKubenet(f: NmiFlags): Promise<void> {
+  if (f["allow-network-plugin-kubenet"] || !await isKubenetNode(f["kubelet-config"])) return;
+  throw new Error(
+    `${f["kubelet-config"]} sets --network-plugin=kubenet, where pods with NET_RAW can spoof other pods' ` +
+      "IPs and get their tokens (CVE-2021-1677); pass --allow-network-plugin-kubenet to run anyway",
+  );
+}
+
+/** Everything a token request goes through, wired from the flags. */
+interface Services {
+  client: KubeClient;
+  metrics: NmiMetrics;
+  caches: NmiCaches;
+  limiter: UpstreamLimiter;
+  imdsBase: string;
+  sweepTokens: () => void;
+  flow: TokenFlow;
+  callers: CallerResolver;
+  freshness: WatchFreshness;
+}
+
+function tokenCaches(
+  f: NmiFlags,
+  metrics: NmiMetrics,
+  log: Logger,
+): { cache: TokenCache; saCache: TokenCache } {
+  const warn = (what: string) => (_key: string, e: unknown) =>
+    log.warn(what, { error: e instanceof Error ? e.message : String(e) });
+  const cache = new TokenCache(
+    { minLifetimeMs: f["token-min-lifetime"], refreshAheadMs: f["token-refresh-ahead"] },
+    {
+      onResult: (from) => metrics.cache.inc({ result: from }),
+      onBackgroundError: warn("background token refresh failed"),
+    },
+  );
+  // Service-account tokens live 10 minutes: used while 2 minutes remain, refreshed in the last 5.
+  const saCache = new TokenCache({ minLifetimeMs: 120_000, refreshAheadMs: 300_000 }, {
+    onBackgroundError: warn("background service-account token refresh failed"),
+  });
+  return { cache, saCache };
+}
+
+function buildServices(f: NmiFlags, client: KubeClient, ua: string, log: Logger): Services {
   const metrics = new NmiMetrics();
   const mode = f["operation-mode"] as "standard" | "managed";
   const caches = new NmiCaches({ client, node: f.node, mode, log });
   const limiter = new UpstreamLimiter({
     maxConcurrent: f["imds-max-concurrent"],
     perSecond: f["imds-max-rps"],
+    maxQueuedPerSource: f["imds-max-queued-per-pod"],
   });
   const imdsBase = `http://${hostForUrl(f["metadata-ip"])}:${f["metadata-port"]}`;
+  const upstream = (kind: UpstreamKind, ok: boolean, seconds: number) =>
+    metrics.observeUpstream(kind, ok, seconds);
   const imds = new ImdsClient({
     baseUrl: imdsBase,
     timeoutMs: f["upstream-timeout"],
     limiter,
     userAgent: ua,
+    onCall: upstream,
   });
-  const cache = new TokenCache(
-    { minLifetimeMs: f["token-min-lifetime"], refreshAheadMs: f["token-refresh-ahead"] },
-    {
-      onResult: (from) => metrics.cache.inc({ result: from }),
-      onBackgroundError: (_key, e) =>
-        log.warn("background token refresh failed", { error: e instanceof Error ? e.message : String(e) }),
-    },
-  );
-  // Service-account tokens live 10 minutes: used while 2 minutes remain, refreshed in the last 5.
-  const saCache = new TokenCache({ minLifetimeMs: 120_000, refreshAheadMs: 300_000 }, {
-    onBackgroundError: (_key, e) =>
-      log.warn("background service-account token refresh failed", {
-        error: e instanceof Error ? e.message : String(e),
-      }),
-  });
+  const { cache, saCache } = tokenCaches(f, metrics, log);
   const recorder = new EventRecorder({ client, instance: f.node, log });
   const tokens = new TokenService({
     imds,
@@ -97,16 +121,15 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     timeoutMs: f["upstream-timeout"],
     userAgent: ua,
     log,
-    onUpstream: (kind, ok, seconds) => metrics.observeUpstream(kind, ok, seconds),
+    onUpstream: upstream,
   });
   const flow = new TokenFlow({
     mode,
     node: f.node,
     micNamespace: f.MICNamespace,
+    micServiceAccount: f["mic-service-account"],
     forceNamespaced: f.forceNamespaced,
     waitDeadlineMs: f["identity-wait-deadline"],
-    setRetryAfter: f["set-retry-after-header"],
-    retryAfterSeconds: f["retry-after-seconds"],
     caches,
     tokens,
     log,
@@ -114,77 +137,74 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
       recorder.record(binding as unknown as KubeObject, "Warning", reason, message).catch(() => {});
     },
   });
+  const podStats = () => caches.pods.stats;
+  const freshness = new WatchFreshness(
+    () => podStats().events + podStats().bookmarks + podStats().lists,
+    f["pod-watch-freshness"],
+  );
   const callers = new CallerResolver({
     pods: caches.pods.store,
     client,
     node: f.node,
+    freshness,
     onKubeError: (op) => metrics.kubeErrors.inc({ operation_type: op }),
   });
-  const running = caches.start(ac.signal);
-  const sweep = setInterval(() => {
+  const sweep = () => {
     cache.sweep();
     saCache.sweep();
-  }, 60_000);
+  };
+  return { client, metrics, caches, limiter, imdsBase, sweepTokens: sweep, flow, callers, freshness };
+}
 
-  const server = Deno.serve(
-    {
-      hostname: f["nmi-listen-address"],
-      port: f["nmi-port"],
-      signal: ac.signal,
-      onListen: () => {},
-      onError: (e) => {
-        log.error("request handler failed", { error: e instanceof Error ? e.message : String(e) });
-        return new Response(JSON.stringify({ error: "server_error", error_description: "internal error" }), {
-          status: 500,
-          headers: { "content-type": "application/json; charset=utf-8" },
-        });
-      },
+function startTokenServer(f: NmiFlags, s: Services, log: Logger, signal: AbortSignal): Http1Server {
+  const handler = new NmiServer({
+    flow: s.flow,
+    callers: s.callers,
+    caches: s.caches,
+    imdsBase: s.imdsBase,
+    limiter: s.limiter,
+    blockInstanceMetadata: f["block-instance-metadata"],
+    metadataHeaderRequired: f["metadata-header-required"],
+    upstreamTimeoutMs: f["upstream-timeout"],
+    waitDeadlineMs: f["identity-wait-deadline"],
+    retryAfterSeconds: f["set-retry-after-header"] ? f["retry-after-seconds"] : undefined,
+    metrics: s.metrics,
+    log,
+  });
+  return new Http1Server({
+    hostname: f["nmi-listen-address"],
+    port: f["nmi-port"],
+    handler: handler.handle,
+    log,
+    signal,
+    limits: {
+      headTimeoutMs: f["header-timeout"],
+      bodyTimeoutMs: f["header-timeout"],
+      idleTimeoutMs: f["idle-timeout"],
+      maxConnectionsPerIp: f["max-connections-per-ip"],
+      maxConnections: f["max-connections"],
     },
-    createHandler({
-      flow,
-      callers,
-      caches,
-      imdsBase,
-      limiter,
-      blockInstanceMetadata: f["block-instance-metadata"],
-      metadataHeaderRequired: f["metadata-header-required"],
-      upstreamTimeoutMs: f["upstream-timeout"],
-      waitDeadlineMs: f["identity-wait-deadline"],
-      metrics,
-      log,
-    }),
-  );
+  });
+}
 
-  // The redirection goes in only once the server listens, so DNAT never points at a closed port.
-  let redirect: RedirectSync | undefined;
-  let redirecting: Promise<void> | undefined;
-  if (f["manage-iptables"]) {
-    redirect = new RedirectSync({
-      spec: {
-        metadataIp: f["metadata-ip"],
-        metadataPort: f["metadata-port"],
-        targetIp: redirectTarget(f["nmi-listen-address"]),
-        targetPort: server.addr.port,
-      },
-      intervalMs: f["ipt-update-interval-sec"] * 1000,
-      flushConntrack: f["enable-conntrack-deletion"],
-      removeOnStop: f["cleanup-iptables-on-exit"],
-      log,
-    });
-    try {
-      await redirect.setUp();
-    } catch (e) {
-      ac.abort();
-      await Promise.allSettled([server.finished, running]);
-      conn.close();
-      clearInterval(sweep);
-      limiter.close();
-      throw e;
-    }
-    redirecting = redirect.run(ac.signal);
-  }
+function redirectFor(f: NmiFlags, port: number, log: Logger): RedirectSync | undefined {
+  if (!f["manage-iptables"]) return undefined;
+  return new RedirectSync({
+    spec: {
+      metadataIp: f["metadata-ip"],
+      metadataPort: f["metadata-port"],
+      targetIp: redirectTarget(f["nmi-listen-address"]),
+      targetPort: port,
+    },
+    intervalMs: f["ipt-update-interval-sec"] * 1000,
+    flushConntrack: f["enable-conntrack-deletion"],
+    removeOnStop: f["cleanup-iptables-on-exit"],
+    log,
+  });
+}
 
-  const readiness = () => {
+function readinessOf(caches: NmiCaches, redirect: RedirectSync | undefined): () => Readiness {
+  return () => {
     if (!caches.isSynced()) {
       return { ready: false, reason: `caches not synced: ${caches.pending().join("; ")}` };
     }
@@ -196,33 +216,65 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
     }
     return { ready: true };
   };
-  const probes: ReturnType<typeof startProbeServer>[] = [];
-  if (f["http-probe-port"] >= 0) {
-    probes.push(startProbeServer({
+}
+
+function startProbes(
+  f: NmiFlags,
+  metrics: NmiMetrics,
+  readiness: () => Readiness,
+  signal: AbortSignal,
+): ProbeServer[] {
+  const ports = [f["http-probe-port"]];
+  if (f["prometheus-port"] !== f["http-probe-port"]) ports.push(f["prometheus-port"]);
+  return ports.filter((p) => p >= 0).map((port) =>
+    startProbeServer({
       hostname: f["probe-listen-address"],
-      port: f["http-probe-port"],
+      port,
       registry: metrics.registry,
       readiness,
-      signal: ac.signal,
-    }));
+      signal,
+    })
+  );
+}
+
+export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
+  await refuseKubenet(f);
+  const ac = new AbortController();
+  const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });
+  const ua = userAgent("NMI", buildInfo((n) => Deno.env.get(n)), f["custom-user-agent"]);
+  const client = new KubeClient(conn, { userAgent: ua, requestTimeoutMs: 10_000 });
+  const s = buildServices(f, client, ua, log);
+  const running = s.caches.start(ac.signal);
+  s.freshness.start(ac.signal);
+  const sweep = setInterval(s.sweepTokens, 60_000);
+  const server = startTokenServer(f, s, log, ac.signal);
+  const release = () => {
+    clearInterval(sweep);
+    s.limiter.close();
+    ac.abort();
+  };
+
+  // The redirection goes in only once the server listens, so DNAT never points at a closed port.
+  const redirect = redirectFor(f, server.addr.port, log);
+  try {
+    await redirect?.setUp();
+  } catch (e) {
+    release();
+    await Promise.allSettled([server.finished, running]);
+    conn.close();
+    throw e;
   }
-  if (f["prometheus-port"] >= 0 && f["prometheus-port"] !== f["http-probe-port"]) {
-    probes.push(startProbeServer({
-      hostname: f["probe-listen-address"],
-      port: f["prometheus-port"],
-      registry: metrics.registry,
-      readiness,
-      signal: ac.signal,
-    }));
-  }
+  const redirecting = redirect?.run(ac.signal);
+  const readiness = readinessOf(s.caches, redirect);
+  const probes = startProbes(f, s.metrics, readiness, ac.signal);
   log.info("NMI listening", {
     address: `${f["nmi-listen-address"]}:${server.addr.port}`,
     probePort: probes[0]?.port,
     node: f.node,
-    mode,
-    imds: imdsBase,
+    mode: f["operation-mode"],
+    imds: s.imdsBase,
   });
-  caches.synced.then(() => log.info("caches synced"));
+  s.caches.synced.then(() => log.info("caches synced"));
   const taint = f["remove-node-taint"];
   const untainted = taint
     ? removeTaintWhenReady(client, f.node, taint, readiness, ac.signal, log)
@@ -231,9 +283,7 @@ export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
   let stopped: Promise<void> | undefined;
   const stop = () =>
     stopped ??= (async () => {
-      clearInterval(sweep);
-      limiter.close();
-      ac.abort();
+      release();
       await Promise.allSettled([
         server.finished,
         running,

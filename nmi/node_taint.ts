@@ -1,6 +1,7 @@
 // Removes NMI's start-up taint from its node once the node is safe for pods (rules in place, caches synced).
 // An operator registers nodes with the taint (kubelet --register-with-taints=<key>=:NoSchedule) so no workload
-// lands on a new node before NMI guards it: the window the original left open (upstream.md section 8, #573).
+// lands on a new node before NMI guards it: the window the original left open (docs/upstream.md, known
+// failures; https://github.com/Azure/aad-pod-identity/issues/573).
 
 import type { Node } from "../lib/kube/core.ts";
 import { KubeApiError, type KubeClient, Resources } from "../lib/kube/rest.ts";

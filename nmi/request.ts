@@ -1,6 +1,7 @@
 // Request classification and token-query parsing (pure). Which route a path is, and whether a token query is
 // acceptable, is decided here from the raw request line, before any lookup or upstream call, so bad input
-// costs nothing and changes nothing (protocols-and-peers.md A.1, A.4, A.5; upstream.md 3).
+// costs nothing and changes nothing (docs/protocols.md "IMDS token protocol"; docs/upstream.md "NMI routes
+// and status codes").
 
 export type RouteKind = "token" | "host_token" | "mangled_token" | "instance" | "proxy";
 

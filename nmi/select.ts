@@ -1,10 +1,15 @@
 // Which identity a token request gets (pure): the pod, what it asked for, and what the caches hold go in; an
-// identity, the node's identity, "wait", or a refusal with its reason come out. The HTTP layer only renders
-// the answer. Rules (upstream.md 3.3-3.4, protocols-and-peers.md B), with the original's bugs fixed:
-// - Exceptions and MIC's own pods get the node's identity (through IMDS, unchecked), as the original.
-// - A pod no binding selects gets 400 at once, so credential chains move on instead of hanging.
+// identity, the node's identity, "wait", or a domain refusal with its reason come out (nmi/server.ts maps
+// refusals to statuses). Rules (docs/upstream.md "NMI routes and status codes", docs/protocols.md "IMDS token
+// protocol"), with the original's bugs fixed:
+// - Exceptions (every one of an exception's labels matches) and MIC's own pods get the node's identity
+//   (through IMDS, unchecked), as the original. MIC's pods are recognised by the service account the
+//   manifests create for MIC in MIC's namespace: only who can run pods as that account (MIC's RBAC) can
+//   pose as MIC, not any pod with the label app=mic or an owner named mic-* (the original's rule).
+// - A pod no binding selects is refused at once (400), so credential chains move on instead of hanging.
 // - Asking for an identity (client_id / msi_res_id / object_id, compared case-insensitively) the pod is not
-//   granted is 403, whoever else on the node holds it.
+//   granted is forbidden (403), whoever else on the node holds it. An object_id matches only an identity
+//   whose principal id is already known (the token flow learns them before selecting).
 // - Standard mode serves an identity only while BOTH a binding grants it now AND its AzureAssignedIdentity
 //   for this pod on this node is Assigned: deleting either stops tokens on the very next request. A grant
 //   whose assignment is not Assigned yet means "wait".
@@ -21,17 +26,16 @@ import {
   sameId,
 } from "../lib/api/matching.ts";
 import type { AzureAssignedIdentity, AzureIdentity, AzurePodIdentityException } from "../lib/api/types.ts";
-import { type ErrorAnswer, errorAnswer } from "./request.ts";
+import { type Refusal, refusal } from "./refusal.ts";
 
 export interface CallerPod {
   name: string;
   namespace: string;
   labels: Record<string, string>;
-  /** Name of the ReplicaSet owning the pod, if any (MIC's pods are `mic-*`). */
-  replicaSet?: string;
+  /** MIC's pods run as MIC's service account; federated mode: the TokenRequest's subject. */
+  serviceAccountName?: string;
   /** Federated mode: what a TokenRequest bound to the pod needs. */
   uid?: string;
-  serviceAccountName?: string;
   nodeName?: string;
 }
 
@@ -39,6 +43,8 @@ export interface SelectInput {
   mode: "standard" | "managed";
   node: string;
   micNamespace: string;
+  /** The service account MIC's pods run as (in micNamespace). */
+  micServiceAccount: string;
   pod: CallerPod;
   request: IdentityRequest;
   /** Exceptions in the pod's namespace. */
@@ -55,9 +61,7 @@ export type Selection =
   | { kind: "node"; reason: "exception" | "mic" }
   | { kind: "identity"; identity: AzureIdentity; grant: Grant }
   | { kind: "wait"; identity: AzureIdentity; reason: string }
-  /** An object_id request where some granted identity's principal id is not known yet: learn them, retry. */
-  | { kind: "learn_principals"; identities: AzureIdentity[] }
-  | { kind: "refuse"; answer: ErrorAnswer };
+  | { kind: "refuse"; refusal: Refusal };
 
 export function identityKey(identity: AzureIdentity): string {
   return `${identity.metadata.namespace}/${identity.metadata.name}`;
@@ -71,7 +75,7 @@ function describeRequest(req: IdentityRequest): string {
 }
 
 /** The deterministic order among several grants (see the file comment). */
-export function compareGrants(a: Grant, b: Grant): number {
+function compareGrants(a: Grant, b: Grant): number {
   return (b.binding.spec.weight ?? 0) - (a.binding.spec.weight ?? 0) ||
     a.identity.metadata.namespace.localeCompare(b.identity.metadata.namespace) ||
     a.identity.metadata.name.localeCompare(b.identity.metadata.name) ||
@@ -79,13 +83,14 @@ export function compareGrants(a: Grant, b: Grant): number {
     a.binding.metadata.name.localeCompare(b.binding.metadata.name);
 }
 
-/** MIC's own pods: in MIC's namespace and owned by a ReplicaSet named `mic-...` (the original's rule). */
-export function isMicPod(pod: CallerPod, micNamespace: string): boolean {
-  return pod.namespace === micNamespace && !!pod.replicaSet && /^mic-/.test(pod.replicaSet);
+/** MIC's own pods: in MIC's namespace and running as MIC's service account. */
+function isMicPod(pod: CallerPod, micNamespace: string, micServiceAccount: string): boolean {
+  return pod.namespace === micNamespace && !!micServiceAccount &&
+    pod.serviceAccountName === micServiceAccount;
 }
 
 /** An AzureAssignedIdentity that lets `pod` use `identity` on `node` now. */
-export function assignmentServes(
+function assignmentServes(
   aai: AzureAssignedIdentity,
   identity: AzureIdentity,
   pod: CallerPod,
@@ -111,37 +116,25 @@ const isAssigned = (aai: AzureAssignedIdentity) =>
 export function selectIdentity(input: SelectInput): Selection {
   const { pod, request } = input;
   if (isPodExcepted(pod.labels, input.exceptions)) return { kind: "node", reason: "exception" };
-  if (isMicPod(pod, input.micNamespace)) return { kind: "node", reason: "mic" };
+  if (isMicPod(pod, input.micNamespace, input.micServiceAccount)) return { kind: "node", reason: "mic" };
 
   const podName = `${pod.namespace}/${pod.name}`;
   if (input.grants.length === 0) {
     return {
       kind: "refuse",
-      answer: errorAnswer(
-        400,
-        "invalid_request",
-        `Identity not found: no AzureIdentityBinding selects pod ${podName}`,
-      ),
+      refusal: refusal("invalid", `Identity not found: no AzureIdentityBinding selects pod ${podName}`),
     };
   }
 
   let candidates = [...input.grants].sort(compareGrants);
   if (isSpecificRequest(request)) {
-    if (request.objectId) {
-      const unknown = candidates.filter((g) => !input.principalIdOf?.(g.identity)).map((g) => g.identity);
-      const known = candidates.filter((g) =>
-        identityMatchesRequest(g.identity, request, input.principalIdOf?.(g.identity))
-      );
-      if (known.length === 0 && unknown.length > 0) return { kind: "learn_principals", identities: unknown };
-      candidates = known;
-    } else {
-      candidates = candidates.filter((g) => identityMatchesRequest(g.identity, request));
-    }
+    candidates = candidates.filter((g) =>
+      identityMatchesRequest(g.identity, request, input.principalIdOf?.(g.identity))
+    );
     if (candidates.length === 0) {
       return {
         kind: "refuse",
-        answer: errorAnswer(
-          403,
+        refusal: refusal(
           "forbidden",
           `Identity not found: ${describeRequest(request)} is not bound to pod ${podName}`,
         ),

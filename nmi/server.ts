@@ -1,10 +1,13 @@
-// The HTTP surface (Deno.serve): routes and status codes only (upstream.md 3 with protocols-and-peers.md
-// A.4/A.5's corrections). Order on the token route: header size, Metadata header (first and instant, so
-// every SDK probe is answered in milliseconds and nothing is served without it), method, query, caller,
-// then the token flow. Errors are JSON {"error","error_description"}; tokens are IMDS JSON.
+// The HTTP surface: routes and status codes only (docs/upstream.md "NMI routes and status codes", with the
+// corrections of docs/protocols.md "IMDS token protocol"). Order on the token route: header size, Metadata
+// header (first and instant, so every SDK probe is answered in milliseconds and nothing is served without
+// it), method, query, caller, then the token flow. The domain (caller, selection, tokens) answers with
+// refusals; this file alone maps them to statuses. Errors are JSON {"error","error_description"}; tokens are
+// IMDS JSON.
 
 import type { Logger } from "../lib/log.ts";
-import type { CallerResolver } from "./caller.ts";
+import type { CallerResolver, CallerResult } from "./caller.ts";
+import type { ConnInfo, IncomingRequest } from "./http1_types.ts";
 import { callerPod } from "./caller.ts";
 import type { NmiCaches } from "./caches.ts";
 import { transportMessage } from "./imds_client.ts";
@@ -24,7 +27,9 @@ import {
   rawQueryOf,
   type RouteKind,
 } from "./request.ts";
-import type { TokenFlow } from "./token_flow.ts";
+import type { Refusal } from "./refusal.ts";
+import { RefusalLog } from "./refusal_log.ts";
+import type { FlowResult, TokenFlow } from "./token_flow.ts";
 import { imdsJson, type Token } from "./token.ts";
 
 export interface ServerDeps {
@@ -38,8 +43,30 @@ export interface ServerDeps {
   metadataHeaderRequired: boolean;
   upstreamTimeoutMs: number;
   waitDeadlineMs: number;
+  /** An identity still being assigned at the deadline: 503 + this Retry-After when set, else 404. */
+  retryAfterSeconds?: number;
   metrics: NmiMetrics;
   log: Logger;
+}
+
+/** What the client learns from a refusal: the one place domain outcomes become HTTP statuses. */
+export function refusalAnswer(r: Refusal, retryAfterSeconds?: number): ErrorAnswer {
+  switch (r.kind) {
+    case "invalid":
+      return errorAnswer(400, r.code ?? "invalid_request", r.message);
+    case "forbidden":
+      return errorAnswer(403, r.code ?? "forbidden", r.message);
+    case "not_found":
+      return errorAnswer(404, r.code ?? "not_found", r.message);
+    case "pending":
+      return retryAfterSeconds !== undefined
+        ? errorAnswer(503, "service_unavailable", r.message, { "retry-after": String(retryAfterSeconds) })
+        : errorAnswer(404, "not_found", r.message);
+    case "unavailable":
+      return errorAnswer(503, "service_unavailable", r.message, { "retry-after": "1" });
+    case "internal":
+      return errorAnswer(500, "server_error", r.message);
+  }
 }
 
 const JSON_TYPE = "application/json; charset=utf-8";
@@ -53,8 +80,13 @@ export function errorResponse(a: ErrorAnswer): Response {
 }
 
 const METADATA_MISSING = errorAnswer(400, "invalid_request", "Required metadata header not specified");
+const NOT_READY = errorAnswer(503, "service_unavailable", "NMI is starting: its caches are not synced yet", {
+  "retry-after": "1",
+});
+/** Largest proxied request body (scheduled-events acknowledgements are a few hundred bytes). */
 const MAX_PROXY_BODY = 64 * 1024;
-// Hop-by-hop and forwarding headers never cross the proxy: IMDS rejects X-Forwarded-For (A.1).
+// Hop-by-hop and forwarding headers never cross the proxy: IMDS rejects X-Forwarded-For (docs/protocols.md
+// "IMDS token protocol").
 const DROP_REQUEST_HEADERS = new Set([
   "host",
   "connection",
@@ -84,6 +116,40 @@ function serialized(token: Token, clientId: string): string {
   return body;
 }
 
+/**
+ * A proxied request's body, read with the cap enforced while reading: a Content-Length over the cap is
+ * refused before a byte is read, and a body without one stops being read at the first byte past the cap
+ * (the connection is then closed by the HTTP layer rather than drained).
+ */
+export async function readCappedBody(
+  req: Pick<IncomingRequest, "headers" | "body">,
+  cap: number,
+): Promise<Uint8Array | undefined> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && !(Number(declared) <= cap)) return undefined;
+  if (!req.body) return new Uint8Array();
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > cap) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
 /** The `resource` query parameter, for the original's `resource` label ("" when absent or unreadable). */
 function resourceParam(url: string): string {
   try {
@@ -93,126 +159,60 @@ function resourceParam(url: string): string {
   }
 }
 
-export function createHandler(
-  deps: ServerDeps,
-): (req: Request, info: Deno.ServeHandlerInfo) => Promise<Response> {
-  const { log, metrics } = deps;
-  // The caller's namespace, for the original's `namespace` label on nmi_operations_duration_seconds.
-  const namespaceOf = new WeakMap<Request, string>();
+/** One request as routed: the raw URL (as sent), its path, and the caller's address. */
+interface Call {
+  req: IncomingRequest;
+  url: string;
+  path: string;
+  remote: string;
+}
 
-  async function waitForCaches(): Promise<boolean> {
-    if (deps.caches.isSynced()) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const ok = await Promise.race([
-      deps.caches.synced.then(() => true),
-      new Promise<boolean>((r) => timer = setTimeout(() => r(false), deps.waitDeadlineMs)),
-    ]);
-    clearTimeout(timer);
-    return ok;
+/** Routes one request to its answer; every refusal the domain returns is rendered here. */
+export class NmiServer {
+  #deps: ServerDeps;
+  #refusals: RefusalLog;
+  /** The caller's namespace, for the original's `namespace` label on nmi_operations_duration_seconds. */
+  #namespaceOf = new WeakMap<IncomingRequest, string>();
+
+  constructor(deps: ServerDeps) {
+    this.#deps = deps;
+    this.#refusals = new RefusalLog(deps.log);
   }
 
-  async function token(req: Request, remote: string, route: "token" | "host_token"): Promise<Response> {
-    const query = parseTokenQuery(rawQueryOf(req.url));
-    if (!query.ok) return errorResponse(query.error);
-    let caller;
-    if (route === "host_token") {
-      if (!isHostCaller(remote)) {
-        return errorResponse(
-          errorAnswer(403, "forbidden", "/host/token is only served to host processes (127.0.0.1)"),
-        );
-      }
-      const ns = req.headers.get("podns");
-      const name = req.headers.get("podname");
-      if (!ns || !name) {
-        return errorResponse(
-          errorAnswer(400, "invalid_request", "missing 'podname' and 'podns' from request header"),
-        );
-      }
-      if (!await waitForCaches()) return notReady();
-      caller = await deps.callers.byName(ns, name);
-    } else {
-      if (!await waitForCaches()) return notReady();
-      caller = await deps.callers.byIp(remote);
-    }
-    if (!caller.ok) return errorResponse(caller.answer);
-    const pod = callerPod(caller.pod);
-    namespaceOf.set(req, pod.namespace);
-    metrics.waiting.inc();
-    let result;
+  /** The request handler: never throws (an unexpected error is a logged 500). */
+  readonly handle = async (req: IncomingRequest, info: ConnInfo): Promise<Response> => {
+    const t0 = performance.now();
+    // The request-target exactly as sent: `new Request` would resolve dot segments before classification.
+    const url = info.target === undefined
+      ? req.url
+      : info.target.startsWith("/")
+      ? `http://nmi${info.target}`
+      : info.target;
+    const path = rawPathOf(url);
+    const kind = classifyPath(path);
+    let res: Response;
     try {
-      result = await deps.flow.run(pod, query.value, {
-        signal: req.signal,
-        // The original never sent Retry-After on /host/token.
-        allowRetryAfter: route === "token",
+      res = await this.#route({ req, url, path, remote: info.remoteAddr.hostname }, kind);
+    } catch (e) {
+      this.#deps.log.error("request failed", {
+        route: kind,
+        error: e instanceof Error ? e.message : String(e),
       });
-    } finally {
-      metrics.waiting.dec();
+      res = errorResponse(errorAnswer(500, "server_error", "internal error"));
     }
-    if (!result.ok) {
-      log.info("token refused", {
-        pod: `${pod.namespace}/${pod.name}`,
-        status: result.answer.status,
-        reason: result.answer.description,
-      });
-      return errorResponse(result.answer);
-    }
-    if (route === "token") {
-      return new Response(serialized(result.token, result.clientId), {
-        headers: { "content-type": JSON_TYPE },
-      });
-    }
-    const body = imdsJson(
-      { ...result.token, clientId: result.clientId || result.token.clientId },
-      Math.floor(Date.now() / 1000),
-    );
-    return jsonResponse({ token: body, clientid: result.clientId });
-  }
+    this.#deps.metrics.observeRequest({
+      kind,
+      rawPath: path,
+      status: res.status,
+      namespace: this.#namespaceOf.get(req) ?? "",
+      resource: resourceParam(url),
+    }, (performance.now() - t0) / 1000);
+    return res;
+  };
 
-  function notReady(): Response {
-    return errorResponse(
-      errorAnswer(503, "service_unavailable", "NMI is starting: its caches are not synced yet", {
-        "retry-after": "1",
-      }),
-    );
-  }
-
-  async function proxy(req: Request, path: string): Promise<Response> {
-    const headers = new Headers();
-    for (const [k, v] of req.headers) if (!DROP_REQUEST_HEADERS.has(k.toLowerCase())) headers.set(k, v);
-    let body: ArrayBuffer | undefined;
-    if (req.method === "POST") {
-      body = await req.arrayBuffer();
-      if (body.byteLength > MAX_PROXY_BODY) {
-        return errorResponse(
-          errorAnswer(413, "invalid_request", `request body larger than ${MAX_PROXY_BODY} bytes`),
-        );
-      }
-    }
-    const q = rawQueryOf(req.url);
-    const target = `${deps.imdsBase}${path}${q ? `?${q}` : ""}`;
-    const send = async () => {
-      try {
-        const res = await fetch(target, {
-          method: req.method,
-          headers,
-          body,
-          redirect: "manual",
-          signal: AbortSignal.timeout(deps.upstreamTimeoutMs),
-        });
-        const out = new Headers();
-        for (const [k, v] of res.headers) if (!DROP_RESPONSE_HEADERS.has(k.toLowerCase())) out.set(k, v);
-        return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
-      } catch (e) {
-        return errorResponse(
-          errorAnswer(502, "bad_gateway", `IMDS at ${deps.imdsBase}: ${transportMessage(e)}`),
-        );
-      }
-    };
-    // The identity category (e.g. /metadata/identity/info) shares IMDS's per-VM identity limits.
-    return path.toLowerCase().startsWith("/metadata/identity") ? await deps.limiter.run(send) : await send();
-  }
-
-  async function route(req: Request, remote: string, kind: RouteKind, path: string): Promise<Response> {
+  async #route(call: Call, kind: RouteKind): Promise<Response> {
+    const deps = this.#deps;
+    const { req } = call;
     if (headerBytes(req.headers) > MAX_HEADER_BYTES) {
       return errorResponse(
         errorAnswer(431, "invalid_request", `request headers larger than ${MAX_HEADER_BYTES} bytes`),
@@ -221,7 +221,10 @@ export function createHandler(
     if (kind === "instance" && deps.blockInstanceMetadata) {
       return errorResponse(errorAnswer(403, "forbidden", "Request blocked by AAD Pod Identity NMI"));
     }
-    if (kind === "token" && deps.metadataHeaderRequired && !hasMetadataHeader(req.headers.get("metadata"))) {
+    // As the original: every IMDS path NMI serves or proxies asks for the header (SSRF defence), not
+    // only the token route.
+    const imdsPath = kind === "token" || kind === "instance" || kind === "proxy";
+    if (imdsPath && deps.metadataHeaderRequired && !hasMetadataHeader(req.headers.get("metadata"))) {
       return errorResponse(METADATA_MISSING);
     }
     if (kind === "mangled_token") {
@@ -235,28 +238,122 @@ export function createHandler(
         }),
       );
     }
-    if (kind === "token" || kind === "host_token") return await token(req, remote, kind);
-    return await proxy(req, path);
+    if (kind === "token" || kind === "host_token") return await this.#token(call, kind);
+    return await this.#proxy(call);
   }
 
-  return async (req, info) => {
-    const t0 = performance.now();
-    const path = rawPathOf(req.url);
-    const kind = classifyPath(path);
-    let res: Response;
-    try {
-      res = await route(req, (info.remoteAddr as Deno.NetAddr).hostname, kind, path);
-    } catch (e) {
-      log.error("request failed", { route: kind, error: e instanceof Error ? e.message : String(e) });
-      res = errorResponse(errorAnswer(500, "server_error", "internal error"));
+  async #waitForCaches(): Promise<boolean> {
+    const caches = this.#deps.caches;
+    if (caches.isSynced()) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const ok = await Promise.race([
+      caches.synced.then(() => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), this.#deps.waitDeadlineMs)),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** The calling pod: by source IP, or for /host/token (host processes only) by the pod it names. */
+  async #caller(
+    req: IncomingRequest,
+    remote: string,
+    route: "token" | "host_token",
+  ): Promise<CallerResult | Response> {
+    if (route === "token") {
+      if (!await this.#waitForCaches()) return errorResponse(NOT_READY);
+      return await this.#deps.callers.byIp(remote);
     }
-    metrics.observeRequest({
-      kind,
-      rawPath: path,
-      status: res.status,
-      namespace: namespaceOf.get(req) ?? "",
-      resource: resourceParam(req.url),
-    }, (performance.now() - t0) / 1000);
-    return res;
-  };
+    if (!isHostCaller(remote)) {
+      return errorResponse(
+        errorAnswer(403, "forbidden", "/host/token is only served to host processes (127.0.0.1)"),
+      );
+    }
+    const ns = req.headers.get("podns");
+    const name = req.headers.get("podname");
+    if (!ns || !name) {
+      return errorResponse(
+        errorAnswer(400, "invalid_request", "missing 'podname' and 'podns' from request header"),
+      );
+    }
+    if (!await this.#waitForCaches()) return errorResponse(NOT_READY);
+    return await this.#deps.callers.byName(ns, name);
+  }
+
+  async #token({ req, url, remote }: Call, route: "token" | "host_token"): Promise<Response> {
+    const { flow, metrics } = this.#deps;
+    const query = parseTokenQuery(rawQueryOf(url));
+    if (!query.ok) return errorResponse(query.error);
+    const caller = await this.#caller(req, remote, route);
+    if (caller instanceof Response) return caller;
+    // The original never sent Retry-After on /host/token.
+    const retryAfter = route === "token" ? this.#deps.retryAfterSeconds : undefined;
+    if (!caller.ok) return errorResponse(refusalAnswer(caller.refusal, retryAfter));
+    const pod = callerPod(caller.pod);
+    this.#namespaceOf.set(req, pod.namespace);
+    metrics.waiting.inc();
+    let result: FlowResult;
+    try {
+      result = await flow.run(pod, query.value, req.signal);
+    } finally {
+      metrics.waiting.dec();
+    }
+    if (!result.ok) {
+      const answer = refusalAnswer(result.refusal, retryAfter);
+      this.#refusals.refused(`${pod.namespace}/${pod.name}`, answer.status, answer.description);
+      return errorResponse(answer);
+    }
+    if (route === "token") {
+      return new Response(serialized(result.token, result.clientId), {
+        headers: { "content-type": JSON_TYPE },
+      });
+    }
+    const body = imdsJson(
+      { ...result.token, clientId: result.clientId || result.token.clientId },
+      Math.floor(Date.now() / 1000),
+    );
+    return jsonResponse({ token: body, clientid: result.clientId });
+  }
+
+  async #proxy({ req, url, remote, path }: Call): Promise<Response> {
+    const deps = this.#deps;
+    const headers = new Headers();
+    for (const [k, v] of req.headers) if (!DROP_REQUEST_HEADERS.has(k.toLowerCase())) headers.set(k, v);
+    let body: Uint8Array | undefined;
+    if (req.method === "POST") {
+      body = await readCappedBody(req, MAX_PROXY_BODY);
+      if (!body) {
+        return errorResponse(
+          errorAnswer(413, "invalid_request", `request body larger than ${MAX_PROXY_BODY} bytes`),
+        );
+      }
+    }
+    const q = rawQueryOf(url);
+    const target = `${deps.imdsBase}${path}${q ? `?${q}` : ""}`;
+    const send = async () => {
+      try {
+        const res = await fetch(target, {
+          method: req.method,
+          headers,
+          body: body as Uint8Array<ArrayBuffer> | undefined,
+          redirect: "manual",
+          signal: AbortSignal.any([req.signal, AbortSignal.timeout(deps.upstreamTimeoutMs)]),
+        });
+        const out = new Headers();
+        for (const [k, v] of res.headers) if (!DROP_RESPONSE_HEADERS.has(k.toLowerCase())) out.set(k, v);
+        return new Response(await res.arrayBuffer(), { status: res.status, headers: out });
+      } catch (e) {
+        return errorResponse(
+          errorAnswer(502, "bad_gateway", `IMDS at ${deps.imdsBase}: ${transportMessage(e)}`),
+        );
+      }
+    };
+    // The identity category (e.g. /metadata/identity/info) shares IMDS's per-VM identity limits.
+    if (!path.toLowerCase().startsWith("/metadata/identity")) return await send();
+    try {
+      return await deps.limiter.run(send, req.signal, remote);
+    } catch (e) {
+      return errorResponse(refusalAnswer({ kind: "unavailable", message: `IMDS: ${transportMessage(e)}` }));
+    }
+  }
 }

@@ -1,6 +1,6 @@
-// The token NMI hands out, in IMDS's JSON shape (protocols-and-peers.md A.2): every field a string, numbers
-// never empty, `client_id` echoed. Upstream answers (IMDS JSON, Azure AD v1 JSON) are read into this shape
-// once; `expires_in` is recomputed when a cached token is served so it never overstates the lifetime left.
+// The token NMI hands out, in IMDS's JSON shape (docs/protocols.md "IMDS token protocol"): every field a
+// string, numbers never empty, `client_id` echoed. Upstream answers (IMDS JSON, Azure AD v1 JSON) are read
+// into this shape once; `expires_in` is recomputed when a cached token is served so it never overstates the lifetime left.
 
 export interface Token {
   accessToken: string;

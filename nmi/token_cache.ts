@@ -1,7 +1,10 @@
 // Tokens per (identity, resource): served from memory while they have at least `minLifetimeMs` left,
 // refreshed in the background once they drop below `refreshAheadMs`, and fetched once for any number of
-// concurrent identical requests (single flight). Authorisation is NOT this module's job: the caller checks
-// pod -> identity on every request before asking the cache, so a cached token never outlives a binding.
+// concurrent identical requests (single flight). A fetch gets its own signal, aborted only when every request
+// waiting for it has left (a background refresh never is): one client leaving never fails the others, and
+// when all leave, the upstream call (or its place in the IMDS queue) is given up. Authorisation is NOT this
+// module's job: the caller checks pod -> identity on every request before asking the cache, so a cached
+// token never outlives a binding.
 
 import type { Token } from "./token.ts";
 
@@ -28,6 +31,16 @@ interface Entry {
   lastRefreshAt: number;
 }
 
+interface Flight {
+  promise: Promise<Token>;
+  controller: AbortController;
+  /** Requests waiting for it; a background refresh holds it open for good. */
+  waiters: number;
+  background: boolean;
+}
+
+type Fetch = (signal: AbortSignal) => Promise<Token>;
+
 export interface CacheResult {
   token: Token;
   /** "cache": served from memory; "upstream": this request's fetch; "shared": joined another's fetch. */
@@ -37,7 +50,7 @@ export interface CacheResult {
 export class TokenCache {
   readonly policy: CachePolicy;
   #entries = new Map<string, Entry>();
-  #inflight = new Map<string, Promise<Token>>();
+  #inflight = new Map<string, Flight>();
   #now: () => number;
   #onBackgroundError: (key: string, e: unknown) => void;
   #onResult: (from: CacheResult["from"]) => void;
@@ -61,7 +74,8 @@ export class TokenCache {
     return this.#entries.size;
   }
 
-  async get(key: string, fetch: () => Promise<Token>): Promise<CacheResult> {
+  async get(key: string, fetch: Fetch, signal?: AbortSignal): Promise<CacheResult> {
+    signal?.throwIfAborted();
     const now = this.#now();
     const entry = this.#entries.get(key);
     if (entry) {
@@ -74,7 +88,7 @@ export class TokenCache {
         ) {
           entry.lastRefreshAt = now;
           this.stats.refreshes++;
-          this.#flight(key, fetch).catch((e) => this.#onBackgroundError(key, e));
+          this.#flight(key, fetch, true).promise.catch((e) => this.#onBackgroundError(key, e));
         }
         this.#onResult("cache");
         return { token: entry.token, from: "cache" };
@@ -85,28 +99,59 @@ export class TokenCache {
     if (pending) {
       this.stats.shared++;
       this.#onResult("shared");
-      return { token: await pending, from: "shared" };
+      return { token: await this.#join(pending, signal), from: "shared" };
     }
     this.stats.misses++;
     this.#onResult("upstream");
-    return { token: await this.#flight(key, fetch), from: "upstream" };
+    return { token: await this.#join(this.#flight(key, fetch, false), signal), from: "upstream" };
   }
 
-  #flight(key: string, fetch: () => Promise<Token>): Promise<Token> {
-    const p = (async () => {
+  /** Waits for a flight until it ends or `signal` aborts; the last waiter to leave aborts the flight. */
+  async #join(flight: Flight, signal?: AbortSignal): Promise<Token> {
+    if (!signal) {
+      flight.background = true; // a caller that can never leave keeps it alive
+      return await flight.promise;
+    }
+    flight.waiters++;
+    let onAbort: (() => void) | undefined;
+    try {
+      return await Promise.race([
+        flight.promise,
+        new Promise<never>((_, reject) => {
+          onAbort = () => reject(signal.reason);
+          signal.addEventListener("abort", onAbort, { once: true });
+        }),
+      ]);
+    } finally {
+      signal.removeEventListener("abort", onAbort!);
+      flight.waiters--;
+      if (flight.waiters === 0 && !flight.background) flight.controller.abort(signal.reason);
+    }
+  }
+
+  #flight(key: string, fetch: Fetch, background: boolean): Flight {
+    const controller = new AbortController();
+    const flight: Flight = {
+      promise: Promise.resolve(undefined as unknown as Token),
+      controller,
+      waiters: 0,
+      background,
+    };
+    flight.promise = (async () => {
       try {
-        const token = await fetch();
+        const token = await fetch(controller.signal);
         // A token already too short-lived is handed to this request but not kept.
         if (freshness(token, this.#now(), this.policy) !== "unusable") {
           this.#entries.set(key, { token, lastRefreshAt: this.#now() });
         }
         return token;
       } finally {
-        this.#inflight.delete(key);
+        if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
       }
     })();
-    this.#inflight.set(key, p);
-    return p;
+    flight.promise.catch(() => {}); // awaited by its waiters; an abandoned one must not go unhandled
+    this.#inflight.set(key, flight);
+    return flight;
   }
 
   /** Drops every entry whose key starts with `prefix` (an identity deleted or changed). */

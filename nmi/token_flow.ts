@@ -1,27 +1,27 @@
 // One token request, after routing and parsing: caller pod -> authorised identity (re-checked on every
 // request, before the cache) -> wait for its assignment if needed -> token -> authorisation checked again
-// (a binding deleted while the token was being fetched still refuses). Returns an answer for server.ts to
-// render; never throws for anything a client or upstream can cause.
+// (a binding deleted while the token was being fetched still refuses). Returns a domain outcome for
+// server.ts to render; never throws for anything a client or upstream can cause.
 
-import { grantsForPod } from "../lib/api/matching.ts";
+import { type Grant, grantsForPod } from "../lib/api/matching.ts";
 import type { AzureIdentityBinding } from "../lib/api/types.ts";
 import type { FederatedPod } from "./federated.ts";
 import type { Logger } from "../lib/log.ts";
 import type { NmiCaches } from "./caches.ts";
-import { type ErrorAnswer, errorAnswer, type TokenQuery } from "./request.ts";
+import { waitFor } from "./change_feed.ts";
+import { type Refusal, refusal } from "./refusal.ts";
+import type { TokenQuery } from "./request.ts";
 import { type CallerPod, identityKey, selectIdentity, type Selection } from "./select.ts";
-import { TokenError, type TokenService } from "./token_service.ts";
+import { type CallContext, TokenError, type TokenService } from "./token_service.ts";
 import type { Token } from "./token.ts";
-import { waitFor } from "./waiter.ts";
 
 export interface FlowOptions {
   mode: "standard" | "managed";
   node: string;
   micNamespace: string;
+  micServiceAccount: string;
   forceNamespaced: boolean;
   waitDeadlineMs: number;
-  setRetryAfter: boolean;
-  retryAfterSeconds: number;
   caches: NmiCaches;
   tokens: TokenService;
   log: Logger;
@@ -30,7 +30,7 @@ export interface FlowOptions {
 }
 
 /** What a TokenRequest for a federated identity needs of the caller. */
-export function federatedPod(pod: CallerPod): FederatedPod {
+function federatedPod(pod: CallerPod): FederatedPod {
   return {
     name: pod.name,
     namespace: pod.namespace,
@@ -42,143 +42,147 @@ export function federatedPod(pod: CallerPod): FederatedPod {
 
 export type FlowResult =
   | { ok: true; token: Token; clientId: string; identity: string }
-  | { ok: false; answer: ErrorAnswer };
+  | { ok: false; refusal: Refusal };
+
+type Chosen = Exclude<Selection, { kind: "wait" } | { kind: "refuse" }>;
 
 export class TokenFlow {
-  #o: FlowOptions;
+  #opts: FlowOptions;
   constructor(opts: FlowOptions) {
-    this.#o = opts;
+    this.#opts = opts;
+  }
+
+  #grants(pod: CallerPod): Grant[] {
+    return grantsForPod(pod, this.#opts.caches.catalog(), this.#opts.forceNamespaced);
   }
 
   select(pod: CallerPod, query: TokenQuery): Selection {
-    const o = this.#o;
+    const o = this.#opts;
     const { caches, tokens } = o;
     return selectIdentity({
       mode: o.mode,
       node: o.node,
       micNamespace: o.micNamespace,
+      micServiceAccount: o.micServiceAccount,
       pod,
       request: { clientId: query.clientId, resourceId: query.resourceId, objectId: query.objectId },
       exceptions: caches.exceptionsIn(pod.namespace),
-      grants: grantsForPod(pod, caches.catalog(), o.forceNamespaced),
+      grants: this.#grants(pod),
       assigned: caches.assignedFor(pod.namespace, pod.name),
       principalIdOf: (i) => tokens.principalIdOf(i),
     });
   }
 
-  #pending(description: string): ErrorAnswer {
-    const o = this.#o;
-    return o.setRetryAfter
-      ? errorAnswer(503, "service_unavailable", description, { "retry-after": String(o.retryAfterSeconds) })
-      : errorAnswer(404, "not_found", description);
+  async run(pod: CallerPod, query: TokenQuery, signal?: AbortSignal): Promise<FlowResult> {
+    const call: CallContext = {
+      deadlineAt: performance.now() + this.#opts.waitDeadlineMs,
+      signal,
+      source: `${pod.namespace}/${pod.name}`,
+    };
+    try {
+      if (query.objectId) {
+        // Only identities this pod is granted are fetched to learn their object ids.
+        const granted = this.#grants(pod).map((g) => g.identity);
+        await this.#opts.tokens.learnPrincipals(
+          granted,
+          query.objectId,
+          query.resource,
+          call,
+          federatedPod(pod),
+        );
+      }
+      const sel = await this.#settle(this.select(pod, query), pod, query, call);
+      if (sel.kind === "refuse") return { ok: false, refusal: sel.refusal };
+      if (sel.kind === "node") return await this.#nodeToken(sel.reason, query, call);
+      return await this.#identityToken(sel, pod, query, call);
+    } catch (e) {
+      if (e instanceof TokenError) return { ok: false, refusal: e.refusal };
+      this.#opts.log.error("token request failed unexpectedly", {
+        error: e instanceof Error ? e.message : String(e),
+      });
+      return { ok: false, refusal: refusal("internal", "internal error") };
+    }
   }
 
-  async run(
+  /** A "wait" selection waits (woken by the watch) until it becomes something else or the deadline. */
+  async #settle(
+    sel: Selection,
     pod: CallerPod,
     query: TokenQuery,
-    opts: { signal?: AbortSignal; allowRetryAfter?: boolean } = {},
+    call: CallContext,
+  ): Promise<Chosen | { kind: "refuse"; refusal: Refusal }> {
+    if (sel.kind !== "wait") return sel;
+    const after = await waitFor(
+      () => {
+        const s = this.select(pod, query);
+        return s.kind === "wait" ? undefined : s;
+      },
+      this.#opts.caches.changes,
+      call.deadlineAt,
+      call.signal,
+    );
+    if (after) return after;
+    return {
+      kind: "refuse",
+      refusal: refusal("pending", `${sel.reason} after ${this.#opts.waitDeadlineMs} ms; retry`),
+    };
+  }
+
+  async #nodeToken(
+    reason: string,
+    query: TokenQuery,
+    call: CallContext,
   ): Promise<FlowResult> {
-    const o = this.#o;
-    const deadlineAt = performance.now() + o.waitDeadlineMs;
-    const pending = (d: string) =>
-      opts.allowRetryAfter === false ? errorAnswer(404, "not_found", d) : this.#pending(d);
+    const selector = { clientId: query.clientId, resourceId: query.resourceId, objectId: query.objectId };
+    const token = await this.#opts.tokens.forNode(query.resource, selector, call);
+    return {
+      ok: true,
+      token,
+      clientId: token.clientId || query.clientId || "",
+      identity: `node (${reason})`,
+    };
+  }
+
+  async #identityToken(
+    sel: Extract<Selection, { kind: "identity" }>,
+    pod: CallerPod,
+    query: TokenQuery,
+    call: CallContext,
+  ): Promise<FlowResult> {
+    const o = this.#opts;
+    const seen = o.caches.changes.version;
+    let token: Token;
     try {
-      let sel = this.select(pod, query);
-      if (sel.kind === "learn_principals") {
-        // Only identities this pod is granted are fetched to learn their object ids.
-        await Promise.allSettled(
-          sel.identities.map((i) => o.tokens.forIdentity(i, query.resource, deadlineAt, federatedPod(pod))),
-        );
-        sel = this.select(pod, query);
-        if (sel.kind === "learn_principals") {
-          return {
-            ok: false,
-            answer: errorAnswer(
-              403,
-              "forbidden",
-              `object_id ${query.objectId} is not bound to pod ${pod.namespace}/${pod.name}`,
-            ),
-          };
-        }
-      }
-      if (sel.kind === "wait") {
-        const reason = sel.reason;
-        const after = await waitFor(
-          () => {
-            const s = this.select(pod, query);
-            return s.kind === "wait" ? undefined : s;
-          },
-          o.caches.changes,
-          deadlineAt,
-          opts.signal,
-        );
-        if (!after) return { ok: false, answer: pending(`${reason} after ${o.waitDeadlineMs} ms; retry`) };
-        sel = after;
-      }
-      switch (sel.kind) {
-        case "refuse":
-          return { ok: false, answer: sel.answer };
-        case "learn_principals":
-          return { ok: false, answer: errorAnswer(403, "forbidden", "object_id is not bound to this pod") };
-        case "node": {
-          const token = await o.tokens.forNode(query.resource, {
-            clientId: query.clientId,
-            resourceId: query.resourceId,
-            objectId: query.objectId,
-          }, deadlineAt);
-          return {
-            ok: true,
-            token,
-            clientId: token.clientId || query.clientId || "",
-            identity: `node (${sel.reason})`,
-          };
-        }
-        case "identity": {
-          const seen = o.caches.changes.version;
-          let token: Token;
-          try {
-            token = await o.tokens.forIdentity(sel.identity, query.resource, deadlineAt, federatedPod(pod));
-          } catch (e) {
-            if (e instanceof TokenError && e.federation) {
-              const code = e.federation.code !== undefined
-                ? `AADSTS${e.federation.code}`
-                : "an Azure AD error";
-              o.warnBinding?.(
-                sel.grant.binding,
-                "FederatedTokenExchangeFailed",
-                `Azure AD refused the federated token exchange for identity ${identityKey(sel.identity)} ` +
-                  `(pod ${pod.namespace}/${pod.name}) with ${code}: ${e.federation.hint}`,
-              );
-            }
-            throw e;
-          }
-          // Authorisation again if anything changed during the (possibly long) fetch: the answer must hold
-          // at the moment we send it.
-          const now = o.caches.changes.version === seen ? sel : this.select(pod, query);
-          if (now.kind !== "identity" || identityKey(now.identity) !== identityKey(sel.identity)) {
-            return {
-              ok: false,
-              answer: now.kind === "refuse" ? now.answer : errorAnswer(
-                403,
-                "forbidden",
-                `identity ${identityKey(sel.identity)} is no longer bound to this pod`,
-              ),
-            };
-          }
-          return {
-            ok: true,
-            token,
-            clientId: sel.identity.spec.clientID,
-            identity: identityKey(sel.identity),
-          };
-        }
-      }
+      token = await o.tokens.forIdentity(sel.identity, query.resource, call, federatedPod(pod));
     } catch (e) {
-      if (e instanceof TokenError) {
-        return { ok: false, answer: e.pending ? pending(e.answer.description) : e.answer };
-      }
-      o.log.error("token request failed unexpectedly", { error: e instanceof Error ? e.message : String(e) });
-      return { ok: false, answer: errorAnswer(500, "server_error", "internal error") };
+      if (e instanceof TokenError && e.federation) this.#warnFederation(sel, pod, e.federation);
+      throw e;
     }
+    // Authorisation again if anything changed during the (possibly long) fetch: the answer must hold at the
+    // moment we send it.
+    const now = o.caches.changes.version === seen ? sel : this.select(pod, query);
+    if (now.kind !== "identity" || identityKey(now.identity) !== identityKey(sel.identity)) {
+      return {
+        ok: false,
+        refusal: now.kind === "refuse"
+          ? now.refusal
+          : refusal("forbidden", `identity ${identityKey(sel.identity)} is no longer bound to this pod`),
+      };
+    }
+    return { ok: true, token, clientId: sel.identity.spec.clientID, identity: identityKey(sel.identity) };
+  }
+
+  #warnFederation(
+    sel: Extract<Selection, { kind: "identity" }>,
+    pod: CallerPod,
+    federation: { code?: number; hint: string },
+  ): void {
+    const code = federation.code !== undefined ? `AADSTS${federation.code}` : "an Azure AD error";
+    this.#opts.warnBinding?.(
+      sel.grant.binding,
+      "FederatedTokenExchangeFailed",
+      `Azure AD refused the federated token exchange for identity ${identityKey(sel.identity)} ` +
+        `(pod ${pod.namespace}/${pod.name}) with ${code}: ${federation.hint}`,
+    );
   }
 }

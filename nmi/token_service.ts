@@ -29,22 +29,19 @@ import {
   type UpstreamAnswer,
   UpstreamUnavailable,
 } from "./imds_client.ts";
-import { type ErrorAnswer, errorAnswer } from "./request.ts";
+import { type Refusal, refusal } from "./refusal.ts";
 import type { TokenCache } from "./token_cache.ts";
 import { objectIdOfToken, type Token, tokenFromUpstream, UpstreamShapeError } from "./token.ts";
 
+/** A token NMI cannot get; `refusal.kind` "pending" means the identity is not usable on this VM yet. */
 export class TokenError extends Error {
   override name = "TokenError";
-  /** True when the identity is assigned but not usable on this VM yet: the client should retry. */
-  readonly pending: boolean;
   constructor(
-    readonly answer: ErrorAnswer,
-    pending = false,
+    readonly refusal: Refusal,
     /** Federated mode: Azure AD refused the exchange; the binding gets a Warning event with this. */
     readonly federation?: { code?: number; hint: string },
   ) {
-    super(answer.description);
-    this.pending = pending;
+    super(refusal.message);
   }
 }
 
@@ -76,6 +73,15 @@ export interface FederationOptions {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
+/** Who asks and until when: the request's signal and its source (the calling pod) reach the IMDS limiter. */
+export interface CallContext {
+  /** performance.now() time after which the caller no longer waits. */
+  deadlineAt: number;
+  signal?: AbortSignal;
+  /** The calling pod (namespace/name); IMDS calls are queued fairly per source. */
+  source?: string;
+}
+
 /** Delay before retry `n` (0-based) of "Identity not found": 100 ms doubling to 1 s. */
 export function identityNotFoundDelay(n: number): number {
   return Math.min(1000, 100 * 2 ** n);
@@ -86,19 +92,15 @@ function upstreamError(source: string, a: UpstreamAnswer): TokenError {
   const error = typeof body.error === "string" ? body.error : "upstream_error";
   const desc = typeof body.error_description === "string" ? body.error_description : `HTTP ${a.status}`;
   if (a.status === 429 || a.status >= 500) {
-    return new TokenError(
-      errorAnswer(503, "service_unavailable", `${source} answered ${a.status}: ${desc}`, {
-        "retry-after": "1",
-      }),
-    );
+    return new TokenError(refusal("unavailable", `${source} answered ${a.status}: ${desc}`));
   }
   // The original answered 403 whenever IMDS or Azure AD refused; their own code and text say why.
-  return new TokenError(errorAnswer(403, error, `${source} answered ${a.status}: ${desc}`));
+  return new TokenError(refusal("forbidden", `${source} answered ${a.status}: ${desc}`, error));
 }
 
 function unavailable(e: unknown): TokenError {
   const msg = e instanceof UpstreamUnavailable || e instanceof UpstreamShapeError ? e.message : String(e);
-  return new TokenError(errorAnswer(503, "service_unavailable", msg, { "retry-after": "1" }));
+  return new TokenError(refusal("unavailable", msg));
 }
 
 export class TokenService {
@@ -135,7 +137,7 @@ export class TokenService {
    * The node's own identities (exceptions, MIC): the one the request names (client_id, msi_res_id or
    * object_id, passed to IMDS as given), else IMDS's default.
    */
-  async forNode(resource: string, selector: ImdsSelector, deadlineAt: number): Promise<Token> {
+  async forNode(resource: string, selector: ImdsSelector, call: CallContext): Promise<Token> {
     const named = selector.clientId
       ? `c:${selector.clientId}`
       : selector.resourceId
@@ -144,7 +146,11 @@ export class TokenService {
       ? `o:${selector.objectId}`
       : "";
     const key = `node|${named.toLowerCase()}|${resource}`;
-    const { token } = await this.#cached(key, () => this.#imdsToken(resource, selector, deadlineAt, false));
+    const { token } = await this.#o.cache.get(
+      key,
+      (signal) => this.#imdsToken(resource, selector, { ...call, signal }, false),
+      call.signal,
+    );
     return token;
   }
 
@@ -154,45 +160,58 @@ export class TokenService {
     return !!f && isFederatedIdentity(identity, f.byDefault);
   }
 
+  /**
+   * The one place object ids are learned: when no identity in `identities` (those the pod is granted) is
+   * known to have `objectId`, fetches a token for each whose principal id is unknown (the token's `oid`).
+   * Failures leave the id unknown, and the request is then refused as not bound.
+   */
+  async learnPrincipals(
+    identities: readonly AzureIdentity[],
+    objectId: string,
+    resource: string,
+    call: CallContext,
+    pod?: FederatedPod,
+  ): Promise<void> {
+    if (identities.some((i) => this.principalIdOf(i)?.toLowerCase() === objectId.toLowerCase())) return;
+    const unknown = identities.filter((i) => !this.principalIdOf(i));
+    await Promise.allSettled(unknown.map((i) => this.forIdentity(i, resource, call, pod)));
+  }
+
   async forIdentity(
     identity: AzureIdentity,
     resource: string,
-    deadlineAt: number,
+    call: CallContext,
     pod?: FederatedPod,
   ): Promise<Token> {
+    const deadlineAt = call.deadlineAt;
     const clientId = identity.spec.clientID;
     if (this.#o.federation && isFederatedIdentity(identity, this.#o.federation.byDefault)) {
       if (!pod) {
-        throw new TokenError(errorAnswer(403, "forbidden", "a federated identity needs the calling pod"));
+        throw new TokenError(refusal("forbidden", "a federated identity needs the calling pod"));
       }
-      return await this.#federated(this.#o.federation, identity, resource, pod, deadlineAt);
+      return await this.#federated(this.#o.federation, identity, resource, pod, call);
     }
     switch (identity.spec.type) {
       case IdentityType.UserAssignedMSI: {
-        const key = `mi|${clientId.toLowerCase()}|${resource}`;
-        // Learning the object id (a JWT decode) happens once per fetched token, not per request.
-        const { token } = await this.#cached(key, async () => {
-          const t = await this.#imdsToken(resource, { clientId }, deadlineAt, true);
-          this.#learn(clientId, t);
-          return t;
-        });
-        return token;
+        return await this.#userAssigned(identity, resource, call);
       }
       case IdentityType.ServicePrincipal:
       case IdentityType.ServicePrincipalCertificate: {
         const ref = identity.spec.clientPassword;
         if (!ref?.name || !ref.namespace) {
-          throw new TokenError(errorAnswer(
-            403,
-            "invalid_client",
-            `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name} names no clientPassword secret`,
-          ));
+          throw new TokenError(
+            refusal(
+              "forbidden",
+              `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name} names no clientPassword secret`,
+              "invalid_client",
+            ),
+          );
         }
         const signal = AbortSignal.timeout(Math.max(1, deadlineAt - performance.now()));
         const secret = await this.#o.caches.secret(ref, signal);
         if (!secret) {
           throw new TokenError(
-            errorAnswer(403, "invalid_client", `secret ${ref.namespace}/${ref.name} does not exist`),
+            refusal("forbidden", `secret ${ref.namespace}/${ref.name} does not exist`, "invalid_client"),
           );
         }
         const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
@@ -201,7 +220,7 @@ export class TokenService {
           `sp|${identity.spec.tenantID}|${clientId.toLowerCase()}|${authority}|${ref.namespace}/${ref.name}@${
             secret.metadata.resourceVersion ?? ""
           }|${resource}`;
-        const { token } = await this.#cached(key, async () => {
+        const { token } = await this.#o.cache.get(key, async () => {
           // Parsed only when a token is fetched (a certificate's key is costly to read).
           const credential = spCredential(identity, secret.data ?? {});
           const t0 = performance.now();
@@ -218,10 +237,37 @@ export class TokenService {
           this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
           if (!a.ok) throw upstreamError("Azure AD", a);
           return this.#fromAzureAd(a.body, resource, clientId);
-        });
+        }, call.signal);
         return token;
       }
     }
+  }
+
+  /**
+   * A user-assigned identity from the node's IMDS, asked for by its resource id when it has one: ARM attached
+   * that resource to the VM, so the token IMDS answers is the one the AzureIdentity's owner controls. The
+   * answer's client id must then be the AzureIdentity's: an AzureIdentity pairing its own resource id with
+   * another identity's client id gets nothing (issue 19 item 4).
+   */
+  async #userAssigned(identity: AzureIdentity, resource: string, call: CallContext): Promise<Token> {
+    const clientId = identity.spec.clientID;
+    const resourceId = identity.spec.resourceID;
+    const selector: ImdsSelector = resourceId ? { resourceId } : { clientId };
+    const key = `mi|${clientId.toLowerCase()}|${(resourceId ?? "").toLowerCase()}|${resource}`;
+    // Learning the object id (a JWT decode) happens once per fetched token, not per request.
+    const { token } = await this.#o.cache.get(key, async (signal) => {
+      const t = await this.#imdsToken(resource, selector, { ...call, signal }, true, clientId);
+      if (resourceId && t.clientId && t.clientId.toLowerCase() !== clientId.toLowerCase()) {
+        throw new TokenError(refusal(
+          "forbidden",
+          `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name}: clientID ${clientId} does ` +
+            `not belong to resourceID ${resourceId} (IMDS answers client id ${t.clientId} for it)`,
+        ));
+      }
+      this.#learn(clientId, t);
+      return t;
+    }, call.signal);
+    return token;
   }
 
   /**
@@ -234,27 +280,28 @@ export class TokenService {
     identity: AzureIdentity,
     resource: string,
     pod: FederatedPod,
-    deadlineAt: number,
+    call: CallContext,
   ): Promise<Token> {
+    const deadlineAt = call.deadlineAt;
     if (pod.nodeName !== f.node || !pod.uid) {
       throw new TokenError(
-        errorAnswer(403, "forbidden", `pod ${pod.namespace}/${pod.name} is not on node ${f.node}`),
+        refusal("forbidden", `pod ${pod.namespace}/${pod.name} is not on node ${f.node}`),
       );
     }
     const clientId = identity.spec.clientID;
     const tenantId = identity.spec.tenantID || f.tenantId;
     if (!tenantId) {
-      throw new TokenError(errorAnswer(
-        403,
-        "invalid_request",
+      throw new TokenError(refusal(
+        "forbidden",
         `federated identity ${identity.metadata.namespace}/${identity.metadata.name}: no tenant (set ` +
           "spec.tenantID or NMI's --tenant-id)",
+        "invalid_request",
       ));
     }
     const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
     const subject = subjectOf(pod);
     const key = `fed|${tenantId}|${clientId.toLowerCase()}|${authority}|${subject}|${resource}`;
-    const { token } = await this.#cached(key, async () => {
+    const { token } = await this.#o.cache.get(key, async () => {
       const assertion = await this.#serviceAccountToken(f, pod, deadlineAt);
       const t0 = performance.now();
       let a: UpstreamAnswer;
@@ -276,18 +323,17 @@ export class TokenService {
           String((a.body as { error_description?: unknown })?.error_description ?? `HTTP ${a.status}`)
             .split(/\r?\n/)[0];
         throw new TokenError(
-          errorAnswer(
-            403,
-            "invalid_client",
+          refusal(
+            "forbidden",
             `federated token exchange for identity ${identity.metadata.namespace}/${identity.metadata.name} ` +
               `(client id ${clientId}) failed: ${hint}. Azure AD: ${first}`,
+            "invalid_client",
           ),
-          false,
           { code, hint },
         );
       }
       return this.#fromAzureAd(a.body, resource, clientId);
-    });
+    }, call.signal);
     return token;
   }
 
@@ -312,49 +358,39 @@ export class TokenService {
       } catch (e) {
         this.#o.onUpstream?.("kube", false, (performance.now() - t0) / 1000);
         if (e instanceof KubeApiError && e.status >= 400 && e.status < 500 && e.status !== 429) {
-          throw new TokenError(errorAnswer(
-            403,
-            "forbidden",
-            `TokenRequest for service account ${pod.namespace}/${pod.serviceAccount} of pod ${pod.name} ` +
-              `refused (${e.status}): ${e.message}`,
-          ));
+          throw new TokenError(
+            refusal(
+              "forbidden",
+              `TokenRequest for service account ${pod.namespace}/${pod.serviceAccount} of pod ${pod.name} ` +
+                `refused (${e.status}): ${e.message}`,
+            ),
+          );
         }
-        throw new TokenError(errorAnswer(
-          503,
-          "service_unavailable",
+        throw new TokenError(refusal(
+          "unavailable",
           `TokenRequest for pod ${pod.namespace}/${pod.name} failed: ${e instanceof Error ? e.message : e}`,
-          { "retry-after": "1" },
         ));
       }
     });
     return token.accessToken;
   }
 
-  async #cached(key: string, fetch: () => Promise<Token>) {
-    return await this.#o.cache.get(key, fetch);
-  }
-
   async #imdsToken(
     resource: string,
     selector: ImdsSelector,
-    deadlineAt: number,
+    call: CallContext,
     retryNotFound: boolean,
+    clientId = selector.clientId,
   ): Promise<Token> {
-    const clientId = selector.clientId;
-    // The original's metric told system-assigned (adal_token_msi) from user-assigned calls apart.
-    const kind = selector.clientId || selector.resourceId || selector.objectId
-      ? "imds_user_assigned"
-      : "imds";
+    const deadlineAt = call.deadlineAt;
     for (let attempt = 0;; attempt++) {
-      const t0 = performance.now();
       let a: UpstreamAnswer;
       try {
-        a = await this.#o.imds.token(resource, selector);
+        // The duration metric is observed by the IMDS client around the upstream call alone (no queue time).
+        a = await this.#o.imds.token(resource, selector, { signal: call.signal, source: call.source });
       } catch (e) {
-        this.#o.onUpstream?.(kind, false, (performance.now() - t0) / 1000);
         throw unavailable(e);
       }
-      this.#o.onUpstream?.(kind, a.ok, (performance.now() - t0) / 1000);
       if (a.ok) {
         try {
           return tokenFromUpstream(a.body, { resource, clientId: clientId ?? "" }, nowSeconds());
@@ -365,17 +401,13 @@ export class TokenService {
       if (retryNotFound && isIdentityNotFound(a)) {
         const delay = identityNotFoundDelay(attempt);
         if (performance.now() + delay < deadlineAt) {
-          await sleep(delay);
+          await sleep(delay, call.signal);
           continue;
         }
-        throw new TokenError(
-          errorAnswer(
-            404,
-            "not_found",
-            `identity ${clientId} is assigned but this node's IMDS does not serve it yet (Identity not found); retry`,
-          ),
-          true,
-        );
+        throw new TokenError(refusal(
+          "pending",
+          `identity ${clientId} is assigned but this node's IMDS does not serve it yet (Identity not found); retry`,
+        ));
       }
       throw upstreamError("IMDS", a);
     }
@@ -405,7 +437,7 @@ const NOT_THE_SECRET = new Set([
  * took "the first" value of the Secret (a Go map, so any one), the first key by name that does not name
  * another field (clientID, tenantID, ...); else the first key by name. Undefined only for an empty Secret.
  */
-export function spSecretKey(keys: readonly string[]): string | undefined {
+function spSecretKey(keys: readonly string[]): string | undefined {
   const sorted = [...keys].sort();
   return sorted.find((k) => k.toLowerCase() === "clientsecret") ??
     sorted.find((k) => !NOT_THE_SECRET.has(k.toLowerCase())) ?? sorted[0];
@@ -424,13 +456,13 @@ export function spCredential(
   if (identity.spec.type === IdentityType.ServicePrincipal) {
     const key = spSecretKey(keys);
     if (!key) {
-      throw new TokenError(errorAnswer(403, "invalid_client", `the secret of ${name} holds no key`));
+      throw new TokenError(refusal("forbidden", `the secret of ${name} holds no key`, "invalid_client"));
     }
     return { kind: "secret", secret: new TextDecoder().decode(decode(data[key])) };
   }
   if (!data.certificate) {
     throw new TokenError(
-      errorAnswer(403, "invalid_client", `the secret of ${name} has no 'certificate' key`),
+      refusal("forbidden", `the secret of ${name} has no 'certificate' key`, "invalid_client"),
     );
   }
   const certBytes = decode(data.certificate);
@@ -444,7 +476,7 @@ export function spCredential(
     return { kind: "certificate", material };
   } catch (e) {
     const why = e instanceof CertificateError ? e.message : "unreadable";
-    throw new TokenError(errorAnswer(403, "invalid_client", `the certificate of ${name}: ${why}`));
+    throw new TokenError(refusal("forbidden", `the certificate of ${name}: ${why}`, "invalid_client"));
   }
 }
 

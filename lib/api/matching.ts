@@ -101,18 +101,20 @@ export function grantsForPod(pod: PodRef, catalog: IdentityCatalog, forceNamespa
 }
 
 /**
- * A pod is excepted (gets the node's own identity, unchecked) when any single label of an exception in the
- * pod's namespace matches; values compare case-insensitively, as the original.
+ * A pod is excepted (gets the node's own identity, unchecked) when ALL labels of an exception in the pod's
+ * namespace match (values compare case-insensitively, as the original).
  */
 export function isPodExcepted(
   podLabels: Record<string, string>,
   exceptionsInPodNamespace: readonly AzurePodIdentityException[],
 ): boolean {
-  return exceptionsInPodNamespace.some((ex) =>
-    Object.entries(ex.spec.podLabels).some(([k, v]) =>
-      podLabels[k] !== undefined && podLabels[k].toLowerCase() === v.toLowerCase()
-    )
-  );
+  return exceptionsInPodNamespace.some((ex) => {
+    const wanted = Object.entries(ex.spec.podLabels);
+    // Every label must match (a selector): the original matched on any one, so one common label excepted
+    // pods it was never meant for. An exception with no labels excepts nothing.
+    return wanted.length > 0 &&
+      wanted.every(([k, v]) => podLabels[k] !== undefined && podLabels[k].toLowerCase() === v.toLowerCase());
+  });
 }
 
 /** What a token request asks for; at most one is set by SDKs, and none means "the pod's identity". */

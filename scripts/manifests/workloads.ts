@@ -231,17 +231,13 @@ export function nmiDaemonSet(o: ManifestOptions): DaemonSet {
   };
 }
 
-/** The original's shipped exceptions: MIC's own pods, and the AKS add-ons in kube-system. */
-export function defaultExceptions(o: ManifestOptions): Exception[] {
+/**
+ * The original's shipped exceptions, less its mic-exception: NMI recognises MIC's pods by MIC's service
+ * account (--mic-service-account), and an exception on MIC's labels let any pod labelled like MIC in its
+ * namespace pose as MIC (issue 19 item 3). The AKS add-ons in kube-system stay.
+ */
+export function defaultExceptions(_o: ManifestOptions): Exception[] {
   const out: Exception[] = [];
-  if (o.mode === "standard") {
-    out.push({
-      apiVersion: API_VERSION,
-      kind: "AzurePodIdentityException",
-      metadata: { name: "mic-exception", namespace: o.namespace },
-      spec: { podLabels: { ...MIC_LABELS } },
-    });
-  }
   out.push({
     apiVersion: API_VERSION,
     kind: "AzurePodIdentityException",

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { normalizeAzureIdentity, normalizeAzureIdentityBinding } from "../../../lib/api/normalize.ts";
 import { Resources } from "../../../lib/kube/rest.ts";
 import type { KubeObject } from "../../../lib/kube/types.ts";
+import { MIC_SERVICE_ACCOUNT } from "../../../scripts/manifests/rbac.ts";
 import { msiSpec, startHarness, tokenPath } from "./harness.ts";
 
 Deno.test("several identities: deterministic choice without a selector, each selector form picks its own", async () => {
@@ -95,17 +96,28 @@ Deno.test("managed mode: bindings and identities alone, no AzureAssignedIdentiti
   }
 });
 
-Deno.test("exceptions and MIC's own pods get the node's identity through IMDS", async () => {
+Deno.test("exceptions and MIC's own pods (by service account) get the node's identity through IMDS", async () => {
   const h = await startHarness({ attached: ["node-id"] });
   try {
     await h.kube.create(Resources.azurePodIdentityExceptions, {
       metadata: { name: "ingress-exception", namespace: h.ns },
       spec: { podLabels: { app: "Ingress" } },
     } as KubeObject);
+    // The default mic-exception of the original: since NMI recognises MIC by its service account, a pod
+    // carrying only some of these labels must not be excepted (issue 19 item 3).
+    await h.kube.create(Resources.azurePodIdentityExceptions, {
+      metadata: { name: "mic-exception", namespace: h.ns },
+      spec: { podLabels: { app: "mic", component: "mic" } },
+    } as KubeObject);
+    await h.kube.create(Resources.serviceAccounts, {
+      metadata: { name: MIC_SERVICE_ACCOUNT, namespace: h.ns },
+    } as KubeObject);
     await h.startNmi(["--MICNamespace", h.ns]);
     const excepted = await h.createPod("ingress", { app: "ingress" });
-    const mic = await h.createPod("mic-5d9-abcde", {}, { ownerReplicaSet: "mic-5d9" });
+    const mic = await h.createPod("mic-5d9-abcde", {}, { serviceAccountName: MIC_SERVICE_ACCOUNT });
     const plain = await h.createPod("plain", { app: "web" });
+    // The impostor: label app=mic and a ReplicaSet named mic-*, in MIC's namespace, default service account.
+    const impostor = await h.createPod("mic-6f7-xyz", { app: "mic" }, { ownerReplicaSet: "mic-6f7" });
     for (const p of [excepted, mic]) {
       const r = await h.get(p.ip, tokenPath(undefined, { client_id: h.ids["node-id"].clientId }));
       assert.equal(r.status, 200, `${p.name}: ${r.text}`);
@@ -122,8 +134,42 @@ Deno.test("exceptions and MIC's own pods get the node's identity through IMDS", 
         assert.equal((await h.emu.verifyToken(got.json.access_token)).appid, h.ids["node-id"].clientId);
       }
     }
-    const r = await h.get(plain.ip, tokenPath(undefined, { client_id: h.ids["node-id"].clientId }));
-    assert.equal(r.status, 400, r.text);
+    for (const p of [plain, impostor]) {
+      const r = await h.get(p.ip, tokenPath(undefined, { client_id: h.ids["node-id"].clientId }));
+      assert.equal(r.status, 400, `${p.name}: ${r.text}`);
+      assert.equal((await h.get(p.ip, tokenPath())).status, 400);
+    }
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("an AzureIdentity pairing its own resourceID with another identity's clientID gets nothing", async () => {
+  // Issue 19 item 4: ARM attaches by resource id only, so this AzureIdentity is assigned to the VM; asking
+  // IMDS by the client id would hand the pod the other team's identity.
+  const h = await startHarness({ attached: ["team-own", "victim"] });
+  try {
+    const spec = { type: 0 as const, resourceID: h.ids["team-own"].id, clientID: h.ids["victim"].clientId };
+    const forged = await h.createIdentity("forged", spec);
+    const b = await h.createBinding("b-forged", "forged", "forged");
+    const pod = await h.createPod("pod-forged", { aadpodidbinding: "forged" });
+    await h.assign(pod, forged, b, "Assigned");
+    for (const q of [{}, { client_id: h.ids["victim"].clientId }] as Record<string, string>[]) {
+      const r = await h.get(pod.ip, tokenPath(undefined, q));
+      assert.equal(r.status, 403, r.text);
+      assert.match(r.json.error_description, /does not belong to resourceID/);
+      assert.equal(r.json.access_token, undefined);
+    }
+    // The honest pairing still works, asked for by its resource id.
+    const honest = await h.createIdentity("honest", msiSpec(h.ids["team-own"]));
+    const hb = await h.createBinding("b-honest", "honest", "honest");
+    const good = await h.createPod("pod-honest", { aadpodidbinding: "honest" });
+    await h.assign(good, honest, hb, "Assigned");
+    const ok = await h.get(good.ip, tokenPath());
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await h.emu.verifyToken(ok.json.access_token)).appid, h.ids["team-own"].clientId);
+    const asked = h.emu.requests.list({ service: "imds", route: "imds.token" });
+    assert.ok(asked.length > 0 && asked.every((e) => e.query.msi_res_id && !e.query.client_id));
   } finally {
     await h.close();
   }

@@ -118,6 +118,19 @@ Deno.test("NMI routes and status codes", async (t) => {
       assert.equal(bad.status, 405);
     });
 
+    await t.step(
+      "metadata header on proxied paths: no `Metadata: true`, no proxying (400, as the original)",
+      async () => {
+        for (const path of ["/metadata/instance?api-version=2021-02-01", "/metadata/versions"]) {
+          for (const headers of [{}, { Metadata: "false" }]) {
+            const r = await h.get(podA.ip, path, headers);
+            assert.equal(r.status, 400, `${path} ${JSON.stringify(headers)}: ${r.text}`);
+            assert.equal(r.json.error_description, "Required metadata header not specified");
+          }
+        }
+      },
+    );
+
     await t.step("/host/token: only from 127.0.0.1, podns/podname headers required", async () => {
       const path = `/host/token?resource=${encodeURIComponent("https://vault.azure.net")}`;
       const ok = await request(h.nmi.port, "127.0.0.1", path, { headers: { podns: h.ns, podname: "pod-a" } });

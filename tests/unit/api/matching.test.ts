@@ -92,15 +92,25 @@ Deno.test("matching: namespaced by flag or by the Behavior annotation", () => {
   assert.equal(assignedIdentityName("web-1", "apps", "id1"), "web-1-apps-id1");
 });
 
-Deno.test("matching: exceptions match any one label, values case-insensitively", () => {
+Deno.test("matching: an exception matches only when all its labels match, values case-insensitively", () => {
   const ex = normalizeAzurePodIdentityException({
     apiVersion: API,
     kind: "AzurePodIdentityException",
     metadata: { name: "mic-exception", namespace: "default" },
     spec: { podLabels: { app: "mic", component: "mic" } },
   });
-  assert.equal(isPodExcepted({ app: "MIC" }, [ex]), true);
-  assert.equal(isPodExcepted({ component: "mic", other: "x" }, [ex]), true);
+  assert.equal(isPodExcepted({ app: "MIC", component: "mic" }, [ex]), true);
+  assert.equal(isPodExcepted({ app: "mic", component: "Mic", other: "x" }, [ex]), true);
+  // One label of two is not enough (issue 19: a pod labelled app=mic posed as MIC).
+  assert.equal(isPodExcepted({ app: "mic" }, [ex]), false);
+  assert.equal(isPodExcepted({ component: "mic", other: "x" }, [ex]), false);
+  const empty = normalizeAzurePodIdentityException({
+    apiVersion: API,
+    kind: "AzurePodIdentityException",
+    metadata: { name: "empty", namespace: "default" },
+    spec: { podLabels: {} },
+  });
+  assert.equal(isPodExcepted({ app: "x" }, [empty]), false);
   assert.equal(isPodExcepted({ app: "nmi" }, [ex]), false);
   assert.equal(isPodExcepted({ app: "mic" }, []), false);
 });

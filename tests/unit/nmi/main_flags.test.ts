@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { parseFlags } from "../../../lib/flags.ts";
 import { NMI_FLAGS, validateFlags } from "../../../nmi/config.ts";
 import { NMI_ENTRY, NMI_PERMISSIONS } from "../../../nmi/permissions.ts";
+import { defaultOptions } from "../../../scripts/manifests/options.ts";
+import { MIC_SERVICE_ACCOUNT } from "../../../scripts/manifests/rbac.ts";
+import { defaultExceptions } from "../../../scripts/manifests/workloads.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 
@@ -59,4 +62,12 @@ Deno.test("deno task nmi --help lists the flags and exits 0", async () => {
   }).output();
   assert.equal(bad.code, 2);
   assert.match(new TextDecoder().decode(bad.stderr), /unknown flag --no-such-flag/);
+});
+
+Deno.test("MIC's pods are recognised by the service account and namespace the manifests give MIC", () => {
+  const o = defaultOptions("standard");
+  assert.equal(NMI_FLAGS["mic-service-account"].default, MIC_SERVICE_ACCOUNT);
+  assert.equal(NMI_FLAGS.MICNamespace.default, o.namespace);
+  // The manifests no longer ship an exception on MIC's labels (a pod labelled like MIC posed as MIC).
+  assert.ok(defaultExceptions(o).every((e) => e.metadata.name !== "mic-exception"));
 });

@@ -12,6 +12,7 @@ function catalog(ids: AzureIdentity[], bindings: AzureIdentityBinding[]): Identi
 }
 
 const NODE = "node-a";
+const MIC_SA = "aad-pod-id-mic-service-account";
 const podA: CallerPod = { name: "a", namespace: "apps", labels: { aadpodidbinding: "sel-a" } };
 
 function input(
@@ -25,6 +26,7 @@ function input(
     mode: "standard",
     node: NODE,
     micNamespace: "default",
+    micServiceAccount: MIC_SA,
     pod,
     request: {},
     exceptions: [],
@@ -38,7 +40,7 @@ Deno.test("no binding selects the pod: 400 at once (credential chains move on)",
   const s = selectIdentity(input({ ...podA, labels: {} }, [], []));
   assert.equal(s.kind, "refuse");
   assert.ok(
-    s.kind === "refuse" && s.answer.status === 400 && /no AzureIdentityBinding/.test(s.answer.description),
+    s.kind === "refuse" && s.refusal.kind === "invalid" && /no AzureIdentityBinding/.test(s.refusal.message),
   );
 });
 
@@ -102,11 +104,11 @@ Deno.test("asking for another pod's identity by client_id, msi_res_id or object_
       request,
       principalIdOf: (i) => i.metadata.name === "id-a" ? "oid-a" : "oid-b",
     });
-    assert.ok(s.kind === "refuse" && s.answer.status === 403, JSON.stringify(request));
+    assert.ok(s.kind === "refuse" && s.refusal.kind === "forbidden", JSON.stringify(request));
   }
 });
 
-Deno.test("selector forms match case-insensitively; object_id first learns principal ids", () => {
+Deno.test("selector forms match case-insensitively; object_id matches only a known principal id", () => {
   const mine = identity("apps", "id-a");
   const b = binding("apps", "b-a", "id-a", "sel-a");
   const base = input(podA, [mine], [b], { assigned: [assigned(mine, b, podA, NODE, "Assigned")] });
@@ -116,8 +118,9 @@ Deno.test("selector forms match case-insensitively; object_id first learns princ
       { resourceId: mine.spec.resourceID.toLowerCase() },
     ]
   ) assert.equal(selectIdentity({ ...base, request }).kind, "identity");
-  const learn = selectIdentity({ ...base, request: { objectId: "OID-A" } });
-  assert.ok(learn.kind === "learn_principals" && learn.identities[0].metadata.name === "id-a");
+  // The token flow learns principal ids before selecting (TokenService.learnPrincipals); unknown is no match.
+  const unknown = selectIdentity({ ...base, request: { objectId: "OID-A" } });
+  assert.ok(unknown.kind === "refuse" && unknown.refusal.kind === "forbidden");
   const known = selectIdentity({ ...base, request: { objectId: "OID-A" }, principalIdOf: () => "oid-a" });
   assert.equal(known.kind, "identity");
 });
@@ -157,19 +160,40 @@ Deno.test("managed mode: bindings alone decide, no waiting", () => {
   assert.ok(s.kind === "identity" && s.identity.metadata.name === "id-a");
 });
 
-Deno.test("exceptions (any one label, value case-insensitive) and MIC's pods get the node identity", () => {
-  const ex = exception("apps", { app: "Ingress" });
-  const pod = { ...podA, labels: { app: "ingress" } };
+Deno.test("exceptions (all labels, value case-insensitive) and MIC's pods get the node identity", () => {
+  const ex = exception("apps", { app: "Ingress", tier: "edge" });
+  const pod = { ...podA, labels: { app: "ingress", tier: "edge" } };
   const s = selectIdentity(input(pod, [], [], { exceptions: [ex] }));
   assert.deepEqual(s, { kind: "node", reason: "exception" });
-  const mic = { name: "mic-7c-x", namespace: "kube-system", labels: {}, replicaSet: "mic-7c" };
+  const partial = { ...podA, labels: { app: "ingress" } };
+  assert.equal(selectIdentity(input(partial, [], [], { exceptions: [ex] })).kind, "refuse");
+  const mic: CallerPod = {
+    name: "mic-7c-x",
+    namespace: "kube-system",
+    labels: {},
+    serviceAccountName: MIC_SA,
+  };
   assert.deepEqual(selectIdentity(input(mic, [], [], { micNamespace: "kube-system" })), {
     kind: "node",
     reason: "mic",
   });
-  // Same ReplicaSet name in another namespace is an ordinary pod.
+  // MIC's service account name in another namespace is an ordinary pod.
   assert.equal(
     selectIdentity(input({ ...mic, namespace: "apps" }, [], [], { micNamespace: "kube-system" })).kind,
     "refuse",
   );
+});
+
+Deno.test("the MIC impostor: label app=mic and a ReplicaSet mic-* in MIC's namespace get nothing", () => {
+  // Issue 19 item 3: the original recognised MIC by its owner's name (and the default mic-exception by any
+  // one of its labels); only MIC's service account counts now.
+  const impostor: CallerPod = {
+    name: "mic-6d9f-abcde",
+    namespace: "default",
+    labels: { app: "mic" },
+    serviceAccountName: "default",
+  };
+  const micException = exception("default", { app: "mic", component: "mic" });
+  const s = selectIdentity(input(impostor, [], [], { exceptions: [micException] }));
+  assert.equal(s.kind, "refuse");
 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ChangeFeed, waitFor } from "../../../nmi/waiter.ts";
+import { ChangeFeed, waitFor } from "../../../nmi/change_feed.ts";
 import { identityNotFoundDelay, spCredential, TokenError } from "../../../nmi/token_service.ts";
 import { identity } from "./fixtures.ts";
 
@@ -54,7 +54,7 @@ Deno.test("service-principal secrets: clientSecret key or the only key; certific
   assert.throws(() => spCredential(cert, {}), /no 'certificate'/);
   assert.throws(
     () => spCredential(cert, { certificate: btoa("\x30\x82binary-pfx") }),
-    (e) => e instanceof TokenError && e.answer.status === 403 && /PKCS#12/.test(e.answer.description),
+    (e) => e instanceof TokenError && e.refusal.kind === "forbidden" && /PKCS#12/.test(e.refusal.message),
   );
   try {
     spCredential(cert, {
@@ -62,7 +62,7 @@ Deno.test("service-principal secrets: clientSecret key or the only key; certific
     });
     assert.fail("accepted a PEM without a key");
   } catch (e) {
-    assert.ok(e instanceof TokenError && e.answer.status === 403);
-    assert.doesNotMatch(e.answer.description, /AAAA/);
+    assert.ok(e instanceof TokenError && e.refusal.kind === "forbidden");
+    assert.doesNotMatch(e.refusal.message, /AAAA/);
   }
 });
