@@ -265,6 +265,13 @@ export const NMI_FLAGS = {
     help: "when the pod watch has shown no event or bookmark for this long, a caller found in the cache " +
       "is confirmed with a direct GET (uid and IP) before it is served; 503 when that fails",
   }),
+  "identity-missing-after": flag({
+    kind: "duration",
+    default: 60_000,
+    help: 'an identity Assigned for longer than this that IMDS still answers "Identity not found" for ' +
+      "(until --identity-wait-deadline) is reported to MIC with an IdentityNotFoundOnNode event, and MIC " +
+      "puts it back on the VM / scale set at once",
+  }),
   // klog's flags, which the original registered and its chart passes (-v from logVerbosity).
   ...KLOG_FLAGS,
 };

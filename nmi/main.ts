@@ -11,6 +11,7 @@ import { EventRecorder } from "../lib/kube/events.ts";
 import { KubeClient } from "../lib/kube/rest.ts";
 import type { KubeObject } from "../lib/kube/types.ts";
 import { NmiCaches } from "./caches.ts";
+import { reportIdentityNotFound } from "./identity_not_found_event.ts";
 import { CallerResolver } from "./caller.ts";
 import { NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
 import { ImdsClient } from "./imds_client.ts";
@@ -133,6 +134,13 @@ function buildServices(f: NmiFlags, client: KubeClient, ua: string, log: Logger)
     caches,
     tokens,
     log,
+    missingAfterMs: f["identity-missing-after"],
+    onMissingOnNode: (a) =>
+      void reportIdentityNotFound(
+        recorder,
+        { namespace: a.metadata.namespace ?? "", name: a.metadata.name, uid: a.metadata.uid },
+        { node: f.node, clientId: a.spec.azureIdentityRef.spec.clientID },
+      ).catch(() => {}),
     warnBinding: (binding, reason, message) => {
       recorder.record(binding as unknown as KubeObject, "Warning", reason, message).catch(() => {});
     },

@@ -59,7 +59,8 @@ export interface SelectInput {
 
 export type Selection =
   | { kind: "node"; reason: "exception" | "mic" }
-  | { kind: "identity"; identity: AzureIdentity; grant: Grant }
+  /** `assigned`: the Assigned AzureAssignedIdentity that lets the pod use it (standard mode). */
+  | { kind: "identity"; identity: AzureIdentity; grant: Grant; assigned?: AzureAssignedIdentity }
   | { kind: "wait"; identity: AzureIdentity; reason: string }
   | { kind: "refuse"; refusal: Refusal };
 
@@ -145,7 +146,9 @@ export function selectIdentity(input: SelectInput): Selection {
   const chosen = candidates[0];
   if (input.mode === "managed") return { kind: "identity", identity: chosen.identity, grant: chosen };
   const aai = input.assigned.find((a) => assignmentServes(a, chosen.identity, pod, input.node));
-  if (aai && isAssigned(aai)) return { kind: "identity", identity: chosen.identity, grant: chosen };
+  if (aai && isAssigned(aai)) {
+    return { kind: "identity", identity: chosen.identity, grant: chosen, assigned: aai };
+  }
   return {
     kind: "wait",
     identity: chosen.identity,

@@ -4,7 +4,7 @@
 // server.ts to render; never throws for anything a client or upstream can cause.
 
 import { type Grant, grantsForPod } from "../lib/api/matching.ts";
-import type { AzureIdentityBinding } from "../lib/api/types.ts";
+import type { AzureAssignedIdentity, AzureIdentityBinding } from "../lib/api/types.ts";
 import type { FederatedPod } from "./federated.ts";
 import type { Logger } from "../lib/log.ts";
 import type { NmiCaches } from "./caches.ts";
@@ -25,6 +25,14 @@ export interface FlowOptions {
   caches: NmiCaches;
   tokens: TokenService;
   log: Logger;
+  /**
+   * IMDS kept answering "Identity not found" for an identity whose AzureAssignedIdentity has been Assigned
+   * for longer than `missingAfterMs`: something removed it from the VM / scale set. MIC re-checks it at once
+   * (nmi/identity_not_found_event.ts writes the signal).
+   */
+  onMissingOnNode?: (assigned: AzureAssignedIdentity) => void;
+  /** How long an assignment may be missing from IMDS before that is reported (ARM's propagation time). */
+  missingAfterMs?: number;
   /** A Warning event on a binding (federated exchange refused); none when absent. */
   warnBinding?: (binding: AzureIdentityBinding, reason: string, message: string) => void;
 }
@@ -156,6 +164,7 @@ export class TokenFlow {
       token = await o.tokens.forIdentity(sel.identity, query.resource, call, federatedPod(pod));
     } catch (e) {
       if (e instanceof TokenError && e.federation) this.#warnFederation(sel, pod, e.federation);
+      if (e instanceof TokenError && e.missingOnNode) this.#reportMissing(sel.assigned);
       throw e;
     }
     // Authorisation again if anything changed during the (possibly long) fetch: the answer must hold at the
@@ -170,6 +179,14 @@ export class TokenFlow {
       };
     }
     return { ok: true, token, clientId: sel.identity.spec.clientID, identity: identityKey(sel.identity) };
+  }
+
+  #reportMissing(assigned: AzureAssignedIdentity | undefined): void {
+    const o = this.#opts;
+    const created = Date.parse(assigned?.metadata.creationTimestamp ?? "");
+    if (!assigned || !o.onMissingOnNode || Number.isNaN(created)) return;
+    if (Date.now() - created < (o.missingAfterMs ?? 60_000)) return;
+    o.onMissingOnNode(assigned);
   }
 
   #warnFederation(

@@ -40,6 +40,8 @@ export class TokenError extends Error {
     readonly refusal: Refusal,
     /** Federated mode: Azure AD refused the exchange; the binding gets a Warning event with this. */
     readonly federation?: { code?: number; hint: string },
+    /** IMDS said "Identity not found" until the request's deadline: the identity is missing on the node. */
+    readonly missingOnNode = false,
   ) {
     super(refusal.message);
   }
@@ -404,10 +406,14 @@ export class TokenService {
           await sleep(delay, call.signal);
           continue;
         }
-        throw new TokenError(refusal(
-          "pending",
-          `identity ${clientId} is assigned but this node's IMDS does not serve it yet (Identity not found); retry`,
-        ));
+        throw new TokenError(
+          refusal(
+            "pending",
+            `identity ${clientId} is assigned but this node's IMDS does not serve it yet (Identity not found); retry`,
+          ),
+          undefined,
+          true,
+        );
       }
       throw upstreamError("IMDS", a);
     }

@@ -121,13 +121,15 @@ Deno.test("NMI routes and status codes", async (t) => {
     await t.step(
       "metadata header on proxied paths: no `Metadata: true`, no proxying (400, as the original)",
       async () => {
+        const reachedImds = h.emu.requests.count({ service: "imds" });
         for (const path of ["/metadata/instance?api-version=2021-02-01", "/metadata/versions"]) {
-          for (const headers of [{}, { Metadata: "false" }]) {
+          for (const headers of [{}, { Metadata: "false" }] as Record<string, string>[]) {
             const r = await h.get(podA.ip, path, headers);
             assert.equal(r.status, 400, `${path} ${JSON.stringify(headers)}: ${r.text}`);
             assert.equal(r.json.error_description, "Required metadata header not specified");
           }
         }
+        assert.equal(h.emu.requests.count({ service: "imds" }), reachedImds, "nothing was proxied to IMDS");
       },
     );
 

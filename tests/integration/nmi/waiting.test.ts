@@ -4,6 +4,8 @@
 // (retried by NMI, never shown to the client). Past the deadline: a retryable 404, or 503 + Retry-After.
 
 import assert from "node:assert/strict";
+import { Resources } from "../../../lib/kube/rest.ts";
+import type { KubeObject } from "../../../lib/kube/types.ts";
 import { msiSpec, request, startHarness, tokenPath } from "./harness.ts";
 
 Deno.test("identity assigned while the pod waits is served within 100 ms of Assigned (propagation 0)", async () => {
@@ -77,6 +79,60 @@ Deno.test("IMDS 'Identity not found' for 10 s after the attach is retried within
     assert.ok(notFound >= 1, "IMDS said Identity not found at least once");
     assert.ok(total < 20_000);
     assert.equal(h.emu.requests.count({ service: "imds", status: 429 }), 0);
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("IMDS 'Identity not found' past the window for an Assigned identity: an IdentityNotFoundOnNode event for MIC", async () => {
+  const h = await startHarness({
+    detached: ["id-gone"],
+    nmiArgs: ["--identity-wait-deadline", "600ms", "--identity-missing-after", "0s"],
+  });
+  try {
+    const id = await h.createIdentity("id-gone", msiSpec(h.ids["id-gone"]));
+    const b = await h.createBinding("b-gone", "id-gone", "gone");
+    const pod = await h.createPod("pod-gone", { aadpodidbinding: "gone" });
+    // Assigned, but missing from the scale set (removed behind MIC's back).
+    const aai = await h.assign(pod, id, b, "Assigned");
+    const r = await h.get(pod.ip, tokenPath());
+    assert.equal(r.status, 404, r.text);
+    const deadline = Date.now() + 10_000;
+    let events: { reason?: string; message?: string; involvedObject?: { name?: string; kind?: string } }[] =
+      [];
+    while (Date.now() < deadline) {
+      const list = await h.kube.list<KubeObject & { reason?: string }>(Resources.events, {
+        namespace: h.ns,
+        fieldSelector: "reason=IdentityNotFoundOnNode",
+      });
+      events = list.items as typeof events;
+      if (events.length) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(events.length, 1, "one IdentityNotFoundOnNode event");
+    assert.equal(events[0].involvedObject?.kind, "AzureAssignedIdentity");
+    assert.equal(events[0].involvedObject?.name, aai);
+    assert.match(events[0].message ?? "", new RegExp(h.ids["id-gone"].clientId));
+  } finally {
+    await h.close();
+  }
+});
+
+Deno.test("an identity assigned less than --identity-missing-after ago is not reported", async () => {
+  const h = await startHarness({ detached: ["id-new"], nmiArgs: ["--identity-wait-deadline", "600ms"] });
+  try {
+    const id = await h.createIdentity("id-new", msiSpec(h.ids["id-new"]));
+    const b = await h.createBinding("b-new", "id-new", "new");
+    const pod = await h.createPod("pod-new", { aadpodidbinding: "new" });
+    await h.assign(pod, id, b, "Assigned");
+    const r = await h.get(pod.ip, tokenPath());
+    assert.equal(r.status, 404, r.text);
+    await new Promise((res) => setTimeout(res, 1000));
+    const list = await h.kube.list(Resources.events, {
+      namespace: h.ns,
+      fieldSelector: "reason=IdentityNotFoundOnNode",
+    });
+    assert.equal(list.items.length, 0);
   } finally {
     await h.close();
   }
