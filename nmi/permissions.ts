@@ -16,3 +16,6 @@ export const NMI_PERMISSIONS = [
 ] as const;
 
 export const NMI_ENTRY = "nmi/main.ts";
+
+/** V8 flags NMI runs with (`deno run --v8-flags=<these joined by ",">`), chosen by `deno task bench nmi`. */
+export const NMI_V8_FLAGS: readonly string[] = [];
