@@ -10,7 +10,7 @@
 //   - NMI's cold path (authorise + IMDS call + cache fill) and its RSS at start and with 500 pods on the node.
 // Run: deno task bench nmi [--duration=8] [--runs=1] [--connections=16,64] [--pods=500]
 //        [--resource=https://management.azure.com/] [--iptables=false] [--netns=false]
-//        [--nmi-v8-flags=--max-semi-space-size=1,...] [--floor-v8-flags=...]
+//        [--nmi-v8-flags=--max-semi-space-size=1,...|none] [--floor-v8-flags=...] [--nmi-deno-flags=...]
 
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
@@ -30,9 +30,11 @@ const PODS = Number(arg("pods", "500"));
 const RESOURCE = arg("resource", "https://management.azure.com/");
 const NETNS = arg("netns", "true") === "true" && canUseNetns();
 const IPTABLES = arg("iptables", "true") === "true" && NETNS;
-/** Empty = NMI's shipped V8 flags (nmi/permissions.ts); "none" = no V8 flags at all. */
+/** Default: NMI's shipped V8 flags (nmi/permissions.ts); "none" = no V8 flags at all. */
 const NMI_V8 = arg("nmi-v8-flags", NMI_V8_FLAGS.join(","));
 const FLOOR_V8 = arg("floor-v8-flags", "");
+/** Extra `deno run` flags for NMI, comma-separated (e.g. --inspect=127.0.0.1:9229 to profile it). */
+const NMI_DENO_FLAGS = arg("nmi-deno-flags", "").split(",").filter(Boolean);
 const IMDS_IP = "169.254.169.254";
 
 if (NETNS) {
@@ -86,6 +88,7 @@ function median(rows: Row[]): Row {
       p99: mid(rows, (x) => x.result.p99),
       errors: rows.reduce((a, x) => a + x.result.errors, 0),
       requests: rows.reduce((a, x) => a + x.result.requests, 0),
+      wrkCpuPercent: mid(rows, (x) => x.result.wrkCpuPercent),
     },
   };
 }
@@ -101,9 +104,9 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
     })\n`,
   );
   console.log(
-    "| conns | floor req/s | floor p50 / p99 ms | floor CPU µs/req | NMI req/s | NMI p50 / p99 ms | NMI CPU µs/req | NMI / floor req/s | NMI / floor CPU | NMI errors |",
+    "| conns | floor req/s | floor p50 / p99 ms | floor CPU µs/req | NMI req/s | NMI p50 / p99 ms | NMI CPU µs/req | NMI / floor req/s | NMI / floor CPU | NMI errors | wrk CPU % floor / NMI |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const [f, n] of rows) {
     console.log(
       `| ${f.connections} | ${f.result.rps.toFixed(0)} | ${f.result.p50.toFixed(2)} / ${
@@ -139,8 +142,9 @@ const bench = await setUpNode({
   startNmi: (a) =>
     spawnLogged([
       "run",
-      ...NMI_PERMISSIONS,
+      ...NMI_PERMISSIONS.filter((f) => !f.startsWith("--v8-flags=")),
       ...v8(NMI_V8),
+      ...NMI_DENO_FLAGS,
       NMI_ENTRY,
       "--node",
       a.node,
