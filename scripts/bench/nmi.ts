@@ -115,7 +115,9 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
         n.result.p99.toFixed(2)
       } | ${f1(n.cpuUsPerRequest)} | ${(100 * n.result.rps / f.result.rps).toFixed(0)}% | ${
         (n.cpuUsPerRequest / f.cpuUsPerRequest).toFixed(2)
-      }x | ${n.result.errors} |`,
+      }x | ${n.result.errors} | ${f.result.wrkCpuPercent.toFixed(0)} / ${
+        n.result.wrkCpuPercent.toFixed(0)
+      } |`,
     );
   }
   const served = rows.reduce((a, [, n]) => a + n.result.requests, 0);
@@ -127,7 +129,9 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
   console.log(
     `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), ${f1(mem.nmiIdle)} idle with ${PODS + 1} pods, ${
       f1(mem.nmiAfter)
-    } after ${served} requests; floor ${f1(mem.floorIdle)} idle, ${f1(mem.floorAfter)} after the load`,
+    } after ${served} requests, ${f1(mem.nmiRested)} 10 s later; floor ${f1(mem.floorIdle)} idle, ${
+      f1(mem.floorAfter)
+    } after the load`,
   );
 }
 
@@ -184,6 +188,9 @@ try {
     rows.push(runs.map(median));
   }
   mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
+  // Idle again: what V8 gives back once the load stops (a major GC runs on idle notifications).
+  await new Promise((r) => setTimeout(r, 10_000));
+  mem.nmiRested = await rssMiB(bench.nmi.child.pid);
   mem.floorAfter = await rssMiB(floor.child.pid);
   report(bench, rows, mem);
 } finally {
