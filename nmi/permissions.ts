@@ -12,8 +12,10 @@ export const NMI_HOST_TOOLS = ["iptables-save", "iptables-restore", "conntrack",
 
 /**
  * V8 flags NMI runs with, chosen by `deno task bench nmi`: a young generation of at most 4 MiB per
- * semi-space instead of V8's 16 MiB keeps RSS after 100k token requests about 19 MiB lower (107 -> 88 MiB)
- * at no measured CPU cost per request; a request's garbage dies young either way.
+ * semi-space instead of V8's 16 MiB holds RSS right after ~150k token requests at 142 instead of 185 MiB
+ * (both settle near 83 MiB 30 s later) with no CPU cost per request the benchmark could see.
+ * --lite-mode (73 MiB, but 4.7x the floor's CPU per request) and a 40 MiB old space (a quarter of the
+ * req/s) were measured and rejected.
  */
 export const NMI_V8_FLAGS = ["--max-semi-space-size=4"] as const;
 

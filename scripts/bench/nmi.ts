@@ -129,9 +129,9 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
   console.log(
     `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), ${f1(mem.nmiIdle)} idle with ${PODS + 1} pods, ${
       f1(mem.nmiAfter)
-    } after ${served} requests, ${f1(mem.nmiRested)} 10 s later; floor ${f1(mem.floorIdle)} idle, ${
-      f1(mem.floorAfter)
-    } after the load`,
+    } after ${served} requests, ${f1(mem.nmiRested)} 10 s later, ${f1(mem.nmiRested30)} 30 s later; floor ${
+      f1(mem.floorIdle)
+    } idle, ${f1(mem.floorAfter)} after the load`,
   );
 }
 
@@ -188,9 +188,11 @@ try {
     rows.push(runs.map(median));
   }
   mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
-  // Idle again: what V8 gives back once the load stops (a major GC runs on idle notifications).
+  // Idle again: what V8 gives back once the load stops (its memory reducer starts 8 s after the last GC).
   await new Promise((r) => setTimeout(r, 10_000));
   mem.nmiRested = await rssMiB(bench.nmi.child.pid);
+  await new Promise((r) => setTimeout(r, 20_000));
+  mem.nmiRested30 = await rssMiB(bench.nmi.child.pid);
   mem.floorAfter = await rssMiB(floor.child.pid);
   report(bench, rows, mem);
 } finally {
