@@ -30,7 +30,7 @@ export interface MicEnv {
   stop(): Promise<void>;
 }
 
-export interface MicEnvOptions {
+interface MicEnvOptions {
   lroDurationMs: number;
   lroRetryAfterSeconds?: number;
   probePort: number;

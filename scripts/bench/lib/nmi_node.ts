@@ -15,7 +15,7 @@ import type { Logged } from "./spawn.ts";
 const NODE = "bench-node";
 const NS = "nmi-bench";
 
-export interface NmiArgs {
+interface NmiArgs {
   node: string;
   kubeconfigPath: string;
   kubeletConfigPath: string;

@@ -19,7 +19,7 @@ function ms(text: string): number {
   return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
 }
 
-export function parseWrk(text: string): Omit<WrkResult, "wrkCpuPercent"> {
+function parseWrk(text: string): Omit<WrkResult, "wrkCpuPercent"> {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
   const requests = Number(/(\d+) requests in/.exec(text)?.[1]);
   const p50 = ms(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
