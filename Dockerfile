@@ -4,7 +4,8 @@
 #   docker build --target nmi -t aad-pod-identity/nmi:1.9.0-deno .
 # The permission flags of each `deno compile` are exactly mic/permissions.ts and nmi/permissions.ts (a unit
 # test, tests/unit/scripts/dockerfile.test.ts, keeps them in step): no --allow-all, no --allow-write, and
-# NMI may run only iptables-save, iptables-restore, conntrack and sysctl.
+# NMI may run only iptables-save, iptables-restore, conntrack and sysctl. The --v8-flags there (heap limits,
+# chosen by `deno task bench nmi`) are baked into each binary by `deno compile`.
 
 ARG DENO_VERSION=2.9.6
 
@@ -15,8 +16,8 @@ COPY lib lib
 COPY mic mic
 COPY nmi nmi
 RUN deno install --frozen --entrypoint mic/main.ts nmi/main.ts
-RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-sys --output /out/mic mic/main.ts
-RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-run=iptables-save,iptables-restore,conntrack,sysctl --output /out/nmi nmi/main.ts
+RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-sys --v8-flags=--max-semi-space-size=4 --output /out/mic mic/main.ts
+RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-run=iptables-save,iptables-restore,conntrack,sysctl --v8-flags=--max-semi-space-size=4 --output /out/nmi nmi/main.ts
 
 # MIC: no shell, no package manager, non-root; the Deployment adds a read-only root filesystem.
 FROM gcr.io/distroless/cc-debian12:nonroot AS mic

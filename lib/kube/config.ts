@@ -5,7 +5,6 @@
 // demand because it costs about 75 MB of memory that MIC and NMI otherwise never need.
 
 import { Http2Transport } from "./http2/transport.ts";
-import { parse as parseYaml } from "yaml";
 import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
 import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
 
@@ -122,6 +121,8 @@ async function readKubeconfigs(
       );
     }
     let doc: unknown;
+    // Loaded only here: in a cluster (service-account token, no kubeconfig) yaml's ~4 MiB never load.
+    const { parse: parseYaml } = await import("yaml");
     try {
       doc = parseYaml(text);
     } catch (e) {

@@ -5,21 +5,17 @@
 //     a pod needing a new identity on its scale set (one GET + PATCH), and one whose identity is already there
 //   - ARM calls against the minimum for those scenarios and for a burst over 4 scale sets
 //   - MIC's RSS with 10,000 bound pods (all Assigned), from /proc
-// Run: deno task bench mic [--pods=10000] [--latency=30]
+//   - MIC's RSS with 200 pods on 20 nodes (after the burst)
+//   - LRO polls per PATCH when Compute's operations take 2 s, without and with a Retry-After header
+// Run: deno task bench mic [--pods=10000] [--latency=30] [--lro-ms=2000] [--lro-only]
+//        [--mic-v8-flags=--max-semi-space-size=4,...|none]
 
 import { normalizeAzureIdentity, normalizeAzureIdentityBinding } from "../../lib/api/normalize.ts";
 import { API_VERSION, type AzureAssignedIdentity } from "../../lib/api/types.ts";
 import { parseProviderId } from "../../lib/azure/provider_id.ts";
-import { loadKubeConnection } from "../../lib/kube/config.ts";
-import { Informer } from "../../lib/kube/informer.ts";
-import { KubeClient, Resources } from "../../lib/kube/rest.ts";
-import type { KubeObject } from "../../lib/kube/types.ts";
-import { createLogger } from "../../lib/log.ts";
-import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../mic/permissions.ts";
 import type { BoundPod, ObservedState } from "../../mic/plan_types.ts";
 import { plan } from "../../mic/planner.ts";
-import { installCrds, startControlPlane } from "../sandbox/control_plane.ts";
-import { startAzureEmulator } from "../sandbox/azure/emulator.ts";
+import { type MicEnv, NS, startMicEnv } from "./lib/mic_env.ts";
 
 function arg(name: string, fallback: number): number {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
@@ -28,7 +24,10 @@ function arg(name: string, fallback: number): number {
 const PODS = arg("pods", 10_000);
 const LATENCY = arg("latency", 30);
 const PROBE_PORT = arg("probe-port", 18_931);
-const root = new URL("../../", import.meta.url).pathname;
+const LRO_MS = arg("lro-ms", 2000);
+const LRO_ONLY = Deno.args.includes("--lro-only");
+/** MIC's V8 flags: default the shipped ones (mic/permissions.ts); "none" = no V8 flags. */
+const MIC_V8 = Deno.args.find((a) => a.startsWith("--mic-v8-flags="))?.slice("--mic-v8-flags=".length);
 const rows: [string, string, string][] = [];
 const row = (what: string, value: string, target = "") => {
   rows.push([what, value, target]);
@@ -98,206 +97,120 @@ function plannerBench(): void {
 }
 
 // ---- 2-4. MIC as a process --------------------------------------------------------------------------
+async function latencyRows(env: MicEnv): Promise<void> {
+  console.error(
+    `latency: ${LATENCY} pods each needing a new identity, then ${LATENCY} whose identity is there`,
+  );
+  for (let i = 0; i < LATENCY; i++) await env.identity(`lat${i}`, `lat${i}`);
+  const armLat: number[] = [];
+  const patchesBefore = env.emu.requests.count({ route: "vmss.patch" });
+  for (let i = 0; i < LATENCY; i++) {
+    const t0 = performance.now();
+    await env.pod(`lat${i}`, 5, `lat${i}`);
+    await env.waitAssigned([`lat${i}-${NS}-lat${i}`], 30_000);
+    armLat.push(env.assignedAt.get(`lat${i}-${NS}-lat${i}`)! - t0);
+  }
+  const latPatches = env.emu.requests.count({ route: "vmss.patch" }) - patchesBefore;
+  const freeLat: number[] = [];
+  const before = env.emu.requests.count({ service: "arm" });
+  for (let i = 0; i < LATENCY; i++) {
+    const t0 = performance.now();
+    await env.pod(`free${i}`, 6, "lat0");
+    await env.waitAssigned([`free${i}-${NS}-lat0`], 30_000);
+    freeLat.push(env.assignedAt.get(`free${i}-${NS}-lat0`)! - t0);
+  }
+  const freeCalls = env.emu.requests.count({ service: "arm" }) - before;
+  const ms = (xs: number[]) => `${median(xs).toFixed(0)} / ${pct(xs, 0.99).toFixed(0)} ms`;
+  row("pod -> Assigned, new identity on its scale set (median / p99)", ms(armLat), "< 1 s");
+  row("pod -> Assigned, identity already on the scale set (median / p99)", ms(freeLat), "< 1 s");
+  row(`ARM PATCHes for ${LATENCY} pods each with a new identity`, `${latPatches}`, `minimum ${LATENCY}`);
+  row(`ARM calls for ${LATENCY} pods whose identity is already there`, `${freeCalls}`, "minimum 0");
+}
+
+async function burstRows(env: MicEnv): Promise<void> {
+  console.error(`burst: 200 pods over 20 nodes / 4 scale sets, 4 new identities`);
+  for (let i = 0; i < 4; i++) await env.identity(`burst${i}`, `burst${i}`);
+  const burstBefore = env.emu.requests.list({ service: "arm" }).length;
+  const names: string[] = [];
+  await pool(200, 20, async (i) => {
+    const sel = `burst${Math.floor(i / 20) % 4}`;
+    await env.pod(`burst-p${i}`, i % 20, sel);
+    names.push(`burst-p${i}-${NS}-${sel}`);
+  });
+  await env.waitAssigned(names, 120_000);
+  const burstCalls = env.emu.requests.list({ service: "arm" }).slice(burstBefore);
+  const count = (route: string) => burstCalls.filter((r) => r.route === route).length;
+  row(
+    "ARM calls for the burst (PATCH / GET / LRO polls)",
+    `${count("vmss.patch")} / ${count("vmss.get")} / ${count("operation.get")}`,
+    "minimum 4 PATCHes",
+  );
+  await new Promise((r) => setTimeout(r, 3_000));
+  row("MIC RSS / V8 heap used, 200 pods on 20 nodes Assigned, 3 s later", await memory(env), "<= 80 MiB");
+}
+
+const memory = async (env: MicEnv) =>
+  `${(await env.rss()).toFixed(0)} / ${(await env.heap()).toFixed(0)} MiB`;
+
 async function liveBench(): Promise<void> {
   console.error("starting a control plane and the Azure emulator (LRO 0)");
-  const cp = await startControlPlane();
-  const emu = await startAzureEmulator({ lroDurationMs: 0, computeThrottle: false });
-  const dir = await Deno.makeTempDir({ prefix: "mic-bench-" });
-  const ctrl = new AbortController();
-  let mic: Deno.ChildProcess | undefined;
+  const env = await startMicEnv({ lroDurationMs: 0, probePort: PROBE_PORT, v8Flags: MIC_V8 });
   try {
-    await installCrds(cp);
-    const conn = await loadKubeConnection({ kubeconfigPath: cp.kubeconfigPath });
-    const client = new KubeClient(conn, { userAgent: "mic-bench" });
-    const sp = emu.registerServicePrincipal({ displayName: "mic" });
-    await Deno.writeTextFile(
-      `${dir}/cloud.json`,
-      JSON.stringify({
-        name: "AzureStackCloud",
-        resourceManagerEndpoint: emu.armEndpoint,
-        activeDirectoryEndpoint: emu.authorityHost,
-      }),
-    );
-    await Deno.writeTextFile(
-      `${dir}/azure.json`,
-      JSON.stringify({
-        cloud: "AzureStackCloud",
-        tenantId: sp.tenantId,
-        subscriptionId: emu.subscriptionId,
-        aadClientId: sp.clientId,
-        aadClientSecret: sp.secret,
-      }),
-    );
-    const ns = "bench";
-    await client.create(Resources.namespaces, { metadata: { name: ns } } as KubeObject);
-    const sets = [0, 1, 2, 3].map((i) => emu.addVmss({ resourceGroup: "mc", name: `pool${i}` }));
-    for (let n = 0; n < 20; n++) {
-      await client.create(Resources.nodes, {
-        metadata: { name: `node${n}` },
-        spec: { providerID: `azure://${sets[Math.floor(n / 5)].id}/virtualMachines/${n % 5}` },
-      } as KubeObject);
-    }
-    const identity = async (name: string, selector: string) => {
-      const u = emu.addUserAssignedIdentity({ resourceGroup: "ids", name });
-      await client.create(Resources.azureIdentities, {
-        apiVersion: API_VERSION,
-        kind: "AzureIdentity",
-        metadata: { name, namespace: ns },
-        spec: { type: 0, resourceID: u.id, clientID: u.clientId },
-      } as KubeObject);
-      await client.create(Resources.azureIdentityBindings, {
-        apiVersion: API_VERSION,
-        kind: "AzureIdentityBinding",
-        metadata: { name: `b-${name}`, namespace: ns },
-        spec: { azureIdentity: name, selector },
-      } as KubeObject);
-    };
-    const assignedAt = new Map<string, number>();
-    const aais = new Informer<KubeObject & { status?: { status?: string } }>({
-      client,
-      resource: Resources.azureAssignedIdentities,
-      log: createLogger({ level: "error" }),
-    });
-    const seen = (o: KubeObject & { status?: { status?: string } }) => {
-      if (o.status?.status === "Assigned" && !assignedAt.has(o.metadata.name!)) {
-        assignedAt.set(o.metadata.name!, performance.now());
-      }
-    };
-    aais.addHandler({ onAdd: seen, onUpdate: (_, o) => seen(o) });
-    aais.start(ctrl.signal);
-    await aais.synced;
-    const pod = (name: string, node: number, selector: string) =>
-      client.create(Resources.pods, {
-        metadata: { name, namespace: ns, labels: { aadpodidbinding: selector } },
-        spec: { nodeName: `node${node}`, containers: [{ name: "app", image: "registry.invalid/app:1" }] },
-      } as KubeObject);
-    const waitAssigned = async (names: string[], timeoutMs: number) => {
-      const deadline = Date.now() + timeoutMs;
-      while (!names.every((n) => assignedAt.has(n))) {
-        if (Date.now() > deadline) {
-          throw new Error(`timed out: ${names.filter((n) => !assignedAt.has(n)).length} left`);
-        }
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
-
-    for (let i = 0; i < LATENCY; i++) await identity(`lat${i}`, `lat${i}`);
-    mic = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...MIC_PERMISSIONS,
-        `${root}${MIC_ENTRYPOINT}`,
-        `--kubeconfig=${cp.kubeconfigPath}`,
-        `--cloudconfig=${dir}/azure.json`,
-        `--leader-election-namespace=${ns}`,
-        `--http-probe-port=${PROBE_PORT}`,
-        `--prometheus-port=${PROBE_PORT}`,
-        "--probe-address=127.0.0.1",
-      ],
-      env: {
-        NODE_EXTRA_CA_CERTS: emu.caCertPath,
-        AZURE_ENVIRONMENT_FILEPATH: `${dir}/cloud.json`,
-        MIC_POD_NAMESPACE: ns,
-      },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const rss = async () => {
-      const status = await Deno.readTextFile(`/proc/${mic!.pid}/status`);
-      return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
-    };
-    const heap = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${PROBE_PORT}/metrics`)).text();
-      return Number(/mic_memory_bytes\{kind="heap_used"\} (\S+)/.exec(text)![1]) / 2 ** 20;
-    };
-    // Leading once the lease names it: wait for the first assignment of a throwaway pod.
-    await identity("warm", "warm");
-    await pod("warm", 0, "warm");
-    await waitAssigned([`warm-${ns}-warm`], 60_000);
-    const idleRss = await rss();
-
-    console.error(
-      `latency: ${LATENCY} pods each needing a new identity, then ${LATENCY} whose identity is there`,
-    );
-    const armLat: number[] = [];
-    const patchesBefore = emu.requests.count({ route: "vmss.patch" });
-    for (let i = 0; i < LATENCY; i++) {
-      const t0 = performance.now();
-      await pod(`lat${i}`, 5, `lat${i}`);
-      await waitAssigned([`lat${i}-${ns}-lat${i}`], 30_000);
-      armLat.push(assignedAt.get(`lat${i}-${ns}-lat${i}`)! - t0);
-    }
-    const latPatches = emu.requests.count({ route: "vmss.patch" }) - patchesBefore;
-    const freeLat: number[] = [];
-    const before = emu.requests.count({ service: "arm" });
-    for (let i = 0; i < LATENCY; i++) {
-      const t0 = performance.now();
-      await pod(`free${i}`, 6, "lat0");
-      await waitAssigned([`free${i}-${ns}-lat0`], 30_000);
-      freeLat.push(assignedAt.get(`free${i}-${ns}-lat0`)! - t0);
-    }
-    const freeCalls = emu.requests.count({ service: "arm" }) - before;
-    row(
-      "pod -> Assigned, new identity on its scale set (median / p99)",
-      `${median(armLat).toFixed(0)} / ${pct(armLat, 0.99).toFixed(0)} ms`,
-      "< 1 s",
-    );
-    row(
-      "pod -> Assigned, identity already on the scale set (median / p99)",
-      `${median(freeLat).toFixed(0)} / ${pct(freeLat, 0.99).toFixed(0)} ms`,
-      "< 1 s",
-    );
-    row(`ARM PATCHes for ${LATENCY} pods each with a new identity`, `${latPatches}`, `minimum ${LATENCY}`);
-    row(`ARM calls for ${LATENCY} pods whose identity is already there`, `${freeCalls}`, "minimum 0");
-
-    console.error(`burst: 200 pods over 20 nodes / 4 scale sets, 4 new identities`);
-    for (let i = 0; i < 4; i++) await identity(`burst${i}`, `burst${i}`);
-    const burstBefore = emu.requests.list({ service: "arm" }).length;
-    const names: string[] = [];
-    await pool(200, 20, async (i) => {
-      const sel = `burst${Math.floor(i / 20) % 4}`;
-      await pod(`burst-p${i}`, i % 20, sel);
-      names.push(`burst-p${i}-${ns}-${sel}`);
-    });
-    await waitAssigned(names, 120_000);
-    const burstCalls = emu.requests.list({ service: "arm" }).slice(burstBefore);
-    const count = (route: string) => burstCalls.filter((r) => r.route === route).length;
-    row(
-      "ARM calls for the burst (PATCH / GET / LRO polls)",
-      `${count("vmss.patch")} / ${count("vmss.get")} / ${count("operation.get")}`,
-      "minimum 4 PATCHes",
-    );
-
+    const idleRss = await env.rss();
+    await latencyRows(env);
+    await burstRows(env);
     console.error(`RSS: ${PODS} bound pods`);
     const bulk: string[] = [];
     const t0 = performance.now();
     await pool(PODS, 32, async (i) => {
-      await pod(`bulk${i}`, i % 20, "lat0");
-      bulk.push(`bulk${i}-${ns}-lat0`);
+      await env.pod(`bulk${i}`, i % 20, "lat0");
+      bulk.push(`bulk${i}-${NS}-lat0`);
     });
-    await waitAssigned(bulk, 900_000);
+    await env.waitAssigned(bulk, 900_000);
     const bulkSeconds = (performance.now() - t0) / 1000;
     const total = PODS + 2 * LATENCY + 201;
     row("MIC RSS, idle (a handful of pods)", `${idleRss.toFixed(0)} MiB`);
-    const memory = async () => `${(await rss()).toFixed(0)} / ${(await heap()).toFixed(0)} MiB`;
     await new Promise((r) => setTimeout(r, 3_000));
-    row(`MIC RSS / V8 heap used, ${total} pods Assigned, 3 s later`, await memory(), "< 200 MB");
+    row(`MIC RSS / V8 heap used, ${total} pods Assigned, 3 s later`, await memory(env), "<= 150 MiB");
     // Each request's 30 s timeout keeps its signal alive until it fires; V8 then collects lazily.
     await new Promise((r) => setTimeout(r, 40_000));
-    row(`MIC RSS / V8 heap used, ${total} pods Assigned, 43 s later`, await memory(), "< 200 MB");
+    row(`MIC RSS / V8 heap used, ${total} pods Assigned, 43 s later`, await memory(env), "<= 150 MiB");
     row(`${PODS} pods created and all Assigned in`, `${bulkSeconds.toFixed(0)} s`);
-    client.conn.close();
   } finally {
-    ctrl.abort();
-    try {
-      mic?.kill("SIGTERM");
-      await mic?.status;
-    } catch {
-      // already gone
+    await env.stop();
+  }
+}
+
+// ---- 5. LRO polling at 2 s operations ---------------------------------------------------------------
+/** 4 pods, each needing a new identity on its own scale set: 4 PATCHes whose operations take LRO_MS. */
+async function lroBench(retryAfterSeconds: number | undefined): Promise<void> {
+  const how = retryAfterSeconds === undefined ? "no Retry-After" : `Retry-After: ${retryAfterSeconds}`;
+  console.error(`LRO: 4 PATCHes of ${LRO_MS} ms operations (${how})`);
+  const env = await startMicEnv({
+    lroDurationMs: LRO_MS,
+    lroRetryAfterSeconds: retryAfterSeconds,
+    probePort: PROBE_PORT,
+    v8Flags: MIC_V8,
+  });
+  try {
+    const before = env.emu.requests.list({ service: "arm" }).length;
+    const names: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      await env.identity(`lro${i}`, `lro${i}`);
+      await env.pod(`lro${i}`, 5 * i + 1, `lro${i}`);
+      names.push(`lro${i}-${NS}-lro${i}`);
     }
-    await emu.stop();
-    await cp.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await env.waitAssigned(names, 60_000);
+    const calls = env.emu.requests.list({ service: "arm" }).slice(before);
+    const patches = calls.filter((r) => r.route === "vmss.patch").length;
+    const polls = calls.filter((r) => r.route === "operation.get").length;
+    row(
+      `LRO polls for ${patches} PATCHes of ${LRO_MS / 1000} s operations (${how})`,
+      `${polls} (${(polls / patches).toFixed(1)} per PATCH)`,
+      "<= 2 per PATCH",
+    );
+  } finally {
+    await env.stop();
   }
 }
 
@@ -309,7 +222,9 @@ async function pool(n: number, concurrency: number, job: (i: number) => Promise<
 }
 
 plannerBench();
-await liveBench();
+if (!LRO_ONLY) await liveBench();
+await lroBench(undefined);
+await lroBench(1);
 const w = [0, 1, 2].map((c) =>
   Math.max(...rows.map((r) => r[c].length), ["measure", "value", "target"][c].length)
 );

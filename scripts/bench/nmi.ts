@@ -1,105 +1,50 @@
-// NMI benchmark, NMI as a real process with its shipped permissions against a real apiserver of its own and
-// the emulated node IMDS:
-//   - cached-token requests/s and latency (p50, p99) with wrk at concurrency 1, 16 and 64, next to a bare
-//     Deno.serve (also its own process) that checks the Metadata header and returns a same-size IMDS body
-//     from a Map: the floor a cached path can approach on this machine, measured in the same run;
-//   - cold-path latency: first request for a new resource (authorise + IMDS call over HTTP + cache fill);
-//   - NMI's RSS idle and with 500 pods on its node.
-// wrk cannot pick a source address, so the benchmark's pod holds IP 127.0.0.1.
-// Run: deno task bench nmi [--duration=3] [--runs=3] [--pods=500]
+// NMI benchmark in the setup of issue 21, NMI as a real process with its shipped permissions:
+//   - as root, everything runs in a network namespace of its own (lib/netns.ts): the apiserver, the emulated
+//     node IMDS on 169.254.169.254:80, and NMI with its iptables rules installed (flags as the original's
+//     manifests: --nmi-listen-address 127.0.0.1, --nmi-port 2579, --kubelet-config an empty file);
+//   - one pod whose IP is 127.0.0.1 (wrk cannot pick a source address) asks for the percent-encoded
+//     resource https%3A%2F%2Fmanagement.azure.com%2F with `Metadata: true`; wrk -t1, 8 s per run, -c16 and
+//     -c64, alternating with a bare Deno.serve (its own process) that answers the same body from a Map:
+//     the floor a cached path can approach on this machine, measured in the same run;
+//   - for both: req/s, p50/p99, CPU per request (from /proc/<pid>/stat), RSS idle and after the load;
+//   - NMI's cold path (authorise + IMDS call + cache fill) and its RSS at start and with 500 pods on the node.
+// Run: deno task bench nmi [--duration=8] [--runs=1] [--connections=16,64] [--pods=500]
+//        [--resource=https://management.azure.com/] [--iptables=false] [--netns=false]
+//        [--nmi-v8-flags=--max-semi-space-size=1,...|none] [--floor-v8-flags=...] [--nmi-deno-flags=...]
 
-import { toWire } from "../../lib/api/wire.ts";
-import { normalizeAzureIdentity, normalizeAzureIdentityBinding } from "../../lib/api/normalize.ts";
-import { loadKubeConnection } from "../../lib/kube/config.ts";
-import { KubeClient, Resources } from "../../lib/kube/rest.ts";
-import type { KubeObject } from "../../lib/kube/types.ts";
-import { NMI_ENTRY, NMI_PERMISSIONS } from "../../nmi/permissions.ts";
-import { installCrds, startControlPlane } from "../sandbox/control_plane.ts";
-import { startAzureEmulator } from "../sandbox/azure/emulator.ts";
+import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
+import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
+import { cpuSeconds, rssMiB } from "./lib/proc.ts";
+import { type Bench, setUpNode } from "./lib/nmi_node.ts";
+import { spawnLogged } from "./lib/spawn.ts";
+import { wrk, type WrkResult } from "./lib/wrk.ts";
 
-function arg(name: string, fallback: number): number {
+function arg(name: string, fallback: string): string {
   const a = Deno.args.find((x) => x.startsWith(`--${name}=`));
-  return a ? Number(a.split("=")[1]) : fallback;
+  return a ? a.slice(name.length + 3) : fallback;
 }
-const DURATION = arg("duration", 3);
-/** Runs per connection count, floor and NMI alternating; the table shows medians (the machine is shared). */
-const RUNS = arg("runs", 3);
-const PODS = arg("pods", 500);
-const ROOT = new URL("../../", import.meta.url).pathname;
-const NODE = "bench-node";
-const NS = "nmi-bench";
+const DURATION = Number(arg("duration", "8"));
+const RUNS = Number(arg("runs", "1"));
+const CONNECTIONS = arg("connections", "16,64").split(",").map(Number);
+const PODS = Number(arg("pods", "500"));
+const RESOURCE = arg("resource", "https://management.azure.com/");
+const NETNS = arg("netns", "true") === "true" && canUseNetns();
+const IPTABLES = arg("iptables", "true") === "true" && NETNS;
+/** Default: NMI's shipped V8 flags (nmi/permissions.ts); "none" = no V8 flags at all. */
+const NMI_V8 = arg("nmi-v8-flags", NMI_V8_FLAGS.join(","));
+const FLOOR_V8 = arg("floor-v8-flags", "");
+/** Extra `deno run` flags for NMI, comma-separated (e.g. --inspect=127.0.0.1:9229 to profile it). */
+const NMI_DENO_FLAGS = arg("nmi-deno-flags", "").split(",").filter(Boolean);
+const IMDS_IP = "169.254.169.254";
 
-interface WrkResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-function ms(text: string): number {
-  const m = /([\d.]+)(us|ms|s)/.exec(text);
-  if (!m) return NaN;
-  const v = Number(m[1]);
-  return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
-}
-
-async function wrk(url: string, connections: number): Promise<WrkResult> {
-  const out = await new Deno.Command("wrk", {
-    args: ["-t1", `-c${connections}`, `-d${DURATION}s`, "--latency", "-H", "Metadata: true", url],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) throw new Error(`wrk failed: ${new TextDecoder().decode(out.stderr)}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]);
-  const p50 = ms(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
-  const p99 = ms(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
-  const sockErr = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const errors = non2xx + (sockErr ? sockErr.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  return { rps, p50, p99, errors };
-}
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await Deno.readTextFile(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
-}
-
-function spawnLogged(args: string[], env: Record<string, string>, listenPattern: RegExp) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines: string[] = [];
-  const port = new Promise<number>((resolve, reject) => {
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      for await (const c of s.pipeThrough(new TextDecoderStream())) {
-        buf += c;
-        let i;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          lines.push(line);
-          const m = listenPattern.exec(line);
-          if (m) resolve(Number(m[1]));
-        }
-      }
-    };
-    pump(child.stdout);
-    pump(child.stderr);
-    child.status.then((s) => reject(new Error(`exited ${s.code}:\n${lines.join("\n")}`)));
-  });
-  return { child, port, lines };
+if (NETNS) {
+  const code = await inOwnNetns(new URL(import.meta.url).pathname, Deno.args, IMDS_IP);
+  if (code !== undefined) Deno.exit(code);
 }
 
 const FLOOR_SERVER = `
-const body = JSON.stringify(JSON.parse(Deno.args[0]));
-const tokens = new Map([["https://vault.azure.net", body]]);
+const body = Deno.args[0];
+const tokens = new Map([[Deno.args[1], body]]);
 const s = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
   if (req.headers.get("metadata") !== "true") return new Response('{"error":"invalid_request"}', { status: 400 });
   const q = new URL(req.url).searchParams.get("resource") ?? "";
@@ -109,198 +54,147 @@ const s = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (re
 console.log("floor listening on " + s.addr.port);
 `;
 
-const cluster = await startControlPlane();
-const emu = await startAzureEmulator({ lroDurationMs: 50, imdsPropagationDelayMs: 0 });
-const cleanups: (() => Promise<unknown> | void)[] = [() => emu.stop(), () => cluster.stop()];
-try {
-  await installCrds(cluster);
-  const conn = await loadKubeConnection({ kubeconfigPath: cluster.kubeconfigPath });
-  cleanups.unshift(() => conn.close());
-  const kube = new KubeClient(conn);
-  await kube.create(Resources.namespaces, { metadata: { name: NS } });
-  const uami = emu.addUserAssignedIdentity({ resourceGroup: "rg", name: "bench-id" });
-  const vmss = emu.addVmss({ resourceGroup: "rg", name: "nodes", userAssignedIdentities: [uami.id] });
-  const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: 0 });
-  const resources = Array.from({ length: 30 }, (_, i) => `api://nmi-bench-${i}`);
-  for (const r of resources) emu.registerResource(r);
+interface Side {
+  name: string;
+  pid: number;
+  url: string;
+}
+interface Row {
+  connections: number;
+  side: string;
+  result: WrkResult;
+  cpuUsPerRequest: number;
+}
 
-  const id = normalizeAzureIdentity({
-    apiVersion: "aadpodidentity.k8s.io/v1",
-    kind: "AzureIdentity",
-    metadata: { name: "bench-id", namespace: NS },
-    spec: { type: 0, resourceID: uami.id, clientID: uami.clientId },
-  });
-  const binding = normalizeAzureIdentityBinding({
-    apiVersion: "aadpodidentity.k8s.io/v1",
-    kind: "AzureIdentityBinding",
-    metadata: { name: "bench-binding", namespace: NS },
-    spec: { azureIdentity: "bench-id", selector: "bench" },
-  });
-  await kube.create(Resources.azureIdentities, toWire(id) as unknown as KubeObject);
-  await kube.create(Resources.azureIdentityBindings, toWire(binding) as unknown as KubeObject);
-  const makePod = async (name: string, ip: string, labels: Record<string, string>) => {
-    await kube.create(Resources.pods, {
-      metadata: { name, namespace: NS, labels },
-      spec: { nodeName: NODE, containers: [{ name: "app", image: "app:1" }] },
-    } as KubeObject);
-    await kube.patch(Resources.pods, name, "merge", {
-      status: { phase: "Running", podIP: ip, podIPs: [{ ip }] },
-    }, {
-      namespace: NS,
-      subresource: "status",
-    });
-  };
-  await makePod("bench-pod", "127.0.0.1", { aadpodidbinding: "bench" });
-  await kube.create(Resources.azureAssignedIdentities, {
-    metadata: { name: "bench-pod-nmi-bench-bench-id", namespace: NS, labels: { nodename: NODE } },
-    spec: {
-      azureIdentityRef: toWire(id),
-      azureBindingRef: toWire(binding),
-      pod: "bench-pod",
-      podNamespace: NS,
-      nodename: NODE,
+const v8 = (flags: string) => flags && flags !== "none" ? [`--v8-flags=${flags}`] : [];
+
+async function load(side: Side, c: number): Promise<Row> {
+  const cpu0 = await cpuSeconds(side.pid);
+  const result = await wrk(side.url, c, DURATION);
+  const cpu = await cpuSeconds(side.pid) - cpu0;
+  return { connections: c, side: side.name, result, cpuUsPerRequest: 1e6 * cpu / result.requests };
+}
+
+function median(rows: Row[]): Row {
+  const mid = <T>(xs: T[], k: (x: T) => number) => xs.map(k).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const r = rows[0];
+  return {
+    connections: r.connections,
+    side: r.side,
+    cpuUsPerRequest: mid(rows, (x) => x.cpuUsPerRequest),
+    result: {
+      rps: mid(rows, (x) => x.result.rps),
+      p50: mid(rows, (x) => x.result.p50),
+      p99: mid(rows, (x) => x.result.p99),
+      errors: rows.reduce((a, x) => a + x.result.errors, 0),
+      requests: rows.reduce((a, x) => a + x.result.requests, 0),
+      wrkCpuPercent: mid(rows, (x) => x.result.wrkCpuPercent),
     },
-    status: { status: "Assigned" },
-  } as unknown as KubeObject);
-
-  const nmi = spawnLogged(
-    [
-      "run",
-      ...NMI_PERMISSIONS,
-      NMI_ENTRY,
-      "--node",
-      NODE,
-      "--kubeconfig",
-      cluster.kubeconfigPath,
-      "--nmi-port",
-      "0",
-      "--http-probe-port",
-      "-1",
-      "--prometheus-port",
-      "-1",
-      "--metadata-ip",
-      "127.0.0.1",
-      "--metadata-port",
-      String(imds.port),
-      "--manage-iptables=false",
-    ],
-    {},
-    /NMI listening address=\S+:(\d+)/,
-  );
-  cleanups.unshift(async () => {
-    nmi.child.kill("SIGTERM");
-    await nmi.child.status;
-  });
-  const nmiPort = await nmi.port;
-  const base = `http://127.0.0.1:${nmiPort}`;
-  const tokenUrl = (r: string) =>
-    `${base}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${encodeURIComponent(r)}`;
-  // Wait for the caches (first success).
-  const t0 = performance.now();
-  let sampleBody = "";
-  while (!sampleBody) {
-    const res = await fetch(tokenUrl("https://vault.azure.net"), { headers: { Metadata: "true" } });
-    const text = await res.text();
-    if (res.status === 200) {
-      sampleBody = text;
-      break;
-    }
-    if (performance.now() - t0 > 30_000) throw new Error(`NMI never served: ${res.status} ${text}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-
-  const rssStart = await rssMiB(nmi.child.pid);
-  // Cold path: a resource NMI has not cached (authorise, IMDS over HTTP, cache fill), one at a time.
-  const cold: number[] = [];
-  for (const r of resources) {
-    const s = performance.now();
-    const res = await fetch(tokenUrl(r), { headers: { Metadata: "true" } });
-    await res.text();
-    if (res.status !== 200) throw new Error(`cold ${r}: ${res.status}`);
-    cold.push(performance.now() - s);
-  }
-  cold.sort((a, b) => a - b);
-
-  // 500 more pods on the node (the memory target is for that), measured before any load.
-  for (let i = 0; i < PODS; i += 25) {
-    await Promise.all(Array.from({ length: Math.min(25, PODS - i) }, (_, j) => {
-      const n = i + j;
-      return makePod(`filler-${n}`, `127.9.${Math.floor(n / 250)}.${1 + (n % 250)}`, {
-        app: `filler-${n % 10}`,
-      });
-    }));
-  }
-  await new Promise((r) => setTimeout(r, 2000));
-  // The pods are in NMI's cache once a filler pod's request is answered as "no binding" (400), not 404.
-  const probe = await fetch(tokenUrl("https://vault.azure.net"), { headers: { Metadata: "true" } });
-  await probe.body?.cancel();
-  const rssPods = await rssMiB(nmi.child.pid);
-
-  const floor = spawnLogged(["eval", FLOOR_SERVER, sampleBody], {}, /floor listening on (\d+)/);
-  cleanups.unshift(async () => {
-    floor.child.kill("SIGTERM");
-    await floor.child.status;
-  });
-  const floorUrl = `http://127.0.0.1:${await floor
-    .port}/metadata/identity/oauth2/token?api-version=2018-02-01&resource=${
-    encodeURIComponent("https://vault.azure.net")
-  }`;
-
-  const rows: string[] = [];
-  const median = (xs: WrkResult[]): WrkResult => {
-    const mid = (k: keyof WrkResult) => xs.map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    return {
-      rps: mid("rps"),
-      p50: mid("p50"),
-      p99: mid("p99"),
-      errors: xs.reduce((a, x) => a + x.errors, 0),
-    };
   };
-  for (const c of [1, 16, 64]) {
-    const fs: WrkResult[] = [];
-    const ns: WrkResult[] = [];
-    for (let i = 0; i < RUNS; i++) {
-      fs.push(await wrk(floorUrl, c));
-      ns.push(await wrk(tokenUrl("https://vault.azure.net"), c));
-    }
-    const f = median(fs);
-    const n = median(ns);
-    rows.push(
-      `| ${c} | ${f.rps.toFixed(0)} | ${f.p50.toFixed(2)} / ${f.p99.toFixed(2)} | ${n.rps.toFixed(0)} | ${
-        n.p50.toFixed(2)
-      } / ${n.p99.toFixed(2)} | ${(100 * n.rps / f.rps).toFixed(0)}% | ${n.errors} |`,
+}
+
+function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void {
+  const f1 = (x: number) => x.toFixed(1);
+  const load = loadavg();
+  console.log(
+    `\nNMI benchmark, issue 21 setup (${NETNS ? "own network namespace" : "host network"}, iptables rules ${
+      IPTABLES ? "installed" : "not installed"
+    }, resource ${RESOURCE}, wrk -t1 ${DURATION} s, median of ${RUNS}; ${navigator.hardwareConcurrency} CPUs, load ${load}; NMI V8 flags: ${
+      NMI_V8 || "none"
+    })\n`,
+  );
+  console.log(
+    "| conns | floor req/s | floor p50 / p99 ms | floor CPU µs/req | NMI req/s | NMI p50 / p99 ms | NMI CPU µs/req | NMI / floor req/s | NMI / floor CPU | NMI errors | wrk CPU % floor / NMI |",
+  );
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const [f, n] of rows) {
+    console.log(
+      `| ${f.connections} | ${f.result.rps.toFixed(0)} | ${f.result.p50.toFixed(2)} / ${
+        f.result.p99.toFixed(2)
+      } | ${f1(f.cpuUsPerRequest)} | ${n.result.rps.toFixed(0)} | ${n.result.p50.toFixed(2)} / ${
+        n.result.p99.toFixed(2)
+      } | ${f1(n.cpuUsPerRequest)} | ${(100 * n.result.rps / f.result.rps).toFixed(0)}% | ${
+        (n.cpuUsPerRequest / f.cpuUsPerRequest).toFixed(2)
+      }x | ${n.result.errors} | ${f.result.wrkCpuPercent.toFixed(0)} / ${
+        n.result.wrkCpuPercent.toFixed(0)
+      } |`,
     );
   }
-  const imdsCalls = emu.requests.count({ service: "imds", route: "imds.token" });
+  const served = rows.reduce((a, [, n]) => a + n.result.requests, 0);
+  console.log(
+    `\ncold path (new resource: authorise + node IMDS + cache fill), ${bench.cold.length} resources: p50 ${
+      f1(bench.cold[Math.floor(bench.cold.length / 2)])
+    } ms, max ${f1(bench.cold[bench.cold.length - 1])} ms; upstream IMDS token calls: ${bench.imdsCalls()}`,
+  );
+  console.log(
+    `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), ${f1(mem.nmiIdle)} idle with ${PODS + 1} pods, ${
+      f1(mem.nmiAfter)
+    } after ${served} requests, ${f1(mem.nmiRested)} 10 s later, ${f1(mem.nmiRested30)} 30 s later; floor ${
+      f1(mem.floorIdle)
+    } idle, ${f1(mem.floorAfter)} after the load`,
+  );
+}
 
-  const rssAfterLoad = await rssMiB(nmi.child.pid);
+function loadavg(): string {
+  return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+}
 
-  console.log(
-    `\nNMI benchmark (wrk -t1, ${DURATION}s per run, median of ${RUNS} runs; cached token for one pod; ${navigator.hardwareConcurrency} CPUs)\n`,
+const bench = await setUpNode({
+  pods: PODS,
+  resource: RESOURCE,
+  imds: NETNS ? { hostname: IMDS_IP, port: 80 } : { hostname: "127.0.0.1", port: 0 },
+  startNmi: (a) =>
+    spawnLogged([
+      "run",
+      ...NMI_PERMISSIONS.filter((f) => !f.startsWith("--v8-flags=")),
+      ...v8(NMI_V8),
+      ...NMI_DENO_FLAGS,
+      NMI_ENTRY,
+      "--node",
+      a.node,
+      "--kubeconfig",
+      a.kubeconfigPath,
+      "--nmi-listen-address",
+      "127.0.0.1",
+      "--nmi-port",
+      NETNS ? "2579" : "0",
+      "--kubelet-config",
+      a.kubeletConfigPath,
+      "--metadata-ip",
+      a.imdsHost,
+      "--metadata-port",
+      String(a.imdsPort),
+      ...(NETNS ? [] : ["--http-probe-port", "-1", "--prometheus-port", "-1"]),
+      `--manage-iptables=${IPTABLES}`,
+    ], /NMI listening address=\S+:(\d+)/),
+});
+try {
+  const floor = spawnLogged(
+    ["eval", ...v8(FLOOR_V8), FLOOR_SERVER, bench.sampleBody, RESOURCE],
+    /floor listening on (\d+)/,
   );
-  console.log(
-    "| connections | floor req/s | floor p50 / p99 ms | NMI req/s | NMI p50 / p99 ms | NMI / floor | NMI errors |",
-  );
-  console.log("|---|---|---|---|---|---|---|");
-  for (const r of rows) console.log(r);
-  console.log(
-    `\ncold path (new resource: authorise + node IMDS + cache fill), ${cold.length} resources: p50 ${
-      cold[Math.floor(cold.length / 2)].toFixed(1)
-    } ms, max ${cold[cold.length - 1].toFixed(1)} ms`,
-  );
-  console.log(
-    `upstream IMDS token calls during the whole run: ${imdsCalls} (1 warm-up + ${resources.length} cold)`,
-  );
-  console.log(
-    `NMI RSS: ${rssStart.toFixed(1)} MiB after start (1 pod), ${rssPods.toFixed(1)} MiB with ${
-      PODS + 1
-    } pods ` +
-      `on the node, ${rssAfterLoad.toFixed(1)} MiB after the wrk runs (V8 keeps the heap it grew under load)`,
-  );
-} finally {
-  for (const c of cleanups) {
-    try {
-      await c();
-    } catch { /* best effort */ }
+  bench.cleanups.unshift(() => floor.stop());
+  const query = `api-version=2018-02-01&resource=${encodeURIComponent(RESOURCE)}`;
+  const path = `/metadata/identity/oauth2/token?${query}`;
+  const sides: Side[] = [
+    { name: "floor", pid: floor.child.pid, url: `http://127.0.0.1:${await floor.port}${path}` },
+    { name: "NMI", pid: bench.nmi.child.pid, url: `http://127.0.0.1:${bench.nmiPort}${path}` },
+  ];
+  const mem: Record<string, number> = { ...bench.rss, floorIdle: await rssMiB(floor.child.pid) };
+  const rows: Row[][] = [];
+  for (const c of CONNECTIONS) {
+    const runs: Row[][] = [[], []];
+    for (let i = 0; i < RUNS; i++) for (const [j, s] of sides.entries()) runs[j].push(await load(s, c));
+    rows.push(runs.map(median));
   }
+  mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
+  // Idle again: what V8 gives back once the load stops (its memory reducer starts 8 s after the last GC).
+  await new Promise((r) => setTimeout(r, 10_000));
+  mem.nmiRested = await rssMiB(bench.nmi.child.pid);
+  await new Promise((r) => setTimeout(r, 20_000));
+  mem.nmiRested30 = await rssMiB(bench.nmi.child.pid);
+  mem.floorAfter = await rssMiB(floor.child.pid);
+  report(bench, rows, mem);
+} finally {
+  await bench.stop();
 }
