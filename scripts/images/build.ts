@@ -2,7 +2,7 @@
 //   pause   a tiny static Go program (containerd's pod sandbox image)
 //   mic     the deno runtime of this very version, the sources, their npm dependencies cached; non-root
 //   nmi     the same, plus iptables (nf_tables), conntrack and sysctl with their libraries; root
-//   sdk-node  Node.js and the unmodified @azure/identity client of tests/clients/node
+//   sdk-node  Node.js and the unmodified @azure/identity of tests/clients/node (token_claims.mjs)
 // MIC and NMI run `deno run --cached-only` with exactly the permission flags of mic/permissions.ts and
 // nmi/permissions.ts, the one definition the `mic`/`nmi` tasks and the Dockerfile follow too. The Dockerfile
 // (`deno compile`, distroless/debian bases) stays the production build: it needs registries this lab lacks.
@@ -44,12 +44,18 @@ function denoEnv(): Record<string, string> {
     DENO_DIR: "/deno-dir",
     DENO_NO_UPDATE_CHECK: "1",
     DENO_NO_PROMPT: "1",
-    // The system bundle holds the cluster's private CAs as well as the public roots (see baseEtc).
+    // The system bundle holds the lab's private CA as well as the public roots (see baseEtc); node:https
+    // (the Azure SDKs, MSAL) reads only NODE_EXTRA_CA_CERTS, fetch reads both.
     DENO_TLS_CA_STORE: "mozilla,system",
+    NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt",
   };
 }
 
-async function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}) {
+async function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+) {
   const out = await new Deno.Command(cmd, { args, ...opts, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
@@ -148,9 +154,15 @@ async function denoRootfs(root: string, extraCaPem: string): Promise<string> {
   for (const p of ["deno.json", "deno.lock", "lib", "mic", "nmi"]) {
     await copyInto(root, `${REPO}/${p}`, `/app/${p}`);
   }
+  // The registry's trust is the machine's (a proxy's CA may be among its roots): a test run's private CA
+  // in DENO_CERT / NODE_EXTRA_CA_CERTS would stand in for it.
+  const env = Deno.env.toObject();
+  for (const k of ["DENO_CERT", "NODE_EXTRA_CA_CERTS"]) delete env[k];
+  env.DENO_TLS_CA_STORE = "mozilla,system";
   await run(Deno.execPath(), ["install", "--frozen", "--entrypoint", MIC_ENTRYPOINT, NMI_ENTRY], {
     cwd: `${root}/app`,
-    env: { DENO_DIR: `${root}/deno-dir`, DENO_NO_UPDATE_CHECK: "1" },
+    env: { ...env, DENO_DIR: `${root}/deno-dir`, DENO_NO_UPDATE_CHECK: "1" },
+    clearEnv: true,
   });
   return root;
 }
@@ -171,12 +183,12 @@ async function buildSdkNode(root: string, extraCaPem: string, work: string, outT
   await copyBinaries(root, [{ src: await Deno.realPath(nodeBin), dest: "/usr/local/bin/node" }]);
   await baseEtc(root, extraCaPem);
   await copyInto(root, `${REPO}/tests/clients/node`, "/app");
+  await copyInto(root, `${REPO}/scripts/images/token_claims.mjs`, "/app/token_claims.mjs");
   await buildImage(
     SDK_NODE_IMAGE,
     root,
     {
-      entrypoint: ["/usr/local/bin/node", "/app/get_token.mjs"],
-      cmd: ["managed", "https://management.azure.com/.default"],
+      entrypoint: ["/usr/local/bin/node", "/app/token_claims.mjs"],
       env: {
         NODE_EXTRA_CA_CERTS: "/etc/ssl/certs/ca-certificates.crt",
         PATH: "/usr/local/bin:/usr/bin:/bin",

@@ -14,12 +14,13 @@ export function unifiedOnly(): boolean {
   }
 }
 
-/** The hierarchy roots a node's cgroup is made in: every v1 controller (not the hybrid v2 tree), or v2's. */
+/** The hierarchy roots a node's cgroup is made in: every v1 controller and a hybrid v2 tree, or v2's. */
 export function hierarchies(): string[] {
   if (unifiedOnly()) return [ROOT];
   const out: string[] = [];
+  // kubelet makes its cgroups in the hybrid "unified" tree too: teardown must find them there.
   for (const e of Deno.readDirSync(ROOT)) {
-    if (e.isDirectory && e.name !== "unified") out.push(`${ROOT}/${e.name}`);
+    if (e.isDirectory) out.push(`${ROOT}/${e.name}`);
   }
   return out.sort();
 }

@@ -10,6 +10,7 @@ import { resolveNodeBinaries } from "./binaries.ts";
 import { startControllers } from "./controllers.ts";
 import { emulatorCacheFor } from "./emulator_tls.ts";
 import { type NodeRecord, REAL_NODE_NET, startNode, stopNode } from "./node.ts";
+import { createNode } from "../node_net.ts";
 import { buildLocalImages, LOCAL_REPOSITORY, type LocalImages, PAUSE_IMAGE } from "../../images/build.ts";
 import { importImages } from "../../images/oci.ts";
 import { DEFAULT_VERSION } from "../../manifests/options.ts";
@@ -90,9 +91,13 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     });
 
     const indexes = Array.from({ length: o.nodes }, (_, i) => i + 1);
-    const hostIps = indexes.map((i) => `${REAL_NODE_NET.hostNet}.${i}.1`);
+    // The emulator listens on an address of the machine every node routes to (LAB_SERVICES_NET): its
+    // Azure AD discovery names its own URL, so pods must reach it at the very address it listens on.
+    const lab = await labLink();
+    stops.push(() => deleteNetns(lab.ns));
     const emu = await startAzureEmulator({
-      cacheDir: await emulatorCacheFor(`${o.dir}/azure`, hostIps),
+      hostname: lab.ip,
+      cacheDir: await emulatorCacheFor(`${o.dir}/azure`, [lab.ip]),
       lroDurationMs: o.lroDurationMs ?? 100,
       imdsPropagationDelayMs: o.imdsPropagationDelayMs ?? 0,
     });
@@ -103,8 +108,6 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     const images = await timed("images", () => buildLocalImages(DEFAULT_VERSION, caPem));
 
     const nodes: NodeRecord[] = [];
-    const armPort = Number(new URL(emu.armEndpoint).port);
-    const aadPort = Number(new URL(emu.authorityHost).port);
     for (const i of indexes) {
       const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: i - 1 });
       stops.push(() => imds.stop());
@@ -122,10 +125,8 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
           bins,
           pauseImage: PAUSE_IMAGE,
           providerID: `azure://${vmss.id}/virtualMachines/${i - 1}`,
-          mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }, { port: armPort }, {
-            port: aadPort,
-          }],
-          files: ({ hostIp, relays }) => ({
+          mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }],
+          files: () => ({
             "/etc/kubernetes/azure.json": JSON.stringify({
               cloud: "AzureStackCloud",
               tenantId: emu.tenantId,
@@ -137,8 +138,8 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
             }),
             [CLOUD_FILE]: JSON.stringify({
               name: "AzureStackCloud",
-              resourceManagerEndpoint: `https://${hostIp}:${relays[String(armPort)]}/`,
-              activeDirectoryEndpoint: `https://${hostIp}:${relays[String(aadPort)]}/`,
+              resourceManagerEndpoint: `${emu.armEndpoint}/`,
+              activeDirectoryEndpoint: `${emu.authorityHost}/`,
               tokenAudience: "https://management.azure.com/",
             }),
           }),
@@ -167,6 +168,28 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
   } catch (e) {
     await stopAll().catch(() => {});
     throw e;
+  }
+}
+
+/** The machine's end of a link whose address (`<hostNet>.0.1`) is LAB_SERVICES_NET's. */
+async function labLink(): Promise<{ ns: string; ip: string }> {
+  const namespaces: string[] = [];
+  const node = await createNode("lab", 0, {
+    namespace: (n) => namespaces.push(n),
+    spawn: () => {
+      throw new Error("the lab link runs no process");
+    },
+  }, REAL_NODE_NET).catch(async (e) => {
+    for (const ns of namespaces) await deleteNetns(ns);
+    throw e;
+  });
+  return { ns: node.ns, ip: node.hostIp };
+}
+
+async function deleteNetns(ns: string): Promise<void> {
+  const out = await run("ip", ["netns", "del", ns]);
+  if (out.code !== 0 && !/No such file/.test(out.stderr)) {
+    throw new Error(`ip netns del ${ns}: ${out.stderr}`);
   }
 }
 

@@ -21,6 +21,12 @@ export const REAL_NODE_NET: NetPlan = {
   podNet: "10.246",
 };
 
+/**
+ * Where services of the machine that pods must reach by a real address live (the Azure emulator, whose
+ * discovery documents name its own URL): a link of the machine at `<hostNet>.0.1` (see cluster.ts).
+ */
+export const LAB_SERVICES_NET = `${REAL_NODE_NET.hostNet}.0.0/30`;
+
 /** The `kubernetes` Service address kubelet tells pods (10.96.0.0/16 is the apiserver's service range). */
 export const KUBERNETES_SERVICE = { ip: "10.96.0.1", port: 443 };
 
@@ -147,6 +153,11 @@ async function wireNetwork(o: NodeOptions, r: NodeRecord, rec: NetRecorder): Pro
   // No kube-proxy here: the one Service pods need (the apiserver's) is a DNAT to its relay, for pods
   // (PREROUTING) and hostNetwork pods (OUTPUT) alike.
   const to = `${r.hostIp}:${relays[String(apiPort)]}`;
+  // A locally sent packet is routed before OUTPUT's DNAT: the service range needs a route to exist at all.
+  // The lab's services (LAB_SERVICES_NET) are reached through the machine as well.
+  for (const dst of ["10.96.0.0/16", LAB_SERVICES_NET]) {
+    await sh("nsenter", [`--net=/run/netns/${r.ns}`, "ip", "route", "add", dst, "via", r.hostIp]);
+  }
   for (const chain of ["PREROUTING", "OUTPUT"]) {
     await sh("nsenter", [
       `--net=/run/netns/${r.ns}`,
