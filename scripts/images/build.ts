@@ -124,11 +124,23 @@ export async function buildLocalImages(version: string, extraCaPem: string): Pro
         await Deno.rename(`${work}/${name}.tar`, `${dir}/${name}.tar`);
       }
       await Deno.writeTextFile(`${dir}/done`, new Date().toISOString());
+      await pruneOtherImages(dir);
     } finally {
       await Deno.remove(work, { recursive: true }).catch(() => {});
     }
   }
   return { tars, micImage, nmiImage, version };
+}
+
+/** Each build is about 600 MB: older builds (other sources) go once a new one is complete. */
+async function pruneOtherImages(keep: string): Promise<void> {
+  const root = sandboxCacheDir();
+  for await (const e of Deno.readDir(root)) {
+    const path = `${root}/${e.name}`;
+    if (e.isDirectory && /^images-[0-9a-f]{16}$/.test(e.name) && path !== keep) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
 }
 
 async function buildPause(work: string, outTar: string): Promise<void> {

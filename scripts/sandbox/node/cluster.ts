@@ -63,10 +63,16 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     log(`${what}: ${timings[what]} s`);
     return v;
   };
-  const stops: (() => Promise<void>)[] = [];
+  const stops: { what: string; stop: () => Promise<void> }[] = [];
   const stopAll = async () => {
     const errors: string[] = [];
-    for (const s of stops.reverse()) await s().catch((e) => errors.push(String(e)));
+    const t0 = performance.now();
+    for (const s of stops.reverse()) {
+      const t = performance.now();
+      await s.stop().catch((e) => errors.push(`${s.what}: ${e}`));
+      timings[`stop ${s.what}`] = Math.round(performance.now() - t) / 1000;
+    }
+    log(`stopped in ${Math.round(performance.now() - t0) / 1000} s`);
     stops.length = 0;
     if (errors.length) throw new Error(errors.join("; "));
   };
@@ -76,7 +82,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
       "control plane",
       () => startControlPlane({ nodes: true, dir: `${o.dir}/control-plane` }),
     );
-    stops.push(() => cp.stop());
+    stops.push({ what: "control plane", stop: () => cp.stop() });
     await installCrds(cp);
     const cluster = { server: cp.server, caCertPath: cp.caCertPath, caKeyPath: cp.caKeyPath };
     const controllerPids = await startControllers({
@@ -86,22 +92,25 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
       logDir: o.logDir,
       bins,
     });
-    stops.push(async () => {
-      for (const pid of controllerPids) await stopPid(pid);
+    stops.push({
+      what: "controllers",
+      stop: async () => {
+        for (const pid of controllerPids) await stopPid(pid);
+      },
     });
 
     const indexes = Array.from({ length: o.nodes }, (_, i) => i + 1);
     // The emulator listens on an address of the machine every node routes to (LAB_SERVICES_NET): its
     // Azure AD discovery names its own URL, so pods must reach it at the very address it listens on.
     const lab = await labLink();
-    stops.push(() => deleteNetns(lab.ns));
+    stops.push({ what: "lab link", stop: () => deleteNetns(lab.ns) });
     const emu = await startAzureEmulator({
       hostname: lab.ip,
       cacheDir: await emulatorCacheFor(`${o.dir}/azure`, [lab.ip]),
       lroDurationMs: o.lroDurationMs ?? 100,
       imdsPropagationDelayMs: o.imdsPropagationDelayMs ?? 0,
     });
-    stops.push(() => emu.stop());
+    stops.push({ what: "emulator", stop: () => emu.stop() });
     const sp = emu.registerServicePrincipal();
     const vmss = emu.addVmss({ resourceGroup: RESOURCE_GROUP, name: SCALE_SET, capacity: o.nodes });
     const caPem = await Deno.readTextFile(emu.caCertPath);
@@ -110,10 +119,13 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     const nodes: NodeRecord[] = [];
     for (const i of indexes) {
       const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: i - 1 });
-      stops.push(() => imds.stop());
+      stops.push({ what: `imds ${i}`, stop: () => imds.stop() });
       let current: NodeRecord | undefined;
-      stops.push(async () => {
-        if (current) await stopNode(current);
+      stops.push({
+        what: nodeName(i),
+        stop: async () => {
+          if (current) await stopNode(current);
+        },
       });
       const node = await timed(`${nodeName(i)} Ready`, () =>
         startNode({
@@ -154,6 +166,12 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     const kubectl = (args: string[], stdin?: string) => cp.kubectl(args, stdin);
     await timed("deploy", () => deploy(cp.kubeconfigPath, o.deployArgs ?? []));
     await pointMicAtCloudFile(kubectl);
+    await timed("rollout", async () => {
+      for (const what of ["deployment/mic", "daemonset/nmi"]) {
+        const out = await kubectl(["rollout", "status", what, "--timeout=120s"]);
+        if (out.code !== 0) throw new Error(`${what} did not roll out: ${out.stdout}${out.stderr}`);
+      }
+    });
     return {
       cp,
       emu,
