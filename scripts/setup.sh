@@ -20,6 +20,8 @@ if ((${#need_pkgs[@]})); then
 fi
 
 bash scripts/sandbox/install-control-plane.sh >/dev/null
+# A real node (kubelet, controllers, containerd, runc, CNI, image tools) for tests/node, which need root.
+if [[ $(id -u) -eq 0 ]]; then bash scripts/sandbox/node/install-node.sh >/dev/null; fi
 
 # Unmodified Node.js applications the tests run (the SDKs as a pod would use them), pinned by package-lock.
 node_clients=tests/clients/node

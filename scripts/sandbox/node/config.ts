@@ -1,6 +1,6 @@
 // The configuration files of one node, as pure functions of its layout: containerd's config.toml, the
 // kubelet's KubeletConfiguration and the bridge CNI network. Node start-up (node.ts) writes them; unit tests
-// read them. Facts behind the choices are in docs/platform.md ("A real node").
+// read them. Why each setting is there: README.md, "A real node".
 
 /** Where one node keeps everything; every path is absolute. */
 export interface NodeLayout {
