@@ -9,6 +9,7 @@ import { realNodeUnavailable } from "../../scripts/sandbox/node/preflight.ts";
 import { nodeName, type RealCluster, startRealCluster } from "../../scripts/sandbox/node/cluster.ts";
 import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
+import { restartComponent } from "../../scripts/sandbox/node/node.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node tests skipped: ${skip}`);
@@ -166,6 +167,72 @@ Deno.test({
         assert.equal(phase, "Failed");
         assert.equal(out.appid, undefined);
         assert.match(String(out.error), /Identity not found|no AzureIdentityBinding|400/i);
+      });
+
+      const bound = async (name: string) => {
+        const { phase, out } = await runSdkPod(c, name, { aadpodidbinding: "web" });
+        assert.equal(phase, "Succeeded", JSON.stringify(out));
+        return out;
+      };
+
+      await t.step("the leading MIC pod deleted: the other one takes over the lease", async () => {
+        const before = await json<{ spec: { holderIdentity: string } }>(c, [
+          "get",
+          "lease",
+          "aad-pod-identity-mic",
+        ]);
+        const pods = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=mic"]);
+        const other = pods.items.map((p) => p.metadata.name).find((n) => n !== before.spec.holderIdentity);
+        const t0 = Date.now();
+        const del = await c.kubectl(["delete", "pod", before.spec.holderIdentity, "--wait=false"]);
+        assert.equal(del.code, 0, del.stderr);
+        const holder = await waitFor("a new MIC leader", async () => {
+          const l = await json<{ spec: { holderIdentity?: string } }>(c, [
+            "get",
+            "lease",
+            "aad-pod-identity-mic",
+          ]);
+          // A leader that stops cleanly releases the lease (an empty holder) before another takes it.
+          const h = l.spec.holderIdentity;
+          return h && h !== before.spec.holderIdentity ? h : undefined;
+        });
+        assert.equal(holder, other);
+        console.log(
+          `  MIC leader pod deleted -> the standby leads after ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+        );
+      });
+
+      await t.step(
+        "kubelet restarted: the node stays Ready, NMI keeps running, a new pod gets its token",
+        async () => {
+          const nmiBefore = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
+          restartComponent(c.nodes[0], "kubelet");
+          await new Promise((r) => setTimeout(r, 1000));
+          const out = await bound("after-kubelet");
+          assert.ok(out.appid);
+          const nmiAfter = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
+          assert.deepEqual(
+            nmiAfter.items.map((p) => p.metadata.name),
+            nmiBefore.items.map((p) => p.metadata.name),
+          );
+        },
+      );
+
+      await t.step("containerd restarted: running containers stay, a new pod gets its token", async () => {
+        restartComponent(c.nodes[0], "containerd");
+        await new Promise((r) => setTimeout(r, 1000));
+        const out = await bound("after-containerd");
+        assert.ok(out.appid);
+        const nmi = await json<{ items: { status: { containerStatuses: { restartCount: number }[] } }[] }>(
+          c,
+          [
+            "get",
+            "pods",
+            "-l",
+            "app=nmi",
+          ],
+        );
+        assert.equal(nmi.items[0].status.containerStatuses[0].restartCount, 0);
       });
 
       await t.step("stopping the cluster leaves nothing behind and keeps the logs", async () => {

@@ -28,18 +28,34 @@ for kv in vm/overcommit_memory=1 kernel/panic=10 kernel/panic_on_oops=1; do
 done
 
 export PATH="$CONTAINERD_BIN_DIR:$PATH"
-"$CONTAINERD_BIN_DIR/containerd" --config "$D/containerd.toml" >>"$LOG_DIR/containerd.log" 2>&1 &
-echo $! >"$D/containerd.pid"
-for _ in $(seq 1 200); do [[ -S "$CONTAINERD_SOCKET" ]] && break; sleep 0.05; done
-[[ -S "$CONTAINERD_SOCKET" ]] || { echo "containerd did not open $CONTAINERD_SOCKET" >&2; exit 1; }
-
+start_containerd() {
+  rm -f "$CONTAINERD_SOCKET"
+  "$CONTAINERD_BIN_DIR/containerd" --config "$D/containerd.toml" >>"$LOG_DIR/containerd.log" 2>&1 &
+  echo $! >"$D/containerd.pid"
+  for _ in $(seq 1 200); do [[ -S "$CONTAINERD_SOCKET" ]] && return 0; sleep 0.05; done
+  echo "containerd did not open $CONTAINERD_SOCKET" >&2
+  return 1
+}
 start_kubelet() {
   "$NODE_BIN_DIR/kubelet" --config="$D/kubelet.json" --kubeconfig="$D/kubelet.kubeconfig" \
     --hostname-override="$NODE_NAME" --node-ip="$NODE_IP" --v=1 >>"$LOG_DIR/kubelet.log" 2>&1 &
   echo $! >"$D/kubelet.pid"
 }
+# Stops one of the two and waits until it is gone (its pid file names it).
+stop_one() {
+  local pid
+  pid=$(cat "$D/$1.pid")
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+start_containerd
 start_kubelet
-# SIGUSR1 restarts the kubelet in place (a fault test); SIGTERM stops both.
-trap 'kill "$(cat "$D/kubelet.pid")" 2>/dev/null; wait "$(cat "$D/kubelet.pid")" 2>/dev/null; start_kubelet' USR1
-trap 'kill "$(cat "$D/kubelet.pid")" "$(cat "$D/containerd.pid")" 2>/dev/null; exit 0' TERM INT
-while true; do wait || true; sleep 0.2; done
+# Fault tests restart either in place: SIGUSR1 the kubelet, SIGUSR2 containerd (shims and pods stay).
+trap 'stop_one kubelet; start_kubelet' USR1
+trap 'stop_one containerd; start_containerd' USR2
+trap 'stop_one kubelet; stop_one containerd; exit 0' TERM INT
+while true; do
+  wait || true
+  sleep 0.2
+done

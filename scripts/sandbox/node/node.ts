@@ -263,6 +263,12 @@ async function nodeReady(o: NodeOptions, r: NodeRecord): Promise<boolean> {
   }
 }
 
+/** Restarts the node's kubelet or containerd in place (node-run.sh's signals); pods and shims stay. */
+export function restartComponent(r: NodeRecord, which: "kubelet" | "containerd"): void {
+  if (r.runnerPid === undefined || !alive(r.runnerPid)) throw new Error(`node ${r.name} is not running`);
+  Deno.kill(r.runnerPid, which === "kubelet" ? "SIGUSR1" : "SIGUSR2");
+}
+
 /** Stops everything the record names; the state directory goes, the logs stay. Safe to call twice. */
 export async function stopNode(r: NodeRecord): Promise<void> {
   const errors: string[] = [];
