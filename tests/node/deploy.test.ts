@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { realNodeUnavailable } from "../../scripts/sandbox/node/preflight.ts";
-import { nodeName, type RealCluster, startRealCluster } from "../../scripts/sandbox/node/cluster.ts";
+import {
+  NMI_STARTUP_TAINT,
+  nodeName,
+  type RealCluster,
+  startRealCluster,
+} from "../../scripts/sandbox/node/cluster.ts";
 import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
 import { restartComponent } from "../../scripts/sandbox/node/node.ts";
@@ -107,22 +112,33 @@ Deno.test({
         );
       });
 
-      await t.step("NMI's DaemonSet pod is Ready and its rules are in the node's namespace", async () => {
-        await waitFor("NMI Ready", async () => {
-          const ds = await json<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
-          return ds.status.numberReady === 1 ? true : undefined;
-        });
-        const rules = await c.inNode(c.nodes[0], ["iptables-save", "-t", "nat"]);
-        assert.match(
-          rules.stdout,
-          /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
-        );
-        assert.match(rules.stdout, /-A PREROUTING -j aad-metadata/);
-        // Not in the machine's own namespace.
-        const host = await new Deno.Command("iptables-save", { args: ["-t", "nat"], stdout: "piped" })
-          .output();
-        assert.doesNotMatch(new TextDecoder().decode(host.stdout), /aad-metadata/);
-      });
+      await t.step(
+        "NMI's DaemonSet pod is Ready, its rules are in the node's namespace, the start-up taint is gone",
+        async () => {
+          await waitFor("NMI Ready", async () => {
+            const ds = await json<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
+            return ds.status.numberReady === 1 ? true : undefined;
+          });
+          const rules = await c.inNode(c.nodes[0], ["iptables-save", "-t", "nat"]);
+          assert.match(
+            rules.stdout,
+            /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
+          );
+          assert.match(rules.stdout, /-A PREROUTING -j aad-metadata/);
+          // The node registered with NMI's start-up taint; NMI removed it once its rules were in place.
+          const node = await json<{ spec: { taints?: { key: string }[] } }>(c, ["get", "node", nodeName(1)]);
+          assert.ok(
+            !(node.spec.taints ?? []).some((t) => t.key === NMI_STARTUP_TAINT),
+            JSON.stringify(node.spec),
+          );
+          const nmiLog = await c.kubectl(["logs", "daemonset/nmi"]);
+          assert.ok(nmiLog.stdout.includes(`removed taint ${NMI_STARTUP_TAINT} from node ${nodeName(1)}`));
+          // Not in the machine's own namespace.
+          const host = await new Deno.Command("iptables-save", { args: ["-t", "nat"], stdout: "piped" })
+            .output();
+          assert.doesNotMatch(new TextDecoder().decode(host.stdout), /aad-metadata/);
+        },
+      );
 
       await t.step(
         "a labelled pod's unmodified SDK gets exactly its identity's token (created -> token timed)",

@@ -19,6 +19,8 @@ const DEPLOY = new URL("../../deploy.ts", import.meta.url).pathname;
 export const RESOURCE_GROUP = "MC_realnode";
 export const SCALE_SET = "aks-nodepool1";
 export const CLOUD_FILE = "/etc/kubernetes/azurestackcloud.json";
+/** Nodes register with it and NMI removes it when ready (the README's recommended set-up). */
+export const NMI_STARTUP_TAINT = "aadpodidentity.k8s.io/nmi-not-ready";
 
 export interface RealClusterOptions {
   /** 1 or 2 nodes (`node-1`, `node-2`). */
@@ -137,6 +139,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
           bins,
           pauseImage: PAUSE_IMAGE,
           providerID: `azure://${vmss.id}/virtualMachines/${i - 1}`,
+          startupTaints: [NMI_STARTUP_TAINT],
           mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }],
           files: () => ({
             "/etc/kubernetes/azure.json": JSON.stringify({
@@ -220,6 +223,7 @@ async function deploy(kubeconfig: string, extra: string[]): Promise<void> {
     `--kubeconfig=${kubeconfig}`,
     `--image=${LOCAL_REPOSITORY}`,
     `--version=${DEFAULT_VERSION}`,
+    `--remove-node-taint=${NMI_STARTUP_TAINT}`,
     ...extra,
   ]);
   if (out.code !== 0) throw new Error(`deno task deploy failed:\n${out.stdout}\n${out.stderr}`);

@@ -43,6 +43,8 @@ export interface NodeOptions {
   pauseImage: string;
   /** The node's `spec.providerID` (e.g. its emulated scale-set instance), for MIC. */
   providerID?: string;
+  /** NoSchedule taints the node registers with (e.g. NMI's start-up taint, which NMI removes). */
+  startupTaints?: string[];
   /** Loopback ports of this machine to mirror into the node, e.g. an IMDS at 169.254.169.254:80. */
   mirrors?: { port: number; as?: { ip: string; port: number } }[];
   /**
@@ -213,6 +215,9 @@ async function writeNodeFiles(o: NodeOptions, r: NodeRecord, files: Record<strin
     kubeletConfig(layout, { ca: o.cluster.caCertPath, cert: serving.certPath, key: serving.keyPath }),
   );
   if (o.providerID) kubelet.providerID = o.providerID;
+  if (o.startupTaints?.length) {
+    kubelet.registerWithTaints = o.startupTaints.map((key) => ({ key, effect: "NoSchedule" }));
+  }
   await Deno.writeTextFile(`${o.dir}/kubelet.json`, JSON.stringify(kubelet, null, 2));
   await Deno.writeTextFile(`${o.dir}/containerd.toml`, containerdConfig(layout));
   await Deno.mkdir(`${o.dir}/cni`, { recursive: true });
