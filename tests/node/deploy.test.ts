@@ -251,6 +251,85 @@ Deno.test({
         assert.equal(nmi.items[0].status.containerStatuses[0].restartCount, 0);
       });
 
+      await t.step(
+        "NMI rolling update: a pod is refused or answered by NMI, never reaches IMDS itself",
+        async () => {
+          // Asks every 50 ms, from a pod no binding selects, for an identity attached to the node: NMI refuses
+          // (400), the node's IMDS would answer 200 with a token. Prints its tally when done.
+          const script = `
+          const http = require("node:http");
+          const tally = { token: 0, refusedByNmi: 0, connectionFailed: 0 };
+          const url = "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01" +
+            "&resource=https://management.azure.com/&client_id=${c.preattached.clientId}";
+          const ask = () => new Promise((done) => {
+            const req = http.get(url, { headers: { Metadata: "true" }, timeout: 2000 }, (res) => {
+              res.resume();
+              if (res.statusCode === 200) tally.token++;
+              else tally.refusedByNmi++;
+              done();
+            });
+            req.on("error", () => { tally.connectionFailed++; done(); });
+            req.on("timeout", () => req.destroy());
+          });
+          (async () => {
+            const end = Date.now() + 30000;
+            while (Date.now() < end) { await ask(); await new Promise((r) => setTimeout(r, 50)); }
+            console.log(JSON.stringify(tally));
+          })();`;
+          const created = await c.kubectl(
+            ["create", "-f", "-"],
+            JSON.stringify({
+              apiVersion: "v1",
+              kind: "Pod",
+              metadata: { name: "prober", namespace: "default" },
+              spec: {
+                restartPolicy: "Never",
+                nodeName: nodeName(1),
+                containers: [{
+                  name: "app",
+                  image: SDK_NODE_IMAGE,
+                  imagePullPolicy: "Never",
+                  command: ["/usr/local/bin/node", "-e", script],
+                }],
+              },
+            }),
+          );
+          assert.equal(created.code, 0, created.stderr);
+          await waitFor("prober running", async () => {
+            const p = await json<Pod>(c, ["get", "pod", "prober"]);
+            return p.status.phase === "Running" ? true : undefined;
+          });
+          await new Promise((r) => setTimeout(r, 3000));
+          const restart = await c.kubectl(["rollout", "restart", "daemonset/nmi"]);
+          assert.equal(restart.code, 0, restart.stderr);
+          const status = await c.kubectl(["rollout", "status", "daemonset/nmi", "--timeout=60s"]);
+          assert.equal(status.code, 0, status.stderr);
+          await waitFor("prober to end", async () => {
+            const p = await json<Pod>(c, ["get", "pod", "prober"]);
+            return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? true : undefined;
+          });
+          const logs = await c.kubectl(["logs", "prober"]);
+          const tally = JSON.parse(logs.stdout.trim().split("\n").pop() ?? "{}");
+          console.log(`  during NMI's rolling update: ${JSON.stringify(tally)}`);
+          assert.equal(tally.token, 0, "a pod reached the node's IMDS directly");
+          assert.ok(tally.refusedByNmi > 0, "NMI answered before and after");
+          // The same request from the node itself (not redirected) gets a token: what a leak would look like.
+          const direct = await c.inNode(c.nodes[0], [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Metadata: true",
+            "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01" +
+            `&resource=https://management.azure.com/&client_id=${c.preattached.clientId}`,
+          ]);
+          assert.equal(direct.stdout, "200");
+        },
+      );
+
       await t.step("stopping the cluster leaves nothing behind and keeps the logs", async () => {
         const nodes = c.nodes;
         await c.stop();

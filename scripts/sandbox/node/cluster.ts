@@ -4,7 +4,12 @@
 // containerd, and aad-pod-identity installed with `deno task deploy` as a user would.
 
 import { type ControlPlane, installCrds, type KubectlResult, startControlPlane } from "../control_plane.ts";
-import { type AzureEmulator, type ComputeInfo, startAzureEmulator } from "../azure/emulator.ts";
+import {
+  type AzureEmulator,
+  type ComputeInfo,
+  startAzureEmulator,
+  type UserAssignedIdentityInfo,
+} from "../azure/emulator.ts";
 import { stopPid } from "../detached.ts";
 import { resolveNodeBinaries } from "./binaries.ts";
 import { startControllers } from "./controllers.ts";
@@ -40,6 +45,8 @@ export interface RealCluster {
   cp: ControlPlane;
   emu: AzureEmulator;
   vmss: ComputeInfo;
+  /** An identity attached to the scale set from the start and bound to no pod: reachable only via IMDS. */
+  preattached: UserAssignedIdentityInfo;
   nodes: NodeRecord[];
   images: LocalImages;
   /** Seconds each phase took (for the report). */
@@ -114,7 +121,13 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     });
     stops.push({ what: "emulator", stop: () => emu.stop() });
     const sp = emu.registerServicePrincipal();
-    const vmss = emu.addVmss({ resourceGroup: RESOURCE_GROUP, name: SCALE_SET, capacity: o.nodes });
+    const preattached = emu.addUserAssignedIdentity({ resourceGroup: RESOURCE_GROUP, name: "preattached" });
+    const vmss = emu.addVmss({
+      resourceGroup: RESOURCE_GROUP,
+      name: SCALE_SET,
+      capacity: o.nodes,
+      userAssignedIdentities: [preattached.id],
+    });
     const caPem = await Deno.readTextFile(emu.caCertPath);
     const images = await timed("images", () => buildLocalImages(DEFAULT_VERSION, caPem));
 
@@ -179,6 +192,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
       cp,
       emu,
       vmss,
+      preattached,
       nodes,
       images,
       timings,
