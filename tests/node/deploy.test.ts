@@ -45,22 +45,22 @@ interface Pod {
   status: { phase?: string; conditions?: { type: string; status: string }[] };
 }
 
-function sdkPod(name: string, labels: Record<string, string>) {
+function sdkPod(name: string, labels: Record<string, string>, node = nodeName(1)) {
   return JSON.stringify({
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: "default", labels },
     spec: {
       restartPolicy: "Never",
-      nodeName: nodeName(1),
+      nodeName: node,
       containers: [{ name: "app", image: SDK_NODE_IMAGE, imagePullPolicy: "Never" }],
     },
   });
 }
 
 /** Runs the SDK pod to its end and returns the one JSON line it printed. */
-async function runSdkPod(c: RealCluster, name: string, labels: Record<string, string>) {
-  const created = await c.kubectl(["create", "-f", "-"], sdkPod(name, labels));
+async function runSdkPod(c: RealCluster, name: string, labels: Record<string, string>, node = nodeName(1)) {
+  const created = await c.kubectl(["create", "-f", "-"], sdkPod(name, labels, node));
   assert.equal(created.code, 0, created.stderr);
   const phase = await waitFor(`pod ${name} to end`, async () => {
     const p = await json<Pod>(c, ["get", "pod", name]);
@@ -82,7 +82,7 @@ Deno.test({
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "aad-realnode-" });
     const logDir = `${dir}-logs`;
-    const c = await startRealCluster({ nodes: 1, dir, logDir, log: (l) => console.log(`  ${l}`) });
+    const c = await startRealCluster({ nodes: 2, dir, logDir, log: (l) => console.log(`  ${l}`) });
     let stopped = false;
     try {
       await t.step("MIC's two pods run and one of them holds the lease", async () => {
@@ -113,26 +113,34 @@ Deno.test({
       });
 
       await t.step(
-        "NMI's DaemonSet pod is Ready, its rules are in the node's namespace, the start-up taint is gone",
+        "NMI's DaemonSet pods are Ready on both nodes, rules in each node's namespace, start-up taints gone",
         async () => {
           await waitFor("NMI Ready", async () => {
             const ds = await json<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
-            return ds.status.numberReady === 1 ? true : undefined;
+            return ds.status.numberReady === 2 ? true : undefined;
           });
-          const rules = await c.inNode(c.nodes[0], ["iptables-save", "-t", "nat"]);
-          assert.match(
-            rules.stdout,
-            /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
-          );
-          assert.match(rules.stdout, /-A PREROUTING -j aad-metadata/);
-          // The node registered with NMI's start-up taint; NMI removed it once its rules were in place.
-          const node = await json<{ spec: { taints?: { key: string }[] } }>(c, ["get", "node", nodeName(1)]);
-          assert.ok(
-            !(node.spec.taints ?? []).some((t) => t.key === NMI_STARTUP_TAINT),
-            JSON.stringify(node.spec),
-          );
-          const nmiLog = await c.kubectl(["logs", "daemonset/nmi"]);
-          assert.ok(nmiLog.stdout.includes(`removed taint ${NMI_STARTUP_TAINT} from node ${nodeName(1)}`));
+          const nmiLog = await c.kubectl(["logs", "-l", "app=nmi"]);
+          for (const [i, n] of c.nodes.entries()) {
+            const rules = await c.inNode(n, ["iptables-save", "-t", "nat"]);
+            assert.match(
+              rules.stdout,
+              /-A aad-metadata ! -s 127\.0\.0\.1\/32 -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127\.0\.0\.1:2579/,
+            );
+            assert.match(rules.stdout, /-A PREROUTING -j aad-metadata/);
+            // The node registered with NMI's start-up taint; NMI removed it once its rules were in place.
+            const node = await json<{ spec: { taints?: { key: string }[] } }>(c, [
+              "get",
+              "node",
+              nodeName(i + 1),
+            ]);
+            assert.ok(
+              !(node.spec.taints ?? []).some((t) => t.key === NMI_STARTUP_TAINT),
+              JSON.stringify(node.spec),
+            );
+            assert.ok(
+              nmiLog.stdout.includes(`removed taint ${NMI_STARTUP_TAINT} from node ${nodeName(i + 1)}`),
+            );
+          }
           // Not in the machine's own namespace.
           const host = await new Deno.Command("iptables-save", { args: ["-t", "nat"], stdout: "piped" })
             .output();
@@ -177,6 +185,20 @@ Deno.test({
           );
         },
       );
+
+      await t.step("a bound pod on the other node gets its token from that node's NMI", async () => {
+        const { phase, out } = await runSdkPod(c, "web-node-2", { aadpodidbinding: "web" }, nodeName(2));
+        assert.equal(phase, "Succeeded", JSON.stringify(out));
+        const web = await json<{ spec: { clientID: string } }>(c, ["get", "azureidentity", "web"]);
+        assert.equal(out.appid, web.spec.clientID);
+        // Node 2's NMI asked node 2's IMDS (its metrics count the call).
+        const metrics = await c.inNode(c.nodes[1], [
+          "curl",
+          "-s",
+          `http://${c.nodes[1].nodeIp}:8085/metrics`,
+        ]);
+        assert.match(metrics.stdout, /imds_operations_duration_seconds_count\{[^}]*\} [1-9]/);
+      });
 
       await t.step("a pod no binding selects gets no token", async () => {
         const { phase, out } = await runSdkPod(c, "stranger", {});
