@@ -132,16 +132,19 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     const images = await timed("images", () => buildLocalImages(DEFAULT_VERSION, caPem));
 
     const nodes: NodeRecord[] = [];
+    // Nodes stop together (each waits for its processes to go): first, before their IMDS and the rest.
+    const started = new Map<number, NodeRecord>();
+    stops.push({
+      what: "nodes",
+      stop: async () => {
+        const results = await Promise.allSettled([...started.values()].map((r) => stopNode(r)));
+        const failed = results.filter((r) => r.status === "rejected").map((r) => String(r.reason));
+        if (failed.length) throw new Error(failed.join("; "));
+      },
+    });
     for (const i of indexes) {
       const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: i - 1 });
-      stops.push({ what: `imds ${i}`, stop: () => imds.stop() });
-      let current: NodeRecord | undefined;
-      stops.push({
-        what: nodeName(i),
-        stop: async () => {
-          if (current) await stopNode(current);
-        },
-      });
+      stops.splice(stops.length - 1, 0, { what: `imds ${i}`, stop: () => imds.stop() });
       const node = await timed(`${nodeName(i)} Ready`, () =>
         startNode({
           name: nodeName(i),
@@ -171,7 +174,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
               tokenAudience: "https://management.azure.com/",
             }),
           }),
-        }, (r) => Promise.resolve(void (current = r))));
+        }, (r) => Promise.resolve(void started.set(i, r))));
       nodes.push(node);
       await timed(
         `${nodeName(i)} images`,

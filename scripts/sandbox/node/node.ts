@@ -277,11 +277,13 @@ export function restartComponent(r: NodeRecord, which: "kubelet" | "containerd")
 /** Stops everything the record names; the state directory goes, the logs stay. Safe to call twice. */
 export async function stopNode(r: NodeRecord): Promise<void> {
   const errors: string[] = [];
-  if (r.runnerPid !== undefined) await stopPid(r.runnerPid, 5_000);
+  // Everything of the node is in its two cgroups (node-run.sh, kubelet, containerd, shims; the pods): a
+  // teardown needs no graceful stop, and SIGKILL by cgroup leaves nothing that re-parented itself.
   for (const c of r.cgroups) {
     await killCgroup(c).catch((e) => errors.push(String(e)));
   }
-  for (const pid of r.helperPids) await stopPid(pid, 2_000);
+  if (r.runnerPid !== undefined) await stopPid(r.runnerPid, 2_000);
+  await Promise.all(r.helperPids.map((pid) => stopPid(pid, 2_000)));
   for (const c of [...r.cgroups].reverse()) await removeCgroup(c).catch((e) => errors.push(String(e)));
   for (const ns of r.namespaces) {
     await sh("ip", ["netns", "del", ns]).catch((e) => {
