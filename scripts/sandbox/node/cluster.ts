@@ -7,11 +7,13 @@ import { type ControlPlane, installCrds, type KubectlResult, startControlPlane }
 import {
   type AzureEmulator,
   type ComputeInfo,
+  type ServicePrincipalInfo,
   startAzureEmulator,
   type UserAssignedIdentityInfo,
 } from "../azure/emulator.ts";
 import { stopPid } from "../detached.ts";
-import { resolveNodeBinaries } from "./binaries.ts";
+import { type NodeBinaries, resolveNodeBinaries } from "./binaries.ts";
+import type { ClusterAccess } from "./identity.ts";
 import { startControllers } from "./controllers.ts";
 import { emulatorCacheFor } from "./emulator_tls.ts";
 import { type NodeRecord, REAL_NODE_NET, startNode, stopNode } from "./node.ts";
@@ -61,37 +63,51 @@ export function nodeName(index: number): string {
   return `node-${index}`;
 }
 
+interface Stop {
+  what: string;
+  stop: () => Promise<void>;
+}
+
+/** One start: its options, what it measured, and what to undo (run in reverse). */
+interface Ctx {
+  o: RealClusterOptions;
+  log: (line: string) => void;
+  timings: Record<string, number>;
+  stops: Stop[];
+}
+
+async function timed<T>(ctx: Ctx, what: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  const v = await f();
+  ctx.timings[what] = Math.round(performance.now() - t0) / 1000;
+  ctx.log(`${what}: ${ctx.timings[what]} s`);
+  return v;
+}
+
+async function stopAll(ctx: Ctx): Promise<void> {
+  const errors: string[] = [];
+  const t0 = performance.now();
+  for (const s of ctx.stops.reverse()) {
+    const t = performance.now();
+    await s.stop().catch((e) => errors.push(`${s.what}: ${e}`));
+    ctx.timings[`stop ${s.what}`] = Math.round(performance.now() - t) / 1000;
+  }
+  ctx.log(`stopped in ${Math.round(performance.now() - t0) / 1000} s`);
+  ctx.stops.length = 0;
+  if (errors.length) throw new Error(errors.join("; "));
+}
+
 /** Starts it all; on a failure half-way everything made so far is stopped before the error is thrown. */
 export async function startRealCluster(o: RealClusterOptions): Promise<RealCluster> {
-  const log = o.log ?? (() => {});
-  const timings: Record<string, number> = {};
-  const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    const v = await f();
-    timings[what] = Math.round(performance.now() - t0) / 1000;
-    log(`${what}: ${timings[what]} s`);
-    return v;
-  };
-  const stops: { what: string; stop: () => Promise<void> }[] = [];
-  const stopAll = async () => {
-    const errors: string[] = [];
-    const t0 = performance.now();
-    for (const s of stops.reverse()) {
-      const t = performance.now();
-      await s.stop().catch((e) => errors.push(`${s.what}: ${e}`));
-      timings[`stop ${s.what}`] = Math.round(performance.now() - t) / 1000;
-    }
-    log(`stopped in ${Math.round(performance.now() - t0) / 1000} s`);
-    stops.length = 0;
-    if (errors.length) throw new Error(errors.join("; "));
-  };
+  const ctx: Ctx = { o, log: o.log ?? (() => {}), timings: {}, stops: [] };
   try {
-    const bins = await timed("install", () => resolveNodeBinaries());
+    const bins = await timed(ctx, "install", () => resolveNodeBinaries());
     const cp = await timed(
+      ctx,
       "control plane",
       () => startControlPlane({ nodes: true, dir: `${o.dir}/control-plane` }),
     );
-    stops.push({ what: "control plane", stop: () => cp.stop() });
+    ctx.stops.push({ what: "control plane", stop: () => cp.stop() });
     await installCrds(cp);
     const cluster = { server: cp.server, caCertPath: cp.caCertPath, caKeyPath: cp.caKeyPath };
     const controllerPids = await startControllers({
@@ -101,115 +117,144 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
       logDir: o.logDir,
       bins,
     });
-    stops.push({
+    ctx.stops.push({
       what: "controllers",
       stop: async () => {
         for (const pid of controllerPids) await stopPid(pid);
       },
     });
-
-    const indexes = Array.from({ length: o.nodes }, (_, i) => i + 1);
-    // The emulator listens on an address of the machine every node routes to (LAB_SERVICES_NET): its
-    // Azure AD discovery names its own URL, so pods must reach it at the very address it listens on.
-    const lab = await labLink();
-    stops.push({ what: "lab link", stop: () => deleteNetns(lab.ns) });
-    const emu = await startAzureEmulator({
-      hostname: lab.ip,
-      cacheDir: await emulatorCacheFor(`${o.dir}/azure`, [lab.ip]),
-      lroDurationMs: o.lroDurationMs ?? 100,
-      imdsPropagationDelayMs: o.imdsPropagationDelayMs ?? 0,
-    });
-    stops.push({ what: "emulator", stop: () => emu.stop() });
-    const sp = emu.registerServicePrincipal();
-    const preattached = emu.addUserAssignedIdentity({ resourceGroup: RESOURCE_GROUP, name: "preattached" });
-    const vmss = emu.addVmss({
-      resourceGroup: RESOURCE_GROUP,
-      name: SCALE_SET,
-      capacity: o.nodes,
-      userAssignedIdentities: [preattached.id],
-    });
-    const caPem = await Deno.readTextFile(emu.caCertPath);
-    const images = await timed("images", () => buildLocalImages(DEFAULT_VERSION, caPem));
-
-    const nodes: NodeRecord[] = [];
-    // Nodes stop together (each waits for its processes to go): first, before their IMDS and the rest.
-    const started = new Map<number, NodeRecord>();
-    stops.push({
-      what: "nodes",
-      stop: async () => {
-        const results = await Promise.allSettled([...started.values()].map((r) => stopNode(r)));
-        const failed = results.filter((r) => r.status === "rejected").map((r) => String(r.reason));
-        if (failed.length) throw new Error(failed.join("; "));
-      },
-    });
-    for (const i of indexes) {
-      const imds = await emu.startImds({ vmssResourceId: vmss.id, instance: i - 1 });
-      stops.splice(stops.length - 1, 0, { what: `imds ${i}`, stop: () => imds.stop() });
-      const node = await timed(`${nodeName(i)} Ready`, () =>
-        startNode({
-          name: nodeName(i),
-          index: i,
-          dir: `${o.dir}/${nodeName(i)}`,
-          logDir: `${o.logDir}/${nodeName(i)}`,
-          cluster,
-          bins,
-          pauseImage: PAUSE_IMAGE,
-          providerID: `azure://${vmss.id}/virtualMachines/${i - 1}`,
-          startupTaints: [NMI_STARTUP_TAINT],
-          mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }],
-          files: () => ({
-            "/etc/kubernetes/azure.json": JSON.stringify({
-              cloud: "AzureStackCloud",
-              tenantId: emu.tenantId,
-              subscriptionId: emu.subscriptionId,
-              resourceGroup: RESOURCE_GROUP,
-              vmType: "vmss",
-              aadClientId: sp.clientId,
-              aadClientSecret: sp.secret,
-            }),
-            [CLOUD_FILE]: JSON.stringify({
-              name: "AzureStackCloud",
-              resourceManagerEndpoint: `${emu.armEndpoint}/`,
-              activeDirectoryEndpoint: `${emu.authorityHost}/`,
-              tokenAudience: "https://management.azure.com/",
-            }),
-          }),
-        }, (r) => Promise.resolve(void started.set(i, r))));
-      nodes.push(node);
-    }
-    // Into every node at once: the imports wait on disk as much as on the CPU.
-    await timed("images imported", () =>
-      Promise.all(
-        nodes.map((n) =>
-          importImages(`${bins.containerdBinDir}/ctr`, n.containerdSocket, Object.values(images.tars))
-        ),
-      ));
-
+    const az = await startAzure(ctx);
+    const caPem = await Deno.readTextFile(az.emu.caCertPath);
+    const images = await timed(ctx, "images", () => buildLocalImages(DEFAULT_VERSION, caPem));
+    const nodes = await startNodes(ctx, { cluster, bins, az, images });
     const kubectl = (args: string[], stdin?: string) => cp.kubectl(args, stdin);
-    await timed("deploy", () => deploy(cp.kubeconfigPath, o.deployArgs ?? []));
-    await pointMicAtCloudFile(kubectl);
-    await timed("rollout", async () => {
-      for (const what of ["deployment/mic", "daemonset/nmi"]) {
-        const out = await kubectl(["rollout", "status", what, "--timeout=120s"]);
-        if (out.code !== 0) throw new Error(`${what} did not roll out: ${out.stdout}${out.stderr}`);
-      }
-    });
+    await installAadPodIdentity(ctx, cp.kubeconfigPath, kubectl);
     return {
       cp,
-      emu,
-      vmss,
-      preattached,
+      emu: az.emu,
+      vmss: az.vmss,
+      preattached: az.preattached,
       nodes,
       images,
-      timings,
+      timings: ctx.timings,
       kubectl,
       inNode: (node, argv) => run("nsenter", [`--net=/run/netns/${node.ns}`, ...argv]),
-      stop: stopAll,
+      stop: () => stopAll(ctx),
     };
   } catch (e) {
-    await stopAll().catch(() => {});
+    await stopAll(ctx).catch(() => {});
     throw e;
   }
+}
+
+interface Azure {
+  emu: AzureEmulator;
+  sp: ServicePrincipalInfo;
+  vmss: ComputeInfo;
+  preattached: UserAssignedIdentityInfo;
+}
+
+/**
+ * The emulator listens on an address of the machine every node routes to (LAB_SERVICES_NET): its Azure AD
+ * discovery names its own URL, so pods must reach it at the very address it listens on.
+ */
+async function startAzure(ctx: Ctx): Promise<Azure> {
+  const lab = await labLink();
+  ctx.stops.push({ what: "lab link", stop: () => deleteNetns(lab.ns) });
+  const emu = await startAzureEmulator({
+    hostname: lab.ip,
+    cacheDir: await emulatorCacheFor(`${ctx.o.dir}/azure`, [lab.ip]),
+    lroDurationMs: ctx.o.lroDurationMs ?? 100,
+    imdsPropagationDelayMs: ctx.o.imdsPropagationDelayMs ?? 0,
+  });
+  ctx.stops.push({ what: "emulator", stop: () => emu.stop() });
+  const sp = emu.registerServicePrincipal();
+  const preattached = emu.addUserAssignedIdentity({ resourceGroup: RESOURCE_GROUP, name: "preattached" });
+  const vmss = emu.addVmss({
+    resourceGroup: RESOURCE_GROUP,
+    name: SCALE_SET,
+    capacity: ctx.o.nodes,
+    userAssignedIdentities: [preattached.id],
+  });
+  return { emu, sp, vmss, preattached };
+}
+
+/** MIC's azure.json (the emulator's service principal) and the custom cloud's endpoints, inside a node. */
+function nodeFiles(az: Azure): Record<string, string> {
+  return {
+    "/etc/kubernetes/azure.json": JSON.stringify({
+      cloud: "AzureStackCloud",
+      tenantId: az.emu.tenantId,
+      subscriptionId: az.emu.subscriptionId,
+      resourceGroup: RESOURCE_GROUP,
+      vmType: "vmss",
+      aadClientId: az.sp.clientId,
+      aadClientSecret: az.sp.secret,
+    }),
+    [CLOUD_FILE]: JSON.stringify({
+      name: "AzureStackCloud",
+      resourceManagerEndpoint: `${az.emu.armEndpoint}/`,
+      activeDirectoryEndpoint: `${az.emu.authorityHost}/`,
+      tokenAudience: "https://management.azure.com/",
+    }),
+  };
+}
+
+/** Node i is instance i-1 of the scale set, with that instance's IMDS; then the images go into every node. */
+async function startNodes(
+  ctx: Ctx,
+  s: { cluster: ClusterAccess; bins: NodeBinaries; az: Azure; images: LocalImages },
+): Promise<NodeRecord[]> {
+  const nodes: NodeRecord[] = [];
+  // Nodes stop together (each waits for its processes to go): first, before their IMDS and the rest.
+  const started = new Map<number, NodeRecord>();
+  ctx.stops.push({
+    what: "nodes",
+    stop: async () => {
+      const results = await Promise.allSettled([...started.values()].map((r) => stopNode(r)));
+      const failed = results.filter((r) => r.status === "rejected").map((r) => String(r.reason));
+      if (failed.length) throw new Error(failed.join("; "));
+    },
+  });
+  for (let i = 1; i <= ctx.o.nodes; i++) {
+    const imds = await s.az.emu.startImds({ vmssResourceId: s.az.vmss.id, instance: i - 1 });
+    ctx.stops.splice(ctx.stops.length - 1, 0, { what: `imds ${i}`, stop: () => imds.stop() });
+    const node = await timed(ctx, `${nodeName(i)} Ready`, () =>
+      startNode({
+        name: nodeName(i),
+        index: i,
+        dir: `${ctx.o.dir}/${nodeName(i)}`,
+        logDir: `${ctx.o.logDir}/${nodeName(i)}`,
+        cluster: s.cluster,
+        bins: s.bins,
+        pauseImage: PAUSE_IMAGE,
+        providerID: `azure://${s.az.vmss.id}/virtualMachines/${i - 1}`,
+        startupTaints: [NMI_STARTUP_TAINT],
+        mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }],
+        files: () => nodeFiles(s.az),
+      }, (r) => Promise.resolve(void started.set(i, r))));
+    nodes.push(node);
+  }
+  // Into every node at once: the imports wait on disk as much as on the CPU.
+  const ctr = `${s.bins.containerdBinDir}/ctr`;
+  await timed(
+    ctx,
+    "images imported",
+    () => Promise.all(nodes.map((n) => importImages(ctr, n.containerdSocket, Object.values(s.images.tars)))),
+  );
+  return nodes;
+}
+
+/** `deno task deploy`, MIC pointed at the custom cloud, and both workloads rolled out. */
+async function installAadPodIdentity(ctx: Ctx, kubeconfig: string, kubectl: RealCluster["kubectl"]) {
+  await timed(ctx, "deploy", () => deploy(kubeconfig, ctx.o.deployArgs ?? []));
+  await pointMicAtCloudFile(kubectl);
+  await timed(ctx, "rollout", async () => {
+    for (const what of ["deployment/mic", "daemonset/nmi"]) {
+      const out = await kubectl(["rollout", "status", what, "--timeout=120s"]);
+      if (out.code !== 0) throw new Error(`${what} did not roll out: ${out.stdout}${out.stderr}`);
+    }
+  });
 }
 
 /** The machine's end of a link whose address (`<hostNet>.0.1`) is LAB_SERVICES_NET's. */
