@@ -322,13 +322,7 @@ async function nmiRollingUpdate(c: RealCluster): Promise<void> {
   assert.ok(tally.refusedByNmi > 0, "NMI answered before and after");
   // The same request from the node itself (not redirected) gets a token: what a leak would look like.
   const direct = await c.inNode(c.nodes[0], [
-    "curl",
-    "-s",
-    "-o",
-    "/dev/null",
-    "-w",
-    "%{http_code}",
-    "-H",
+    ..."curl -s -o /dev/null -w %{http_code} -H".split(" "),
     "Metadata: true",
     "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01" +
     `&resource=https://management.azure.com/&client_id=${c.preattached.clientId}`,
