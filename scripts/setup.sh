@@ -22,6 +22,8 @@ fi
 bash scripts/sandbox/install-control-plane.sh >/dev/null
 # helm, for the chart tests (charts/aad-pod-identity against the original chart), built the same way.
 bash scripts/sandbox/install-helm.sh >/dev/null
+# A real node (kubelet, controllers, containerd, runc, CNI, image tools) for tests/node, which need root.
+if [[ $(id -u) -eq 0 ]]; then bash scripts/sandbox/node/install-node.sh >/dev/null; fi
 
 # Unmodified Node.js applications the tests run (the SDKs as a pod would use them), pinned by package-lock.
 node_clients=tests/clients/node

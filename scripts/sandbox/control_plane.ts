@@ -16,6 +16,12 @@ export interface ControlPlaneOptions {
   /** Where to keep data, certificates, logs and the kubeconfig; a fresh temp dir by default. */
   dir?: string;
   readyTimeoutMs?: number;
+  /**
+   * Runs the control plane a real node needs (scripts/sandbox/node): the Node authorizer and NodeRestriction
+   * for kubelets' own certificates, ServiceAccount admission (auto-mounted tokens; the controller-manager
+   * makes each namespace's `default` account), and a client certificate to reach kubelets by InternalIP.
+   */
+  nodes?: boolean;
 }
 
 export interface ControlPlane {
@@ -23,6 +29,8 @@ export interface ControlPlane {
   server: string;
   /** PEM file of the cluster's CA (serving certificate and client certificates). */
   caCertPath: string;
+  /** Its key: nodes and controllers get their own client certificates from it. */
+  caKeyPath: string;
   kubeconfigPath: string;
   /** `http://127.0.0.1:<port>` (plain HTTP, loopback only). */
   etcdEndpoint: string;
@@ -168,7 +176,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 
   // A CA per run for the cluster; the long-lived sandbox CA is only for serving local Azure endpoints.
   const ca = await ensureCa(pki, "aad-pod-identity sandbox kube CA");
-  const [serving, admin, sa] = await Promise.all([
+  const [serving, admin, sa, kubeletClient] = await Promise.all([
     issueCert(ca, pki, "apiserver", {
       commonName: "kube-apiserver",
       dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
@@ -181,6 +189,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       usage: "client",
     }),
     rsaKey(pki, "service-account"),
+    opts.nodes
+      ? issueCert(ca, pki, "apiserver-kubelet-client", {
+        commonName: "kube-apiserver-kubelet-client",
+        organizations: ["system:masters"], // kubelets authorise it by webhook: logs, exec
+        usage: "client",
+      })
+      : undefined,
   ]);
 
   const [etcdPort, etcdPeerPort, apiPort] = [freePort(), freePort(), freePort()];
@@ -223,7 +238,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     `--tls-cert-file=${serving.certPath}`,
     `--tls-private-key-file=${serving.keyPath}`,
     `--client-ca-file=${ca.certPath}`,
-    "--authorization-mode=RBAC",
+    `--authorization-mode=${opts.nodes ? "Node,RBAC" : "RBAC"}`,
     // The issuer is this apiserver's own URL, so an external verifier (Azure AD, in federated mode) finds
     // its discovery document and JWKS there; the old in-cluster name stays accepted for tokens.
     `--service-account-issuer=${server}`,
@@ -233,9 +248,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     `--service-account-signing-key-file=${sa.keyPath}`,
     "--service-cluster-ip-range=10.96.0.0/16",
     "--allow-privileged=true",
-    // No controller-manager creates each namespace's "default" ServiceAccount, so its admission check
-    // would refuse every pod; tests create the service accounts they need explicitly.
-    "--disable-admission-plugins=ServiceAccount",
+    ...(kubeletClient ? nodeApiserverFlags(ca.certPath, kubeletClient) : [
+      // No controller-manager creates each namespace's "default" ServiceAccount, so its admission check
+      // would refuse every pod; tests create the service accounts they need explicitly.
+      "--disable-admission-plugins=ServiceAccount",
+    ]),
     "--profiling=false",
     ...(opts.apiserverArgs ?? []),
   ];
@@ -309,6 +326,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   return {
     server,
     caCertPath: ca.certPath,
+    caKeyPath: ca.keyPath,
     kubeconfigPath,
     etcdEndpoint,
     dir,
@@ -356,6 +374,21 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/** What kube-apiserver needs to serve real kubelets (see ControlPlaneOptions.nodes). */
+function nodeApiserverFlags(
+  caCertPath: string,
+  kubeletClient: { certPath: string; keyPath: string },
+): string[] {
+  return [
+    "--enable-admission-plugins=NodeRestriction",
+    `--kubelet-client-certificate=${kubeletClient.certPath}`,
+    `--kubelet-client-key=${kubeletClient.keyPath}`,
+    `--kubelet-certificate-authority=${caCertPath}`,
+    // Nodes live in network namespaces reachable by address only; their names resolve nowhere.
+    "--kubelet-preferred-address-types=InternalIP,Hostname",
+  ];
 }
 
 /** Applies deploy/crds.yaml and waits until every CRD in it is established. */
