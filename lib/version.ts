@@ -2,7 +2,7 @@
 // "MIC Version: %s - NMI Version: %s - Commit: %s - Date: %s") so scripts that parse it keep working.
 
 export const MIC_VERSION = "1.9.0-deno";
-export const NMI_VERSION = "0.1.0";
+const NMI_VERSION = "0.1.0";
 
 interface BuildInfo {
   mic: string;

@@ -10,7 +10,7 @@ export type ServicePrincipalCredential =
   | { kind: "secret"; secret: string }
   | { kind: "certificate"; material: ClientCertificateMaterial };
 
-export interface AadRequest {
+interface AadRequest {
   /** Authority host, e.g. https://login.microsoftonline.com/ */
   authorityHost: string;
   tenantId: string;
@@ -19,7 +19,7 @@ export interface AadRequest {
   credential: ServicePrincipalCredential;
 }
 
-export function tokenEndpoint(authorityHost: string, tenantId: string): string {
+function tokenEndpoint(authorityHost: string, tenantId: string): string {
   return `${authorityHost.replace(/\/+$/, "")}/${encodeURIComponent(tenantId)}/oauth2/token`;
 }
 

@@ -34,7 +34,7 @@ export interface Secret extends KubeObject {
   data?: Record<string, string>;
 }
 
-export interface CachesOptions {
+interface CachesOptions {
   client: KubeClient;
   node: string;
   mode: "standard" | "managed";

@@ -5,8 +5,7 @@
 
 import { flag, type FlagValues, KLOG_FLAGS } from "../lib/flags.ts";
 
-export const OPERATION_MODES = ["standard", "managed"] as const;
-export type OperationMode = typeof OPERATION_MODES[number];
+const OPERATION_MODES = ["standard", "managed"] as const;
 
 export const NMI_FLAGS = {
   "nmi-listen-address": flag({
@@ -277,10 +276,6 @@ export const NMI_FLAGS = {
 };
 
 export type NmiFlags = FlagValues<typeof NMI_FLAGS>;
-
-/** Flags accepted only so old manifests parse (the original's and klog's); main reports those given. */
-export const IGNORED_FLAGS = (Object.keys(NMI_FLAGS) as (keyof NmiFlags)[])
-  .filter((n) => (NMI_FLAGS[n] as { ignored?: boolean }).ignored);
 
 /** Cross-flag checks the parser cannot make; returns the problems (empty when fine). */
 export function validateFlags(f: NmiFlags): string[] {

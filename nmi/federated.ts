@@ -8,8 +8,8 @@ import { readBody, transportMessage, type UpstreamAnswer, UpstreamUnavailable } 
 
 export const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
 /** The shortest TokenRequest the apiserver grants (and the one the admission policy's bound allows). */
-export const SERVICE_ACCOUNT_TOKEN_SECONDS = 600;
-export const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const SERVICE_ACCOUNT_TOKEN_SECONDS = 600;
+const JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /** What NMI needs of the calling pod to request its service-account token. */
 export interface FederatedPod {
@@ -85,7 +85,7 @@ export function subjectOf(pod: Pick<FederatedPod, "namespace" | "serviceAccount"
   return `system:serviceaccount:${pod.namespace}:${pod.serviceAccount}`;
 }
 
-export interface ServiceAccountToken {
+interface ServiceAccountToken {
   token: string;
   /** Epoch seconds. */
   expiresOn: number;
@@ -113,7 +113,7 @@ export async function requestServiceAccountToken(
   return { token, expiresOn: Math.floor(exp / 1000) };
 }
 
-export interface ExchangeRequest {
+interface ExchangeRequest {
   authorityHost: string;
   tenantId: string;
   clientId: string;

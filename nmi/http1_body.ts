@@ -4,7 +4,7 @@
 import type { RequestHead } from "./http1_head.ts";
 
 /** What a body reads from: the connection's buffered bytes first, then socket reads. */
-export interface ByteSource {
+interface ByteSource {
   /** Up to `max` bytes; undefined when the connection ended. */
   nextBytes(max: number): Promise<Uint8Array | undefined>;
   /** The next CRLF-terminated line, at most `max` bytes; undefined when it never comes. */

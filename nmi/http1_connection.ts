@@ -13,7 +13,7 @@ import {
 } from "./http1_types.ts";
 
 /** What a connection needs of its server. */
-export interface ConnectionHost {
+interface ConnectionHost {
   readonly limits: Http1Limits;
   readonly stats: Http1Stats;
   readonly closing: boolean;

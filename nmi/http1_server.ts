@@ -21,7 +21,7 @@ import {
   type Http1Stats,
 } from "./http1_types.ts";
 
-export interface Http1ServerOptions {
+interface Http1ServerOptions {
   hostname: string;
   port: number;
   handler: Http1Handler;

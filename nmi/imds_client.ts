@@ -9,7 +9,7 @@
 
 import { QueueFullError, type UpstreamLimiter } from "./limiter.ts";
 
-export interface ImdsClientOptions {
+interface ImdsClientOptions {
   /** `http://169.254.169.254:80` */
   baseUrl: string;
   timeoutMs: number;

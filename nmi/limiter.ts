@@ -7,7 +7,7 @@
 // waiting calls (more are refused at once). An aborted caller (its client left, or its deadline passed)
 // leaves the queue without taking a slot.
 
-export interface LimiterOptions {
+interface LimiterOptions {
   maxConcurrent: number;
   perSecond: number;
   /** Waiting calls one source may hold; default 64. */

@@ -32,7 +32,7 @@ const USAGE =
   "Usage: deno task nmi --node <node-name> [flags]\n\nNMI answers pods' IMDS token requests with the " +
   "identity bound to them.";
 
-export interface RunningNmi {
+interface RunningNmi {
   port: number;
   probePort?: number;
   stop(): Promise<void>;
@@ -245,7 +245,7 @@ function startProbes(
   );
 }
 
-export async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
+async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
   await refuseKubenet(f);
   const ac = new AbortController();
   const conn = await loadKubeConnection({ kubeconfigPath: f.kubeconfig || undefined });

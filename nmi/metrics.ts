@@ -20,7 +20,7 @@ function withOriginal(original: number[]): number[] {
   return [...new Set([...LATENCY_BUCKETS, ...original])].sort((a, b) => a - b);
 }
 
-export const NMI_OPERATION_BUCKETS = withOriginal([
+const NMI_OPERATION_BUCKETS = withOriginal([
   0.5,
   1,
   2,
@@ -40,7 +40,7 @@ export const NMI_OPERATION_BUCKETS = withOriginal([
   90,
   100,
 ]);
-export const IMDS_OPERATION_BUCKETS = withOriginal([
+const IMDS_OPERATION_BUCKETS = withOriginal([
   0.01,
   0.02,
   0.05,
@@ -60,13 +60,13 @@ export const IMDS_OPERATION_BUCKETS = withOriginal([
   5,
   10,
 ]);
-export const NAMESPACE_LIMIT = 500;
-export const RESOURCE_LIMIT = 100;
+const NAMESPACE_LIMIT = 500;
+const RESOURCE_LIMIT = 100;
 const MAX_RESOURCE_LENGTH = 256;
-export const OTHER = "other";
+const OTHER = "other";
 
 /** Paths IMDS serves, as `operation_type` values (lower case, no trailing slash). */
-export const KNOWN_PATHS: ReadonlySet<string> = new Set([
+const KNOWN_PATHS: ReadonlySet<string> = new Set([
   "/metadata/identity/oauth2/token",
   "/host/token",
   "/metadata/identity/info",
@@ -80,7 +80,7 @@ export const KNOWN_PATHS: ReadonlySet<string> = new Set([
 ]);
 
 /** Keeps a label's first `limit` distinct values; later ones are "other", so the series count is bounded. */
-export class BoundedLabel {
+class BoundedLabel {
   readonly #seen = new Set<string>();
   constructor(readonly limit: number) {}
   value(v: string): string {
@@ -92,7 +92,7 @@ export class BoundedLabel {
 }
 
 /** The original's `operation_type` (its raw URL path), reduced to the routes NMI knows. */
-export function operationTypeOf(kind: RouteKind, rawPath: string): string {
+function operationTypeOf(kind: RouteKind, rawPath: string): string {
   if (kind === "token") return "/metadata/identity/oauth2/token";
   if (kind === "host_token") return "/host/token";
   let p = rawPath.toLowerCase().replace(/\/{2,}/g, "/").replace(/\/+$/, "");
@@ -108,14 +108,14 @@ export function operationTypeOf(kind: RouteKind, rawPath: string): string {
 export type UpstreamKind = "imds" | "imds_user_assigned" | "aad" | "kube";
 
 /** The original's `imds_operations_*` values; the service-account TokenRequest of federation is new. */
-export const IMDS_OPERATION_TYPE: Record<UpstreamKind, string> = {
+const IMDS_OPERATION_TYPE: Record<UpstreamKind, string> = {
   imds: "adal_token_msi",
   imds_user_assigned: "adal_token_msi_userassignedid",
   aad: "adal_token",
   kube: "service_account_token",
 };
 
-export interface RequestObservation {
+interface RequestObservation {
   kind: RouteKind;
   rawPath: string;
   status: number;

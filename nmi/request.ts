@@ -5,8 +5,8 @@
 
 export type RouteKind = "token" | "host_token" | "mangled_token" | "instance" | "proxy";
 
-export const TOKEN_PATH = "/metadata/identity/oauth2/token";
-export const HOST_TOKEN_PATH = "/host/token";
+const TOKEN_PATH = "/metadata/identity/oauth2/token";
+const HOST_TOKEN_PATH = "/host/token";
 
 /** Longest raw query NMI reads; SDK token queries are a few hundred bytes. */
 export const MAX_QUERY_LENGTH = 2048;
@@ -92,7 +92,7 @@ export interface TokenQuery {
   apiVersion?: string;
 }
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ErrorAnswer };
+type ParseResult<T> = { ok: true; value: T } | { ok: false; error: ErrorAnswer };
 
 const bad = (description: string): { ok: false; error: ErrorAnswer } => ({
   ok: false,

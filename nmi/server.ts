@@ -32,7 +32,7 @@ import { RefusalLog } from "./refusal_log.ts";
 import type { FlowResult, TokenFlow } from "./token_flow.ts";
 import { imdsJson, type Token } from "./token.ts";
 
-export interface ServerDeps {
+interface ServerDeps {
   flow: TokenFlow;
   callers: CallerResolver;
   caches: NmiCaches;
@@ -71,11 +71,11 @@ export function refusalAnswer(r: Refusal, retryAfterSeconds?: number): ErrorAnsw
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
-export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), { status, headers: { "content-type": JSON_TYPE, ...headers } });
 }
 
-export function errorResponse(a: ErrorAnswer): Response {
+function errorResponse(a: ErrorAnswer): Response {
   return jsonResponse({ error: a.error, error_description: a.description }, a.status, a.headers);
 }
 

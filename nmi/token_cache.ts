@@ -8,12 +8,12 @@
 
 import type { Token } from "./token.ts";
 
-export interface CachePolicy {
+interface CachePolicy {
   minLifetimeMs: number;
   refreshAheadMs: number;
 }
 
-export type Freshness = "fresh" | "refresh_ahead" | "unusable";
+type Freshness = "fresh" | "refresh_ahead" | "unusable";
 
 /** Pure: what a cached token is good for at `nowMs`. */
 export function freshness(token: Token, nowMs: number, policy: CachePolicy): Freshness {
@@ -24,7 +24,7 @@ export function freshness(token: Token, nowMs: number, policy: CachePolicy): Fre
 }
 
 /** A background refresh is not retried sooner than this after the last one (IMDS may hand back the same token). */
-export const REFRESH_RETRY_MS = 60_000;
+const REFRESH_RETRY_MS = 60_000;
 
 interface Entry {
   token: Token;
@@ -41,7 +41,7 @@ interface Flight {
 
 type Fetch = (signal: AbortSignal) => Promise<Token>;
 
-export interface CacheResult {
+interface CacheResult {
   token: Token;
   /** "cache": served from memory; "upstream": this request's fetch; "shared": joined another's fetch. */
   from: "cache" | "upstream" | "shared";

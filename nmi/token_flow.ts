@@ -15,7 +15,7 @@ import { type CallerPod, identityKey, selectIdentity, type Selection } from "./s
 import { type CallContext, TokenError, type TokenService } from "./token_service.ts";
 import type { Token } from "./token.ts";
 
-export interface FlowOptions {
+interface FlowOptions {
   mode: "standard" | "managed";
   node: string;
   micNamespace: string;

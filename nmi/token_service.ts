@@ -47,7 +47,7 @@ export class TokenError extends Error {
   }
 }
 
-export interface TokenServiceOptions {
+interface TokenServiceOptions {
   imds: ImdsClient;
   cache: TokenCache;
   caches: NmiCaches;
@@ -61,7 +61,7 @@ export interface TokenServiceOptions {
   federation?: FederationOptions;
 }
 
-export interface FederationOptions {
+interface FederationOptions {
   kube: KubeClient;
   /** Identities without the federated annotation are federated. */
   byDefault: boolean;

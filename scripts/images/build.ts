@@ -64,7 +64,7 @@ async function run(
 }
 
 /** sha256 over every file below `paths` (sorted) and `extra`: the cache key of an image. */
-export async function contentHash(paths: string[], extra: string): Promise<string> {
+async function contentHash(paths: string[], extra: string): Promise<string> {
   const files: string[] = [];
   const walk = async (p: string) => {
     const info = await Deno.stat(p);

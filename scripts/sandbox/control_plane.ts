@@ -4,13 +4,13 @@
 
 import { ensureCa, issueCert, rsaKey, sandboxCacheDir } from "./pki.ts";
 
-export interface ControlPlaneBinaries {
+interface ControlPlaneBinaries {
   kubeApiserver: string;
   etcd: string;
   kubectl: string;
 }
 
-export interface ControlPlaneOptions {
+interface ControlPlaneOptions {
   /** Extra kube-apiserver flags, e.g. `--etcd-compaction-interval=0` or watch-cache tuning for fault tests. */
   apiserverArgs?: string[];
   /** Where to keep data, certificates, logs and the kubeconfig; a fresh temp dir by default. */
@@ -57,7 +57,7 @@ const K8S_BIN_ENV = {
 } as const;
 
 /** Finds the binaries: explicit env vars first, then KUBE_BIN_DIR, then the build cache (building if needed). */
-export async function resolveBinaries(): Promise<ControlPlaneBinaries> {
+async function resolveBinaries(): Promise<ControlPlaneBinaries> {
   const fromEnv = {
     kubeApiserver: Deno.env.get(K8S_BIN_ENV.kubeApiserver),
     etcd: Deno.env.get(K8S_BIN_ENV.etcd),
@@ -142,7 +142,7 @@ function b64(text: string): string {
  * Lets anyone read the issuer's discovery document and JWKS (as AKS and kubeadm clusters with an OIDC
  * issuer do), so Azure AD can verify service-account tokens without credentials.
  */
-export const ISSUER_DISCOVERY_BINDING = {
+const ISSUER_DISCOVERY_BINDING = {
   apiVersion: "rbac.authorization.k8s.io/v1",
   kind: "ClusterRoleBinding",
   metadata: { name: "service-account-issuer-discovery-unauthenticated" },

@@ -1,7 +1,7 @@
 // A tiny certificate authority for the sandbox, driven through the openssl CLI.
 // Every certificate is X.509 v3 with extensions: rustls (Deno's TLS) rejects v1 certificates.
 
-interface CertPair {
+export interface CertPair {
   certPath: string;
   keyPath: string;
 }

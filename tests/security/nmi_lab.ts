@@ -13,7 +13,7 @@ import {
 
 const FORWARDER = new URL("../../scripts/sandbox/tcp_forward.ts", import.meta.url).pathname;
 
-export interface AttackNode {
+interface AttackNode {
   h: Harness;
   lab: Lab;
   nmi: NmiProcess;
@@ -26,7 +26,7 @@ export interface AttackNode {
   close(): Promise<void>;
 }
 
-export interface AttackNodeOptions {
+interface AttackNodeOptions {
   attached: string[];
   /** Memory limit of a cgroup v1 NMI runs in (bytes). */
   memoryLimit?: number;
@@ -212,7 +212,7 @@ export async function processState(pid: number): Promise<{ alive: boolean; fds: 
   }
 }
 
-export interface Attack {
+interface Attack {
   /** Everything the script printed so far (stdout and stderr). */
   readonly output: string;
   /** Waits until the output matches `pattern`; returns the match. */

@@ -5,7 +5,7 @@
 const ROOT = "/sys/fs/cgroup";
 
 /** True when the machine runs cgroup v2 alone (a single unified tree at /sys/fs/cgroup). */
-export function unifiedOnly(): boolean {
+function unifiedOnly(): boolean {
   try {
     Deno.statSync(`${ROOT}/cgroup.controllers`);
     return true;
@@ -39,7 +39,7 @@ export async function createCgroup(name: string): Promise<void> {
 }
 
 /** Every pid in `/<name>` and below, in any hierarchy. */
-export async function cgroupPids(name: string): Promise<number[]> {
+async function cgroupPids(name: string): Promise<number[]> {
   const pids = new Set<number>();
   for (const h of hierarchies()) {
     for (const dir of await subtree(`${h}/${name}`)) {

@@ -23,13 +23,13 @@ import { importImages } from "../../images/oci.ts";
 import { DEFAULT_VERSION } from "../../manifests/options.ts";
 
 const DEPLOY = new URL("../../deploy.ts", import.meta.url).pathname;
-export const RESOURCE_GROUP = "MC_realnode";
-export const SCALE_SET = "aks-nodepool1";
-export const CLOUD_FILE = "/etc/kubernetes/azurestackcloud.json";
+const RESOURCE_GROUP = "MC_realnode";
+const SCALE_SET = "aks-nodepool1";
+const CLOUD_FILE = "/etc/kubernetes/azurestackcloud.json";
 /** Nodes register with it and NMI removes it when ready (the README's recommended set-up). */
 export const NMI_STARTUP_TAINT = "aadpodidentity.k8s.io/nmi-not-ready";
 
-export interface RealClusterOptions {
+interface RealClusterOptions {
   /** 1 or 2 nodes (`node-1`, `node-2`). */
   nodes: number;
   /** State (removed by stop) and logs (kept). */

@@ -21,7 +21,7 @@ export interface NodeLayout {
   resolvConf: string;
 }
 
-export const CNI_BIN_DIR = "/usr/lib/cni";
+const CNI_BIN_DIR = "/usr/lib/cni";
 
 /** `name` must be a DNS label: it names the node, its bridge and its cgroup. */
 export function validNodeName(name: string): boolean {

@@ -6,7 +6,7 @@ import { spawnDetached } from "../detached.ts";
 import { type ClusterAccess, identityKubeconfig } from "./identity.ts";
 import type { NodeBinaries } from "./binaries.ts";
 
-export interface ControllersOptions {
+interface ControllersOptions {
   cluster: ClusterAccess;
   /** The service-account signing key (the token controller and the root CA publisher need it). */
   serviceAccountKeyPath: string;

@@ -25,12 +25,12 @@ export const REAL_NODE_NET: NetPlan = {
  * Where services of the machine that pods must reach by a real address live (the Azure emulator, whose
  * discovery documents name its own URL): a link of the machine at `<hostNet>.0.1` (see cluster.ts).
  */
-export const LAB_SERVICES_NET = `${REAL_NODE_NET.hostNet}.0.0/30`;
+const LAB_SERVICES_NET = `${REAL_NODE_NET.hostNet}.0.0/30`;
 
 /** The `kubernetes` Service address kubelet tells pods (10.96.0.0/16 is the apiserver's service range). */
-export const KUBERNETES_SERVICE = { ip: "10.96.0.1", port: 443 };
+const KUBERNETES_SERVICE = { ip: "10.96.0.1", port: 443 };
 
-export interface NodeOptions {
+interface NodeOptions {
   name: string;
   /** 1..250: picks the node's link and pod subnets. */
   index: number;

@@ -36,7 +36,7 @@ export function nextPodIp(): string {
   return `${IP_PREFIX}.${1 + (ipCounter++ % 250)}`;
 }
 
-export interface HttpAnswer {
+interface HttpAnswer {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
@@ -170,7 +170,7 @@ export async function spawnNmi(
   };
 }
 
-export interface HarnessOptions {
+interface HarnessOptions {
   emulator?: AzureEmulatorOptions;
   /** Extra NMI flags. */
   nmiArgs?: string[];
@@ -227,7 +227,7 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export interface PodOptions {
+interface PodOptions {
   namespace?: string;
   node?: string;
   ip?: string;
