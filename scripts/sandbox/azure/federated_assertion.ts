@@ -4,9 +4,9 @@
 // requires the same credential to name `sub` exactly and an `aud` the assertion carries. Each failure has
 // the AADSTS code Azure AD answers (see the emulator README for the sources).
 
-import { type AssertionFailure, assertionTimeFailure } from "./client_assertion.ts";
+import { type AssertionFailure, assertionTimeFailure, decodeAssertion } from "./client_assertion.ts";
 import type { FederatedCredential } from "./federated_credentials.ts";
-import { type DecodedJwt, decodeJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
+import { type DecodedJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
 
 interface FederatedAssertionCheck {
   clientId: string;
@@ -95,12 +95,9 @@ export async function checkFederatedAssertion(
   assertion: string,
   check: FederatedAssertionCheck,
 ): Promise<AssertionFailure | undefined> {
-  let jwt: DecodedJwt;
-  try {
-    jwt = decodeJwt(assertion);
-  } catch {
-    return { code: 50027, description: "JWT token is invalid or malformed." };
-  }
+  const decoded = decodeAssertion(assertion);
+  if ("failure" in decoded) return decoded.failure;
+  const { jwt } = decoded;
   const { header, payload } = jwt;
   if (check.credentials.length === 0) {
     return {
