@@ -62,10 +62,28 @@ Deno.test("check_function_length: the repository walk reads lib/, mic/, nmi/ and
     Deno.writeTextFileSync(`${root}/scripts/deep/b.ts`, `function inScripts() ${body(12)}`);
     Deno.writeTextFileSync(`${root}/mic/fixtures/c.ts`, `function fixture() ${body(12)}`);
     Deno.writeTextFileSync(`${root}/tests/d.ts`, `function test() ${body(12)}`);
-    assert.deepEqual(
-      checkRepository(root, 10).map((f) => `${f.path} ${f.name}`),
-      ["lib/a.ts inLib", "scripts/deep/b.ts inScripts"],
-    );
+    const { findings, stale } = checkRepository(root, 10, {});
+    assert.deepEqual(findings.map((f) => `${f.path} ${f.name}`), [
+      "lib/a.ts inLib",
+      "scripts/deep/b.ts inScripts",
+    ]);
+    assert.deepEqual(stale, []);
+  } finally {
+    Deno.removeSync(root, { recursive: true });
+  }
+});
+
+Deno.test("check_function_length: an allow-listed function is no finding; an entry that matches nothing is stale", () => {
+  const root = Deno.makeTempDirSync();
+  try {
+    Deno.mkdirSync(`${root}/lib`);
+    Deno.writeTextFileSync(`${root}/lib/table.ts`, `export function table() ${body(12)}`);
+    const { findings, stale } = checkRepository(root, 10, {
+      "lib/table.ts#table": "generated",
+      "lib/gone.ts#cut": "was cut into steps",
+    });
+    assert.deepEqual(findings, []);
+    assert.deepEqual(stale, ["lib/gone.ts#cut"]);
   } finally {
     Deno.removeSync(root, { recursive: true });
   }
