@@ -3,14 +3,7 @@
 // apiserver prunes undeclared fields and users' existing YAML uses either spelling.
 // No status subresource: the original has none, and its MIC writes status through the main resource.
 
-import {
-  ASSIGNED_SPEC_ALIASES,
-  ASSIGNED_STATUS_ALIASES,
-  BINDING_SPEC_ALIASES,
-  EXCEPTION_SPEC_ALIASES,
-  IDENTITY_SPEC_ALIASES,
-  SECRET_REF_ALIASES,
-} from "./casing.ts";
+import * as aliases from "./casing.ts";
 import { GROUP, VERSION } from "./types.ts";
 
 type Schema = {
@@ -30,9 +23,12 @@ type Schema = {
 const str = (description: string, extra: Schema = {}): Schema => ({ type: "string", description, ...extra });
 
 /** Declares each camelCase property again under its legacy spelling. */
-function withLegacy(props: Record<string, Schema>, aliases: Record<string, string>): Record<string, Schema> {
+function withLegacy(
+  props: Record<string, Schema>,
+  legacyNames: Record<string, string>,
+): Record<string, Schema> {
   const out: Record<string, Schema> = { ...props };
-  for (const [camel, legacy] of Object.entries(aliases)) {
+  for (const [camel, legacy] of Object.entries(legacyNames)) {
     const schema = props[camel];
     if (!schema) throw new Error(`alias ${legacy} has no declared field ${camel}`);
     out[legacy] = {
@@ -43,64 +39,60 @@ function withLegacy(props: Record<string, Schema>, aliases: Record<string, strin
   return out;
 }
 
+/**
+ * A spec or status object: the embedded metadata, then the fields under both spellings. The original embeds
+ * ObjectMeta in every spec and status; kept so such objects are stored as written.
+ */
+function section(fields: Record<string, Schema>, legacyNames: Record<string, string>): Schema {
+  const metadata: Schema = { type: "object", "x-kubernetes-preserve-unknown-fields": true };
+  return { type: "object", properties: { metadata, ...withLegacy(fields, legacyNames) } };
+}
+
 const secretRef: Schema = {
   type: "object",
   description: "Secret holding the service principal's secret (type 1) or certificate and password (type 2).",
   properties: withLegacy(
     { name: str("Secret name."), namespace: str("Secret namespace.") },
-    SECRET_REF_ALIASES,
+    aliases.SECRET_REF_ALIASES,
   ),
 };
 
-const identitySpec: Schema = {
-  type: "object",
-  properties: {
-    // The original embeds ObjectMeta in every spec; kept so such objects are stored as written.
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    ...withLegacy({
-      // Types only, as the original's schema: objects v1.8.17 stored (any string, any type number) must
-      // still be accepted; MIC and NMI report an unusable identity in Events instead.
-      type: {
-        type: "integer",
-        description:
-          "0: user-assigned managed identity, 1: service principal (secret), 2: service principal (certificate).",
-      },
-      resourceID: str("ARM id of the user-assigned identity (type 0)."),
-      clientID: str("Client id of the identity or service principal."),
-      clientPassword: secretRef,
-      tenantID: str("Tenant of the service principal."),
-      auxiliaryTenantIDs: {
-        type: "array",
-        nullable: true,
-        items: { type: "string" },
-        description: "Extra tenants for a multi-tenant service principal.",
-      },
-      adResourceID: str("Unused; kept for compatibility."),
-      adEndpoint: str("Azure AD authority for service principals; defaults to the cloud's."),
-      replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
-    }, { ...IDENTITY_SPEC_ALIASES, replicas: "Replicas" }),
+const identitySpec = section(
+  {
+    // Types only, as the original's schema: objects v1.8.17 stored (any string, any type number) must
+    // still be accepted; MIC and NMI report an unusable identity in Events instead.
+    type: {
+      type: "integer",
+      description:
+        "0: user-assigned managed identity, 1: service principal (secret), 2: service principal (certificate).",
+    },
+    resourceID: str("ARM id of the user-assigned identity (type 0)."),
+    clientID: str("Client id of the identity or service principal."),
+    clientPassword: secretRef,
+    tenantID: str("Tenant of the service principal."),
+    auxiliaryTenantIDs: {
+      type: "array",
+      nullable: true,
+      items: { type: "string" },
+      description: "Extra tenants for a multi-tenant service principal.",
+    },
+    adResourceID: str("Unused; kept for compatibility."),
+    adEndpoint: str("Azure AD authority for service principals; defaults to the cloud's."),
+    replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
   },
-};
+  { ...aliases.IDENTITY_SPEC_ALIASES, replicas: "Replicas" },
+);
 
-const replicaStatus: Schema = {
-  type: "object",
-  properties: {
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    availableReplicas: { type: "integer" },
-  },
-};
+const replicaStatus = section({ availableReplicas: { type: "integer" } }, {});
 
-const bindingSpec: Schema = {
-  type: "object",
-  properties: {
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    ...withLegacy({
-      azureIdentity: str("Name of an AzureIdentity in this namespace."),
-      selector: str("Pods whose label aadpodidbinding equals this value get the identity."),
-      weight: { type: "integer", description: "Unused; kept for compatibility." },
-    }, BINDING_SPEC_ALIASES),
+const bindingSpec = section(
+  {
+    azureIdentity: str("Name of an AzureIdentity in this namespace."),
+    selector: str("Pods whose label aadpodidbinding equals this value get the identity."),
+    weight: { type: "integer", description: "Unused; kept for compatibility." },
   },
-};
+  aliases.BINDING_SPEC_ALIASES,
+);
 
 /** Refs embed whole objects as the original wrote them, in whatever casing: kept verbatim. */
 const embedded = (description: string): Schema => ({
@@ -110,45 +102,36 @@ const embedded = (description: string): Schema => ({
   "x-kubernetes-preserve-unknown-fields": true,
 });
 
-const assignedSpec: Schema = {
-  type: "object",
-  properties: {
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    ...withLegacy({
-      azureIdentityRef: embedded("The AzureIdentity assigned, as it was when assigned."),
-      azureBindingRef: embedded("The AzureIdentityBinding that matched the pod."),
-      pod: str("Pod name."),
-      podNamespace: str("Pod namespace."),
-      nodename: str("Node the pod runs on."),
-      replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
-    }, { ...ASSIGNED_SPEC_ALIASES, replicas: "Replicas" }),
+const assignedSpec = section(
+  {
+    azureIdentityRef: embedded("The AzureIdentity assigned, as it was when assigned."),
+    azureBindingRef: embedded("The AzureIdentityBinding that matched the pod."),
+    pod: str("Pod name."),
+    podNamespace: str("Pod namespace."),
+    nodename: str("Node the pod runs on."),
+    replicas: { type: "integer", nullable: true, description: "Unused; kept for compatibility." },
   },
-};
+  { ...aliases.ASSIGNED_SPEC_ALIASES, replicas: "Replicas" },
+);
 
-const assignedStatus: Schema = {
-  type: "object",
-  properties: {
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    ...withLegacy({
-      status: str("Created, Assigned or Unassigned.", { enum: ["", "Created", "Assigned", "Unassigned"] }),
-      availableReplicas: { type: "integer" },
-    }, ASSIGNED_STATUS_ALIASES),
+const assignedStatus = section(
+  {
+    status: str("Created, Assigned or Unassigned.", { enum: ["", "Created", "Assigned", "Unassigned"] }),
+    availableReplicas: { type: "integer" },
   },
-};
+  aliases.ASSIGNED_STATUS_ALIASES,
+);
 
-const exceptionSpec: Schema = {
-  type: "object",
-  properties: {
-    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-    ...withLegacy({
-      podLabels: {
-        type: "object",
-        additionalProperties: { type: "string" },
-        description: "A pod with any one of these labels (value compared case-insensitively) is excepted.",
-      },
-    }, EXCEPTION_SPEC_ALIASES),
+const exceptionSpec = section(
+  {
+    podLabels: {
+      type: "object",
+      additionalProperties: { type: "string" },
+      description: "A pod with any one of these labels (value compared case-insensitively) is excepted.",
+    },
   },
-};
+  aliases.EXCEPTION_SPEC_ALIASES,
+);
 
 interface PrinterColumn {
   name: string;
@@ -178,13 +161,18 @@ interface CustomResourceDefinition {
 
 const AGE: PrinterColumn = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
 
+/** What one kind's definition says beyond its names. */
+interface KindSchema {
+  description: string;
+  properties: Record<string, Schema>;
+  columns: PrinterColumn[];
+}
+
 function crd(
   kind: string,
   plural: string,
   shortNames: string[],
-  description: string,
-  properties: Record<string, Schema>,
-  columns: PrinterColumn[],
+  { description, properties, columns }: KindSchema,
 ): CustomResourceDefinition {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
@@ -220,52 +208,49 @@ function crd(
   };
 }
 
+/** A printer column over a string field unless `extra` says otherwise. */
+const column = (name: string, jsonPath: string, extra: Partial<PrinterColumn> = {}): PrinterColumn => ({
+  name,
+  type: "string",
+  jsonPath,
+  ...extra,
+});
+
+const exceptionStatus: Schema = {
+  type: "object",
+  properties: { metadata: { type: "object" }, status: { type: "string" } },
+};
+
 export const CRDS: CustomResourceDefinition[] = [
-  crd(
-    "AzureIdentity",
-    "azureidentities",
-    ["azid"],
-    "An Azure identity (user-assigned managed identity or service principal) pods can be bound to.",
-    { spec: identitySpec, status: replicaStatus },
-    [
-      { name: "Type", type: "integer", jsonPath: ".spec.type" },
-      { name: "ClientID", type: "string", jsonPath: ".spec.clientID" },
-      { name: "ResourceID", type: "string", jsonPath: ".spec.resourceID", priority: 1 },
+  crd("AzureIdentity", "azureidentities", ["azid"], {
+    description:
+      "An Azure identity (user-assigned managed identity or service principal) pods can be bound to.",
+    properties: { spec: identitySpec, status: replicaStatus },
+    columns: [
+      column("Type", ".spec.type", { type: "integer" }),
+      column("ClientID", ".spec.clientID"),
+      column("ResourceID", ".spec.resourceID", { priority: 1 }),
     ],
-  ),
-  crd(
-    "AzureIdentityBinding",
-    "azureidentitybindings",
-    ["azidb"],
-    "Binds an AzureIdentity to the pods labelled aadpodidbinding=<selector>.",
-    { spec: bindingSpec, status: replicaStatus },
-    [
-      { name: "AzureIdentity", type: "string", jsonPath: ".spec.azureIdentity" },
-      { name: "Selector", type: "string", jsonPath: ".spec.selector" },
+  }),
+  crd("AzureIdentityBinding", "azureidentitybindings", ["azidb"], {
+    description: "Binds an AzureIdentity to the pods labelled aadpodidbinding=<selector>.",
+    properties: { spec: bindingSpec, status: replicaStatus },
+    columns: [column("AzureIdentity", ".spec.azureIdentity"), column("Selector", ".spec.selector")],
+  }),
+  crd("AzureAssignedIdentity", "azureassignedidentities", ["azaid"], {
+    description: "Written by MIC: an identity assigned to one pod on one node.",
+    properties: { spec: assignedSpec, status: assignedStatus },
+    columns: [
+      column("Pod", ".spec.pod"),
+      column("PodNamespace", ".spec.podNamespace"),
+      column("Node", ".spec.nodename"),
+      column("Status", ".status.status"),
     ],
-  ),
-  crd(
-    "AzureAssignedIdentity",
-    "azureassignedidentities",
-    ["azaid"],
-    "Written by MIC: an identity assigned to one pod on one node.",
-    { spec: assignedSpec, status: assignedStatus },
-    [
-      { name: "Pod", type: "string", jsonPath: ".spec.pod" },
-      { name: "PodNamespace", type: "string", jsonPath: ".spec.podNamespace" },
-      { name: "Node", type: "string", jsonPath: ".spec.nodename" },
-      { name: "Status", type: "string", jsonPath: ".status.status" },
-    ],
-  ),
-  crd(
-    "AzurePodIdentityException",
-    "azurepodidentityexceptions",
-    ["azpie"],
-    "Pods matching these labels in this namespace bypass pod identity and use the node's identity.",
-    {
-      spec: exceptionSpec,
-      status: { type: "object", properties: { metadata: { type: "object" }, status: { type: "string" } } },
-    },
-    [],
-  ),
+  }),
+  crd("AzurePodIdentityException", "azurepodidentityexceptions", ["azpie"], {
+    description:
+      "Pods matching these labels in this namespace bypass pod identity and use the node's identity.",
+    properties: { spec: exceptionSpec, status: exceptionStatus },
+    columns: [],
+  }),
 ];

@@ -372,19 +372,18 @@ export function normalizeAzurePodIdentityException(raw: unknown): AzurePodIdenti
   };
 }
 
+const NORMALIZERS: Record<AadPodIdentityObject["kind"], (raw: unknown) => AadPodIdentityObject> = {
+  AzureIdentity: normalizeAzureIdentity,
+  AzureIdentityBinding: normalizeAzureIdentityBinding,
+  AzureAssignedIdentity: normalizeAzureAssignedIdentity,
+  AzurePodIdentityException: normalizeAzurePodIdentityException,
+};
+
 /** Normalises any of the four kinds, dispatching on `kind`. */
 export function normalize(raw: unknown): AadPodIdentityObject {
   const kind = isObject(raw) ? raw.kind : undefined;
-  switch (kind) {
-    case "AzureIdentity":
-      return normalizeAzureIdentity(raw);
-    case "AzureIdentityBinding":
-      return normalizeAzureIdentityBinding(raw);
-    case "AzureAssignedIdentity":
-      return normalizeAzureAssignedIdentity(raw);
-    case "AzurePodIdentityException":
-      return normalizeAzurePodIdentityException(raw);
-    default:
-      throw new InvalidObjectError("object", "kind", `is not an ${API_VERSION} kind (got ${describe(kind)})`);
+  if (typeof kind === "string" && Object.hasOwn(NORMALIZERS, kind)) {
+    return NORMALIZERS[kind as AadPodIdentityObject["kind"]](raw);
   }
+  throw new InvalidObjectError("object", "kind", `is not an ${API_VERSION} kind (got ${describe(kind)})`);
 }

@@ -2,6 +2,8 @@
 // Objects arrive from the API in either field casing (see normalize.ts); nothing past normalisation ever
 // sees the difference.
 
+import type { ObjectMeta as KubeObjectMeta, OwnerReference } from "../kube/types.ts";
+
 export const GROUP = "aadpodidentity.k8s.io";
 export const VERSION = "v1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -31,35 +33,22 @@ export const AssignedIdentityState = {
 export type AssignedIdentityState = typeof AssignedIdentityState[keyof typeof AssignedIdentityState] | "";
 
 /** Names an object that owns this one (garbage collection); the original's Go types carry it in ObjectMeta. */
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { OwnerReference };
 
 /**
- * The parts of Kubernetes ObjectMeta that a read-modify-write must carry back unchanged. managedFields is
- * left out: the apiserver keeps it itself when an update omits it.
+ * The parts of Kubernetes ObjectMeta that a read-modify-write must carry back unchanged, with the fields every
+ * object of these kinds has made required. managedFields is left out: the apiserver keeps it itself when an
+ * update omits it. `generateName` is kept so an update does not drop what the creator wrote.
  */
-export interface ObjectMeta {
+export interface ObjectMeta extends Omit<KubeObjectMeta, RequiredMeta> {
   name: string;
-  /** Set when the server chose `name`; kept so an update does not drop what the creator wrote. */
-  generateName?: string;
   namespace: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  deletionGracePeriodSeconds?: number;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   finalizers: string[];
-  ownerReferences?: OwnerReference[];
 }
+
+type RequiredMeta = "name" | "namespace" | "labels" | "annotations" | "finalizers";
 
 /**
  * The original embeds an (always empty) ObjectMeta as `metadata` in every spec and status, which its Go

@@ -42,6 +42,11 @@ function metadataToWire(m: ObjectMeta): WireObject {
   });
 }
 
+/** apiVersion, kind and metadata, the part every kind writes alike. */
+function envelope(o: AadPodIdentityObject): WireObject {
+  return { apiVersion: o.apiVersion, kind: o.kind, metadata: metadataToWire(o.metadata) };
+}
+
 /** Present only when the object had a status; availableReplicas is written even when 0, as Go does. */
 function replicaStatusToWire(status: ReplicaStatus | undefined): WireObject {
   return status
@@ -62,9 +67,7 @@ function replicasToWire(replicas: number | undefined): WireObject {
 function identityToWire(o: AzureIdentity): WireObject {
   const s = o.spec;
   return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    metadata: metadataToWire(o.metadata),
+    ...envelope(o),
     spec: {
       type: s.type,
       ...compact({
@@ -85,9 +88,7 @@ function identityToWire(o: AzureIdentity): WireObject {
 
 function bindingToWire(o: AzureIdentityBinding): WireObject {
   return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    metadata: metadataToWire(o.metadata),
+    ...envelope(o),
     spec: {
       ...compact({
         azureIdentity: o.spec.azureIdentity,
@@ -102,9 +103,7 @@ function bindingToWire(o: AzureIdentityBinding): WireObject {
 
 function assignedToWire(o: AzureAssignedIdentity): WireObject {
   return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    metadata: metadataToWire(o.metadata),
+    ...envelope(o),
     spec: {
       azureIdentityRef: identityToWire(o.spec.azureIdentityRef),
       azureBindingRef: bindingToWire(o.spec.azureBindingRef),
@@ -123,9 +122,7 @@ function assignedToWire(o: AzureAssignedIdentity): WireObject {
 
 function exceptionToWire(o: AzurePodIdentityException): WireObject {
   return {
-    apiVersion: o.apiVersion,
-    kind: o.kind,
-    metadata: metadataToWire(o.metadata),
+    ...envelope(o),
     spec: { podLabels: o.spec.podLabels, ...embeddedToWire(o.spec.metadata) },
     ...(o.status ? { status: { status: o.status.status, ...embeddedToWire(o.status.metadata) } } : {}),
   };

@@ -252,168 +252,192 @@ async function pool(n: number, concurrency: number, job: (i: number) => Promise<
   }));
 }
 
-export async function runVsClientGo(): Promise<void> {
-  const PODS = num("pods", 10_000);
-  const BACKLOG = num("backlog", 5_000);
-  const ROUNDS = num("rounds", 3);
-  const WATCHERS = num("watchers", 100);
-  const NODES = 20;
-  const started = performance.now();
-  const say = (m: string) => console.error(`  [${((performance.now() - started) / 1000).toFixed(1)} s] ${m}`);
+type Results = Map<string, { ours: number[]; theirs: number[] }>;
 
+/** One benchmark run: the apiserver's client, the two sides and what each measured. */
+interface Bench {
+  client: KubeClient;
+  namespace: string;
+  ours: Side;
+  theirs: Side;
+  results: Results;
+  say: (m: string) => void;
+}
+
+function record(b: Bench, key: string, side: Side, v: number): void {
+  const r = b.results.get(key) ?? { ours: [], theirs: [] };
+  b.results.set(key, r);
+  (side === b.ours ? r.ours : r.theirs).push(v);
+}
+
+/** Both sides, in the order of this round: it flips every round. */
+const inOrder = (b: Bench, round: number) => round % 2 === 0 ? [b.ours, b.theirs] : [b.theirs, b.ours];
+
+/** Builds the client-go side (once; build.sh caches it) and returns the binary's path. */
+async function buildClientGo(): Promise<string> {
   const build = await new Deno.Command("bash", {
     args: [new URL("./build.sh", import.meta.url).pathname],
     stderr: "inherit",
     stdout: "piped",
   }).output();
   if (!build.success) throw new Error("building the client-go benchmark failed");
-  const goBin = new TextDecoder().decode(build.stdout).trim().split("\n").at(-1)!;
+  return new TextDecoder().decode(build.stdout).trim().split("\n").at(-1)!;
+}
 
-  // Profiling on: the bench makes the apiserver collect its garbage before each measured run (below).
-  const cp = await startControlPlane({ apiserverArgs: ["--profiling=true"] });
-  const conn = await loadKubeConnection({ kubeconfigPath: cp.kubeconfigPath });
-  const client = new KubeClient(conn, { userAgent: "bench-driver" });
-  const namespace = "bench";
-  const kc = cp.kubeconfigPath;
+function sides(kc: string, goBin: string): { ours: Side; theirs: Side } {
   const self = new URL("../watch_loop.ts", import.meta.url).pathname;
-  const ours: Side = {
-    name: "ours",
-    argv: (mode, a) => [
-      Deno.execPath(),
-      "run",
-      "-A",
-      self,
-      `--child=${mode}`,
-      `--kubeconfig=${kc}`,
-      ...a,
-      ...(arg("ours-args")?.split(" ").filter(Boolean) ?? []),
-    ],
+  return {
+    ours: {
+      name: "ours",
+      argv: (mode, a) => [
+        Deno.execPath(),
+        "run",
+        "-A",
+        self,
+        `--child=${mode}`,
+        `--kubeconfig=${kc}`,
+        ...a,
+        ...(arg("ours-args")?.split(" ").filter(Boolean) ?? []),
+      ],
+    },
+    theirs: {
+      name: "client-go",
+      // Go's flag package takes --name=value too.
+      argv: (mode, a) => [goBin, mode, `--kubeconfig=${kc}`, ...a],
+    },
   };
-  const theirs: Side = {
-    name: "client-go",
-    // Go's flag package takes --name=value too.
-    argv: (mode, a) => [goBin, mode, `--kubeconfig=${kc}`, ...a],
-  };
-  const results = new Map<string, { ours: number[]; theirs: number[] }>();
-  const record = (k: string, side: Side, v: number) => {
-    const r = results.get(k) ?? { ours: [], theirs: [] };
-    results.set(k, r);
-    (side === ours ? r.ours : r.theirs).push(v);
-  };
-  const usage = async (): Promise<ServerUsage> => {
-    const text = await (await client.fetch("GET", "/metrics")).text();
-    const read = (name: string) => {
-      const m = new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text);
-      if (!m) throw new Error(`no ${name} in the apiserver's /metrics`);
-      return Number(m[1]);
-    };
-    return {
-      cpuS: read("process_cpu_seconds_total"),
-      gcCpuS: read("go_cpu_classes_gc_total_cpu_seconds_total"),
-      gcCycles: read("go_gc_duration_seconds_count"),
-      allocatedMiB: read("go_gc_heap_allocs_bytes_total") / 2 ** 20,
-    };
-  };
-  // The apiserver's Go runtime collects when its allocations since the last cycle reach its live heap
-  // (10,000 pods and their watch cache); a cycle costs it about 0.25 s of CPU here. Left alone, whether a
-  // cycle fell inside a measured run decided that run's CPU more than the client did (0.3 or 1.0 s for
-  // the same requests), and it stalls a replay. So each run starts right after a forced collection (the
-  // heap profile with gc=1 runs one first), and a cycle inside it is one its own requests paid for.
-  const collect = async () => {
-    const res = await client.fetch("GET", "/debug/pprof/heap", { query: { gc: 1 } });
-    await res.body?.cancel();
-  };
-  let load = "";
-  try {
-    await client.create(Resources.namespaces, { metadata: { name: namespace } });
-    await pool(PODS, 32, (i) =>
-      client.create<Pod>(Resources.pods, {
-        metadata: {
-          name: `bench-${i}`,
-          namespace,
-          labels: { app: "bench", aadpodidbinding: `sel-${i % 50}` },
-        },
-        spec: {
-          nodeName: `node-${i % NODES}`,
-          containers: [{ name: "app", image: "registry.invalid/app:1" }],
-        },
-      }));
-    say(`created ${PODS} pods on ${NODES} nodes`);
+}
 
-    const phases = (arg("phases") ?? "sync,watchers").split(",");
-    for (let round = 0; round < (phases.includes("sync") ? ROUNDS : 0); round++) {
-      const rv0 = (await client.list(Resources.pods, { namespace, limit: 1 })).metadata.resourceVersion!;
-      await pool(BACKLOG, 32, (i) =>
-        client.patch(Resources.pods, `bench-${i % PODS}`, "merge", {
-          metadata: { labels: { round: `r${round}-${i}` } },
-        }, { namespace }));
-      const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
-      for (const side of order) {
-        await collect();
-        const r = await runOnce(side, "sync", [
-          `--namespace=${namespace}`,
-          `--from-rv=${rv0}`,
-          `--backlog=${BACKLOG}`,
-        ]);
-        if (r.pods !== PODS) throw new Error(`${side.name} synced ${r.pods} pods, expected ${PODS}`);
-        record("syncMs", side, r.syncMs);
-        record("heapMiB", side, r.heapMiB);
-        record("replayPerSec", side, r.replayPerSec);
-        say(`round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
-      }
-    }
+async function apiserverUsage(client: KubeClient): Promise<ServerUsage> {
+  const text = await (await client.fetch("GET", "/metrics")).text();
+  const read = (name: string) => {
+    const m = new RegExp(`^${name} ([0-9.e+]+)$`, "m").exec(text);
+    if (!m) throw new Error(`no ${name} in the apiserver's /metrics`);
+    return Number(m[1]);
+  };
+  return {
+    cpuS: read("process_cpu_seconds_total"),
+    gcCpuS: read("go_cpu_classes_gc_total_cpu_seconds_total"),
+    gcCycles: read("go_gc_duration_seconds_count"),
+    allocatedMiB: read("go_gc_heap_allocs_bytes_total") / 2 ** 20,
+  };
+}
 
-    // One node's pods, as every NMI watches them; the writes go to that node's pods only. Paced at
-    // --churn-rate writes/s (0: as fast as 16 concurrent PATCHes go): a real node's pods change a few times
-    // a second at most, while a burst to 100 watchers in one process measures that process's throughput
-    // (the apiserver closes watchers that fall behind, and their re-watches cost it CPU).
-    const nodePods = Array.from({ length: PODS / NODES }, (_, i) => `bench-${i * NODES}`);
-    const CHURN_WRITES = num("churn-writes", 200);
-    const CHURN_RATE = num("churn-rate", 50);
-    let churnRound = 0;
-    const write = (i: number) =>
-      client.patch(Resources.pods, nodePods[i % nodePods.length], "merge", {
-        metadata: { labels: { churn: `c${churnRound++}` } },
-      }, { namespace });
-    const churn = async () => {
-      if (CHURN_RATE > 0) {
-        const t0 = performance.now();
-        for (let i = 0; i < CHURN_WRITES; i++) {
-          const wait = t0 + (i * 1000) / CHURN_RATE - performance.now();
-          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-          await write(i);
-        }
-      } else await pool(CHURN_WRITES, 16, write);
-      await new Promise<void>((r) => setTimeout(r, 2000));
-    };
-    load = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
-    for (let round = 0; round < (phases.includes("watchers") ? ROUNDS : 0); round++) {
-      const order = round % 2 === 0 ? [ours, theirs] : [theirs, ours];
-      for (const side of order) {
-        await collect();
-        const r = await watchersCpu(side, [`--count=${WATCHERS}`, "--node=node-0"], usage, churn);
-        record("watchersSyncMs", side, r.syncMs);
-        record("apiserverCpuS", side, r.apiserverCpuS);
-        record("syncCpuS", side, r.syncCpuS);
-        record("churnCpuS", side, r.churnCpuS);
-        record("gcCpuS", side, r.gcCpuS);
-        record("gcCycles", side, r.gcCycles);
-        record("allocatedMiB", side, r.allocatedMiB);
-        say(`watchers round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
-      }
+// The apiserver's Go runtime collects when its allocations since the last cycle reach its live heap
+// (10,000 pods and their watch cache); a cycle costs it about 0.25 s of CPU here. Left alone, whether a
+// cycle fell inside a measured run decided that run's CPU more than the client did (0.3 or 1.0 s for
+// the same requests), and it stalls a replay. So each run starts right after a forced collection (the
+// heap profile with gc=1 runs one first), and a cycle inside it is one its own requests paid for.
+async function collect(client: KubeClient): Promise<void> {
+  const res = await client.fetch("GET", "/debug/pprof/heap", { query: { gc: 1 } });
+  await res.body?.cancel();
+}
+
+async function createPods(b: Bench, pods: number, nodes: number): Promise<void> {
+  await b.client.create(Resources.namespaces, { metadata: { name: b.namespace } });
+  await pool(pods, 32, (i) =>
+    b.client.create<Pod>(Resources.pods, {
+      metadata: {
+        name: `bench-${i}`,
+        namespace: b.namespace,
+        labels: { app: "bench", aadpodidbinding: `sel-${i % 50}` },
+      },
+      spec: {
+        nodeName: `node-${i % nodes}`,
+        containers: [{ name: "app", image: "registry.invalid/app:1" }],
+      },
+    }));
+  b.say(`created ${pods} pods on ${nodes} nodes`);
+}
+
+/** Each round: a backlog of writes, then each side syncs every pod and replays the backlog. */
+async function syncPhase(b: Bench, rounds: number, pods: number, backlog: number): Promise<void> {
+  const { client, namespace } = b;
+  for (let round = 0; round < rounds; round++) {
+    const rv0 = (await client.list(Resources.pods, { namespace, limit: 1 })).metadata.resourceVersion!;
+    await pool(backlog, 32, (i) =>
+      client.patch(Resources.pods, `bench-${i % pods}`, "merge", {
+        metadata: { labels: { round: `r${round}-${i}` } },
+      }, { namespace }));
+    for (const side of inOrder(b, round)) {
+      await collect(client);
+      const r = await runOnce(side, "sync", [
+        `--namespace=${namespace}`,
+        `--from-rv=${rv0}`,
+        `--backlog=${backlog}`,
+      ]);
+      if (r.pods !== pods) throw new Error(`${side.name} synced ${r.pods} pods, expected ${pods}`);
+      record(b, "syncMs", side, r.syncMs);
+      record(b, "heapMiB", side, r.heapMiB);
+      record(b, "replayPerSec", side, r.replayPerSec);
+      b.say(`round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
     }
-  } finally {
-    conn.close();
-    await cp.stop();
   }
+}
 
-  const loadEnd = Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
+// One node's pods, as every NMI watches them; the writes go to that node's pods only. Paced at
+// --churn-rate writes/s (0: as fast as 16 concurrent PATCHes go): a real node's pods change a few times
+// a second at most, while a burst to 100 watchers in one process measures that process's throughput
+// (the apiserver closes watchers that fall behind, and their re-watches cost it CPU).
+function churner(b: Bench, pods: number, nodes: number): () => Promise<void> {
+  const nodePods = Array.from({ length: pods / nodes }, (_, i) => `bench-${i * nodes}`);
+  const CHURN_WRITES = num("churn-writes", 200);
+  const CHURN_RATE = num("churn-rate", 50);
+  let churnRound = 0;
+  const write = (i: number) =>
+    b.client.patch(Resources.pods, nodePods[i % nodePods.length], "merge", {
+      metadata: { labels: { churn: `c${churnRound++}` } },
+    }, { namespace: b.namespace });
+  return async () => {
+    if (CHURN_RATE > 0) {
+      const t0 = performance.now();
+      for (let i = 0; i < CHURN_WRITES; i++) {
+        const wait = t0 + (i * 1000) / CHURN_RATE - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        await write(i);
+      }
+    } else await pool(CHURN_WRITES, 16, write);
+    await new Promise<void>((r) => setTimeout(r, 2000));
+  };
+}
+
+const WATCHER_FIGURES = ["apiserverCpuS", "syncCpuS", "churnCpuS", "gcCpuS", "gcCycles", "allocatedMiB"];
+
+async function watchersPhase(b: Bench, rounds: number, watchers: number, churn: () => Promise<void>) {
+  for (let round = 0; round < rounds; round++) {
+    for (const side of inOrder(b, round)) {
+      await collect(b.client);
+      const r = await watchersCpu(
+        side,
+        [`--count=${watchers}`, "--node=node-0"],
+        () => apiserverUsage(b.client),
+        churn,
+      );
+      // watchersCpu's `syncMs` is this phase's own figure, apart from the sync phase's.
+      record(b, "watchersSyncMs", side, r.syncMs);
+      for (const key of WATCHER_FIGURES) record(b, key, side, r[key]);
+      b.say(`watchers round ${round + 1} ${side.name}: ${JSON.stringify(r)}`);
+    }
+  }
+}
+
+interface Figures {
+  pods: number;
+  backlog: number;
+  watchers: number;
+  rounds: number;
+  /** Load averages at the start of the watcher phase and at the end. */
+  load: string;
+  loadEnd: string;
+}
+
+function printResults(results: Results, { pods, backlog, watchers, rounds, load, loadEnd }: Figures): void {
   const rows: [string, string, number, number, string][] = [
-    [`LIST + sync ${PODS} pods (ms)`, "syncMs", 0, 0, "lower is better"],
+    [`LIST + sync ${pods} pods (ms)`, "syncMs", 0, 0, "lower is better"],
     ["heap held after sync (MiB)", "heapMiB", 0, 0, "lower is better"],
-    [`watch replay of ${BACKLOG} events (events/s)`, "replayPerSec", 0, 0, "higher is better"],
-    [`${WATCHERS} watchers of one node's pods: sync (ms)`, "watchersSyncMs", 0, 0, "lower is better"],
-    [`${WATCHERS} watchers: apiserver CPU (s)`, "apiserverCpuS", 0, 0, "lower is better"],
+    [`watch replay of ${backlog} events (events/s)`, "replayPerSec", 0, 0, "higher is better"],
+    [`${watchers} watchers of one node's pods: sync (ms)`, "watchersSyncMs", 0, 0, "lower is better"],
+    [`${watchers} watchers: apiserver CPU (s)`, "apiserverCpuS", 0, 0, "lower is better"],
     [`  of which start-up until all synced (s)`, "syncCpuS", 0, 0, "lower is better"],
     [`  of which writes to the node's pods + 2 s (s)`, "churnCpuS", 0, 0, "lower is better"],
     [`  of which its Go GC (s)`, "gcCpuS", 0, 0, "lower is better"],
@@ -422,7 +446,7 @@ export async function runVsClientGo(): Promise<void> {
   ];
   console.log(
     `\nlib/kube vs client-go v0.34.2 defaults (kube-apiserver v1.34.2, ${navigator.hardwareConcurrency} cores, ` +
-      `${ROUNDS} alternating rounds each, medians; watchers phase: ${
+      `${rounds} alternating rounds each, medians; watchers phase: ${
         arg("churn-writes") ?? 200
       } writes to the node's ` +
       `pods at ${
@@ -445,4 +469,50 @@ export async function runVsClientGo(): Promise<void> {
       `  ${k}: ${r.ours.map((x) => x.toFixed(1)).join(" ")} | ${r.theirs.map((x) => x.toFixed(1)).join(" ")}`,
     );
   }
+}
+
+const loadAverage = () => Deno.loadavg().map((x) => x.toFixed(2)).join(", ");
+
+export async function runVsClientGo(): Promise<void> {
+  const PODS = num("pods", 10_000);
+  const BACKLOG = num("backlog", 5_000);
+  const ROUNDS = num("rounds", 3);
+  const WATCHERS = num("watchers", 100);
+  const NODES = 20;
+  const started = performance.now();
+  const say = (m: string) => console.error(`  [${((performance.now() - started) / 1000).toFixed(1)} s] ${m}`);
+  const goBin = await buildClientGo();
+
+  // Profiling on: the bench makes the apiserver collect its garbage before each measured run (`collect`).
+  const cp = await startControlPlane({ apiserverArgs: ["--profiling=true"] });
+  const conn = await loadKubeConnection({ kubeconfigPath: cp.kubeconfigPath });
+  const client = new KubeClient(conn, { userAgent: "bench-driver" });
+  const b: Bench = {
+    client,
+    namespace: "bench",
+    ...sides(cp.kubeconfigPath, goBin),
+    results: new Map(),
+    say,
+  };
+  let load = "";
+  try {
+    await createPods(b, PODS, NODES);
+    const phases = (arg("phases") ?? "sync,watchers").split(",");
+    await syncPhase(b, phases.includes("sync") ? ROUNDS : 0, PODS, BACKLOG);
+    const churn = churner(b, PODS, NODES);
+    load = loadAverage();
+    await watchersPhase(b, phases.includes("watchers") ? ROUNDS : 0, WATCHERS, churn);
+  } finally {
+    conn.close();
+    await cp.stop();
+  }
+  const loadEnd = loadAverage();
+  printResults(b.results, {
+    pods: PODS,
+    backlog: BACKLOG,
+    watchers: WATCHERS,
+    rounds: ROUNDS,
+    load,
+    loadEnd,
+  });
 }

@@ -32,17 +32,23 @@ function normalizeAudience(aud: string): string {
   return aud.replace(/\/+$/, "").toLowerCase();
 }
 
+/** The assertion as a JWT, or AADSTS50027 when it is not one. */
+export function decodeAssertion(assertion: string): { jwt: DecodedJwt } | { failure: AssertionFailure } {
+  try {
+    return { jwt: decodeJwt(assertion) };
+  } catch {
+    return { failure: { code: 50027, description: "JWT token is invalid or malformed." } };
+  }
+}
+
 /** Returns undefined when the assertion is acceptable. */
 export async function checkClientAssertion(
   assertion: string,
   check: AssertionCheck,
 ): Promise<AssertionFailure | undefined> {
-  let jwt: DecodedJwt;
-  try {
-    jwt = decodeJwt(assertion);
-  } catch {
-    return { code: 50027, description: "JWT token is invalid or malformed." };
-  }
+  const decoded = decodeAssertion(assertion);
+  if ("failure" in decoded) return decoded.failure;
+  const { jwt } = decoded;
   const { header, payload } = jwt;
   if (!isSupportedAlgorithm(header.alg)) {
     return {

@@ -188,6 +188,47 @@ function metadataHeader(v: unknown, path: string): MetadataHeaderCheck | undefin
   return v;
 }
 
+function identity(x: unknown, p: string): IdentityConfig {
+  const i = obj(x, p, ["resourceGroup", "name", "clientId", "principalId", "assignScopes", "writeScopes"]);
+  return {
+    resourceGroup: str(i.resourceGroup, `${p}.resourceGroup`, true),
+    name: str(i.name, `${p}.name`, true),
+    clientId: str(i.clientId, `${p}.clientId`),
+    principalId: str(i.principalId, `${p}.principalId`),
+    assignScopes: strList(i.assignScopes, `${p}.assignScopes`),
+    writeScopes: strList(i.writeScopes, `${p}.writeScopes`),
+  };
+}
+
+function servicePrincipal(x: unknown, p: string): ServicePrincipalConfig {
+  const s = obj(x, p, ["clientId", "tenantId", "secret", "certificateFile", "assignScopes", "writeScopes"]);
+  const sp: ServicePrincipalConfig = {
+    clientId: str(s.clientId, `${p}.clientId`),
+    tenantId: str(s.tenantId, `${p}.tenantId`),
+    secret: str(s.secret, `${p}.secret`),
+    certificateFile: str(s.certificateFile, `${p}.certificateFile`),
+    assignScopes: strList(s.assignScopes, `${p}.assignScopes`),
+    writeScopes: strList(s.writeScopes, `${p}.writeScopes`),
+  };
+  if (!sp.secret && !sp.certificateFile) throw new ConfigError(p, "needs a secret or a certificateFile");
+  return sp;
+}
+
+function imdsEntry(x: unknown, p: string): ImdsConfig {
+  const i = obj(x, p, ["vm", "vmss", "instance", "hostname", "port"]);
+  const entry: ImdsConfig = {
+    vm: str(i.vm, `${p}.vm`),
+    vmss: str(i.vmss, `${p}.vmss`),
+    instance: num(i.instance, `${p}.instance`, 0),
+    hostname: str(i.hostname, `${p}.hostname`),
+    port: num(i.port, `${p}.port`, 0),
+  };
+  if ((entry.vm === undefined) === (entry.vmss === undefined)) {
+    throw new ConfigError(p, "needs exactly one of vm, vmss");
+  }
+  return entry;
+}
+
 export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
   const o = obj(raw, "$", [
     "subscriptionId",
@@ -233,60 +274,11 @@ export function parseEmulatorConfig(raw: unknown): EmulatorConfig {
     hostname: str(o.hostname, "$.hostname"),
     armPort: num(o.armPort, "$.armPort", 0),
     aadPort: num(o.aadPort, "$.aadPort", 0),
-    identities: list(o.identities, "$.identities", (x, p) => {
-      const i = obj(x, p, [
-        "resourceGroup",
-        "name",
-        "clientId",
-        "principalId",
-        "assignScopes",
-        "writeScopes",
-      ]);
-      return {
-        resourceGroup: str(i.resourceGroup, `${p}.resourceGroup`, true),
-        name: str(i.name, `${p}.name`, true),
-        clientId: str(i.clientId, `${p}.clientId`),
-        principalId: str(i.principalId, `${p}.principalId`),
-        assignScopes: strList(i.assignScopes, `${p}.assignScopes`),
-        writeScopes: strList(i.writeScopes, `${p}.writeScopes`),
-      };
-    }),
+    identities: list(o.identities, "$.identities", identity),
     vms: list(o.vms, "$.vms", compute),
     vmss: list(o.vmss, "$.vmss", compute),
-    servicePrincipals: list(o.servicePrincipals, "$.servicePrincipals", (x, p) => {
-      const s = obj(x, p, [
-        "clientId",
-        "tenantId",
-        "secret",
-        "certificateFile",
-        "assignScopes",
-        "writeScopes",
-      ]);
-      const sp: ServicePrincipalConfig = {
-        clientId: str(s.clientId, `${p}.clientId`),
-        tenantId: str(s.tenantId, `${p}.tenantId`),
-        secret: str(s.secret, `${p}.secret`),
-        certificateFile: str(s.certificateFile, `${p}.certificateFile`),
-        assignScopes: strList(s.assignScopes, `${p}.assignScopes`),
-        writeScopes: strList(s.writeScopes, `${p}.writeScopes`),
-      };
-      if (!sp.secret && !sp.certificateFile) throw new ConfigError(p, "needs a secret or a certificateFile");
-      return sp;
-    }),
-    imds: list(o.imds, "$.imds", (x, p) => {
-      const i = obj(x, p, ["vm", "vmss", "instance", "hostname", "port"]);
-      const entry: ImdsConfig = {
-        vm: str(i.vm, `${p}.vm`),
-        vmss: str(i.vmss, `${p}.vmss`),
-        instance: num(i.instance, `${p}.instance`, 0),
-        hostname: str(i.hostname, `${p}.hostname`),
-        port: num(i.port, `${p}.port`, 0),
-      };
-      if ((entry.vm === undefined) === (entry.vmss === undefined)) {
-        throw new ConfigError(p, "needs exactly one of vm, vmss");
-      }
-      return entry;
-    }),
+    servicePrincipals: list(o.servicePrincipals, "$.servicePrincipals", servicePrincipal),
+    imds: list(o.imds, "$.imds", imdsEntry),
   };
   return config;
 }

@@ -12,7 +12,13 @@ import type { IdentityJson } from "./identity_patch.ts";
 import { idKey } from "./ids.ts";
 import { createImdsHandler, type ImdsLimits, type ImdsSource, type MetadataHeaderCheck } from "./imds.ts";
 import type { AttachedIdentities, InstanceDescription } from "./imds_request.ts";
-import { type AccessTokenClaims, generateSigningKey, type VerifyOptions, verifyToken } from "./jwt.ts";
+import {
+  type AccessTokenClaims,
+  generateSigningKey,
+  type SigningKey,
+  type VerifyOptions,
+  verifyToken,
+} from "./jwt.ts";
 import { RequestLog } from "./request_log.ts";
 import { COMPUTE_DEFAULT_POLICIES, ComputeThrottle, type ComputeThrottleConfig } from "./compute_throttle.ts";
 import { type LroDuration, OperationFaults } from "./lro.ts";
@@ -246,13 +252,31 @@ function macFor(seed: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join("");
 }
 
-export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Promise<AzureEmulator> {
+/** What every endpoint of one emulator shares: one ARM model, directory, token issuer, log and faults. */
+interface EmulatorCore {
+  options: AzureEmulatorOptions;
+  subscriptionId: string;
+  tenantId: string;
+  location: string;
+  tls: Awaited<ReturnType<typeof emulatorTls>>;
+  key: SigningKey;
+  directory: Directory;
+  operationFaults: OperationFaults;
+  state: ArmState;
+  requests: RequestLog;
+  faults: FaultInjector;
+  resources: ResourceRegistry;
+  issuer: TokenIssuer;
+  /** Filled in once ARM and Azure AD listen: handlers read them late, as their URLs depend on the ports. */
+  urls: { authorityHost: string; armEndpoint: string };
+  federationClient?: Deno.HttpClient;
+}
+
+async function createCore(options: AzureEmulatorOptions): Promise<EmulatorCore> {
   const subscriptionId = options.subscriptionId ?? DEFAULT_SUBSCRIPTION;
   const tenantId = options.tenantId ?? DEFAULT_TENANT;
   const location = options.location ?? "eastus";
-  const hostname = options.hostname ?? "127.0.0.1";
   const [tls, key] = await Promise.all([emulatorTls(options.cacheDir), generateSigningKey()]);
-
   const directory = new Directory(tenantId);
   const operationFaults = new OperationFaults();
   const state = new ArmState({
@@ -265,165 +289,193 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
     operationFaults,
     directory,
   });
-  const computeThrottle = options.computeThrottle === false ? undefined : new ComputeThrottle({
-    policies: options.computeThrottle?.policies ?? COMPUTE_DEFAULT_POLICIES,
-    retryAfterSeconds: options.computeThrottle?.retryAfterSeconds,
-  });
-  const requests = new RequestLog();
-  const faults = new FaultInjector();
-  const throttle = new Throttle({
-    reads: options.throttle?.reads ?? ARM_DEFAULT_THROTTLE.reads,
-    writes: options.throttle?.writes ?? ARM_DEFAULT_THROTTLE.writes,
-  });
-  let authorityHost = "";
-  let armEndpoint = "";
+  const urls = { authorityHost: "", armEndpoint: "" };
   const resources = new ResourceRegistry(
     [...WELL_KNOWN_RESOURCES, ...(options.armAudiences ?? []), ...(options.knownResources ?? [])],
     options.strictResources ?? true,
-    (r) => resourceKey(r) === resourceKey(armEndpoint) || directory.hasClientId(r),
+    (r) => resourceKey(r) === resourceKey(urls.armEndpoint) || directory.hasClientId(r),
   );
-  const issuer = new TokenIssuer(key, () => authorityHost);
-  const federationClient = options.federationCaCerts?.length
-    ? Deno.createHttpClient({ caCerts: options.federationCaCerts })
-    : undefined;
-  // Azure AD gives up on a slow issuer; so does the emulator (10 s).
-  const federationFetch = (url: string) =>
-    fetch(url, { client: federationClient, redirect: "error", signal: AbortSignal.timeout(10_000) });
-
-  const servers: RunningServer[] = [];
-  const imdsServers = new Set<RunningServer>();
-  try {
-    const aad = await serveHandler(
-      { hostname, port: options.aadPort ?? 0, tls },
-      createAadHandler({
-        directory,
-        issuer,
-        key,
-        log: requests,
-        faults,
-        authorityHost: () => authorityHost,
-        tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599,
-        resources,
-        federatedCredentials: (id) => state.federatedCredentials.list(id),
-        federationFetch,
-      }),
-    );
-    servers.push(aad);
-    authorityHost = aad.url;
-    const arm = await serveHandler(
-      { hostname, port: options.armPort ?? 0, tls },
-      createArmHandler({
-        state,
-        directory,
-        throttle,
-        log: requests,
-        faults,
-        endpoint: () => armEndpoint,
-        lroRetryAfterSeconds: options.lroRetryAfterSeconds,
-        computeThrottle,
-        auth: () => ({
-          publicKey: key.publicKey,
-          tenantId,
-          acceptedAudiences: [
-            ...PUBLIC_ARM_AUDIENCES,
-            armEndpoint,
-            `${armEndpoint}/`,
-            ...(options.armAudiences ?? []),
-          ],
-          expectedIssuer: issuer.issuerFor(tenantId),
-          authority: `${authorityHost}/${tenantId}`,
-        }),
-      }),
-    );
-    servers.push(arm);
-    armEndpoint = arm.url;
-  } catch (e) {
-    await Promise.all(servers.map((s) => s.stop()));
-    federationClient?.close();
-    throw e;
-  }
-
-  function imdsSource(target: ImdsTarget): ImdsSource {
-    const resourceId = "vmResourceId" in target ? target.vmResourceId : target.vmssResourceId;
-    const kind = "vmResourceId" in target ? "virtualMachines" : "virtualMachineScaleSets";
-    const resource = state.getCompute(resourceId, kind);
-    if (!resource) throw new Error(`no ${kind} ${resourceId} in the emulator; add it first`);
-    const instance = "instance" in target ? String(target.instance) : undefined;
-    const index = instance !== undefined && /^\d+$/.test(instance) ? Number(instance) : 0;
-    const description: InstanceDescription = {
-      subscriptionId,
-      resourceGroup: resource.resourceGroup,
-      location: resource.location,
-      name: instance === undefined ? resource.name : `${resource.name}_${instance}`,
-      resourceId: instance === undefined ? resource.id : `${resource.id}/virtualMachines/${instance}`,
-      vmId: instance === undefined ? resource.uniqueId : crypto.randomUUID(),
-      vmScaleSetName: instance === undefined ? "" : resource.name,
-      privateIpAddress: `10.240.0.${4 + (index % 250)}`,
-      macAddress: macFor(`${idKey(resource.id)}/${instance ?? ""}`),
-    };
-    return {
-      tenantId,
-      instance: () => ({ ...description }),
-      identities: (): AttachedIdentities => {
-        const servable = state.servableIdentities(resource.id);
-        const out: AttachedIdentities = {
-          user: servable.user.map((u) => ({
-            clientId: u.clientId,
-            principalId: u.principalId,
-            resourceId: u.id,
-            system: false,
-          })),
-        };
-        if (servable.system) {
-          out.system = {
-            clientId: servable.system.clientId,
-            principalId: servable.system.principalId,
-            resourceId: resource.id,
-            system: true,
-          };
-        }
-        return out;
-      },
-    };
-  }
-
-  function imdsHandler(target: ImdsTarget, limits?: ImdsLimits): Handler {
-    const source = imdsSource(target);
-    return createImdsHandler({
-      source,
-      issuer,
-      instanceName: source.instance().resourceId,
-      log: requests,
-      faults,
-      limits,
-      tokenLifetimeSeconds: options.managedIdentityTokenLifetimeSeconds ?? 86399,
-      metadataHeader: options.imdsMetadataHeader ?? "exact",
-      resources,
-    });
-  }
-
-  const emulator: AzureEmulator = {
-    armEndpoint,
-    authorityHost,
-    caCertPath: tls.caCertPath,
+  return {
+    options,
     subscriptionId,
     tenantId,
     location,
-    publicKeyPem: key.publicKeyPem,
-    requests,
-    faults,
+    tls,
+    key,
+    directory,
     operationFaults,
-    registerResource: (resource) => resources.register(resource),
-    setImdsPropagationDelayMs(ms) {
-      state.options.imdsPropagationDelayMs = checkedDelay(ms);
-    },
-    setRoleScopes(principal, scopes) {
-      const p = directory.find(principal);
-      if (!p) throw new Error(`no principal with client or object id ${principal}`);
-      if (scopes.assign) p.assignScopes = [...scopes.assign];
-      if (scopes.write) p.writeScopes = [...scopes.write];
-    },
+    state,
+    requests: new RequestLog(),
+    faults: new FaultInjector(),
+    resources,
+    issuer: new TokenIssuer(key, () => urls.authorityHost),
+    urls,
+    federationClient: options.federationCaCerts?.length
+      ? Deno.createHttpClient({ caCerts: options.federationCaCerts })
+      : undefined,
+  };
+}
 
+function aadHandler(core: EmulatorCore): Handler {
+  const { options, federationClient } = core;
+  return createAadHandler({
+    directory: core.directory,
+    issuer: core.issuer,
+    key: core.key,
+    log: core.requests,
+    faults: core.faults,
+    authorityHost: () => core.urls.authorityHost,
+    tokenLifetimeSeconds: options.tokenLifetimeSeconds ?? 3599,
+    resources: core.resources,
+    federatedCredentials: (id) => core.state.federatedCredentials.list(id),
+    // Azure AD gives up on a slow issuer; so does the emulator (10 s).
+    federationFetch: (url: string) =>
+      fetch(url, { client: federationClient, redirect: "error", signal: AbortSignal.timeout(10_000) }),
+  });
+}
+
+function armHandler(core: EmulatorCore): Handler {
+  const { options, urls, tenantId } = core;
+  return createArmHandler({
+    state: core.state,
+    directory: core.directory,
+    throttle: new Throttle({
+      reads: options.throttle?.reads ?? ARM_DEFAULT_THROTTLE.reads,
+      writes: options.throttle?.writes ?? ARM_DEFAULT_THROTTLE.writes,
+    }),
+    log: core.requests,
+    faults: core.faults,
+    endpoint: () => urls.armEndpoint,
+    lroRetryAfterSeconds: options.lroRetryAfterSeconds,
+    computeThrottle: options.computeThrottle === false ? undefined : new ComputeThrottle({
+      policies: options.computeThrottle?.policies ?? COMPUTE_DEFAULT_POLICIES,
+      retryAfterSeconds: options.computeThrottle?.retryAfterSeconds,
+    }),
+    auth: () => ({
+      publicKey: core.key.publicKey,
+      tenantId,
+      acceptedAudiences: [
+        ...PUBLIC_ARM_AUDIENCES,
+        urls.armEndpoint,
+        `${urls.armEndpoint}/`,
+        ...(options.armAudiences ?? []),
+      ],
+      expectedIssuer: core.issuer.issuerFor(tenantId),
+      authority: `${urls.authorityHost}/${tenantId}`,
+    }),
+  });
+}
+
+/** Azure AD, then ARM (whose token checks name Azure AD's URL); on a failure nothing is left listening. */
+async function serveAadAndArm(core: EmulatorCore): Promise<RunningServer[]> {
+  const hostname = core.options.hostname ?? "127.0.0.1";
+  const servers: RunningServer[] = [];
+  try {
+    const aad = await serveHandler(
+      { hostname, port: core.options.aadPort ?? 0, tls: core.tls },
+      aadHandler(core),
+    );
+    servers.push(aad);
+    core.urls.authorityHost = aad.url;
+    const arm = await serveHandler(
+      { hostname, port: core.options.armPort ?? 0, tls: core.tls },
+      armHandler(core),
+    );
+    servers.push(arm);
+    core.urls.armEndpoint = arm.url;
+    return servers;
+  } catch (e) {
+    await Promise.all(servers.map((s) => s.stop()));
+    core.federationClient?.close();
+    throw e;
+  }
+}
+
+/** What the instance metadata of one VM or scale-set instance says about itself. */
+function describeInstance(
+  core: EmulatorCore,
+  resource: ComputeResource,
+  target: ImdsTarget,
+): InstanceDescription {
+  const instance = "instance" in target ? String(target.instance) : undefined;
+  const index = instance !== undefined && /^\d+$/.test(instance) ? Number(instance) : 0;
+  return {
+    subscriptionId: core.subscriptionId,
+    resourceGroup: resource.resourceGroup,
+    location: resource.location,
+    name: instance === undefined ? resource.name : `${resource.name}_${instance}`,
+    resourceId: instance === undefined ? resource.id : `${resource.id}/virtualMachines/${instance}`,
+    vmId: instance === undefined ? resource.uniqueId : crypto.randomUUID(),
+    vmScaleSetName: instance === undefined ? "" : resource.name,
+    privateIpAddress: `10.240.0.${4 + (index % 250)}`,
+    macAddress: macFor(`${idKey(resource.id)}/${instance ?? ""}`),
+  };
+}
+
+/** The identities IMDS of `resource` serves now (attached, and past the propagation delay). */
+function attachedIdentities(state: ArmState, resource: ComputeResource): AttachedIdentities {
+  const servable = state.servableIdentities(resource.id);
+  const out: AttachedIdentities = {
+    user: servable.user.map((u) => ({
+      clientId: u.clientId,
+      principalId: u.principalId,
+      resourceId: u.id,
+      system: false,
+    })),
+  };
+  if (servable.system) {
+    out.system = {
+      clientId: servable.system.clientId,
+      principalId: servable.system.principalId,
+      resourceId: resource.id,
+      system: true,
+    };
+  }
+  return out;
+}
+
+function imdsSource(core: EmulatorCore, target: ImdsTarget): ImdsSource {
+  const resourceId = "vmResourceId" in target ? target.vmResourceId : target.vmssResourceId;
+  const kind = "vmResourceId" in target ? "virtualMachines" : "virtualMachineScaleSets";
+  const resource = core.state.getCompute(resourceId, kind);
+  if (!resource) throw new Error(`no ${kind} ${resourceId} in the emulator; add it first`);
+  const description = describeInstance(core, resource, target);
+  return {
+    tenantId: core.tenantId,
+    instance: () => ({ ...description }),
+    identities: () => attachedIdentities(core.state, resource),
+  };
+}
+
+function imdsHandlerFor(core: EmulatorCore, target: ImdsTarget, limits?: ImdsLimits): Handler {
+  const source = imdsSource(core, target);
+  return createImdsHandler({
+    source,
+    issuer: core.issuer,
+    instanceName: source.instance().resourceId,
+    log: core.requests,
+    faults: core.faults,
+    limits,
+    tokenLifetimeSeconds: core.options.managedIdentityTokenLifetimeSeconds ?? 86399,
+    metadataHeader: core.options.imdsMetadataHeader ?? "exact",
+    resources: core.resources,
+  });
+}
+
+type ResourceMethods = Pick<
+  AzureEmulator,
+  | "addUserAssignedIdentity"
+  | "deleteUserAssignedIdentity"
+  | "putFederatedCredential"
+  | "addVm"
+  | "addVmss"
+  | "getIdentities"
+  | "getResource"
+>;
+
+/** The ARM model's resources: identities, their federated credentials, VMs and scale sets. */
+function resourceMethods({ state }: EmulatorCore): ResourceMethods {
+  return {
     addUserAssignedIdentity(opts) {
       const r = state.addUserAssignedIdentity(opts);
       return {
@@ -451,14 +503,28 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       if (!r) throw new Error(`no VM or scale set ${resourceId}`);
       return state.toJson(r);
     },
+  };
+}
 
+/** The directory's service principals and their role scopes. */
+function principalMethods(
+  core: EmulatorCore,
+): Pick<AzureEmulator, "registerServicePrincipal" | "setRoleScopes"> {
+  const { directory, subscriptionId } = core;
+  return {
+    setRoleScopes(principal, scopes) {
+      const p = directory.find(principal);
+      if (!p) throw new Error(`no principal with client or object id ${principal}`);
+      if (scopes.assign) p.assignScopes = [...scopes.assign];
+      if (scopes.write) p.writeScopes = [...scopes.write];
+    },
     registerServicePrincipal(opts = {}) {
       const secret = opts.secret ?? (opts.certificatePem ? undefined : randomSecret());
       const sp: ServicePrincipal = {
         kind: "servicePrincipal",
         clientId: opts.clientId ?? crypto.randomUUID(),
         objectId: crypto.randomUUID(),
-        tenantId: opts.tenantId ?? tenantId,
+        tenantId: opts.tenantId ?? core.tenantId,
         displayName: opts.displayName ?? "emulated service principal",
         secrets: secret ? [secret] : [],
         certificates: opts.certificatePem ? [parseCertificate(opts.certificatePem)] : [],
@@ -474,7 +540,16 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       if (secret) info.secret = secret;
       return info;
     },
+  };
+}
 
+/** IMDS endpoints served on demand; `servers` holds the running ones so `stop` can end them. */
+function imdsMethods(
+  core: EmulatorCore,
+  servers: Set<RunningServer>,
+): Pick<AzureEmulator, "imdsHandler" | "startImds"> {
+  const imdsHandler = (target: ImdsTarget, limits?: ImdsLimits) => imdsHandlerFor(core, target, limits);
+  return {
     imdsHandler,
     async startImds(target) {
       const handler = imdsHandler(target, target.limits);
@@ -482,20 +557,44 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
         { hostname: target.hostname ?? "127.0.0.1", port: target.port ?? 0 },
         handler,
       );
-      imdsServers.add(server);
+      servers.add(server);
       return {
         url: server.url,
         hostname: server.hostname,
         port: server.port,
         stop: async () => {
-          imdsServers.delete(server);
+          servers.delete(server);
           await server.stop();
         },
       };
     },
+  };
+}
 
+export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Promise<AzureEmulator> {
+  const core = await createCore(options);
+  const servers = await serveAadAndArm(core);
+  const imdsServers = new Set<RunningServer>();
+  const { state, key, federationClient } = core;
+  return {
+    armEndpoint: core.urls.armEndpoint,
+    authorityHost: core.urls.authorityHost,
+    caCertPath: core.tls.caCertPath,
+    subscriptionId: core.subscriptionId,
+    tenantId: core.tenantId,
+    location: core.location,
+    publicKeyPem: key.publicKeyPem,
+    requests: core.requests,
+    faults: core.faults,
+    operationFaults: core.operationFaults,
+    registerResource: (resource) => core.resources.register(resource),
+    setImdsPropagationDelayMs(ms) {
+      state.options.imdsPropagationDelayMs = checkedDelay(ms);
+    },
+    ...resourceMethods(core),
+    ...principalMethods(core),
+    ...imdsMethods(core, imdsServers),
     verifyToken: (jwt, verifyOptions) => verifyToken(jwt, key.publicKey, verifyOptions),
-
     async stop() {
       const all = [...imdsServers, ...servers];
       imdsServers.clear();
@@ -503,5 +602,4 @@ export async function startAzureEmulator(options: AzureEmulatorOptions = {}): Pr
       federationClient?.close();
     },
   };
-  return emulator;
 }

@@ -4,9 +4,9 @@
 // requires the same credential to name `sub` exactly and an `aud` the assertion carries. Each failure has
 // the AADSTS code Azure AD answers (see the emulator README for the sources).
 
-import { type AssertionFailure, assertionTimeFailure } from "./client_assertion.ts";
+import { type AssertionFailure, assertionTimeFailure, decodeAssertion } from "./client_assertion.ts";
 import type { FederatedCredential } from "./federated_credentials.ts";
-import { type DecodedJwt, decodeJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
+import { type DecodedJwt, importRsaPublicKey, verifySignature } from "./jwt.ts";
 
 interface FederatedAssertionCheck {
   clientId: string;
@@ -49,17 +49,55 @@ function discoveryFailure(detail: string): AssertionFailure {
   return { code: 90061, description: `Request to External OIDC endpoint failed. [${detail}]` };
 }
 
+/** The issuer's RSA key `kid`, through its discovery document and JWKS, as Azure AD looks it up. */
+async function issuerKey(
+  fetch: FederatedAssertionCheck["fetch"],
+  iss: string,
+  kid: string | undefined,
+): Promise<{ key: JsonWebKey } | { failure: AssertionFailure }> {
+  const discoveryUrl = `${iss.replace(/\/+$/, "")}/.well-known/openid-configuration`;
+  const discovery = await fetchJson(fetch, discoveryUrl);
+  if (typeof discovery === "string") return { failure: discoveryFailure(discovery) };
+  if (discovery.issuer !== iss) {
+    return {
+      failure: discoveryFailure(`${discoveryUrl}: its issuer '${String(discovery.issuer)}' is not '${iss}'`),
+    };
+  }
+  if (typeof discovery.jwks_uri !== "string") {
+    return { failure: discoveryFailure(`${discoveryUrl}: no jwks_uri`) };
+  }
+  const jwks = await fetchJson(fetch, discovery.jwks_uri);
+  if (typeof jwks === "string") return { failure: discoveryFailure(jwks) };
+  const keys = Array.isArray(jwks.keys) ? jwks.keys as JsonWebKey[] : [];
+  const jwk = keys.find((k) => (k as { kid?: unknown }).kid === kid && k.kty === "RSA");
+  if (!jwk) {
+    return {
+      failure: {
+        code: 7000272,
+        description: `The key '${kid ?? "(no kid)"}' used to sign the assertion was not found in the ` +
+          `issuer's keys at '${discovery.jwks_uri}'.`,
+      },
+    };
+  }
+  return { key: jwk };
+}
+
+async function signedBy(jwt: DecodedJwt, jwk: JsonWebKey): Promise<boolean> {
+  try {
+    return await verifySignature(jwt, await importRsaPublicKey(jwk, "RS256"));
+  } catch {
+    return false;
+  }
+}
+
 /** Returns undefined when the assertion is acceptable. */
 export async function checkFederatedAssertion(
   assertion: string,
   check: FederatedAssertionCheck,
 ): Promise<AssertionFailure | undefined> {
-  let jwt: DecodedJwt;
-  try {
-    jwt = decodeJwt(assertion);
-  } catch {
-    return { code: 50027, description: "JWT token is invalid or malformed." };
-  }
+  const decoded = decodeAssertion(assertion);
+  if ("failure" in decoded) return decoded.failure;
+  const { jwt } = decoded;
   const { header, payload } = jwt;
   if (check.credentials.length === 0) {
     return {
@@ -84,33 +122,21 @@ export async function checkFederatedAssertion(
       description: `Invalid JWT token. '${header.alg}' is not a supported signature algorithm.`,
     };
   }
-  const discoveryUrl = `${iss.replace(/\/+$/, "")}/.well-known/openid-configuration`;
-  const discovery = await fetchJson(check.fetch, discoveryUrl);
-  if (typeof discovery === "string") return discoveryFailure(discovery);
-  if (discovery.issuer !== iss) {
-    return discoveryFailure(`${discoveryUrl}: its issuer '${String(discovery.issuer)}' is not '${iss}'`);
+  const found = await issuerKey(check.fetch, iss, header.kid);
+  if ("failure" in found) return found.failure;
+  if (!await signedBy(jwt, found.key)) {
+    return { code: 700027, description: "Client assertion failed signature validation." };
   }
-  if (typeof discovery.jwks_uri !== "string") return discoveryFailure(`${discoveryUrl}: no jwks_uri`);
-  const jwks = await fetchJson(check.fetch, discovery.jwks_uri);
-  if (typeof jwks === "string") return discoveryFailure(jwks);
-  const keys = Array.isArray(jwks.keys) ? jwks.keys as JsonWebKey[] : [];
-  const jwk = keys.find((k) => (k as { kid?: unknown }).kid === header.kid && k.kty === "RSA");
-  if (!jwk) {
-    return {
-      code: 7000272,
-      description: `The key '${header.kid ?? "(no kid)"}' used to sign the assertion was not found in the ` +
-        `issuer's keys at '${discovery.jwks_uri}'.`,
-    };
-  }
-  let valid = false;
-  try {
-    valid = await verifySignature(jwt, await importRsaPublicKey(jwk, "RS256"));
-  } catch {
-    valid = false;
-  }
-  if (!valid) return { code: 700027, description: "Client assertion failed signature validation." };
   const timeFailure = assertionTimeFailure(payload, check);
   if (timeFailure) return timeFailure;
+  return subjectAudienceFailure(byIssuer, payload);
+}
+
+/** The credentials of the issuer must name the assertion's subject and one of its audiences. */
+function subjectAudienceFailure(
+  byIssuer: FederatedCredential[],
+  payload: Record<string, unknown>,
+): AssertionFailure | undefined {
   const sub = typeof payload.sub === "string" ? payload.sub : "";
   const bySubject = byIssuer.filter((c) => c.subject === sub);
   if (bySubject.length === 0) {

@@ -34,82 +34,104 @@ function hostForUrl(hostname: string): string {
   return hostname.includes(":") ? `[${hostname}]` : hostname;
 }
 
-export async function serveHandler(opts: ServeOptions, handler: Handler): Promise<RunningServer> {
-  const scheme = opts.tls ? "https" : "http";
-  const inflight = new Set<Promise<void>>();
-  const stopping = new AbortController();
-  let base = "";
-
-  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
-    const task = handle(req, res).finally(() => inflight.delete(task));
-    inflight.add(task);
-  };
-
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const aborter = new AbortController();
-    const onStop = () => aborter.abort();
-    stopping.signal.addEventListener("abort", onStop, { once: true });
-    // A client that goes away should not keep an injected delay (and its timer) running.
-    res.on("close", () => {
-      if (!res.writableFinished) aborter.abort();
-    });
-    let settleCompleted = () => {};
-    const completed = new Promise<void>((resolve) => (settleCompleted = resolve));
-    res.on("close", () => settleCompleted());
-    try {
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of req) chunks.push(chunk as Uint8Array);
-      const body = Buffer.concat(chunks);
-      const headers = new Headers();
-      for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-        headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
-      }
-      const method = req.method ?? "GET";
-      const request = new Request(new URL(req.url ?? "/", base), {
-        method,
-        headers,
-        body: method === "GET" || method === "HEAD" || body.length === 0 ? undefined : body,
-        signal: aborter.signal,
-      });
-      const info: Deno.ServeHandlerInfo = {
-        remoteAddr: {
-          transport: "tcp",
-          hostname: req.socket.remoteAddress ?? "",
-          port: req.socket.remotePort ?? 0,
-        },
-        completed,
-      };
-      let response: Response;
-      try {
-        response = await handler(request, info);
-      } catch (e) {
-        if (e instanceof DroppedConnection || aborter.signal.aborted) {
-          req.socket.destroy();
-          return;
-        }
-        response = Response.json({ error: "internal emulator error" }, { status: 500 });
-        console.error("azure emulator handler failed:", e);
-      }
-      const payload = method === "HEAD" ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
-      const out: Record<string, string> = {};
-      response.headers.forEach((v, k) => (out[k] = v));
-      if (method !== "HEAD") out["content-length"] = String(payload.byteLength);
-      res.writeHead(response.status, out);
-      res.end(payload);
-    } catch (e) {
-      // The connection broke while reading or writing; nothing left to answer.
-      if (!(e instanceof Error && /aborted|socket|EPIPE|ECONNRESET/i.test(e.message))) {
-        console.error("azure emulator connection error:", e);
-      }
-      req.socket.destroy();
-    } finally {
-      stopping.signal.removeEventListener("abort", onStop);
-    }
+/** The node request as a web Request, its body read whole; aborting `signal` aborts the handler. */
+async function toWebRequest(req: http.IncomingMessage, base: string, signal: AbortSignal): Promise<Request> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of req) chunks.push(chunk as Uint8Array);
+  const body = Buffer.concat(chunks);
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i], req.rawHeaders[i + 1]);
   }
+  const method = req.method ?? "GET";
+  return new Request(new URL(req.url ?? "/", base), {
+    method,
+    headers,
+    body: method === "GET" || method === "HEAD" || body.length === 0 ? undefined : body,
+    signal,
+  });
+}
 
-  const server = opts.tls
-    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
-    : http.createServer(listener);
+function serveInfo(req: http.IncomingMessage, completed: Promise<void>): Deno.ServeHandlerInfo {
+  return {
+    remoteAddr: {
+      transport: "tcp",
+      hostname: req.socket.remoteAddress ?? "",
+      port: req.socket.remotePort ?? 0,
+    },
+    completed,
+  };
+}
+
+/** The handler's answer; undefined when the connection is to be dropped unanswered. */
+async function answer(
+  handler: Handler,
+  request: Request,
+  info: Deno.ServeHandlerInfo,
+  aborted: AbortSignal,
+): Promise<Response | undefined> {
+  try {
+    return await handler(request, info);
+  } catch (e) {
+    if (e instanceof DroppedConnection || aborted.aborted) return undefined;
+    console.error("azure emulator handler failed:", e);
+    return Response.json({ error: "internal emulator error" }, { status: 500 });
+  }
+}
+
+async function writeResponse(res: http.ServerResponse, response: Response, method: string): Promise<void> {
+  const payload = method === "HEAD" ? new Uint8Array() : new Uint8Array(await response.arrayBuffer());
+  const out: Record<string, string> = {};
+  response.headers.forEach((v, k) => (out[k] = v));
+  if (method !== "HEAD") out["content-length"] = String(payload.byteLength);
+  res.writeHead(response.status, out);
+  res.end(payload);
+}
+
+/** An abort signal for one request: the server stops, or the client goes away before the answer is out. */
+function requestAborter(
+  res: http.ServerResponse,
+  stopping: AbortSignal,
+): { aborter: AbortController; done(): void } {
+  const aborter = new AbortController();
+  const onStop = () => aborter.abort();
+  stopping.addEventListener("abort", onStop, { once: true });
+  // A client that goes away should not keep an injected delay (and its timer) running.
+  res.on("close", () => {
+    if (!res.writableFinished) aborter.abort();
+  });
+  return { aborter, done: () => stopping.removeEventListener("abort", onStop) };
+}
+
+async function handleOne(
+  handler: Handler,
+  base: string,
+  stopping: AbortSignal,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
+  const { aborter, done } = requestAborter(res, stopping);
+  const completed = new Promise<void>((resolve) => res.on("close", () => resolve()));
+  try {
+    const request = await toWebRequest(req, base, aborter.signal);
+    const response = await answer(handler, request, serveInfo(req, completed), aborter.signal);
+    if (response === undefined) {
+      req.socket.destroy();
+      return;
+    }
+    await writeResponse(res, response, request.method);
+  } catch (e) {
+    // The connection broke while reading or writing; nothing left to answer.
+    if (!(e instanceof Error && /aborted|socket|EPIPE|ECONNRESET/i.test(e.message))) {
+      console.error("azure emulator connection error:", e);
+    }
+    req.socket.destroy();
+  } finally {
+    done();
+  }
+}
+
+async function listen(server: http.Server, opts: ServeOptions): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(opts.port, opts.hostname, () => {
@@ -117,7 +139,23 @@ export async function serveHandler(opts: ServeOptions, handler: Handler): Promis
       resolve();
     });
   });
-  const port = (server.address() as AddressInfo).port;
+  return (server.address() as AddressInfo).port;
+}
+
+export async function serveHandler(opts: ServeOptions, handler: Handler): Promise<RunningServer> {
+  const scheme = opts.tls ? "https" : "http";
+  const inflight = new Set<Promise<void>>();
+  const stopping = new AbortController();
+  let base = "";
+
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const task = handleOne(handler, base, stopping.signal, req, res).finally(() => inflight.delete(task));
+    inflight.add(task);
+  };
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.cert, key: opts.tls.key }, listener)
+    : http.createServer(listener);
+  const port = await listen(server, opts);
   base = `${scheme}://${hostForUrl(opts.hostname)}:${port}`;
 
   let stopped: Promise<void> | undefined;

@@ -116,120 +116,147 @@ function instanceResponse(url: URL, source: ImdsSource): Response {
   return jsonResponse(node);
 }
 
-export function createImdsHandler(opts: ImdsHandlerOptions): Handler {
-  const limits = opts.limits ?? IMDS_IDENTITY_LIMITS;
-  const lifetime = opts.tokenLifetimeSeconds ?? 86399;
-  const accepted: number[] = [];
-  let inflight = 0;
-  const isIdentityRoute = (route: string) => route === "imds.token" || route === "imds.identity_info";
+const isIdentityRoute = (route: string) => route === "imds.token" || route === "imds.identity_info";
 
+/** IMDS's identity endpoint limits: requests accepted in the last second, and requests in flight. */
+interface IdentityLoad {
+  accepted: number[];
+  inflight: number;
+}
+
+/** Refusals before any route runs: the Metadata header, X-Forwarded-For, and the identity endpoint's limits. */
+function imdsGate(
+  opts: ImdsHandlerOptions,
+  load: IdentityLoad,
+  req: Request,
+  route: string,
+): Response | undefined {
+  const limits = opts.limits ?? IMDS_IDENTITY_LIMITS;
+  // The header check comes first so probes (which omit it) get their fast 400 even under load.
+  const value = req.headers.get("metadata");
+  const hasMetadata = opts.metadataHeader === "case-insensitive"
+    ? (value ?? "").toLowerCase() === "true"
+    : value === "true";
+  if (route !== "imds.unknown" && route !== "imds.versions" && !hasMetadata) {
+    return isIdentityRoute(route)
+      ? errorResponse(METADATA_HEADER_MISSING)
+      : jsonResponse({ error: "Bad request. Required metadata header not specified" }, 400);
+  }
+  if (req.headers.has("x-forwarded-for")) {
+    return jsonResponse({
+      error: "invalid_request",
+      error_description: "Requests with an X-Forwarded-For header are not accepted",
+    }, 400);
+  }
+  if (!isIdentityRoute(route)) return undefined;
+  const now = performance.now();
+  while (load.accepted.length && now - load.accepted[0] >= 1000) load.accepted.shift();
+  if (load.inflight > limits.maxConcurrent || load.accepted.length >= limits.requestsPerSecond) {
+    return jsonResponse({ error: "too_many_requests", error_description: "Too many requests" }, 429);
+  }
+  load.accepted.push(now);
+  return undefined;
+}
+
+function imdsFaultResponse(status: number): Response {
+  return jsonResponse(
+    {
+      error: status >= 500 ? "unknown" : "invalid_request",
+      error_description: status >= 500
+        ? "Failed to retrieve token from the Active directory (fault injected by the emulator)"
+        : "Fault injected by the emulator",
+    },
+    status,
+  );
+}
+
+/** `/metadata/identity/oauth2/token`: picks the identity the query names and issues its token. */
+async function tokenResponse(opts: ImdsHandlerOptions, url: URL): Promise<Response> {
+  const query = parseTokenQuery(url.searchParams);
+  if (!query.ok) return errorResponse(query.error);
+  const chosen = selectIdentity(query.value.selector, opts.source.identities());
+  if (!chosen.ok) return errorResponse(chosen.error);
+  const identity = chosen.value;
+  if (opts.resources && !opts.resources.has(query.value.resource)) {
+    return aadErrorResponse(
+      resourceNotFound(query.value.resource, opts.source.tenantId),
+      crypto.randomUUID(),
+      AAD_AUTHORITY,
+    );
+  }
+  const token = await opts.issuer.issue(
+    {
+      clientId: identity.clientId,
+      objectId: identity.principalId,
+      tenantId: opts.source.tenantId,
+      appidacr: "2",
+      miResourceId: armEchoedId(identity.resourceId),
+    },
+    query.value.resource,
+    opts.tokenLifetimeSeconds ?? 86399,
+  );
+  return jsonResponse({
+    access_token: token.accessToken,
+    client_id: identity.clientId,
+    expires_in: String(token.expiresIn),
+    expires_on: String(token.expiresOn),
+    ext_expires_in: String(token.expiresIn),
+    not_before: String(token.notBefore),
+    resource: query.value.resource,
+    token_type: "Bearer",
+    refresh_token: "",
+  });
+}
+
+/** A request past the gate, by route. */
+function imdsRoute(
+  opts: ImdsHandlerOptions,
+  req: Request,
+  url: URL,
+  route: string,
+): Response | Promise<Response> {
+  if (route === "imds.unknown") return jsonResponse({ error: "Not found" }, 404);
+  if (route === "imds.versions") return jsonResponse({ apiVersions: IMDS_API_VERSIONS });
+  if (req.method !== "GET") {
+    return jsonResponse(
+      { error: "method_not_allowed", error_description: "Only GET is supported" },
+      405,
+      {
+        allow: "GET",
+      },
+    );
+  }
+  if (route === "imds.instance") return instanceResponse(url, opts.source);
+  if (route === "imds.identity_info") {
+    const v = url.searchParams.get("api-version");
+    if (!v || !IMDS_API_VERSIONS.includes(v) || v < "2018-02-01") {
+      return errorResponse(INSTANCE_VERSION_ERROR);
+    }
+    return jsonResponse({ tenantId: opts.source.tenantId });
+  }
+  return tokenResponse(opts, url);
+}
+
+export function createImdsHandler(opts: ImdsHandlerOptions): Handler {
+  const load: IdentityLoad = { accepted: [], inflight: 0 };
   const inner = instrument({
     service: "imds",
     log: opts.log ?? new RequestLog(),
     faults: opts.faults ?? new FaultInjector(),
     instance: opts.instanceName,
     route: (_req, url) => matchImdsRoute(url.pathname),
-    gate: (req, _url, route) => {
-      // The header check comes first so probes (which omit it) get their fast 400 even under load.
-      const value = req.headers.get("metadata");
-      const hasMetadata = opts.metadataHeader === "case-insensitive"
-        ? (value ?? "").toLowerCase() === "true"
-        : value === "true";
-      if (route !== "imds.unknown" && route !== "imds.versions" && !hasMetadata) {
-        return isIdentityRoute(route)
-          ? errorResponse(METADATA_HEADER_MISSING)
-          : jsonResponse({ error: "Bad request. Required metadata header not specified" }, 400);
-      }
-      if (req.headers.has("x-forwarded-for")) {
-        return jsonResponse({
-          error: "invalid_request",
-          error_description: "Requests with an X-Forwarded-For header are not accepted",
-        }, 400);
-      }
-      if (!isIdentityRoute(route)) return undefined;
-      const now = performance.now();
-      while (accepted.length && now - accepted[0] >= 1000) accepted.shift();
-      if (inflight > limits.maxConcurrent || accepted.length >= limits.requestsPerSecond) {
-        return jsonResponse({ error: "too_many_requests", error_description: "Too many requests" }, 429);
-      }
-      accepted.push(now);
-      return undefined;
-    },
-    faultResponse: (status) =>
-      jsonResponse(
-        {
-          error: status >= 500 ? "unknown" : "invalid_request",
-          error_description: status >= 500
-            ? "Failed to retrieve token from the Active directory (fault injected by the emulator)"
-            : "Fault injected by the emulator",
-        },
-        status,
-      ),
-    handle: async (req, url, route) => {
-      if (route === "imds.unknown") return jsonResponse({ error: "Not found" }, 404);
-      if (route === "imds.versions") return jsonResponse({ apiVersions: IMDS_API_VERSIONS });
-      if (req.method !== "GET") {
-        return jsonResponse(
-          { error: "method_not_allowed", error_description: "Only GET is supported" },
-          405,
-          {
-            allow: "GET",
-          },
-        );
-      }
-      if (route === "imds.instance") return instanceResponse(url, opts.source);
-      if (route === "imds.identity_info") {
-        const v = url.searchParams.get("api-version");
-        if (!v || !IMDS_API_VERSIONS.includes(v) || v < "2018-02-01") {
-          return errorResponse(INSTANCE_VERSION_ERROR);
-        }
-        return jsonResponse({ tenantId: opts.source.tenantId });
-      }
-
-      const query = parseTokenQuery(url.searchParams);
-      if (!query.ok) return errorResponse(query.error);
-      const chosen = selectIdentity(query.value.selector, opts.source.identities());
-      if (!chosen.ok) return errorResponse(chosen.error);
-      const identity = chosen.value;
-      if (opts.resources && !opts.resources.has(query.value.resource)) {
-        return aadErrorResponse(
-          resourceNotFound(query.value.resource, opts.source.tenantId),
-          crypto.randomUUID(),
-          AAD_AUTHORITY,
-        );
-      }
-      const token = await opts.issuer.issue(
-        {
-          clientId: identity.clientId,
-          objectId: identity.principalId,
-          tenantId: opts.source.tenantId,
-          appidacr: "2",
-          miResourceId: armEchoedId(identity.resourceId),
-        },
-        query.value.resource,
-        lifetime,
-      );
-      return jsonResponse({
-        access_token: token.accessToken,
-        client_id: identity.clientId,
-        expires_in: String(token.expiresIn),
-        expires_on: String(token.expiresOn),
-        ext_expires_in: String(token.expiresIn),
-        not_before: String(token.notBefore),
-        resource: query.value.resource,
-        token_type: "Bearer",
-        refresh_token: "",
-      });
-    },
+    gate: (req, _url, route) => imdsGate(opts, load, req, route),
+    faultResponse: imdsFaultResponse,
+    handle: async (req, url, route) => await imdsRoute(opts, req, url, route),
   });
 
   return async (req, info) => {
     if (!isIdentityRoute(matchImdsRoute(new URL(req.url).pathname))) return await inner(req, info);
-    inflight++;
+    load.inflight++;
     try {
       return await inner(req, info);
     } finally {
-      inflight--;
+      load.inflight--;
     }
   };
 }
