@@ -168,12 +168,8 @@ async function bindIssuerDiscovery(server: string, client: Deno.HttpClient): Pro
   }
 }
 
-export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
-  const binaries = await resolveBinaries();
-  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "aad-sandbox-" });
-  const pki = `${dir}/pki`;
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
-
+/** The cluster's certificates: a CA per run, the apiserver's serving pair, the admin's, the SA signing key. */
+async function issueClusterCerts(pki: string, nodes: boolean | undefined) {
   // A CA per run for the cluster; the long-lived sandbox CA is only for serving local Azure endpoints.
   const ca = await ensureCa(pki, "aad-pod-identity sandbox kube CA");
   const [serving, admin, sa, kubeletClient] = await Promise.all([
@@ -189,7 +185,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       usage: "client",
     }),
     rsaKey(pki, "service-account"),
-    opts.nodes
+    nodes
       ? issueCert(ca, pki, "apiserver-kubelet-client", {
         commonName: "kube-apiserver-kubelet-client",
         organizations: ["system:masters"], // kubelets authorise it by webhook: logs, exec
@@ -197,12 +193,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       })
       : undefined,
   ]);
+  return { ca, serving, admin, sa, kubeletClient };
+}
 
-  const [etcdPort, etcdPeerPort, apiPort] = [freePort(), freePort(), freePort()];
-  const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
-  const server = `https://127.0.0.1:${apiPort}`;
+type ClusterCerts = Awaited<ReturnType<typeof issueClusterCerts>>;
 
-  const etcd = new LoggedProcess(binaries.etcd, [
+function etcdFlags(dir: string, etcdEndpoint: string, etcdPeerPort: number): string[] {
+  return [
     "--name=sandbox",
     `--data-dir=${dir}/etcd`,
     `--listen-client-urls=${etcdEndpoint}`,
@@ -213,24 +210,26 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     // Test data is thrown away after the run: durability buys nothing and fsync costs latency.
     "--unsafe-no-fsync",
     "--log-level=warn",
-  ], `${dir}/etcd.log`);
-  // A start that fails must not leave its processes running behind the caller, who has nothing to stop.
-  const abandon = async (e: unknown, apiserver?: LoggedProcess): Promise<never> => {
-    try {
-      await apiserver?.stop();
-    } finally {
-      await etcd.stop();
-    }
-    if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw e;
-  };
-  await waitFor(
+  ];
+}
+
+function waitForEtcd(etcdEndpoint: string, dir: string, readyTimeoutMs: number): Promise<void> {
+  return waitFor(
     async () => (await fetch(`${etcdEndpoint}/health`)).ok,
     readyTimeoutMs,
     async () => `etcd did not become healthy; log:\n${await tail(`${dir}/etcd.log`)}`,
-  ).catch((e) => abandon(e));
+  );
+}
 
-  const apiserverArgs = [
+function apiserverFlags(
+  certs: ClusterCerts,
+  etcdEndpoint: string,
+  server: string,
+  apiPort: number,
+  opts: ControlPlaneOptions,
+): string[] {
+  const { ca, serving, sa, kubeletClient } = certs;
+  return [
     `--etcd-servers=${etcdEndpoint}`,
     "--bind-address=127.0.0.1",
     "--advertise-address=127.0.0.1",
@@ -256,124 +255,212 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     "--profiling=false",
     ...(opts.apiserverArgs ?? []),
   ];
-  const adminClient = Deno.createHttpClient({
-    caCerts: [await Deno.readTextFile(ca.certPath)],
-    cert: await Deno.readTextFile(admin.certPath),
-    key: await Deno.readTextFile(admin.keyPath),
-  });
+}
 
-  let adminClientOpen = true;
-  const closeAdminClient = () => {
-    if (adminClientOpen) adminClient.close();
-    adminClientOpen = false;
+async function adminHttpClient(certs: ClusterCerts): Promise<Deno.HttpClient> {
+  return Deno.createHttpClient({
+    caCerts: [await Deno.readTextFile(certs.ca.certPath)],
+    cert: await Deno.readTextFile(certs.admin.certPath),
+    key: await Deno.readTextFile(certs.admin.keyPath),
+  });
+}
+
+/** Closes the client the first time it is called; later calls do nothing. */
+function closerOf(client: Deno.HttpClient): () => void {
+  let open = true;
+  return () => {
+    if (open) client.close();
+    open = false;
   };
+}
 
-  let apiserver: LoggedProcess | undefined;
-  const startApiserver = async () => {
-    apiserver = new LoggedProcess(binaries.kubeApiserver, apiserverArgs, `${dir}/kube-apiserver.log`);
-    const proc = apiserver;
-    let exited = false;
-    proc.exited.then(() => exited = true);
-    await waitFor(
-      async () => {
-        if (exited) {
-          throw new ProcessExited(`kube-apiserver exited; log:\n${await tail(`${dir}/kube-apiserver.log`)}`);
-        }
-        const r = await fetch(`${server}/readyz`, { client: adminClient });
-        await r.body?.cancel();
-        return r.ok;
-      },
-      readyTimeoutMs,
-      async () => `kube-apiserver not ready at ${server}; log:\n${await tail(`${dir}/kube-apiserver.log`)}`,
-    );
-  };
-  await startApiserver().catch((e) => {
-    closeAdminClient();
-    return abandon(e, apiserver);
-  });
-  await bindIssuerDiscovery(server, adminClient).catch((e) => {
-    closeAdminClient();
-    return abandon(e, apiserver);
-  });
+/** The processes of one control plane; `apiserver` changes as tests stop and start it again. */
+interface ControlPlaneProcesses {
+  etcd: LoggedProcess;
+  apiserver?: LoggedProcess;
+}
 
-  const kubeconfigPath = `${dir}/kubeconfig`;
-  await Deno.writeTextFile(
-    kubeconfigPath,
-    [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters:",
-      "- name: sandbox",
-      "  cluster:",
-      `    server: ${server}`,
-      `    certificate-authority-data: ${b64(await Deno.readTextFile(ca.certPath))}`,
-      "users:",
-      "- name: sandbox-admin",
-      "  user:",
-      `    client-certificate-data: ${b64(await Deno.readTextFile(admin.certPath))}`,
-      `    client-key-data: ${b64(await Deno.readTextFile(admin.keyPath))}`,
-      "contexts:",
-      "- name: sandbox",
-      "  context: {cluster: sandbox, user: sandbox-admin, namespace: default}",
-      "current-context: sandbox",
-      "",
-    ].join("\n"),
+/**
+ * Stops what a failed start began and rethrows: it must not leave its processes running behind the caller,
+ * who has nothing to stop. `tempDir` is removed too (only a directory the start made itself).
+ */
+async function abandonStart(e: unknown, procs: ControlPlaneProcesses, tempDir?: string): Promise<never> {
+  try {
+    await procs.apiserver?.stop();
+  } finally {
+    await procs.etcd.stop();
+  }
+  if (tempDir) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
+  throw e;
+}
+
+interface ApiserverLaunch {
+  bin: string;
+  args: string[];
+  dir: string;
+  server: string;
+  adminClient: Deno.HttpClient;
+  readyTimeoutMs: number;
+}
+
+/** Spawns kube-apiserver and waits for /readyz; `procs` holds it before the wait, so a failure can stop it. */
+async function launchApiserver(l: ApiserverLaunch, procs: ControlPlaneProcesses): Promise<void> {
+  const log = `${l.dir}/kube-apiserver.log`;
+  const proc = procs.apiserver = new LoggedProcess(l.bin, l.args, log);
+  let exited = false;
+  proc.exited.then(() => exited = true);
+  await waitFor(
+    async () => {
+      if (exited) {
+        throw new ProcessExited(`kube-apiserver exited; log:\n${await tail(log)}`);
+      }
+      const r = await fetch(`${l.server}/readyz`, { client: l.adminClient });
+      await r.body?.cancel();
+      return r.ok;
+    },
+    l.readyTimeoutMs,
+    async () => `kube-apiserver not ready at ${l.server}; log:\n${await tail(log)}`,
   );
+}
 
-  const kubectl = (args: string[], stdin?: string) =>
-    runKubectl(binaries.kubectl, kubeconfigPath, args, stdin);
+/** An admin kubeconfig with the certificates inline, so it works from any directory. */
+function kubeconfigYaml(server: string, caPem: string, certPem: string, keyPem: string): string {
+  return [
+    "apiVersion: v1",
+    "kind: Config",
+    "clusters:",
+    "- name: sandbox",
+    "  cluster:",
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(caPem)}`,
+    "users:",
+    "- name: sandbox-admin",
+    "  user:",
+    `    client-certificate-data: ${b64(certPem)}`,
+    `    client-key-data: ${b64(keyPem)}`,
+    "contexts:",
+    "- name: sandbox",
+    "  context: {cluster: sandbox, user: sandbox-admin, namespace: default}",
+    "current-context: sandbox",
+    "",
+  ].join("\n");
+}
 
+async function writeKubeconfig(path: string, server: string, certs: ClusterCerts): Promise<void> {
+  const caPem = await Deno.readTextFile(certs.ca.certPath);
+  const certPem = await Deno.readTextFile(certs.admin.certPath);
+  const keyPem = await Deno.readTextFile(certs.admin.keyPath);
+  await Deno.writeTextFile(path, kubeconfigYaml(server, caPem, certPem, keyPem));
+}
+
+/** Compacts etcd up to its current revision and returns that revision. */
+async function compactEtcd(etcdEndpoint: string): Promise<number> {
+  const range = await (await fetch(`${etcdEndpoint}/v3/kv/range`, {
+    method: "POST",
+    body: JSON.stringify({ key: b64("\0") }),
+  })).json() as { header: { revision: string } };
+  const revision = Number(range.header.revision);
+  const r = await fetch(`${etcdEndpoint}/v3/kv/compaction`, {
+    method: "POST",
+    body: JSON.stringify({ revision, physical: true }),
+  });
+  if (!r.ok) throw new Error(`etcd compaction failed: ${r.status} ${await r.text()}`);
+  await r.body?.cancel();
+  return revision;
+}
+
+type ControlPlaneFacts = Pick<
+  ControlPlane,
+  "server" | "caCertPath" | "caKeyPath" | "kubeconfigPath" | "etcdEndpoint" | "dir" | "binaries"
+>;
+
+/** The caller's handle on a started control plane: restarts, detaching, and the stop that cleans up. */
+function controlPlaneHandle(
+  facts: ControlPlaneFacts,
+  procs: ControlPlaneProcesses,
+  startApiserver: () => Promise<void>,
+  closeAdminClient: () => void,
+  tempDir: string | undefined,
+): ControlPlane {
+  const { server, kubeconfigPath, etcdEndpoint, dir, binaries } = facts;
   return {
-    server,
-    caCertPath: ca.certPath,
-    caKeyPath: ca.keyPath,
-    kubeconfigPath,
-    etcdEndpoint,
-    dir,
-    binaries,
+    ...facts,
     async stopApiserver(o = {}) {
-      await apiserver?.stop(o.kill ? "SIGKILL" : "SIGTERM");
-      apiserver = undefined;
+      await procs.apiserver?.stop(o.kill ? "SIGKILL" : "SIGTERM");
+      procs.apiserver = undefined;
     },
     startApiserver,
-    async compactEtcd() {
-      const range = await (await fetch(`${etcdEndpoint}/v3/kv/range`, {
-        method: "POST",
-        body: JSON.stringify({ key: b64("\0") }),
-      })).json() as { header: { revision: string } };
-      const revision = Number(range.header.revision);
-      const r = await fetch(`${etcdEndpoint}/v3/kv/compaction`, {
-        method: "POST",
-        body: JSON.stringify({ revision, physical: true }),
-      });
-      if (!r.ok) throw new Error(`etcd compaction failed: ${r.status} ${await r.text()}`);
-      await r.body?.cancel();
-      return revision;
-    },
-    kubectl,
+    compactEtcd: () => compactEtcd(etcdEndpoint),
+    kubectl: (args: string[], stdin?: string) => runKubectl(binaries.kubectl, kubeconfigPath, args, stdin),
     detach() {
       closeAdminClient();
-      etcd.unref();
-      apiserver?.unref();
+      procs.etcd.unref();
+      procs.apiserver?.unref();
       return {
         server,
         kubeconfigPath,
         kubectl: binaries.kubectl,
         dir,
-        pids: [etcd.pid, ...(apiserver ? [apiserver.pid] : [])],
+        pids: [procs.etcd.pid, ...(procs.apiserver ? [procs.apiserver.pid] : [])],
       };
     },
     async stop() {
       // Processes first: nothing that can throw may run before them, or they outlive the run.
       try {
-        await apiserver?.stop();
+        await procs.apiserver?.stop();
       } finally {
-        await etcd.stop();
+        await procs.etcd.stop();
         closeAdminClient();
       }
-      if (!opts.dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      if (tempDir) await Deno.remove(tempDir, { recursive: true }).catch(() => {});
     },
   };
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const binaries = await resolveBinaries();
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "aad-sandbox-" });
+  const tempDir = opts.dir ? undefined : dir;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
+  const certs = await issueClusterCerts(`${dir}/pki`, opts.nodes);
+
+  const [etcdPort, etcdPeerPort, apiPort] = [freePort(), freePort(), freePort()];
+  const etcdEndpoint = `http://127.0.0.1:${etcdPort}`;
+  const server = `https://127.0.0.1:${apiPort}`;
+
+  const etcd = new LoggedProcess(
+    binaries.etcd,
+    etcdFlags(dir, etcdEndpoint, etcdPeerPort),
+    `${dir}/etcd.log`,
+  );
+  const procs: ControlPlaneProcesses = { etcd };
+  await waitForEtcd(etcdEndpoint, dir, readyTimeoutMs).catch((e) => abandonStart(e, procs, tempDir));
+
+  const args = apiserverFlags(certs, etcdEndpoint, server, apiPort, opts);
+  const adminClient = await adminHttpClient(certs);
+  const closeAdminClient = closerOf(adminClient);
+  const launch = { bin: binaries.kubeApiserver, args, dir, server, adminClient, readyTimeoutMs };
+  const startApiserver = () => launchApiserver(launch, procs);
+  const failStart = (e: unknown) => {
+    closeAdminClient();
+    return abandonStart(e, procs, tempDir);
+  };
+  await startApiserver().catch(failStart);
+  await bindIssuerDiscovery(server, adminClient).catch(failStart);
+
+  const kubeconfigPath = `${dir}/kubeconfig`;
+  await writeKubeconfig(kubeconfigPath, server, certs);
+
+  const facts = {
+    server,
+    caCertPath: certs.ca.certPath,
+    caKeyPath: certs.ca.keyPath,
+    kubeconfigPath,
+    etcdEndpoint,
+    dir,
+    binaries,
+  };
+  return controlPlaneHandle(facts, procs, startApiserver, closeAdminClient, tempDir);
 }
 
 /** What kube-apiserver needs to serve real kubelets (see ControlPlaneOptions.nodes). */

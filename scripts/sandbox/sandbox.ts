@@ -196,9 +196,10 @@ export async function up(print: Print, opts: UpOptions = {}): Promise<SandboxRec
   return r;
 }
 
-async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
-  const t0 = performance.now();
-  const ms = () => `${Math.round(performance.now() - t0)} ms`;
+type SandboxAzure = NonNullable<SandboxRecord["azure"]>;
+
+/** Starts the control plane detached, records its processes, and installs the CRDs; returns its CA path. */
+async function startCluster(r: SandboxRecord): Promise<string> {
   const cp = await startControlPlane({ dir: `${r.dir}/cluster` });
   const detached = cp.detach();
   r.pids.push(...detached.pids.map((pid, i) => ({ what: i === 0 ? "etcd" : "kube-apiserver", pid })));
@@ -210,6 +211,11 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
   };
   await writeRecord(r);
   await installCrds(cp);
+  return cp.caCertPath;
+}
+
+/** Applies the generated RBAC; returns the kubeconfigs of MIC's and NMI's service accounts. */
+async function installRbac(r: SandboxRecord): Promise<{ micKc: string; nmiKc: string }> {
   // The generated RBAC and exceptions, as `deno task deploy` installs them (no Deployment or DaemonSet:
   // there is no kubelet; MIC and NMI run as processes with those service accounts' tokens).
   // Federated mode allowed, so `identity NAME --federated` works: NMI may create service-account tokens.
@@ -219,93 +225,90 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
   await kubectl(r, ["apply", "--server-side", "-f", "-"], toYaml(objects));
   const micKc = await saKubeconfig(r, MIC_SERVICE_ACCOUNT, `${r.dir}/mic.kubeconfig`);
   const nmiKc = await saKubeconfig(r, NMI_SERVICE_ACCOUNT, `${r.dir}/nmi.kubeconfig`);
-  print(`control plane ${r.cluster.server}, CRDs and RBAC installed (${ms()})`);
+  return { micKc, nmiKc };
+}
 
-  await startEmulator(r, cp.caCertPath);
-  const azure = r.azure!;
-  print(
-    `Azure emulator: ARM ${azure.armEndpoint}, Azure AD ${azure.authorityHost}, scale set ${SCALE_SET} (${ms()})`,
-  );
-  await kubectl(
-    r,
-    ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Node",
-      metadata: { name: NODE_NAME, labels: { "kubernetes.io/os": "linux" } },
-      spec: { providerID: `azure://${azure.vmssId}/virtualMachines/0` },
-    }),
-  );
+/** The Node object: instance 0 of the emulated scale set. */
+function nodeObject(vmssId: string): Record<string, unknown> {
+  return {
+    apiVersion: "v1",
+    kind: "Node",
+    metadata: { name: NODE_NAME, labels: { "kubernetes.io/os": "linux" } },
+    spec: { providerID: `azure://${vmssId}/virtualMachines/0` },
+  };
+}
 
+/**
+ * As root, the node's network namespace, with the apiserver, Azure AD and IMDS (at 169.254.169.254:80)
+ * mirrored into it; without root, only the record of the node's name.
+ */
+async function createSandboxNode(r: SandboxRecord, azure: SandboxAzure): Promise<NodeNet | undefined> {
   const id = Math.random().toString(36).slice(2, 7);
-  let node: NodeNet | undefined;
-  if (r.netns) {
-    node = await createNode(id, 1 + Math.floor(Math.random() * 250), recorder(r));
-    r.node = { name: NODE_NAME, id, ns: node.ns, hostIp: node.hostIp, nodeIp: node.nodeIp };
-    await writeRecord(r);
-    await mirror(
-      node,
-      r.relays,
-      Number(new URL(r.cluster.server).port),
-      { ns: node.ns },
-      recorder(r),
-    );
-    const imdsPort = Number(new URL(azure.imdsUrl).port);
-    // NMI exchanges federated identities' service-account tokens at Azure AD, from the node.
-    await mirror(
-      node,
-      r.relays,
-      Number(new URL(azure.authorityHost).port),
-      { ns: node.ns },
-      recorder(r),
-    );
-    await mirror(node, r.relays, imdsPort, {
-      ns: node.ns,
-      as: { ip: "169.254.169.254", port: 80 },
-    }, recorder(r));
-  } else {
+  if (!r.netns) {
     r.node = { name: NODE_NAME, id };
+    return undefined;
   }
+  const node = await createNode(id, 1 + Math.floor(Math.random() * 250), recorder(r));
+  r.node = { name: NODE_NAME, id, ns: node.ns, hostIp: node.hostIp, nodeIp: node.nodeIp };
+  await writeRecord(r);
+  await mirror(node, r.relays, Number(new URL(r.cluster!.server).port), { ns: node.ns }, recorder(r));
+  const imdsPort = Number(new URL(azure.imdsUrl).port);
+  // NMI exchanges federated identities' service-account tokens at Azure AD, from the node.
+  await mirror(node, r.relays, Number(new URL(azure.authorityHost).port), { ns: node.ns }, recorder(r));
+  await mirror(node, r.relays, imdsPort, {
+    ns: node.ns,
+    as: { ip: "169.254.169.254", port: 80 },
+  }, recorder(r));
+  return node;
+}
 
+function micArgv(dir: string, micKc: string, micProbe: number): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    ...MIC_PERMISSIONS,
+    `${ROOT}${MIC_ENTRYPOINT}`,
+    `--kubeconfig=${micKc}`,
+    `--cloudconfig=${dir}/azure.json`,
+    `--leader-election-namespace=${NAMESPACE}`,
+    `--leader-election-name=${MIC_LEASE}`,
+    "--leader-election-instance=mic-sandbox",
+    `--http-probe-port=${micProbe}`,
+    `--prometheus-port=${micProbe}`,
+    "--probe-address=127.0.0.1",
+    "--cycle-debounce=50ms",
+  ];
+}
+
+/** Starts MIC detached, as its service account, signing in to the emulator; returns its log path. */
+async function startMic(r: SandboxRecord, micKc: string, azure: SandboxAzure): Promise<string> {
   const micProbe = freePort();
   const micLog = `${r.dir}/mic.log`;
   r.pids.push({
     what: "mic",
-    pid: spawnDetached(
-      [
-        Deno.execPath(),
-        "run",
-        ...MIC_PERMISSIONS,
-        `${ROOT}${MIC_ENTRYPOINT}`,
-        `--kubeconfig=${micKc}`,
-        `--cloudconfig=${r.dir}/azure.json`,
-        `--leader-election-namespace=${NAMESPACE}`,
-        `--leader-election-name=${MIC_LEASE}`,
-        "--leader-election-instance=mic-sandbox",
-        `--http-probe-port=${micProbe}`,
-        `--prometheus-port=${micProbe}`,
-        "--probe-address=127.0.0.1",
-        "--cycle-debounce=50ms",
-      ],
-      micLog,
-      {
-        env: {
-          NODE_EXTRA_CA_CERTS: azure.caCertPath,
-          AZURE_ENVIRONMENT_FILEPATH: `${r.dir}/cloud.json`,
-          MIC_POD_NAMESPACE: NAMESPACE,
-          NO_COLOR: "1",
-        },
+    pid: spawnDetached(micArgv(r.dir, micKc, micProbe), micLog, {
+      env: {
+        NODE_EXTRA_CA_CERTS: azure.caCertPath,
+        AZURE_ENVIRONMENT_FILEPATH: `${r.dir}/cloud.json`,
+        MIC_POD_NAMESPACE: NAMESPACE,
+        NO_COLOR: "1",
       },
-    ),
+    }),
   });
   r.mic = { probe: `http://127.0.0.1:${micProbe}`, log: micLog };
   await writeRecord(r);
+  return micLog;
+}
 
-  const nmiProbe = freePort();
-  const nmiLog = `${r.dir}/nmi.log`;
-  const nmiPort = r.netns ? 2579 : freePort();
+function nmiArgv(
+  netns: boolean,
+  nmiKc: string,
+  nmiPort: number,
+  nmiProbe: number,
+  azure: SandboxAzure,
+): string[] {
   const imds = new URL(azure.imdsUrl);
-  const nmiArgv = [
+  return [
     Deno.execPath(),
     "run",
     ...NMI_PERMISSIONS,
@@ -319,19 +322,36 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
     `--MICNamespace=${NAMESPACE}`,
     `--ad-endpoint=${azure.authorityHost}`,
     `--tenant-id=${azure.tenantId}`,
-    ...(r.netns
+    ...(netns
       ? ["--metadata-ip=169.254.169.254", "--metadata-port=80", "--ipt-update-interval-sec=10"]
       : [`--metadata-ip=${imds.hostname}`, `--metadata-port=${imds.port}`, "--manage-iptables=false"]),
   ];
+}
+
+/** Starts NMI detached (as root inside the node's namespace, where it manages iptables); returns its port. */
+async function startNmi(
+  r: SandboxRecord,
+  nmiKc: string,
+  azure: SandboxAzure,
+  node: NodeNet | undefined,
+): Promise<number> {
+  const nmiProbe = freePort();
+  const nmiLog = `${r.dir}/nmi.log`;
+  const nmiPort = r.netns ? 2579 : freePort();
+  const argv = nmiArgv(r.netns, nmiKc, nmiPort, nmiProbe, azure);
   r.pids.push({
     what: "nmi",
-    pid: spawnDetached(r.netns ? ["ip", "netns", "exec", node!.ns, ...nmiArgv] : nmiArgv, nmiLog, {
+    pid: spawnDetached(r.netns ? ["ip", "netns", "exec", node!.ns, ...argv] : argv, nmiLog, {
       env: { NODE_EXTRA_CA_CERTS: azure.caCertPath, NO_COLOR: "1" },
     }),
   });
   r.nmi = { address: `127.0.0.1:${nmiPort}`, probe: `http://127.0.0.1:${nmiProbe}`, log: nmiLog };
   await writeRecord(r);
+  return nmiPort;
+}
 
+async function waitForMicAndNmi(r: SandboxRecord, micLog: string): Promise<void> {
+  const nmiLog = r.nmi!.log;
   await waitFor(
     () => httpOk(r.node?.ns, `${r.nmi!.probe}/readyz`),
     60_000,
@@ -342,13 +362,34 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
     60_000,
     async () => `MIC did not start leading; its log:\n${await tailOf(micLog)}`,
   );
+}
+
+function readyLine(node: NodeNet | undefined, nmiPort: number): string {
+  return `MIC leading, NMI ready on node ${NODE_NAME} ` +
+    (node
+      ? `(network namespace ${node.ns}, iptables redirect 169.254.169.254:80 -> 127.0.0.1:2579)`
+      : `(no root: NMI at 127.0.0.1:${nmiPort}, pods are loopback addresses)`);
+}
+
+async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
+  const t0 = performance.now();
+  const ms = () => `${Math.round(performance.now() - t0)} ms`;
+  const clusterCaPath = await startCluster(r);
+  const { micKc, nmiKc } = await installRbac(r);
+  print(`control plane ${r.cluster!.server}, CRDs and RBAC installed (${ms()})`);
+
+  await startEmulator(r, clusterCaPath);
+  const azure = r.azure!;
   print(
-    `MIC leading, NMI ready on node ${NODE_NAME} ` +
-      (r.netns
-        ? `(network namespace ${node!.ns}, iptables redirect 169.254.169.254:80 -> 127.0.0.1:2579)`
-        : `(no root: NMI at 127.0.0.1:${nmiPort}, pods are loopback addresses)`) +
-      ` (${ms()})`,
+    `Azure emulator: ARM ${azure.armEndpoint}, Azure AD ${azure.authorityHost}, scale set ${SCALE_SET} (${ms()})`,
   );
+  await kubectl(r, ["apply", "-f", "-"], JSON.stringify(nodeObject(azure.vmssId)));
+
+  const node = await createSandboxNode(r, azure);
+  const micLog = await startMic(r, micKc, azure);
+  const nmiPort = await startNmi(r, nmiKc, azure, node);
+  await waitForMicAndNmi(r, micLog);
+  print(`${readyLine(node, nmiPort)} (${ms()})`);
 }
 
 /** Stops every recorded process, deletes every recorded namespace, removes the state directory. */
@@ -485,6 +526,93 @@ export async function identity(
   return id;
 }
 
+/**
+ * Where pod number `index` lives: as root, a network namespace behind the node with the emulated ARM and
+ * Azure AD mirrored into it; without root, a fresh loopback address.
+ */
+async function placePod(
+  r: SandboxRecord,
+  name: string,
+  namespace: string,
+  index: number,
+): Promise<SandboxPod> {
+  if (!r.netns) {
+    return {
+      name,
+      namespace,
+      ip: `127.${100 + Math.floor(Math.random() * 100)}.${index}.${10 + index % 200}`,
+    };
+  }
+  const node: NodeNet = {
+    id: r.node!.id,
+    plan: SANDBOX_NET,
+    ns: r.node!.ns!,
+    hostIp: r.node!.hostIp!,
+    nodeIp: r.node!.nodeIp!,
+  };
+  const made = await addPod(node, index, recorder(r));
+  await writeRecord(r);
+  // The emulated ARM (and Azure AD) at their usual URLs inside the pod, for apps that call Azure.
+  for (const url of [r.azure!.armEndpoint, r.azure!.authorityHost]) {
+    await mirror(node, r.relays, Number(new URL(url).port), { ns: made.ns }, recorder(r));
+  }
+  return { name, namespace, ip: made.ip, netns: made.ns };
+}
+
+function podObject(p: SandboxPod, binding: string | undefined, serviceAccount: string | undefined) {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: p.name, namespace: p.namespace, labels: binding ? { aadpodidbinding: binding } : {} },
+    spec: {
+      nodeName: NODE_NAME,
+      ...(serviceAccount ? { serviceAccountName: serviceAccount } : {}),
+      containers: [{ name: "app", image: "your-app:latest" }],
+    },
+  };
+}
+
+/** Creates the Pod object and sets its status as a kubelet would: Running, with the pod's IP. */
+async function applyRunningPod(
+  r: SandboxRecord,
+  p: SandboxPod,
+  binding: string | undefined,
+  serviceAccount: string | undefined,
+): Promise<void> {
+  await kubectl(r, ["apply", "-f", "-"], JSON.stringify(podObject(p, binding, serviceAccount)));
+  await kubectl(r, [
+    "patch",
+    "pod",
+    p.name,
+    "-n",
+    p.namespace,
+    "--subresource=status",
+    "--type=merge",
+    "-p",
+    JSON.stringify({ status: { phase: "Running", podIP: p.ip, podIPs: [{ ip: p.ip }] } }),
+  ]);
+}
+
+/** What `pod` prints: the pod, and how to ask NMI for a token as it. */
+function podLines(
+  p: SandboxPod,
+  binding: string | undefined,
+  serviceAccount: string | undefined,
+  nmiAddress: string,
+): string[] {
+  const query = "api-version=2018-02-01&resource=https://management.azure.com/";
+  const about =
+    `pod ${p.namespace}/${p.name} on ${NODE_NAME}, IP ${p.ip}${
+      binding ? `, aadpodidbinding=${binding}` : ""
+    }` +
+    (serviceAccount ? `, service account ${serviceAccount} (federated)` : "");
+  const howTo = p.netns
+    ? `  deno task sandbox exec ${p.name} -- curl -s -H Metadata:true ` +
+      `'http://169.254.169.254/metadata/identity/oauth2/token?${query}'`
+    : `  curl -s --interface ${p.ip} -H Metadata:true 'http://${nmiAddress}/metadata/identity/oauth2/token?${query}'`;
+  return [about, howTo];
+}
+
 /** A Pod object on the node with a fresh IP and, as root, its network namespace. */
 export async function pod(
   dir: string,
@@ -499,74 +627,16 @@ export async function pod(
   }
   const index = r.pods.length + 1;
   if (index > 250) throw new Error("the sandbox holds at most 250 pods");
-  let p: SandboxPod;
-  if (r.netns) {
-    const node: NodeNet = {
-      id: r.node!.id,
-      plan: SANDBOX_NET,
-      ns: r.node!.ns!,
-      hostIp: r.node!.hostIp!,
-      nodeIp: r.node!.nodeIp!,
-    };
-    const made = await addPod(node, index, recorder(r));
-    await writeRecord(r);
-    // The emulated ARM (and Azure AD) at their usual URLs inside the pod, for apps that call Azure.
-    for (const url of [r.azure!.armEndpoint, r.azure!.authorityHost]) {
-      await mirror(node, r.relays, Number(new URL(url).port), { ns: made.ns }, recorder(r));
-    }
-    p = { name, namespace, ip: made.ip, netns: made.ns };
-  } else {
-    p = { name, namespace, ip: `127.${100 + Math.floor(Math.random() * 100)}.${index}.${10 + index % 200}` };
-  }
+  const p = await placePod(r, name, namespace, index);
   await ensureNamespace(r, namespace);
   // A pod bound to a federated identity runs as the service account its credential trusts.
   const federatedAs = r.identities.find((i) =>
     i.federated && i.name === binding && i.namespace === namespace
   );
-  await kubectl(
-    r,
-    ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name, namespace, labels: binding ? { aadpodidbinding: binding } : {} },
-      spec: {
-        nodeName: NODE_NAME,
-        ...(federatedAs ? { serviceAccountName: federatedAs.name } : {}),
-        containers: [{ name: "app", image: "your-app:latest" }],
-      },
-    }),
-  );
-  await kubectl(r, [
-    "patch",
-    "pod",
-    name,
-    "-n",
-    namespace,
-    "--subresource=status",
-    "--type=merge",
-    "-p",
-    JSON.stringify({ status: { phase: "Running", podIP: p.ip, podIPs: [{ ip: p.ip }] } }),
-  ]);
+  await applyRunningPod(r, p, binding, federatedAs?.name);
   r.pods.push(p);
   await writeRecord(r);
-  const query = "api-version=2018-02-01&resource=https://management.azure.com/";
-  print(
-    `pod ${namespace}/${name} on ${NODE_NAME}, IP ${p.ip}${binding ? `, aadpodidbinding=${binding}` : ""}` +
-      (federatedAs ? `, service account ${federatedAs.name} (federated)` : ""),
-  );
-  if (p.netns) {
-    print(
-      `  deno task sandbox exec ${name} -- curl -s -H Metadata:true ` +
-        `'http://169.254.169.254/metadata/identity/oauth2/token?${query}'`,
-    );
-  } else {
-    print(
-      `  curl -s --interface ${p.ip} -H Metadata:true 'http://${
-        r.nmi!.address
-      }/metadata/identity/oauth2/token?${query}'`,
-    );
-  }
+  for (const line of podLines(p, binding, federatedAs?.name, r.nmi!.address)) print(line);
   return p;
 }
 
