@@ -18,6 +18,23 @@ export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** Buckets in seconds for cloud operations, which take seconds to minutes (up to Compute's 20 min). */
 export const CLOUD_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200];
 
+/** Declares metrics in `registry` under the original's prefix, one call per metric. */
+export function metricsIn(registry: Registry) {
+  const registers = [registry];
+  return {
+    counter: <L extends string = string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Counter<L>({ name: METRIC_PREFIX + name, help, labelNames, registers }),
+    gauge: <L extends string = string>(name: string, help: string, labelNames: readonly L[] = []) =>
+      new Gauge<L>({ name: METRIC_PREFIX + name, help, labelNames, registers }),
+    histogram: <L extends string = string>(
+      name: string,
+      help: string,
+      buckets: number[],
+      labelNames: readonly L[] = [],
+    ) => new Histogram<L>({ name: METRIC_PREFIX + name, help, labelNames, buckets, registers }),
+  };
+}
+
 export function newRegistry(defaultLabels?: Record<string, string>): Registry {
   const r = new Registry();
   if (defaultLabels) r.setDefaultLabels(defaultLabels);

@@ -5,11 +5,12 @@
 
 import {
   CLOUD_BUCKETS,
-  Counter,
+  type Counter,
   Gauge,
-  Histogram,
+  type Histogram,
   LATENCY_BUCKETS,
   METRIC_PREFIX,
+  metricsIn,
   newRegistry,
   type Registry,
 } from "../lib/metrics.ts";
@@ -69,18 +70,14 @@ export interface MicMetrics {
 }
 
 function writeMetrics(registry: Registry, op: AssignedIdentityWrite, verb: string) {
+  const m = metricsIn(registry);
   return {
-    duration: new Histogram({
-      name: `${METRIC_PREFIX}${op}_duration_seconds`,
-      help: `Duration in seconds of assigned identity ${verb} operations`,
-      buckets: ASSIGNED_IDENTITY_BUCKETS,
-      registers: [registry],
-    }),
-    count: new Counter({
-      name: `${METRIC_PREFIX}${op}_count`,
-      help: `Total number of assigned identity ${verb} operations`,
-      registers: [registry],
-    }),
+    duration: m.histogram(
+      `${op}_duration_seconds`,
+      `Duration in seconds of assigned identity ${verb} operations`,
+      ASSIGNED_IDENTITY_BUCKETS,
+    ),
+    count: m.counter(`${op}_count`, `Total number of assigned identity ${verb} operations`),
   };
 }
 
@@ -121,69 +118,47 @@ function memoryGauge(registry: Registry): Gauge<"kind"> {
 
 export function micMetrics(): MicMetrics {
   const registry = newRegistry();
-  const p = METRIC_PREFIX;
-  const registers = [registry];
+  const m = metricsIn(registry);
   return {
     registry,
-    cycleDuration: new Histogram({
-      name: `${p}mic_cycle_duration_seconds`,
-      help: "Duration of MIC cycles that had work (planning and Kubernetes writes; ARM runs beside them)",
-      buckets: MIC_CYCLE_BUCKETS,
-      registers,
-    }),
-    cycles: new Counter({ name: `${p}mic_cycle_count`, help: "MIC cycles with work", registers }),
-    armDuration: new Histogram({
-      name: `${p}cloud_provider_operations_duration_seconds`,
-      help: "Successful ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the " +
+    cycleDuration: m.histogram(
+      "mic_cycle_duration_seconds",
+      "Duration of MIC cycles that had work (planning and Kubernetes writes; ARM runs beside them)",
+      MIC_CYCLE_BUCKETS,
+    ),
+    cycles: m.counter("mic_cycle_count", "MIC cycles with work"),
+    armDuration: m.histogram(
+      "cloud_provider_operations_duration_seconds",
+      "Successful ARM calls (vm_get, vm_update, vmss_get, vmss_update; updates include the " +
         "long-running operation)",
-      labelNames: ["operation_type"],
-      buckets: CLOUD_PROVIDER_BUCKETS,
-      registers,
-    }),
-    armErrors: new Counter({
-      name: `${p}cloud_provider_operations_errors_count`,
-      help: "Failed ARM calls by operation",
-      labelNames: ["operation_type"],
-      registers,
-    }),
-    armErrorsByCode: new Counter({
-      name: `${p}cloud_provider_operations_errors_by_code_count`,
-      help: "Failed ARM calls by operation and ARM error code",
-      labelNames: ["operation_type", "code"],
-      registers,
-    }),
-    kubeErrors: new Counter({
-      name: `${p}kubernetes_api_operations_errors_count`,
-      help: "Failed Kubernetes writes by operation",
-      labelNames: ["operation_type"],
-      registers,
-    }),
+      CLOUD_PROVIDER_BUCKETS,
+      ["operation_type"],
+    ),
+    armErrors: m.counter("cloud_provider_operations_errors_count", "Failed ARM calls by operation", [
+      "operation_type",
+    ]),
+    armErrorsByCode: m.counter(
+      "cloud_provider_operations_errors_by_code_count",
+      "Failed ARM calls by operation and ARM error code",
+      ["operation_type", "code"],
+    ),
+    kubeErrors: m.counter("kubernetes_api_operations_errors_count", "Failed Kubernetes writes by operation", [
+      "operation_type",
+    ]),
     writes: {
       assigned_identity_addition: writeMetrics(registry, "assigned_identity_addition", "addition"),
       assigned_identity_deletion: writeMetrics(registry, "assigned_identity_deletion", "deletion"),
       assigned_identity_update: writeMetrics(registry, "assigned_identity_update", "update"),
     },
-    assigned: new Gauge({
-      name: `${p}assigned_identities`,
-      help: "AzureAssignedIdentities by status, as of the last cycle",
-      labelNames: ["status"],
-      registers,
-    }),
-    queueDepth: new Gauge({
-      name: `${p}mic_queue_depth`,
-      help: "VMs / scale sets with ARM work running or waiting",
-      registers,
-    }),
-    leaderElections: new Counter({
-      name: `${p}mic_new_leader_election_count`,
-      help: "Total number of new leader election in mic (entries into the election, as the original)",
-      registers,
-    }),
-    leaderAcquired: new Counter({
-      name: `${p}mic_leader_acquired_count`,
-      help: "Times this MIC became leader",
-      registers,
-    }),
+    assigned: m.gauge("assigned_identities", "AzureAssignedIdentities by status, as of the last cycle", [
+      "status",
+    ]),
+    queueDepth: m.gauge("mic_queue_depth", "VMs / scale sets with ARM work running or waiting"),
+    leaderElections: m.counter(
+      "mic_new_leader_election_count",
+      "Total number of new leader election in mic (entries into the election, as the original)",
+    ),
+    leaderAcquired: m.counter("mic_leader_acquired_count", "Times this MIC became leader"),
     memory: memoryGauge(registry),
   };
 }

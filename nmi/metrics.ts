@@ -5,11 +5,11 @@
 // NAMESPACE_LIMIT / RESOURCE_LIMIT distinct values and answer "other" after that. Never a pod or an identity.
 
 import {
-  Counter,
-  Gauge,
-  Histogram,
+  type Counter,
+  type Gauge,
+  type Histogram,
   LATENCY_BUCKETS,
-  METRIC_PREFIX,
+  metricsIn,
   newRegistry,
   type Registry,
 } from "../lib/metrics.ts";
@@ -140,44 +140,35 @@ export class NmiMetrics {
 
   constructor() {
     this.registry = newRegistry();
-    const registers = [this.registry];
-    this.requests = new Histogram({
-      name: `${METRIC_PREFIX}nmi_operations_duration_seconds`,
-      help: "Duration in seconds for nmi operations",
-      labelNames: ["operation_type", "status_code", "namespace", "resource"],
-      buckets: NMI_OPERATION_BUCKETS,
-      registers,
-    });
-    this.upstream = new Histogram({
-      name: `${METRIC_PREFIX}imds_operations_duration_seconds`,
-      help: "Duration in seconds of imds token operations (successful calls)",
-      labelNames: ["operation_type"],
-      buckets: IMDS_OPERATION_BUCKETS,
-      registers,
-    });
-    this.upstreamErrors = new Counter({
-      name: `${METRIC_PREFIX}imds_operations_errors_count`,
-      help: "Total number of errors in imds token operations",
-      labelNames: ["operation_type"],
-      registers,
-    });
-    this.kubeErrors = new Counter({
-      name: `${METRIC_PREFIX}kubernetes_api_operations_errors_count`,
-      help: "Total number of errors in kubernetes api operations (get_pod_list, get_secret)",
-      labelNames: ["operation_type"],
-      registers,
-    });
-    this.cache = new Counter({
-      name: `${METRIC_PREFIX}nmi_token_cache_total`,
-      help: "Token requests by how they were served: cache, upstream (fetched), shared (joined a fetch)",
-      labelNames: ["result"],
-      registers,
-    });
-    this.waiting = new Gauge({
-      name: `${METRIC_PREFIX}nmi_requests_waiting`,
-      help: "Token requests waiting for an identity assignment",
-      registers,
-    });
+    const m = metricsIn(this.registry);
+    this.requests = m.histogram(
+      "nmi_operations_duration_seconds",
+      "Duration in seconds for nmi operations",
+      NMI_OPERATION_BUCKETS,
+      ["operation_type", "status_code", "namespace", "resource"],
+    );
+    this.upstream = m.histogram(
+      "imds_operations_duration_seconds",
+      "Duration in seconds of imds token operations (successful calls)",
+      IMDS_OPERATION_BUCKETS,
+      ["operation_type"],
+    );
+    this.upstreamErrors = m.counter(
+      "imds_operations_errors_count",
+      "Total number of errors in imds token operations",
+      ["operation_type"],
+    );
+    this.kubeErrors = m.counter(
+      "kubernetes_api_operations_errors_count",
+      "Total number of errors in kubernetes api operations (get_pod_list, get_secret)",
+      ["operation_type"],
+    );
+    this.cache = m.counter(
+      "nmi_token_cache_total",
+      "Token requests by how they were served: cache, upstream (fetched), shared (joined a fetch)",
+      ["result"],
+    );
+    this.waiting = m.gauge("nmi_requests_waiting", "Token requests waiting for an identity assignment");
   }
 
   observeRequest(o: RequestObservation, seconds: number): void {
