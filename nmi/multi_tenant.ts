@@ -1,9 +1,9 @@
 // Multi-tenant service principals: an AzureIdentity of type 1 (client secret) with spec.auxiliaryTenantIDs.
 // As the original v1.8.17 (pkg/auth/auth.go newMultiTenantServicePrincipalToken, pkg/nmi/server/server.go
-// msiHandler; docs/upstream.md "NMI"), NMI asks Azure AD for the same client and resource in the primary
-// tenant and in each auxiliary tenant, and answers a JSON ARRAY of IMDS-shaped tokens: the primary tenant's
-// first, then one per auxiliary tenant in spec order. One refused tenant refuses the whole request. adal
-// accepts one to three auxiliary tenants; more is refused here with the same limit.
+// msiHandler; docs/upstream.md "NMI routes and status codes"), NMI asks Azure AD for the same client and
+// resource in the primary tenant and in each auxiliary tenant, and answers a JSON ARRAY of IMDS-shaped
+// tokens: the primary tenant's first, then one per auxiliary tenant in spec order. One refused tenant
+// refuses the whole request. adal accepts one to three auxiliary tenants; more is refused with that limit.
 
 import type { AzureIdentity } from "../lib/api/types.ts";
 import { IdentityType } from "../lib/api/types.ts";
