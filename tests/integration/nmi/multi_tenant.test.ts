@@ -50,12 +50,16 @@ Deno.test("multi-tenant service principal: an array of primary + auxiliary token
     });
     const good = await h.createIdentity("mt-good", spec([aux1, aux2]));
     const bad = await h.createIdentity("mt-bad", spec([aux1, noApp]));
+    const many = await h.createIdentity("mt-many", spec([aux1, aux2, noApp, aux1]));
     const bg = await h.createBinding("b-good", "mt-good", "mt-good");
     const bb = await h.createBinding("b-bad", "mt-bad", "mt-bad");
+    const bm = await h.createBinding("b-many", "mt-many", "mt-many");
     const pg = await h.createPod("p-good", { aadpodidbinding: "mt-good" });
     const pb = await h.createPod("p-bad", { aadpodidbinding: "mt-bad" });
+    const pm = await h.createPod("p-many", { aadpodidbinding: "mt-many" });
     await h.assign(pg, good, bg, "Assigned");
     await h.assign(pb, bad, bb, "Assigned");
+    await h.assign(pm, many, bm, "Assigned");
 
     const aad = () => h.emu.requests.count({ service: "aad", route: "aad.token" });
     const before = aad();
@@ -100,6 +104,12 @@ Deno.test("multi-tenant service principal: an array of primary + auxiliary token
     assert.ok(!Array.isArray(refused.json));
     assert.ok(refused.text.includes(`auxiliary tenant ${noApp}`), refused.text);
     assert.doesNotMatch(refused.text, /eyJ/, "no token in a refusal");
+    // More than three auxiliary tenants (adal's limit): refused with the reason, before any Azure AD call.
+    const calls = aad();
+    const tooMany = await h.get(pm.ip, tokenPath(RESOURCE));
+    assert.equal(tooMany.status, 403, tooMany.text);
+    assert.match(tooMany.text, /4 auxiliaryTenantIDs; Azure AD multi-tenant tokens take one to three/);
+    assert.equal(aad(), calls);
 
     // An unmodified SDK asking for the token: @azure/identity's ManagedIdentityCredential expects one IMDS
     // object and cannot read the array (the original's answer was the same array); only clients that parse
