@@ -42,6 +42,15 @@ export async function servicePrincipalToken(
       buildClientAssertion(req.credential.material, { clientId: req.clientId, audience: endpoint }),
     );
   }
+  return await postTokenForm(endpoint, form, opts);
+}
+
+/** One token request to Azure AD (v1 or v2 endpoint): the form POSTed, the answer read whole. */
+export async function postTokenForm(
+  endpoint: string,
+  form: URLSearchParams,
+  opts: { timeoutMs: number; userAgent: string; signal?: AbortSignal },
+): Promise<UpstreamAnswer> {
   const timeout = AbortSignal.timeout(opts.timeoutMs);
   let res: Response;
   try {

@@ -4,7 +4,8 @@
 // the VM, so the node's IMDS has nothing to give for these identities. Pure helpers first, then the HTTP.
 
 import { KubeApiError, type KubeClient } from "../lib/kube/rest.ts";
-import { readBody, transportMessage, type UpstreamAnswer, UpstreamUnavailable } from "./imds_client.ts";
+import { postTokenForm } from "./aad_client.ts";
+import type { UpstreamAnswer } from "./imds_client.ts";
 
 export const TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange";
 /** The shortest TokenRequest the apiserver grants (and the one the admission policy's bound allows). */
@@ -136,16 +137,5 @@ export async function exchangeForToken(
     client_assertion_type: JWT_BEARER,
     client_assertion: req.assertion,
   });
-  let res: Response;
-  try {
-    res = await fetch(endpoint, {
-      method: "POST",
-      headers: { "content-type": "application/x-www-form-urlencoded", "user-agent": opts.userAgent },
-      body: form,
-      signal: AbortSignal.timeout(opts.timeoutMs),
-    });
-  } catch (e) {
-    throw new UpstreamUnavailable(`Azure AD at ${endpoint}: ${transportMessage(e)}`);
-  }
-  return { ok: res.ok, status: res.status, body: await readBody(res) };
+  return await postTokenForm(endpoint, form, opts);
 }

@@ -30,6 +30,7 @@ import {
 import type { Refusal } from "./refusal.ts";
 import { RefusalLog } from "./refusal_log.ts";
 import type { FlowResult, TokenFlow } from "./token_flow.ts";
+import { tokenAnswerJson } from "./multi_tenant.ts";
 import { imdsJson, type Token } from "./token.ts";
 
 interface ServerDeps {
@@ -111,7 +112,7 @@ function serialized(token: Token, clientId: string): string {
   const second = Math.floor(Date.now() / 1000);
   const hit = rendered.get(token);
   if (hit && hit.second === second && hit.clientId === clientId) return hit.body;
-  const body = JSON.stringify(imdsJson({ ...token, clientId: clientId || token.clientId }, second));
+  const body = JSON.stringify(tokenAnswerJson(token, clientId, second));
   rendered.set(token, { second, clientId, body });
   return body;
 }
@@ -308,6 +309,7 @@ export class NmiServer {
         headers: { "content-type": JSON_TYPE },
       });
     }
+    // A multi-tenant identity's auxiliary tokens are not part of this answer: the original sent tokens[0] alone.
     const body = imdsJson(
       { ...result.token, clientId: result.clientId || result.token.clientId },
       Math.floor(Date.now() / 1000),

@@ -12,6 +12,8 @@ export interface Token {
   clientId: string;
   /** ext_expires_in from upstream, seconds (informational). */
   extExpiresIn?: number;
+  /** Multi-tenant service principal: one token per auxiliary tenant, in spec order (nmi/multi_tenant.ts). */
+  auxiliary?: readonly Token[];
 }
 
 export class UpstreamShapeError extends Error {

@@ -13,6 +13,7 @@ import { sleep } from "../lib/sleep.ts";
 import type { Logger } from "../lib/log.ts";
 import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_client.ts";
 import type { NmiCaches } from "./caches.ts";
+import { auxiliaryTenantsOf, withAuxiliary } from "./multi_tenant.ts";
 import {
   aadstsCode,
   exchangeForToken,
@@ -119,13 +120,17 @@ export class TokenService {
   }
 
   /** A token from an Azure AD answer (an unreadable one means Azure AD is not usable: 503). */
-  #fromAzureAd(body: unknown, resource: string, clientId: string): Token {
-    let t: Token;
+  #parse(body: unknown, resource: string, clientId: string): Token {
     try {
-      t = tokenFromUpstream(body, { resource, clientId }, nowSeconds());
+      return tokenFromUpstream(body, { resource, clientId }, nowSeconds());
     } catch (e) {
       throw unavailable(e);
     }
+  }
+
+  /** #parse, learning the principal id: only the primary tenant's token names the identity's principal. */
+  #fromAzureAd(body: unknown, resource: string, clientId: string): Token {
+    const t = this.#parse(body, resource, clientId);
     this.#learn(clientId, t);
     return t;
   }
@@ -185,8 +190,6 @@ export class TokenService {
     call: CallContext,
     pod?: FederatedPod,
   ): Promise<Token> {
-    const deadlineAt = call.deadlineAt;
-    const clientId = identity.spec.clientID;
     if (this.#o.federation && isFederatedIdentity(identity, this.#o.federation.byDefault)) {
       if (!pod) {
         throw new TokenError(refusal("forbidden", "a federated identity needs the calling pod"));
@@ -199,50 +202,84 @@ export class TokenService {
       }
       case IdentityType.ServicePrincipal:
       case IdentityType.ServicePrincipalCertificate: {
-        const ref = identity.spec.clientPassword;
-        if (!ref?.name || !ref.namespace) {
-          throw new TokenError(
-            refusal(
-              "forbidden",
-              `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name} names no clientPassword secret`,
-              "invalid_client",
-            ),
-          );
-        }
-        const signal = AbortSignal.timeout(Math.max(1, deadlineAt - performance.now()));
-        const secret = await this.#o.caches.secret(ref, signal);
-        if (!secret) {
-          throw new TokenError(
-            refusal("forbidden", `secret ${ref.namespace}/${ref.name} does not exist`, "invalid_client"),
-          );
-        }
-        const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
-        // The secret's version is part of the key: a rotated secret never serves a token from the old one.
-        const key =
-          `sp|${identity.spec.tenantID}|${clientId.toLowerCase()}|${authority}|${ref.namespace}/${ref.name}@${
-            secret.metadata.resourceVersion ?? ""
-          }|${resource}`;
-        const { token } = await this.#o.cache.get(key, async () => {
-          // Parsed only when a token is fetched (a certificate's key is costly to read).
-          const credential = spCredential(identity, secret.data ?? {});
-          const t0 = performance.now();
-          let a: UpstreamAnswer;
-          try {
-            a = await servicePrincipalToken(
-              { authorityHost: authority, tenantId: identity.spec.tenantID, clientId, resource, credential },
-              { timeoutMs: this.#o.timeoutMs, userAgent: this.#o.userAgent },
-            );
-          } catch (e) {
-            this.#o.onUpstream?.("aad", false, (performance.now() - t0) / 1000);
-            throw unavailable(e);
-          }
-          this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
-          if (!a.ok) throw upstreamError("Azure AD", a);
-          return this.#fromAzureAd(a.body, resource, clientId);
-        }, call.signal);
-        return token;
+        return await this.#servicePrincipal(identity, resource, call);
       }
     }
+  }
+
+  /**
+   * A service principal's token from Azure AD, with the credential from its Secret; with auxiliary tenants
+   * (type 1), the primary tenant's token carrying one per auxiliary tenant (nmi/multi_tenant.ts).
+   */
+  async #servicePrincipal(identity: AzureIdentity, resource: string, call: CallContext): Promise<Token> {
+    const clientId = identity.spec.clientID;
+    const ref = identity.spec.clientPassword;
+    if (!ref?.name || !ref.namespace) {
+      throw new TokenError(
+        refusal(
+          "forbidden",
+          `AzureIdentity ${identity.metadata.namespace}/${identity.metadata.name} names no clientPassword secret`,
+          "invalid_client",
+        ),
+      );
+    }
+    let auxiliary: string[];
+    try {
+      auxiliary = auxiliaryTenantsOf(identity);
+    } catch (e) {
+      throw new TokenError(refusal("forbidden", (e as Error).message, "invalid_request"));
+    }
+    const signal = AbortSignal.timeout(Math.max(1, call.deadlineAt - performance.now()));
+    const secret = await this.#o.caches.secret(ref, signal);
+    if (!secret) {
+      throw new TokenError(
+        refusal("forbidden", `secret ${ref.namespace}/${ref.name} does not exist`, "invalid_client"),
+      );
+    }
+    const authority = identity.spec.adEndpoint || this.#o.defaultAdEndpoint;
+    // The secret's version is part of the key: a rotated secret never serves a token from the old one.
+    const key = `sp|${identity.spec.tenantID}|${
+      auxiliary.join(",")
+    }|${clientId.toLowerCase()}|${authority}|${ref.namespace}/${ref.name}@${
+      secret.metadata.resourceVersion ?? ""
+    }|${resource}`;
+    const { token } = await this.#o.cache.get(key, async () => {
+      // Parsed only when a token is fetched (a certificate's key is costly to read).
+      const credential = spCredential(identity, secret.data ?? {});
+      const ask = (tenantId: string, i: number) =>
+        this.#azureAdToken(
+          { authorityHost: authority, tenantId, clientId, resource, credential },
+          i === 0 ? "Azure AD" : `Azure AD (auxiliary tenant ${tenantId})`,
+        );
+      // All tenants at once; the first refusal in tenant order (primary first) refuses the request, as adal's
+      // MultiTenantServicePrincipalToken did.
+      const answers = await Promise.allSettled([identity.spec.tenantID, ...auxiliary].map(ask));
+      const failed = answers.find((a) => a.status === "rejected");
+      if (failed) throw failed.reason;
+      const [primary, ...rest] = answers.map((a) => (a as PromiseFulfilledResult<UpstreamAnswer>).value);
+      const main = this.#fromAzureAd(primary.body, resource, clientId);
+      if (!rest.length) return main;
+      return withAuxiliary(main, rest.map((a) => this.#parse(a.body, resource, clientId)));
+    }, call.signal);
+    return token;
+  }
+
+  /** One Azure AD client-credentials call; `source` names it in a refusal (an auxiliary tenant by id). */
+  async #azureAdToken(
+    req: Parameters<typeof servicePrincipalToken>[0],
+    source: string,
+  ): Promise<UpstreamAnswer> {
+    const t0 = performance.now();
+    let a: UpstreamAnswer;
+    try {
+      a = await servicePrincipalToken(req, { timeoutMs: this.#o.timeoutMs, userAgent: this.#o.userAgent });
+    } catch (e) {
+      this.#o.onUpstream?.("aad", false, (performance.now() - t0) / 1000);
+      throw unavailable(e);
+    }
+    this.#o.onUpstream?.("aad", a.ok, (performance.now() - t0) / 1000);
+    if (!a.ok) throw upstreamError(source, a);
+    return a;
   }
 
   /**
