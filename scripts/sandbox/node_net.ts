@@ -220,7 +220,7 @@ export async function mirror(
 }
 
 /** Lets pods through the node to one relay in the root namespace (once per relay, ahead of the REJECT). */
-async function allowPodRelay(node: NodeNet, relay: number): Promise<void> {
+export async function allowPodRelay(node: NodeNet, relay: number): Promise<void> {
   const rule = [
     "FORWARD",
     "-s",

@@ -3,7 +3,7 @@
 // mirrored into the node (node_net.ts). Everything it makes is written to a NodeRecord first, so stopNode()
 // can undo it by pid, cgroup and namespace name even after a failed start, and the logs stay in `logDir`.
 
-import { createNode, mirror, type NetPlan, type NetRecorder } from "../node_net.ts";
+import { allowPodRelay, createNode, mirror, type NetPlan, type NetRecorder } from "../node_net.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "../detached.ts";
 import { cniConfig, containerdConfig, kubeletConfig, type NodeLayout, validNodeName } from "./config.ts";
 import { createCgroup, killCgroup, removeCgroup } from "./cgroups.ts";
@@ -155,6 +155,8 @@ async function wireNetwork(o: NodeOptions, r: NodeRecord, rec: NetRecorder): Pro
   // No kube-proxy here: the one Service pods need (the apiserver's) is a DNAT to its relay, for pods
   // (PREROUTING) and hostNetwork pods (OUTPUT) alike.
   const to = `${r.hostIp}:${relays[String(apiPort)]}`;
+  // Pods reach the root namespace only at relays let through (node_net.ts): the apiserver's Service is one.
+  await allowPodRelay(node, relays[String(apiPort)]);
   // A locally sent packet is routed before OUTPUT's DNAT: the service range needs a route to exist at all.
   // The lab's services (LAB_SERVICES_NET) are reached through the machine as well.
   for (const dst of ["10.96.0.0/16", LAB_SERVICES_NET]) {
