@@ -94,9 +94,17 @@ export interface LocalImages {
 
 /** Builds (or finds in the cache) every local image; `extraCaPem` is trusted inside them. */
 export async function buildLocalImages(version: string, extraCaPem: string): Promise<LocalImages> {
-  const sources = ["deno.json", "deno.lock", "lib", "mic", "nmi", "scripts/images"].map((p) =>
-    `${REPO}/${p}`
-  );
+  // The SDK client's package-lock too: its node_modules are copied in, and an image built before they were
+  // installed must not be taken for one built after.
+  const sources = [
+    "deno.json",
+    "deno.lock",
+    "lib",
+    "mic",
+    "nmi",
+    "scripts/images",
+    "tests/clients/node/package-lock.json",
+  ].map((p) => `${REPO}/${p}`);
   const key = await contentHash(sources, `${Deno.version.deno}\n${version}\n${extraCaPem}`);
   const dir = `${sandboxCacheDir()}/images-${key}`;
   const micImage = `${LOCAL_REPOSITORY}/mic:${version}`;
@@ -194,6 +202,12 @@ async function buildSdkNode(root: string, extraCaPem: string, work: string, outT
   const nodeBin = (await run("sh", ["-c", "command -v node"])).trim();
   await copyBinaries(root, [{ src: await Deno.realPath(nodeBin), dest: "/usr/local/bin/node" }]);
   await baseEtc(root, extraCaPem);
+  const sdk = `${REPO}/tests/clients/node/node_modules/@azure/identity/package.json`;
+  if (!await Deno.stat(sdk).then(() => true, () => false)) {
+    throw new Error(
+      `sdk-node image: ${sdk} is missing; run \`deno task setup\` first (it installs the clients)`,
+    );
+  }
   await copyInto(root, `${REPO}/tests/clients/node`, "/app");
   await copyInto(root, `${REPO}/scripts/images/token_claims.mjs`, "/app/token_claims.mjs");
   await buildImage(
