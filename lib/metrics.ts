@@ -35,6 +35,36 @@ export function metricsIn(registry: Registry) {
   };
 }
 
+/**
+ * The original's histogram buckets for assigned-identity writes and IMDS token calls (one list in its
+ * pkg/metrics): kept in ours so every `le` a dashboard of the original reads exists.
+ */
+export const ORIGINAL_OPERATION_BUCKETS = [
+  0.01,
+  0.02,
+  0.05,
+  0.1,
+  0.2,
+  0.3,
+  0.4,
+  0.5,
+  0.6,
+  0.7,
+  0.8,
+  0.9,
+  1,
+  2,
+  3,
+  4,
+  5,
+  10,
+];
+
+/** Our buckets and the original's, merged and sorted. */
+export function withOriginal(ours: number[], original: number[]): number[] {
+  return [...new Set([...ours, ...original])].sort((a, b) => a - b);
+}
+
 export function newRegistry(defaultLabels?: Record<string, string>): Registry {
   const r = new Registry();
   if (defaultLabels) r.setDefaultLabels(defaultLabels);

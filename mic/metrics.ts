@@ -12,34 +12,13 @@ import {
   METRIC_PREFIX,
   metricsIn,
   newRegistry,
+  ORIGINAL_OPERATION_BUCKETS,
   type Registry,
+  withOriginal,
 } from "../lib/metrics.ts";
 
-function withOriginal(ours: number[], original: number[]): number[] {
-  return [...new Set([...ours, ...original])].sort((a, b) => a - b);
-}
-
 /** The original's buckets, plus ours: every `le` a dashboard of the original reads exists. */
-const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, [
-  0.01,
-  0.02,
-  0.05,
-  0.1,
-  0.2,
-  0.3,
-  0.4,
-  0.5,
-  0.6,
-  0.7,
-  0.8,
-  0.9,
-  1,
-  2,
-  3,
-  4,
-  5,
-  10,
-]);
+const ASSIGNED_IDENTITY_BUCKETS = withOriginal(LATENCY_BUCKETS, ORIGINAL_OPERATION_BUCKETS);
 /** The original's list for MIC cycles and for cloud-provider calls alike. */
 const ORIGINAL_SLOW_BUCKETS = [0.5, 1, 5, 10, 30, 60, 120, 300, 600, 900, 1200];
 const MIC_CYCLE_BUCKETS = withOriginal(LATENCY_BUCKETS, ORIGINAL_SLOW_BUCKETS);

@@ -4,23 +4,11 @@
 // path (a fixed set; any other path is "other"), `namespace` and `resource` keep their first
 // NAMESPACE_LIMIT / RESOURCE_LIMIT distinct values and answer "other" after that. Never a pod or an identity.
 
-import {
-  type Counter,
-  type Gauge,
-  type Histogram,
-  LATENCY_BUCKETS,
-  metricsIn,
-  newRegistry,
-  type Registry,
-} from "../lib/metrics.ts";
+import * as lib from "../lib/metrics.ts";
 import type { RouteKind } from "./request.ts";
 
-/** The original's buckets plus finer ones below them: every `le` a dashboard of the original reads exists. */
-function withOriginal(original: number[]): number[] {
-  return [...new Set([...LATENCY_BUCKETS, ...original])].sort((a, b) => a - b);
-}
-
-const NMI_OPERATION_BUCKETS = withOriginal([
+// The original's buckets plus finer ones below them: every `le` a dashboard of the original reads exists.
+const NMI_OPERATION_BUCKETS = lib.withOriginal(lib.LATENCY_BUCKETS, [
   0.5,
   1,
   2,
@@ -40,26 +28,7 @@ const NMI_OPERATION_BUCKETS = withOriginal([
   90,
   100,
 ]);
-const IMDS_OPERATION_BUCKETS = withOriginal([
-  0.01,
-  0.02,
-  0.05,
-  0.1,
-  0.2,
-  0.3,
-  0.4,
-  0.5,
-  0.6,
-  0.7,
-  0.8,
-  0.9,
-  1,
-  2,
-  3,
-  4,
-  5,
-  10,
-]);
+const IMDS_OPERATION_BUCKETS = lib.withOriginal(lib.LATENCY_BUCKETS, lib.ORIGINAL_OPERATION_BUCKETS);
 const NAMESPACE_LIMIT = 500;
 const RESOURCE_LIMIT = 100;
 const MAX_RESOURCE_LENGTH = 256;
@@ -128,19 +97,19 @@ interface RequestObservation {
 type RequestLabels = "operation_type" | "status_code" | "namespace" | "resource";
 
 export class NmiMetrics {
-  readonly registry: Registry;
-  readonly requests: Histogram<RequestLabels>;
-  readonly upstream: Histogram<"operation_type">;
-  readonly upstreamErrors: Counter<"operation_type">;
-  readonly kubeErrors: Counter<"operation_type">;
-  readonly cache: Counter<"result">;
-  readonly waiting: Gauge;
+  readonly registry: lib.Registry;
+  readonly requests: lib.Histogram<RequestLabels>;
+  readonly upstream: lib.Histogram<"operation_type">;
+  readonly upstreamErrors: lib.Counter<"operation_type">;
+  readonly kubeErrors: lib.Counter<"operation_type">;
+  readonly cache: lib.Counter<"result">;
+  readonly waiting: lib.Gauge;
   readonly #namespaces = new BoundedLabel(NAMESPACE_LIMIT);
   readonly #resources = new BoundedLabel(RESOURCE_LIMIT);
 
   constructor() {
-    this.registry = newRegistry();
-    const m = metricsIn(this.registry);
+    this.registry = lib.newRegistry();
+    const m = lib.metricsIn(this.registry);
     this.requests = m.histogram(
       "nmi_operations_duration_seconds",
       "Duration in seconds for nmi operations",
