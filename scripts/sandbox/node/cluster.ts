@@ -97,10 +97,26 @@ async function stopAll(ctx: Ctx): Promise<void> {
   if (errors.length) throw new Error(errors.join("; "));
 }
 
+/**
+ * A real cluster uses fixed names and addresses (REAL_NODE_NET, the lab link), so one runs per machine at a
+ * time: a second start waits here for the first to stop, rather than colliding with it.
+ */
+const MACHINE_LOCK = "/run/aad-pod-identity-real-cluster.lock";
+
+async function machineLock(ctx: Ctx): Promise<void> {
+  const file = await Deno.open(MACHINE_LOCK, { create: true, write: true });
+  const t0 = performance.now();
+  await file.lock(true);
+  const waited = Math.round(performance.now() - t0) / 1000;
+  if (waited > 1) ctx.log(`waited ${waited} s for another real cluster on this machine to stop`);
+  ctx.stops.push({ what: "machine lock", stop: () => Promise.resolve(file.close()) });
+}
+
 /** Starts it all; on a failure half-way everything made so far is stopped before the error is thrown. */
 export async function startRealCluster(o: RealClusterOptions): Promise<RealCluster> {
   const ctx: Ctx = { o, log: o.log ?? (() => {}), timings: {}, stops: [] };
   try {
+    await machineLock(ctx);
     const bins = await timed(ctx, "install", () => resolveNodeBinaries());
     const cp = await timed(
       ctx,
