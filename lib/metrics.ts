@@ -1,15 +1,19 @@
-// Prometheus metrics for MIC and NMI through prom-client (well kept, runs unchanged in Deno). Each service
-// makes its own Registry, so tests that run several components in one process do not share counters, and
-// names carry the original's `aadpodidentity_` prefix. Labels must stay bounded: never a URL path, a pod
-// name or an identity id as a label value.
+// Prometheus metrics for MIC and NMI: counters, gauges and histograms and their text exposition, our own
+// (lib/metrics/) rather than prom-client, whose module graph cost each process 8-10 MiB of RSS. The API and
+// the text are prom-client's, so callers and scrapes did not change. Each service makes its own Registry,
+// so tests that run several components in one process do not share counters, and names carry the
+// original's `aadpodidentity_` prefix. Labels must stay bounded: never a URL path, a pod name or an identity
+// id as a label value (a metric also caps its series, see lib/metrics/metric.ts).
 
-import client from "prom-client";
+import { Counter } from "./metrics/counter.ts";
+import { Gauge } from "./metrics/gauge.ts";
+import { Histogram } from "./metrics/histogram.ts";
+import { Registry } from "./metrics/registry.ts";
 
-export const { Registry, Counter, Gauge, Histogram } = client;
-export type Registry = client.Registry;
-export type Counter<T extends string = string> = client.Counter<T>;
-export type Gauge<T extends string = string> = client.Gauge<T>;
-export type Histogram<T extends string = string> = client.Histogram<T>;
+export { Counter, type CounterSeries } from "./metrics/counter.ts";
+export { Gauge, type GaugeSeries } from "./metrics/gauge.ts";
+export { Histogram, type HistogramSeries } from "./metrics/histogram.ts";
+export { Registry } from "./metrics/registry.ts";
 
 export const METRIC_PREFIX = "aadpodidentity_";
 

@@ -78,7 +78,8 @@ export function recordArmCall(m: MicMetrics, op: string, code: string, seconds: 
   m.armErrorsByCode.inc({ operation_type: op, code });
 }
 
-// prom-client's default process metrics read /proc in ways Deno does not support (RSS shows 0).
+// Read at scrape time. Deno.memoryUsage() rather than prom-client's default process metrics, which read
+// /proc in ways Deno did not support (their RSS showed 0).
 function memoryGauge(registry: Registry): Gauge<"kind"> {
   return new Gauge({
     name: `${METRIC_PREFIX}mic_memory_bytes`,
@@ -87,10 +88,10 @@ function memoryGauge(registry: Registry): Gauge<"kind"> {
     registers: [registry],
     collect() {
       const m = Deno.memoryUsage();
-      this.set({ kind: "rss" }, m.rss);
-      this.set({ kind: "heap_used" }, m.heapUsed);
-      this.set({ kind: "heap_total" }, m.heapTotal);
-      this.set({ kind: "external" }, m.external);
+      this.labels("rss").set(m.rss);
+      this.labels("heap_used").set(m.heapUsed);
+      this.labels("heap_total").set(m.heapTotal);
+      this.labels("external").set(m.external);
     },
   });
 }

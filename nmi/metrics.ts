@@ -3,6 +3,9 @@
 // keep working. The original's unbounded labels are kept but bounded here: `operation_type` is the route's
 // path (a fixed set; any other path is "other"), `namespace` and `resource` keep their first
 // NAMESPACE_LIMIT / RESOURCE_LIMIT distinct values and answer "other" after that. Never a pod or an identity.
+// Called per request: label values go positionally to `labels(...)` (a lookup that allocates nothing), and
+// the series of the fixed label sets (upstream kind, cache result) are bound on first use and kept; not
+// before, so that /metrics shows only what happened, as the original's did.
 
 import * as lib from "../lib/metrics.ts";
 import type { RouteKind } from "./request.ts";
@@ -95,6 +98,8 @@ interface RequestObservation {
 }
 
 type RequestLabels = "operation_type" | "status_code" | "namespace" | "resource";
+/** How the token cache served a request. */
+type CacheOutcome = "cache" | "upstream" | "shared";
 
 export class NmiMetrics {
   readonly registry: lib.Registry;
@@ -106,6 +111,9 @@ export class NmiMetrics {
   readonly waiting: lib.Gauge;
   readonly #namespaces = new BoundedLabel(NAMESPACE_LIMIT);
   readonly #resources = new BoundedLabel(RESOURCE_LIMIT);
+  readonly #upstreamOk: Partial<Record<UpstreamKind, lib.HistogramSeries>> = {};
+  readonly #upstreamFailed: Partial<Record<UpstreamKind, lib.CounterSeries>> = {};
+  readonly #cacheOutcomes: Partial<Record<CacheOutcome, lib.CounterSeries>> = {};
 
   constructor() {
     this.registry = lib.newRegistry();
@@ -142,18 +150,22 @@ export class NmiMetrics {
 
   observeRequest(o: RequestObservation, seconds: number): void {
     const resource = o.resource.length > MAX_RESOURCE_LENGTH ? OTHER : o.resource;
-    this.requests.observe({
-      operation_type: operationTypeOf(o.kind, o.rawPath),
-      status_code: String(o.status),
-      namespace: o.namespace ? this.#namespaces.value(o.namespace) : "",
-      resource: resource ? this.#resources.value(resource) : "",
-    }, seconds);
+    this.requests.labels(
+      operationTypeOf(o.kind, o.rawPath),
+      o.status,
+      o.namespace ? this.#namespaces.value(o.namespace) : "",
+      resource ? this.#resources.value(resource) : "",
+    ).observe(seconds);
   }
 
   /** As the original: the duration of successful calls, a count of failed ones. */
   observeUpstream(kind: UpstreamKind, ok: boolean, seconds: number): void {
-    const operation_type = IMDS_OPERATION_TYPE[kind];
-    if (ok) this.upstream.observe({ operation_type }, seconds);
-    else this.upstreamErrors.inc({ operation_type });
+    if (ok) (this.#upstreamOk[kind] ??= this.upstream.labels(IMDS_OPERATION_TYPE[kind])).observe(seconds);
+    else (this.#upstreamFailed[kind] ??= this.upstreamErrors.labels(IMDS_OPERATION_TYPE[kind])).inc();
+  }
+
+  /** One token request by how the cache served it (`nmi_token_cache_total{result}`). */
+  countCacheResult(from: CacheOutcome): void {
+    (this.#cacheOutcomes[from] ??= this.cache.labels(from)).inc();
   }
 }
