@@ -16,11 +16,13 @@ export const DEFAULT_MAX_SERIES = 10_000;
 /** What a registry needs of a metric. */
 export interface Collectable {
   readonly name: string;
-  readonly labelNames: readonly string[];
   readonly droppedSeries: number;
   /** Refreshes values computed at scrape time (a gauge of the process's memory). */
   collect?(): void;
-  /** The metric's lines; `extra` holds the registry's default labels already formatted (`a="x"` or ""). */
+  /**
+   * The metric's lines (no trailing line feed); `extra(labelNames)` gives the registry's default labels that
+   * the metric does not have itself, formatted (`a="x",b="y"` or "").
+   */
   render(extra: (labelNames: readonly string[]) => string): string;
 }
 
