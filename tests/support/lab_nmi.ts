@@ -63,33 +63,21 @@ interface CurlTokenOptions {
   timeoutSeconds?: number;
 }
 
-/** A token request from a pod through 169.254.169.254, by curl: status and body (no status when nothing
- * answered), curl's exit code, and the seconds it took. */
+/**
+ * A token request from a pod through 169.254.169.254, by curl: status and body (no status when nothing
+ * answered), curl's exit code, and the seconds it took.
+ */
 export async function curlToken(
   pod: LabPod,
   opts: CurlTokenOptions = {},
 ): Promise<{ status?: number; body: string; exit: number; seconds: number }> {
   const t0 = performance.now();
-  const path = tokenPath(
-    opts.resource ?? "https://vault.azure.net",
-    opts.clientId ? { client_id: opts.clientId } : {},
-  );
+  const query: Record<string, string> = opts.clientId ? { client_id: opts.clientId } : {};
+  const url = `http://169.254.169.254${tokenPath(opts.resource ?? "https://vault.azure.net", query)}`;
+  const curl = ["curl", "-s", "-m", String(opts.timeoutSeconds ?? 10), "-w", "\n%{http_code}"];
+  const headers = (opts.headers ?? []).flatMap((header) => ["-H", header]);
   const out = await new Deno.Command("ip", {
-    args: [
-      ...[
-        "netns",
-        "exec",
-        pod.ns,
-        "curl",
-        "-s",
-        "-m",
-        String(opts.timeoutSeconds ?? 10),
-        "-w",
-        "\n%{http_code}",
-      ],
-      ...(opts.headers ?? []).flatMap((header) => ["-H", header]),
-      `http://169.254.169.254${path}`,
-    ],
+    args: ["netns", "exec", pod.ns, ...curl, ...headers, url],
     stdout: "piped",
     stderr: "null",
   }).output();
