@@ -35,14 +35,18 @@ type KubeOp =
   | "assigned_identity_deletion"
   | "update_azure_assigned_identity_status";
 
-interface AssignedWriterOptions {
+/** What every part of MIC that writes on the leader's behalf is given: its log, and the leadership fence. */
+export interface FencedWork {
+  log: Logger;
+  /** Throws NotLeader when this replica may not write (not, or no longer, the leader). */
+  fence: () => void;
+}
+
+interface AssignedWriterOptions extends FencedWork {
   client: KubeClient;
   cache: ObservedCache;
   recorder: EventRecorder;
-  log: Logger;
   metrics: MicMetrics;
-  /** Throws when this replica may not write (not, or no longer, the leader). */
-  fence: () => void;
   /** Whether events may be written now (only the leader speaks). */
   leading: () => boolean;
   /** Our view was stale (conflict, not found): plan again once the watch caught up. */

@@ -7,8 +7,7 @@ import { ArmError, type IdentityArm, ThrottledLocally } from "../lib/azure/arm_c
 import { type CurrentIdentity, identityChange } from "../lib/azure/identity_delta.ts";
 import type { ComputeTarget } from "../lib/azure/provider_id.ts";
 import type { AzureAssignedIdentity } from "../lib/api/types.ts";
-import type { Logger } from "../lib/log.ts";
-import { type AssignedWriter, errText, identityRef, Reasons } from "./assigned_writer.ts";
+import { type AssignedWriter, errText, type FencedWork, identityRef, Reasons } from "./assigned_writer.ts";
 import type { Backoffs } from "./backoffs.ts";
 import { bounded } from "./bounded.ts";
 import { vouchKey } from "./desired.ts";
@@ -52,16 +51,13 @@ class Slots {
 /** What a job writes to Kubernetes. */
 export type JobWriter = Pick<AssignedWriter, "release" | "markAssigned" | "warnBindings" | "event">;
 
-interface TargetJobsOptions {
+interface TargetJobsOptions extends FencedWork {
   arm: IdentityArm;
   writer: JobWriter;
-  log: Logger;
   writeConcurrency: number;
   armConcurrency: number;
   targetBackoff: Backoffs;
   identityBackoff: Backoffs;
-  /** Throws NotLeader when this replica may not write. */
-  fence: () => void;
   /** The current leadership's signal (aborts calls in flight when it ends). */
   signal: () => AbortSignal;
   /** Asks for a cycle at `at` (a backoff ends). */

@@ -5,6 +5,7 @@
 // kubectl comes from KUBECTL_BIN, else PATH.
 
 import { parseArgs } from "node:util";
+import { runCommandText } from "../lib/command.ts";
 import { crdObjects, installationObjects, toYaml } from "./manifests.ts";
 import { type ChangeLine, classify, itemsOf, summaryLine } from "./deploy/changes.ts";
 import {
@@ -136,28 +137,11 @@ function kubectlRunner(kubeconfig: string | undefined): Kubectl {
   const bin = Deno.env.get("KUBECTL_BIN") ?? "kubectl";
   const common = kubeconfig ? [`--kubeconfig=${kubeconfig}`] : [];
   return async (argv, stdin) => {
-    let child;
-    try {
-      child = new Deno.Command(bin, {
-        args: [...common, ...argv],
-        stdin: stdin === undefined ? "null" : "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
+    const out = await runCommandText(bin, [...common, ...argv], stdin).catch((e) => {
       throw new Error(`cannot run kubectl (${bin}): ${e instanceof Error ? e.message : e}; set KUBECTL_BIN`);
-    }
-    if (stdin !== undefined) {
-      const w = child.stdin.getWriter();
-      await w.write(new TextEncoder().encode(stdin));
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    if (!out.success) {
-      throw new Error(`kubectl ${argv.join(" ")} failed: ${dec.decode(out.stderr).trim()}`);
-    }
-    return dec.decode(out.stdout);
+    });
+    if (out.code !== 0) throw new Error(`kubectl ${argv.join(" ")} failed: ${out.stderr.trim()}`);
+    return out.stdout;
   };
 }
 

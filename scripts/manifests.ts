@@ -6,6 +6,7 @@
 import { stringify } from "yaml";
 import { CRDS } from "../lib/api/crds.ts";
 import { API_VERSION } from "../lib/api/types.ts";
+import { BINDING_SPEC_ALIASES, IDENTITY_SPEC_ALIASES } from "../lib/api/casing.ts";
 import { ADMIN_SECRET, defaultOptions, type ManifestOptions } from "./manifests/options.ts";
 import { federationPolicyObjects } from "./manifests/federation_policy.ts";
 import { micRbac, NMI_SERVICE_ACCOUNT, nmiRbac } from "./manifests/rbac.ts";
@@ -73,36 +74,35 @@ function demoObjects(): object[] {
   ];
 }
 
+/** Spec keys in the pre-v1.6 PascalCase (lib/api/casing.ts), `type` excepted as users wrote it. */
+const PASCAL = { ...IDENTITY_SPEC_ALIASES, ...BINDING_SPEC_ALIASES, type: "type" };
+type SpecKey = keyof typeof PASCAL;
+
 /** The same kind of objects in the pre-v1.6 PascalCase and in camelCase: both are accepted. */
 function casingExamples(): object[] {
   const sub = "00000000-0000-4000-8000-000000000001";
-  const id = (name: string) =>
-    `/subscriptions/${sub}/resourcegroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`;
+  const pair = (name: string, clientId: string, key: (k: SpecKey) => string): object[] => [
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentity",
+      metadata: { name },
+      spec: {
+        [key("type")]: 0,
+        [key("resourceID")]:
+          `/subscriptions/${sub}/resourcegroups/demo-rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}`,
+        [key("clientID")]: clientId,
+      },
+    },
+    {
+      apiVersion: API_VERSION,
+      kind: "AzureIdentityBinding",
+      metadata: { name: `${name}-binding` },
+      spec: { [key("azureIdentity")]: name, [key("selector")]: name },
+    },
+  ];
   return [
-    {
-      apiVersion: API_VERSION,
-      kind: "AzureIdentity",
-      metadata: { name: "demo-legacy" },
-      spec: { type: 0, ResourceID: id("demo-legacy"), ClientID: "11111111-2222-4333-8444-555555555555" },
-    },
-    {
-      apiVersion: API_VERSION,
-      kind: "AzureIdentityBinding",
-      metadata: { name: "demo-legacy-binding" },
-      spec: { AzureIdentity: "demo-legacy", Selector: "demo-legacy" },
-    },
-    {
-      apiVersion: API_VERSION,
-      kind: "AzureIdentity",
-      metadata: { name: "demo-camel" },
-      spec: { type: 0, resourceID: id("demo-camel"), clientID: "66666666-7777-4888-9999-bbbbbbbbbbbb" },
-    },
-    {
-      apiVersion: API_VERSION,
-      kind: "AzureIdentityBinding",
-      metadata: { name: "demo-camel-binding" },
-      spec: { azureIdentity: "demo-camel", selector: "demo-camel" },
-    },
+    ...pair("demo-legacy", "11111111-2222-4333-8444-555555555555", (k) => PASCAL[k]),
+    ...pair("demo-camel", "66666666-7777-4888-9999-bbbbbbbbbbbb", (k) => k),
   ];
 }
 

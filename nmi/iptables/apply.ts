@@ -3,6 +3,7 @@
 // sets what DNAT to a loopback address needs, and flushes conntrack entries that would let connections
 // opened before the rules bypass them.
 
+import { type CommandResult, runCommandText } from "../../lib/command.ts";
 import {
   type Drift,
   expectedChains,
@@ -18,41 +19,18 @@ class HostNetworkError extends Error {
   override name = "HostNetworkError";
 }
 
-interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs one host command; a seam only so errors are worded once (tests use the real binaries). */
 type RunCommand = (cmd: string, args: string[], stdin?: string) => Promise<CommandResult>;
 
-export const runCommand: RunCommand = async (cmd, args, stdin) => {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command(cmd, {
-      args,
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (e) {
+export const runCommand: RunCommand = (cmd, args, stdin) =>
+  runCommandText(cmd, args, stdin).catch((e) => {
     if (e instanceof Deno.errors.NotFound) {
       throw new HostNetworkError(
         `${cmd} not found on PATH: install it (Debian: apt-get install iptables conntrack procps)`,
       );
     }
     throw new HostNetworkError(`cannot run ${cmd}: ${(e as Error).message}`);
-  }
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-};
+  });
 
 function failure(what: string, r: CommandResult): HostNetworkError {
   const detail = r.stderr.trim() || r.stdout.trim() || `exit ${r.code}`;

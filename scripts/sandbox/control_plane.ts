@@ -2,6 +2,7 @@
 // per run, RBAC on, service-account tokens on, an admin kubeconfig in a temp dir. No kubelet, scheduler or
 // controller-manager: tests create Pods and Nodes and set their status through the API themselves.
 
+import { type CommandResult, runCommandText } from "../../lib/command.ts";
 import { ensureCa, issueCert, rsaKey, sandboxCacheDir } from "./pki.ts";
 
 interface ControlPlaneBinaries {
@@ -487,33 +488,16 @@ export async function installCrds(cluster: Pick<ControlPlane, "kubectl">): Promi
   if (waited.code !== 0) throw new Error(`CRDs not established: ${waited.stderr}`);
 }
 
-export interface KubectlResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type KubectlResult = CommandResult;
 
 /** Runs kubectl against one kubeconfig, optionally feeding it stdin (e.g. a manifest for `-f -`). */
-export async function runKubectl(
+export function runKubectl(
   kubectlBin: string,
   kubeconfigPath: string,
   args: string[],
   stdin?: string,
 ): Promise<KubectlResult> {
-  const child = new Deno.Command(kubectlBin, {
-    args: [`--kubeconfig=${kubeconfigPath}`, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  return runCommandText(kubectlBin, [`--kubeconfig=${kubeconfigPath}`, ...args], stdin);
 }
 
 /** A process waited on has exited: no point in waiting any longer. */

@@ -21,6 +21,7 @@ import {
   startHarness,
   waitUntil,
 } from "../integration/nmi/harness.ts";
+import { apiserverPort, curlToken, labNmiFlags, randomPort, waitNmiReady } from "../support/lab_nmi.ts";
 
 const skip = await netnsUnavailable();
 if (skip) console.log(`e2e pod identity tests skipped: ${skip}`);
@@ -43,50 +44,25 @@ async function startNode(attached: string[]): Promise<Node> {
   const h = await startHarness({ attached, startNmi: false });
   const lab = await Lab.create();
   try {
-    await lab.mirror(Number(new URL(h.cluster.server || await serverOf(h)).port));
+    await lab.mirror(await apiserverPort(h));
     await lab.mirror(h.imds.port, { as: { ip: "169.254.169.254", port: 80 } });
   } catch (e) {
     await lab.close();
     await h.close();
     throw e;
   }
-  const probePort = 20000 + Math.floor(Math.random() * 20000);
+  const probePort = randomPort();
   const node: Node = {
     h,
     lab,
     probePort,
     async startNmi() {
       node.nmi = await spawnNmi(
-        h.nmiArgs([
-          "--metadata-ip=169.254.169.254",
-          "--metadata-port=80",
-          "--nmi-port=2579",
-          `--http-probe-port=${probePort}`,
-          "--manage-iptables=true",
-          "--ipt-update-interval-sec=1",
-        ]),
+        h.nmiArgs(labNmiFlags(probePort)),
         { NODE_EXTRA_CA_CERTS: h.emu.caCertPath },
         ["ip", "netns", "exec", lab.nodeNs],
       );
-      await waitUntil(
-        "NMI ready in the node namespace",
-        async () => {
-          const out = await lab.exec(lab.nodeNs, [
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            `http://127.0.0.1:${probePort}/readyz`,
-          ], { allowFail: true });
-          return out === "200";
-        },
-        30_000,
-        100,
-      ).catch((e) => {
-        throw new Error(`${(e as Error).message}; NMI logs:\n${node.nmi?.logs.join("\n")}`);
-      });
+      await waitNmiReady(lab, probePort, node.nmi);
       return node.nmi;
     },
     async pod(name, labels) {
@@ -101,11 +77,6 @@ async function startNode(attached: string[]): Promise<Node> {
     },
   };
   return node;
-}
-
-async function serverOf(h: Harness): Promise<string> {
-  const text = await Deno.readTextFile(h.cluster.kubeconfigPath);
-  return /server:\s*(\S+)/.exec(text)![1];
 }
 
 /** Runs a client in a pod namespace; returns its token's client id, or the failure. */
@@ -143,36 +114,19 @@ async function adalDemoIn(
 }
 
 /** curl from a pod: status code and body, or the curl exit code when nothing answered. */
-async function curlFrom(
-  pod: LabPod,
-  headers: string[] = [],
-  clientId?: string,
-): Promise<{ status?: number; body: string; exit: number }> {
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      pod.ns,
-      "curl",
-      "-s",
-      "-m",
-      "5",
-      "-w",
-      "\n%{http_code}",
-      ...headers.flatMap((h) => ["-H", h]),
-      "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net" +
-      (clientId ? `&client_id=${clientId}` : ""),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const i = text.lastIndexOf("\n");
-  return {
-    status: out.success ? Number(text.slice(i + 1)) : undefined,
-    body: text.slice(0, i),
-    exit: out.code,
-  };
+function curlFrom(pod: LabPod, headers: string[] = [], clientId?: string) {
+  return curlToken(pod, { headers, clientId, timeoutSeconds: 5 });
+}
+
+/** Identity, binding and pod "web-1" for `h.ids.web`, the assignment MIC would have made, then NMI. */
+async function webPodWithNmi(node: Node): Promise<LabPod> {
+  const { h } = node;
+  const web = await h.createIdentity("web", msiSpec(h.ids.web));
+  const b = await h.createBinding("web", "web", `${h.ns}-web`);
+  const pod = await node.pod("web-1", { aadpodidbinding: `${h.ns}-web` });
+  await h.assign({ name: "web-1" }, web, b, "Assigned");
+  await node.startNmi();
+  return pod;
 }
 
 Deno.test({
@@ -253,11 +207,7 @@ Deno.test({
     const node = await startNode(["web"]);
     try {
       const { h } = node;
-      const web = await h.createIdentity("web", msiSpec(h.ids.web));
-      const b = await h.createBinding("web", "web", `${h.ns}-web`);
-      const pod = await node.pod("web-1", { aadpodidbinding: `${h.ns}-web` });
-      await h.assign({ name: "web-1" }, web, b, "Assigned");
-      await node.startNmi();
+      const pod = await webPodWithNmi(node);
       const first = await curlFrom(pod, ["Metadata: true"]);
       assert.equal(first.status, 200, `curl exit ${first.exit}; NMI logs:\n${node.nmi!.logs.join("\n")}`);
 
@@ -284,11 +234,7 @@ Deno.test({
     const node = await startNode(["web", "other"]);
     try {
       const { h } = node;
-      const web = await h.createIdentity("web", msiSpec(h.ids.web));
-      const b = await h.createBinding("web", "web", `${h.ns}-web`);
-      const pod = await node.pod("web-1", { aadpodidbinding: `${h.ns}-web` });
-      await h.assign({ name: "web-1" }, web, b, "Assigned");
-      await node.startNmi();
+      const pod = await webPodWithNmi(node);
       // "other" is on the node's scale set but not the pod's: NMI refuses it (403) where IMDS itself would
       // serve it (200), so the answer shows who is on the path.
       const who = async () => (await curlFrom(pod, ["Metadata: true"], h.ids.other.clientId)).status;

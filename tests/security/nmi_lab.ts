@@ -3,13 +3,8 @@
 // with its apiserver link through a relay the test can pause (SIGSTOP) to stall the link without closing it.
 
 import { Lab, type LabPod } from "../../scripts/sandbox/netns.ts";
-import {
-  type Harness,
-  type NmiProcess,
-  spawnNmi,
-  startHarness,
-  waitUntil,
-} from "../integration/nmi/harness.ts";
+import { type Harness, type NmiProcess, spawnNmi, startHarness } from "../integration/nmi/harness.ts";
+import { apiserverPort, curlToken, labNmiFlags, randomPort, waitNmiReady } from "../support/lab_nmi.ts";
 
 const FORWARDER = new URL("../../scripts/sandbox/tcp_forward.ts", import.meta.url).pathname;
 
@@ -39,11 +34,6 @@ interface AttackNodeOptions {
 
 export const MEMORY_CGROUP_ROOT = "/sys/fs/cgroup/memory";
 
-async function serverPort(h: Harness): Promise<number> {
-  const text = await Deno.readTextFile(h.cluster.kubeconfigPath);
-  return Number(new URL(/server:\s*(\S+)/.exec(text)![1]).port);
-}
-
 /** A kubeconfig like the harness's whose server is 127.0.0.1:`port` (same certificate: same IP). */
 async function kubeconfigVia(h: Harness, port: number): Promise<string> {
   const text = await Deno.readTextFile(h.cluster.kubeconfigPath);
@@ -69,9 +59,9 @@ async function pausableRelay(
   lab: Lab,
   cleanups: Cleanups,
 ): Promise<{ relay: Deno.ChildProcess; kubeconfig: string }> {
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = randomPort();
   const relay = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", FORWARDER, `127.0.0.1:${port}`, `127.0.0.1:${await serverPort(h)}`],
+    args: ["run", "--allow-net", FORWARDER, `127.0.0.1:${port}`, `127.0.0.1:${await apiserverPort(h)}`],
     stdin: "null",
     stdout: "null",
     stderr: "null",
@@ -99,21 +89,6 @@ async function nmiWrap(lab: Lab, memoryLimit: number | undefined, cleanups: Clea
   return ["sh", "-c", `echo $$ > ${group}/cgroup.procs && exec "$@"`, "sh", ...wrap];
 }
 
-function waitReady(lab: Lab, probePort: number): Promise<void> {
-  return waitUntil(
-    "NMI ready in the node namespace",
-    async () => {
-      const url = `http://127.0.0.1:${probePort}/readyz`;
-      const out = await lab.exec(lab.nodeNs, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], {
-        allowFail: true,
-      });
-      return out === "200";
-    },
-    30_000,
-    100,
-  );
-}
-
 export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode> {
   const h = await startHarness({ attached: o.attached, startNmi: false });
   const lab = await Lab.create();
@@ -123,25 +98,20 @@ export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode>
   };
   try {
     const paused = o.pausableApiserver ? await pausableRelay(h, lab, cleanups) : undefined;
-    if (!paused) await lab.mirror(await serverPort(h));
+    if (!paused) await lab.mirror(await apiserverPort(h));
     await lab.mirror(h.imds.port, { as: { ip: "169.254.169.254", port: 80 } });
     const wrap = await nmiWrap(lab, o.memoryLimit, cleanups);
-    const probePort = 20000 + Math.floor(Math.random() * 20000);
+    const probePort = randomPort();
     const args = h.nmiArgs([
       "--kubeconfig",
       paused?.kubeconfig ?? h.cluster.kubeconfigPath,
-      "--metadata-ip=169.254.169.254",
-      "--metadata-port=80",
-      "--nmi-port=2579",
-      `--http-probe-port=${probePort}`,
-      "--manage-iptables=true",
-      "--ipt-update-interval-sec=1",
+      ...labNmiFlags(probePort),
       ...(o.micInTestNamespace ? [`--MICNamespace=${h.ns}`] : []),
       ...(o.nmiArgs ?? []),
     ]);
     const nmi = await spawnNmi(args, { NODE_EXTRA_CA_CERTS: h.emu.caCertPath }, wrap);
     cleanups.push(() => nmi.stop());
-    await waitReady(lab, probePort);
+    await waitNmiReady(lab, probePort);
     const nmiPid = await pidOfNmi(lab.nodeNs);
     return {
       h,
@@ -165,38 +135,12 @@ export async function startAttackNode(o: AttackNodeOptions): Promise<AttackNode>
   }
 }
 
-/** A token request from a pod (curl through 169.254.169.254): status, body and seconds taken. */
-export async function tokenFromPod(
+/** A token request from a pod (curl through 169.254.169.254, Metadata header set): status, body, seconds. */
+export function tokenFromPod(
   pod: LabPod,
   opts: { resource?: string; timeoutSeconds?: number } = {},
 ): Promise<{ status?: number; body: string; seconds: number }> {
-  const t0 = performance.now();
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      pod.ns,
-      "curl",
-      "-s",
-      "-m",
-      String(opts.timeoutSeconds ?? 10),
-      "-H",
-      "Metadata: true",
-      "-w",
-      "\n%{http_code}",
-      "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +
-      encodeURIComponent(opts.resource ?? "https://vault.azure.net"),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const i = text.lastIndexOf("\n");
-  return {
-    status: out.success ? Number(text.slice(i + 1)) : undefined,
-    body: text.slice(0, i),
-    seconds: (performance.now() - t0) / 1000,
-  };
+  return curlToken(pod, { headers: ["Metadata: true"], ...opts });
 }
 
 /** Whether a process is alive, and its open file descriptors and resident memory. */

@@ -755,16 +755,11 @@ function unpad(payload: Uint8Array, flags: number): Uint8Array {
   return payload.subarray(1, payload.length - pad);
 }
 
+/** The parts as one new array (a copy even of one part: the parts are views of buffers that get reused). */
 function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0].slice();
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
+  const out = new Uint8Array(parts.reduce((length, p) => length + p.length, 0));
+  for (let i = 0, off = 0; i < parts.length; off += parts[i++].length) out.set(parts[i], off);
   return out;
 }
 

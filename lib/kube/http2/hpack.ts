@@ -28,8 +28,7 @@ const TREE = (() => {
     }
     tree[2 * node + (code & 1)] = ~symbol;
   };
-  for (let s = 0; s < 256; s++) add(s, HUFFMAN_CODES[s], HUFFMAN_LENGTHS[s]);
-  add(256, 0x3fffffff, 30);
+  for (let s = 0; s < HUFFMAN_CODES.length; s++) add(s, HUFFMAN_CODES[s], HUFFMAN_LENGTHS[s]);
   return tree;
 })();
 

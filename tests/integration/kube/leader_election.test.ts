@@ -74,6 +74,47 @@ function watchOverlap(a: Candidate, b: Candidate): { stop: () => number } {
   return { stop: () => (clearInterval(timer), both) };
 }
 
+/** A and B on one lease, watched for overlap from the start; `stop()` ends both and fails on any overlap. */
+function pairOf(a: Candidate, b: Candidate): { a: Candidate; b: Candidate; stop(): Promise<void> } {
+  const overlap = watchOverlap(a, b);
+  return {
+    a,
+    b,
+    async stop() {
+      a.ctrl.abort();
+      b.ctrl.abort();
+      await Promise.all([a.run, b.run]);
+      assert.equal(overlap.stop(), 0, "both claimed leadership at once");
+    },
+  };
+}
+
+/** A ("mic-a", through `aClient`) leads alone first; then B ("mic-b", through `bClient`) joins as standby. */
+async function leaderThenStandby(
+  aClient: KubeClient,
+  bClient: KubeClient,
+  namespace: string,
+  releaseOnCancel = true,
+): Promise<ReturnType<typeof pairOf>> {
+  const a = candidate(aClient, namespace, "mic-a", releaseOnCancel);
+  await waitUntil("a to lead", () => a.elector.isLeader());
+  return pairOf(a, candidate(bClient, namespace, "mic-b"));
+}
+
+/** A client whose link to the apiserver runs through a relay the test can cut; close() closes both. */
+async function relayedClient(cluster: { server: string; kubeconfigPath: string }) {
+  const relay = new TcpRelay(cluster.server);
+  const client = await clientFor(cluster.kubeconfigPath, relay.url);
+  return {
+    relay,
+    client,
+    async close() {
+      await relay.close();
+      client.conn.close();
+    },
+  };
+}
+
 async function leaseHolder(client: KubeClient, namespace: string): Promise<string | undefined> {
   try {
     const lease = await client.get<Lease>(Resources.leases, "mic-lease", namespace);
@@ -89,9 +130,8 @@ Deno.test("leader election on a Lease", async (t) => {
   try {
     await t.step("exactly one leads; a graceful stop hands over at once", async () => {
       const namespace = await cluster.namespace("lease-graceful");
-      const a = candidate(client, namespace, "mic-a");
-      const b = candidate(client, namespace, "mic-b");
-      const overlap = watchOverlap(a, b);
+      const pair = pairOf(candidate(client, namespace, "mic-a"), candidate(client, namespace, "mic-b"));
+      const { a, b } = pair;
       try {
         await waitUntil("a leader", () => a.elector.isLeader() || b.elector.isLeader());
         const [leader, standby] = a.elector.isLeader() ? [a, b] : [b, a];
@@ -108,19 +148,14 @@ Deno.test("leader election on a Lease", async (t) => {
         assert.ok(handover < timing.leaseDurationMs - 500, `released lease taken in ${handover} ms`);
         assert.deepEqual(standby.leaders, [leader.elector.identity, standby.elector.identity]);
       } finally {
-        a.ctrl.abort();
-        b.ctrl.abort();
-        await Promise.all([a.run, b.run]);
-        assert.equal(overlap.stop(), 0, "both claimed leadership at once");
+        await pair.stop();
       }
     });
 
     await t.step("a killed leader (no release) is replaced within the lease duration", async () => {
       const namespace = await cluster.namespace("lease-kill");
-      const a = candidate(client, namespace, "mic-a", false);
-      await waitUntil("a to lead", () => a.elector.isLeader());
-      const b = candidate(client, namespace, "mic-b");
-      const overlap = watchOverlap(a, b);
+      const pair = await leaderThenStandby(client, client, namespace, false);
+      const { a, b } = pair;
       try {
         await new Promise((r) => setTimeout(r, 1_000));
         assert.ok(!b.elector.isLeader());
@@ -138,21 +173,15 @@ Deno.test("leader election on a Lease", async (t) => {
           `too slow: ${takeover} ms`,
         );
       } finally {
-        a.ctrl.abort();
-        b.ctrl.abort();
-        await Promise.all([a.run, b.run]);
-        assert.equal(overlap.stop(), 0, "both claimed leadership at once");
+        await pair.stop();
       }
     });
 
     await t.step("a partitioned leader fences itself before the standby takes over", async () => {
       const namespace = await cluster.namespace("lease-fence");
-      const relay = new TcpRelay(cluster.server);
-      const viaRelay = await clientFor(cluster.kubeconfigPath, relay.url);
-      const a = candidate(viaRelay, namespace, "mic-a");
-      await waitUntil("a to lead", () => a.elector.isLeader());
-      const b = candidate(client, namespace, "mic-b");
-      const overlap = watchOverlap(a, b);
+      const { relay, client: viaRelay, close } = await relayedClient(cluster);
+      const pair = await leaderThenStandby(viaRelay, client, namespace);
+      const { a, b } = pair;
       try {
         await new Promise((r) => setTimeout(r, 800));
         const cutAt = performance.now();
@@ -168,12 +197,7 @@ Deno.test("leader election on a Lease", async (t) => {
           `a fenced after ${a.stoppedAt! - cutAt} ms`,
         );
       } finally {
-        a.ctrl.abort();
-        b.ctrl.abort();
-        await Promise.all([a.run, b.run]);
-        await relay.close();
-        viaRelay.conn.close();
-        assert.equal(overlap.stop(), 0, "both claimed leadership at once");
+        await pair.stop().finally(close);
       }
     });
 
@@ -257,11 +281,9 @@ Deno.test("leader election on a Lease", async (t) => {
 
     await t.step("a standby cut off from the apiserver warns once per cause", async () => {
       const namespace = await cluster.namespace("lease-outage");
-      const relay = new TcpRelay(cluster.server);
-      const viaRelay = await clientFor(cluster.kubeconfigPath, relay.url);
-      const a = candidate(client, namespace, "mic-a");
-      await waitUntil("a to lead", () => a.elector.isLeader());
-      const b = candidate(viaRelay, namespace, "mic-b");
+      const { relay, client: viaRelay, close } = await relayedClient(cluster);
+      const pair = await leaderThenStandby(client, viaRelay, namespace);
+      const { a, b } = pair;
       try {
         await waitUntil("b to see a", () => b.elector.leader === "mic-a");
         relay.cut();
@@ -279,11 +301,7 @@ Deno.test("leader election on a Lease", async (t) => {
         assert.ok(failures >= 5, `only ${failures} failed attempts were made`);
         assert.ok(!b.elector.isLeader() && a.elector.isLeader());
       } finally {
-        a.ctrl.abort();
-        b.ctrl.abort();
-        await Promise.all([a.run, b.run]);
-        await relay.close();
-        viaRelay.conn.close();
+        await pair.stop().finally(close);
       }
     });
   } finally {

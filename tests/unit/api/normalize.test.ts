@@ -15,23 +15,12 @@ import {
   normalizeAzurePodIdentityException,
 } from "../../../lib/api/normalize.ts";
 import { toWire } from "../../../lib/api/wire.ts";
+import { IDENTITY_SPEC_VALUES } from "../../fixtures/api_objects.ts";
 
 const API = "aadpodidentity.k8s.io/v1";
 const RID =
   "/subscriptions/0000/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1";
 const CID = "6f2a1c3e-1111-4222-8333-944445555666";
-
-/** One value per camelCase spec field, so every field is exercised in both spellings. */
-const identitySpecValues = {
-  type: 1,
-  resourceID: RID,
-  clientID: CID,
-  clientPassword: { name: "sp-secret", namespace: "apps" },
-  tenantID: "tenant-1",
-  auxiliaryTenantIDs: ["tenant-2", "tenant-3"],
-  adResourceID: "https://vault.azure.net",
-  adEndpoint: "https://login.example/",
-};
 
 function rename(values: Record<string, unknown>, aliases: Record<string, string>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(values).map(([k, v]) => [aliases[k] ?? k, v]));
@@ -40,17 +29,17 @@ function rename(values: Record<string, unknown>, aliases: Record<string, string>
 const meta = (name: string) => ({ name, namespace: "apps", labels: { a: "b" }, resourceVersion: "7" });
 
 Deno.test("AzureIdentity: every spec field reads the same in camelCase and PascalCase", () => {
-  const camel = { apiVersion: API, kind: "AzureIdentity", metadata: meta("id"), spec: identitySpecValues };
+  const camel = { apiVersion: API, kind: "AzureIdentity", metadata: meta("id"), spec: IDENTITY_SPEC_VALUES };
   const pascal = {
     ...camel,
     spec: {
-      ...rename(identitySpecValues, IDENTITY_SPEC_ALIASES),
-      ClientPassword: rename(identitySpecValues.clientPassword, SECRET_REF_ALIASES),
+      ...rename(IDENTITY_SPEC_VALUES, IDENTITY_SPEC_ALIASES),
+      ClientPassword: rename(IDENTITY_SPEC_VALUES.clientPassword, SECRET_REF_ALIASES),
     },
   };
   const a = normalizeAzureIdentity(camel);
   assert.deepEqual(normalizeAzureIdentity(pascal), a);
-  assert.deepEqual(a.spec, identitySpecValues);
+  assert.deepEqual(a.spec, IDENTITY_SPEC_VALUES);
   assert.deepEqual(a.metadata, {
     name: "id",
     namespace: "apps",
@@ -66,10 +55,10 @@ Deno.test("AzureIdentity: each field alone in legacy spelling, the rest camelCas
     apiVersion: API,
     kind: "AzureIdentity",
     metadata: meta("id"),
-    spec: identitySpecValues,
+    spec: IDENTITY_SPEC_VALUES,
   });
   for (const [camel, legacy] of Object.entries(IDENTITY_SPEC_ALIASES)) {
-    const spec: Record<string, unknown> = { ...identitySpecValues };
+    const spec: Record<string, unknown> = { ...IDENTITY_SPEC_VALUES };
     spec[legacy] = spec[camel];
     delete spec[camel];
     const got = normalizeAzureIdentity({
@@ -169,14 +158,12 @@ Deno.test("AzureAssignedIdentity: both spellings, legacy refs without kind/apiVe
     ...base,
     spec: {
       ...rename(assignedSpec, ASSIGNED_SPEC_ALIASES),
+      // The same refs with their specs in PascalCase.
       AzureIdentityRef: {
-        metadata: { name: "id", namespace: "apps" },
+        ...assignedSpec.azureIdentityRef,
         spec: { type: 0, ResourceID: RID, ClientID: CID },
       },
-      AzureBindingRef: {
-        metadata: { name: "b", namespace: "apps" },
-        spec: { AzureIdentity: "id", Selector: "web" },
-      },
+      AzureBindingRef: { ...assignedSpec.azureBindingRef, spec: { AzureIdentity: "id", Selector: "web" } },
     },
     Status: { Status: "Assigned", AvailableReplicas: 1 },
   });
@@ -204,7 +191,7 @@ Deno.test("toWire writes camelCase only and normalises back to the same object",
       apiVersion: API,
       kind: "AzureIdentity",
       metadata: meta("id"),
-      spec: rename(identitySpecValues, IDENTITY_SPEC_ALIASES),
+      spec: rename(IDENTITY_SPEC_VALUES, IDENTITY_SPEC_ALIASES),
     }),
     normalizeAzureIdentityBinding({
       apiVersion: API,
