@@ -12,13 +12,13 @@ import {
   TokenRequestError,
 } from "./token_credential.ts";
 
-export type ClientProof = { kind: "secret"; secret: string } | {
+type ClientProof = { kind: "secret"; secret: string } | {
   kind: "assertion";
   /** A fresh signed assertion for the token endpoint (its audience). */
   assertion: (tokenEndpoint: string) => string;
 };
 
-export interface ServicePrincipalOptions {
+interface ServicePrincipalOptions {
   /** e.g. https://login.microsoftonline.com/ */
   authorityHost: string;
   tenantId: string;
@@ -29,7 +29,7 @@ export interface ServicePrincipalOptions {
   now?: () => number;
 }
 
-export function aadTokenEndpoint(authorityHost: string, tenantId: string): string {
+function aadTokenEndpoint(authorityHost: string, tenantId: string): string {
   return `${authorityHost.replace(/\/+$/, "")}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
 }
 

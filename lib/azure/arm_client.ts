@@ -18,7 +18,7 @@ import type { TokenCredential } from "./token_credential.ts";
 export { ArmError, ThrottledLocally };
 
 /** The Compute api-version @azure/arm-compute 25.1.1 sends for virtualMachines / virtualMachineScaleSets. */
-export const COMPUTE_API_VERSION = "2026-04-01";
+const COMPUTE_API_VERSION = "2026-04-01";
 
 function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
   return `${t.kind}_${write ? "update" : "get"}` as ArmOperation;

@@ -13,7 +13,7 @@ export interface ArmAnswer {
   body: unknown;
 }
 
-export interface ArmRequest {
+interface ArmRequest {
   op: ArmOperation;
   method: "GET" | "PATCH";
   url: string;

@@ -14,7 +14,7 @@ import { type DurationEstimate, nextPollDelay, type PollTiming } from "./lro_tim
 type Status = "running" | "succeeded" | "failed" | "canceled";
 
 /** An operation status body's `status`, read as @azure/core-lro reads it. */
-export function operationStatus(body: unknown): Status | undefined {
+function operationStatus(body: unknown): Status | undefined {
   const s = (body as { status?: unknown } | undefined)?.status;
   if (typeof s !== "string") return undefined;
   const l = s.toLowerCase();
@@ -25,7 +25,7 @@ export function operationStatus(body: unknown): Status | undefined {
 }
 
 /** endTime - startTime of an operation status body, when both are dates. */
-export function reportedDuration(body: unknown): number | undefined {
+function reportedDuration(body: unknown): number | undefined {
   const b = (body ?? {}) as { startTime?: unknown; endTime?: unknown };
   if (typeof b.startTime !== "string" || typeof b.endTime !== "string") return undefined;
   const d = Date.parse(b.endTime) - Date.parse(b.startTime);

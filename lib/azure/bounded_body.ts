@@ -2,7 +2,7 @@
 // that sends megabytes is broken or hostile, and reading it whole would grow MIC's memory without bound.
 
 /** ARM's and Azure AD's answers are far below this; more is refused. */
-export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export class BodyTooLarge extends Error {
   override name = "BodyTooLarge";
@@ -12,7 +12,7 @@ export class BodyTooLarge extends Error {
 }
 
 /** The body as text, or BodyTooLarge (the rest of the body is cancelled, not read). */
-export async function readBoundedText(
+async function readBoundedText(
   res: Response,
   what: string,
   maxBytes = MAX_BODY_BYTES,

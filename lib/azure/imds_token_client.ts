@@ -20,7 +20,7 @@ import {
 
 export const DEFAULT_IMDS_HOST = "http://169.254.169.254";
 
-export interface ImdsRetryPolicy {
+interface ImdsRetryPolicy {
   /** Retries of 404 / 429 / 5xx. */
   maxRetries: number;
   /** First backoff; each next one doubles. */
@@ -31,7 +31,7 @@ export interface ImdsRetryPolicy {
   maxDelayMs: number;
 }
 
-export const IMDS_RETRY: ImdsRetryPolicy = {
+const IMDS_RETRY: ImdsRetryPolicy = {
   maxRetries: 5,
   baseMs: 800,
   goneForMs: 70_000,
@@ -53,7 +53,7 @@ export function imdsRetryDelay(
   return transient && attempt <= p.maxRetries ? delay : undefined;
 }
 
-export interface ManagedIdentityOptions {
+interface ManagedIdentityOptions {
   /** IMDS's origin, e.g. http://169.254.169.254 */
   host: string;
   /** A user-assigned identity's client id; the VM's system-assigned identity when absent. */

@@ -25,7 +25,7 @@ export const DEFAULT_POLL_TIMING: PollTiming = {
   coldIntervalMs: 2_000,
 };
 
-export interface PollState {
+interface PollState {
   /** Polls already sent for this operation. */
   polls: number;
   /** Since the PATCH was answered. */
