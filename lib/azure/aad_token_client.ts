@@ -94,6 +94,10 @@ export class ServicePrincipalCredential implements TokenCredential {
       form.set("client_assertion", o.proof.assertion(endpoint));
     }
     const from = `Azure AD token for ${o.clientId} at ${endpoint}`;
+    if (!endpoint.startsWith("https://")) {
+      // MSAL refused such authorities too: the secret or assertion would travel unencrypted.
+      throw new TokenRequestError(0, "insecure_authority", `${from}: the authority host must be https`);
+    }
     let res: Response;
     try {
       res = await fetch(endpoint, {

@@ -135,6 +135,10 @@ class ArmClient implements IdentityArm {
     signal?: AbortSignal,
     body?: unknown,
   ): Promise<ArmAnswer> {
+    if (!url.startsWith("https://")) {
+      // As @azure/core-rest-pipeline's bearer policy: a token never travels unencrypted.
+      throw new ArmError(op, 0, "InsecureEndpoint", `refusing to send a bearer token to a non-https URL`);
+    }
     let token: string;
     try {
       const t = await this.#opts.credential.getToken(this.#scope, { abortSignal: signal });

@@ -8,6 +8,7 @@ import { ArmError, createArmClient } from "../../../lib/azure/arm_client.ts";
 import { ManagedIdentityCredential } from "../../../lib/azure/imds_token_client.ts";
 import { parseProviderId } from "../../../lib/azure/provider_id.ts";
 import { TokenRequestError } from "../../../lib/azure/token_credential.ts";
+import { emulatorTls } from "../../../scripts/sandbox/azure/tls.ts";
 import { startHarness } from "./helpers.ts";
 
 const ARM = "https://management.azure.com/";
@@ -99,29 +100,34 @@ Deno.test("MIC's fetch clients: managed identity from IMDS, a 500 retried, a ref
   }
 });
 
-Deno.test("MIC's ARM client: an endless answer body is cut at 4 MiB with a clear error", async () => {
+Deno.test("MIC's ARM client: an endless answer body is cut at 4 MiB with a clear error; no token over http", async () => {
+  const { cert, key } = await emulatorTls();
   const ac = new AbortController();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} }, () => {
-    const chunk = new Uint8Array(64 * 1024).fill(0x20);
-    let sent = 0;
-    return new Response(
-      new ReadableStream({
-        pull(c) {
-          if (sent++ > 1_000) return c.close();
-          c.enqueue(chunk);
-        },
-      }),
-      { headers: { "content-type": "application/json" } },
-    );
-  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert, key, signal: ac.signal, onListen() {} },
+    () => {
+      const chunk = new Uint8Array(64 * 1024).fill(0x20);
+      let sent = 0;
+      return new Response(
+        new ReadableStream({
+          pull(c) {
+            if (sent++ > 1_000) return c.close();
+            c.enqueue(chunk);
+          },
+        }),
+        { headers: { "content-type": "application/json" } },
+      );
+    },
+  );
   try {
-    const arm = createArmClient({
+    const opts = {
       credential: {
         getToken: () => Promise.resolve({ token: "t", expiresOnTimestamp: Date.now() + 3_600_000 }),
       },
-      endpoint: `http://127.0.0.1:${server.addr.port}`,
+      endpoint: `https://127.0.0.1:${server.addr.port}`,
       audience: ARM,
-    });
+    };
+    const arm = createArmClient(opts);
     const t = parseProviderId(
       "azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm",
     )!;
@@ -129,6 +135,8 @@ Deno.test("MIC's ARM client: an endless answer body is cut at 4 MiB with a clear
       arm.getIdentity(t),
       (e) => e instanceof ArmError && e.code === "BodyTooLarge" && /4194304 bytes/.test(e.message),
     );
+    const plain = createArmClient({ ...opts, endpoint: `http://127.0.0.1:${server.addr.port}` });
+    await assert.rejects(plain.getIdentity(t), (e) => e instanceof ArmError && e.code === "InsecureEndpoint");
   } finally {
     ac.abort();
     await server.finished;
