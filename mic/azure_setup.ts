@@ -1,7 +1,6 @@
 // MIC's Azure side at start-up: azure.json (or the original's env vars), the cloud, a credential that is
 // swapped when azure.json changes (a rotated secret), and the ARM client with its metrics.
 
-import type { AccessToken, GetTokenOptions, TokenCredential } from "@azure/identity";
 import {
   type AzureConfig,
   azureConfigFromEnv,
@@ -11,6 +10,7 @@ import {
 import { createArmClient, type IdentityArm } from "../lib/azure/arm_client.ts";
 import { type CloudEnvironment, resolveCloud } from "../lib/azure/cloud.ts";
 import { armCredential } from "../lib/azure/credentials.ts";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "../lib/azure/token_credential.ts";
 import type { Logger } from "../lib/log.ts";
 import { type MicMetrics, recordArmCall } from "./metrics.ts";
 

@@ -104,7 +104,8 @@ export const MIC_FLAGS = {
   "arm-poll-interval": flag({
     kind: "duration",
     default: 100,
-    help: "First poll of an ARM long-running operation; each next poll waits twice as long, up to 5s",
+    help:
+      "Shortest wait between polls of an ARM long-running operation (first poll while nothing is known of its kind)",
   }),
   // Accepted and ignored: they tuned mechanisms this MIC does not have.
   syncRetryDuration: flag({

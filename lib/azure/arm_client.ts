@@ -1,45 +1,27 @@
-// VM / scale-set identity reads and PATCHes through @azure/arm-compute, with ARM's throttling honoured the
-// way the original did it right (docs/upstream.md, "## MIC assignment algorithm"; docs/protocols.md,
-// "## Throttling"): a Retry-After from any answer (ARM's
-// subscription limits, Compute's per-resource OperationNotAllowed, up to 20 minutes) sets a read or a
-// write deadline, and until it passes calls fail here without reaching ARM. The SDK's own retries are off:
-// the executor decides when to try again, so one identity cannot turn into a retry storm.
+// VM / scale-set identity reads and PATCHes with fetch (the ARM REST calls @azure/arm-compute 25.1.1 made:
+// api-version 2026-04-01, the same paths and bodies), with ARM's throttling honoured the way the original
+// did it right (docs/upstream.md, "## MIC assignment algorithm"; docs/protocols.md, "## Throttling"): a
+// Retry-After from any error answer (ARM's subscription limits, Compute's per-resource OperationNotAllowed,
+// up to 20 minutes) sets a read or a write deadline, and until it passes calls fail here without reaching
+// ARM. No retries here: the executor decides when to try again, so one identity cannot turn into a retry
+// storm. Long-running operations: arm_lro.ts, polled when lro_timing.ts says.
 
-import { ComputeManagementClient } from "@azure/arm-compute";
-import type { TokenCredential } from "@azure/identity";
-import type { CurrentIdentity, IdentityPatchBody } from "./identity_delta.ts";
-import type { ComputeTarget } from "./provider_id.ts";
-import { parseRetryAfter } from "../retry_after.ts";
 import { sleep } from "../sleep.ts";
+import { ArmError, type ArmOperation, ThrottledLocally } from "./arm_error.ts";
+import { type ArmAnswer, armErrorOf, armFetch } from "./arm_http.ts";
+import { followOperation } from "./arm_lro.ts";
+import type { CurrentIdentity, IdentityPatchBody } from "./identity_delta.ts";
+import { DEFAULT_POLL_TIMING, DurationEstimate } from "./lro_timing.ts";
+import type { ComputeTarget } from "./provider_id.ts";
+import type { TokenCredential } from "./token_credential.ts";
 
-type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
+export { ArmError, ThrottledLocally };
+
+/** The Compute api-version @azure/arm-compute 25.1.1 sends for virtualMachines / virtualMachineScaleSets. */
+const COMPUTE_API_VERSION = "2026-04-01";
 
 function operationOf(t: ComputeTarget, write: boolean): ArmOperation {
   return `${t.kind}_${write ? "update" : "get"}` as ArmOperation;
-}
-
-/** An ARM answer that was not success (or a failed long-running operation). */
-export class ArmError extends Error {
-  override name = "ArmError";
-  constructor(
-    readonly operation: ArmOperation,
-    /** HTTP status; 0 when no answer came or the LRO ended Failed/Canceled without one. */
-    readonly status: number,
-    /** ARM error code, e.g. LinkedAuthorizationFailed, OperationNotAllowed, AuthorizationFailed. */
-    readonly code: string,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-  }
-}
-
-/** Refused here: a Retry-After deadline has not passed yet. */
-export class ThrottledLocally extends Error {
-  override name = "ThrottledLocally";
-  constructor(readonly operation: ArmOperation, readonly until: number) {
-    super(`${operation}: ARM asked us to wait until ${new Date(until).toISOString()}`);
-  }
 }
 
 export interface IdentityArm {
@@ -65,9 +47,9 @@ interface ArmClientOptions {
   /** Token audience (the cloud's ARM audience). */
   audience: string;
   userAgent?: string;
-  /** First poll of a long-running operation after this long; each next one waits twice as long... */
+  /** The shortest wait between polls of a long-running operation, and the first when nothing is known. */
   pollIntervalMs?: number;
-  /** ...up to this (default 5 s). */
+  /** The longest wait MIC chooses itself between polls (default 5 s; a Retry-After may ask for up to 60 s). */
   maxPollIntervalMs?: number;
   /** Reports every call with its outcome, for metrics. */
   onCall?: (op: ArmOperation, code: string, seconds: number) => void;
@@ -78,6 +60,11 @@ interface ArmClientOptions {
 interface ArmIdentityBlock {
   type?: string;
   userAssignedIdentities?: Record<string, { clientId?: string | null; principalId?: string | null } | null>;
+}
+
+interface ArmComputeResource {
+  identity?: ArmIdentityBlock;
+  properties?: { provisioningState?: string };
 }
 
 function currentIdentity(identity: ArmIdentityBlock | undefined): CurrentIdentity {
@@ -91,57 +78,13 @@ function currentIdentity(identity: ArmIdentityBlock | undefined): CurrentIdentit
   };
 }
 
-interface RestErrorLike {
-  statusCode?: number;
-  code?: string;
-  message: string;
-  response?: { headers?: { get(name: string): string | undefined } };
-  details?: unknown;
-}
-
-function errorOf(op: ArmOperation, e: unknown, now: number): ArmError {
-  if (e instanceof ArmError) return e;
-  const r = (e ?? {}) as RestErrorLike;
-  const retryAfterMs = parseRetryAfter(r.response?.headers?.get("retry-after"), now);
-  const msg = e instanceof Error ? e.message : String(e);
-  return new ArmError(
-    op,
-    r.statusCode ?? 0,
-    r.code ?? (r.statusCode ? `HTTP${r.statusCode}` : "Failed"),
-    msg,
-    retryAfterMs,
-  );
-}
-
-export function createArmClient(opts: ArmClientOptions): IdentityArm {
-  return new ArmClient(opts);
-}
-
-/** What is read of a finished long-running operation's poller. */
-interface FinishedOperation {
-  operationState?: { status?: string; error?: unknown };
-  result?: unknown;
-}
-
-/** The outcome of a finished long-running operation: its identity block, or an ArmError when it failed. */
-function operationOutcome(
-  op: ArmOperation,
-  t: ComputeTarget,
-  poller: FinishedOperation,
-): CurrentIdentity | undefined {
-  const state = poller.operationState;
-  if (state?.status === "failed" || state?.status === "canceled") {
-    const err = state.error as { code?: string; message?: string } | undefined;
-    throw new ArmError(
-      op,
-      0,
-      err?.code ?? `Operation${state.status}`,
-      err?.message ?? `operation ${state.status}`,
-    );
-  }
-  const result = poller.result as { provisioningState?: string; identity?: ArmIdentityBlock } | undefined;
-  const provisioning = result?.provisioningState;
-  if (provisioning && /^(failed|canceled)$/i.test(provisioning)) {
+/** The identity block of a finished operation's resource, or an ArmError when its provisioning failed. */
+function operationOutcome(op: ArmOperation, t: ComputeTarget, body: unknown): CurrentIdentity | undefined {
+  const result = (typeof body === "object" && body !== null ? body : undefined) as
+    | ArmComputeResource
+    | undefined;
+  const provisioning = result?.properties?.provisioningState;
+  if (typeof provisioning === "string" && /^(failed|canceled)$/i.test(provisioning)) {
     throw new ArmError(
       op,
       0,
@@ -152,54 +95,83 @@ function operationOutcome(
   return result?.identity ? currentIdentity(result.identity) : undefined;
 }
 
+export function createArmClient(opts: ArmClientOptions): IdentityArm {
+  return new ArmClient(opts);
+}
+
 class ArmClient implements IdentityArm {
   readonly #opts: ArmClientOptions;
   readonly #now: () => number;
-  readonly #clients = new Map<string, ComputeManagementClient>();
+  readonly #endpoint: string;
+  readonly #scope: string;
+  readonly #estimate = new DurationEstimate();
   #readUntil = 0;
   #writeUntil = 0;
 
   constructor(opts: ArmClientOptions) {
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
+    this.#endpoint = opts.endpoint.replace(/\/+$/, "");
+    this.#scope = `${opts.audience.replace(/\/+$/, "")}/.default`;
   }
 
   deadlines(): { readUntil: number; writeUntil: number } {
     return { readUntil: this.#readUntil, writeUntil: this.#writeUntil };
   }
 
-  /** One SDK client per subscription. */
-  #client(sub: string): ComputeManagementClient {
-    let c = this.#clients.get(sub.toLowerCase());
-    if (!c) {
-      c = new ComputeManagementClient(this.#opts.credential, sub, {
-        endpoint: this.#opts.endpoint.replace(/\/+$/, ""),
-        credentials: { scopes: [`${this.#opts.audience.replace(/\/+$/, "")}/.default`] },
-        retryOptions: { maxRetries: 0 },
-        userAgentOptions: { userAgentPrefix: this.#opts.userAgent ?? "aad-pod-identity/MIC" },
-      });
-      this.#clients.set(sub.toLowerCase(), c);
+  #url(t: ComputeTarget): string {
+    const kind = t.kind === "vmss" ? "virtualMachineScaleSets" : "virtualMachines";
+    const seg = encodeURIComponent;
+    return `${this.#endpoint}/subscriptions/${seg(t.subscriptionId)}/resourceGroups/${seg(t.resourceGroup)}` +
+      `/providers/Microsoft.Compute/${kind}/${seg(t.name)}?api-version=${COMPUTE_API_VERSION}`;
+  }
+
+  /** One authorized request; an answer outside `ok` is thrown as ArmError. */
+  async #send(
+    op: ArmOperation,
+    method: "GET" | "PATCH",
+    url: string,
+    ok: number[],
+    signal?: AbortSignal,
+    body?: unknown,
+  ): Promise<ArmAnswer> {
+    if (!url.startsWith("https://")) {
+      // As @azure/core-rest-pipeline's bearer policy: a token never travels unencrypted.
+      throw new ArmError(op, 0, "InsecureEndpoint", `refusing to send a bearer token to a non-https URL`);
     }
-    return c;
+    let token: string;
+    try {
+      const t = await this.#opts.credential.getToken(this.#scope, { abortSignal: signal });
+      if (!t) throw new Error("the credential gave no token");
+      token = t.token;
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      throw new ArmError(op, 0, typeof code === "string" ? code : "CredentialFailed", (e as Error).message);
+    }
+    const userAgent = this.#opts.userAgent ?? "aad-pod-identity/MIC";
+    const a = await armFetch({ op, method, url, token, userAgent, body, signal });
+    if (!ok.includes(a.status)) throw armErrorOf(op, a, this.#now());
+    return a;
   }
 
   /**
    * One call under ARM's deadlines: refused here while the read or write deadline runs; a Retry-After in
-   * the answer moves that deadline (for every VM and scale set: ARM's limits are the subscription's).
+   * an error answer moves that deadline (for every VM and scale set: ARM's limits are the subscription's).
    */
   async #call<T>(op: ArmOperation, write: boolean, fn: () => Promise<T>): Promise<T> {
     const now = this.#now;
-    const opts = this.#opts;
     const until = write ? this.#writeUntil : this.#readUntil;
     if (now() < until) throw new ThrottledLocally(op, until);
     const t0 = performance.now();
     try {
       const out = await fn();
-      opts.onCall?.(op, "OK", (performance.now() - t0) / 1000);
+      this.#opts.onCall?.(op, "OK", (performance.now() - t0) / 1000);
       return out;
     } catch (e) {
-      const err = errorOf(op, e, now());
-      opts.onCall?.(op, err.code, (performance.now() - t0) / 1000);
+      const err = e instanceof ArmError
+        ? e
+        : new ArmError(op, 0, "Failed", e instanceof Error ? e.message : String(e));
+      this.#opts.onCall?.(op, err.code, (performance.now() - t0) / 1000);
       if (
         err.retryAfterMs !== undefined && (err.status === 429 || err.status >= 500 || err.retryAfterMs > 0)
       ) {
@@ -213,18 +185,9 @@ class ArmClient implements IdentityArm {
 
   async getIdentity(t: ComputeTarget, signal?: AbortSignal): Promise<CurrentIdentity | undefined> {
     const op = operationOf(t, false);
-    const c = this.#client(t.subscriptionId);
-    const options = { abortSignal: signal };
     try {
-      const res = await this.#call(
-        op,
-        false,
-        () =>
-          t.kind === "vmss"
-            ? c.virtualMachineScaleSets.get(t.resourceGroup, t.name, options)
-            : c.virtualMachines.get(t.resourceGroup, t.name, options),
-      );
-      return currentIdentity(res.identity);
+      const a = await this.#call(op, false, () => this.#send(op, "GET", this.#url(t), [200], signal));
+      return currentIdentity((a.body as ArmComputeResource | undefined)?.identity);
     } catch (e) {
       if (e instanceof ArmError && e.status === 404) return undefined;
       throw e;
@@ -237,27 +200,26 @@ class ArmClient implements IdentityArm {
     signal?: AbortSignal,
   ): Promise<CurrentIdentity | undefined> {
     const op = operationOf(t, true);
-    const identity = body as Parameters<
-      ComputeManagementClient["virtualMachines"]["update"]
-    >[2]["identity"];
     const opts = this.#opts;
     return this.#call(op, true, async () => {
-      const c = this.#client(t.subscriptionId);
-      const options = { abortSignal: signal };
-      const poller = t.kind === "vmss"
-        ? c.virtualMachineScaleSets.update(t.resourceGroup, t.name, { identity }, options)
-        : c.virtualMachines.update(t.resourceGroup, t.name, { identity }, options);
-      // Our own polling, quick first and then slower: a fast operation is seen at once, a slow one
-      // (10-60 s in Azure) costs a handful of reads instead of one per second.
-      await poller.submitted();
-      let delay = opts.pollIntervalMs ?? 100;
-      const maxDelay = opts.maxPollIntervalMs ?? 5_000;
-      while (!poller.isDone) {
-        await sleep(delay, signal, "reject");
-        delay = Math.min(delay * 2, maxDelay);
-        await poller.poll({ abortSignal: signal });
-      }
-      return operationOutcome(op, t, poller);
+      const url = this.#url(t);
+      const initial = await this.#send(op, "PATCH", url, [200, 201, 202], signal, { identity: body });
+      const final = await followOperation(initial, url, {
+        op,
+        kind: t.kind,
+        get: (u) => this.#send(op, "GET", u, [200, 201, 202], signal),
+        wait: (ms) => sleep(ms, signal, "reject"),
+        now: this.#now,
+        estimate: this.#estimate,
+        timing: {
+          ...DEFAULT_POLL_TIMING,
+          floorMs: opts.pollIntervalMs ?? DEFAULT_POLL_TIMING.floorMs,
+          maxMs: opts.maxPollIntervalMs ?? DEFAULT_POLL_TIMING.maxMs,
+        },
+        origin: new URL(this.#endpoint).origin,
+        apiVersion: COMPUTE_API_VERSION,
+      });
+      return operationOutcome(op, t, final);
     });
   }
 }

@@ -1,13 +1,9 @@
 // The ARM credential MIC authenticates with, from its Azure config: a service principal secret, a managed
-// identity (IMDS), or a service principal certificate. Azure AD is reached at the cloud's authority host;
-// for a custom cloud instance discovery is off (it would ask login.microsoftonline.com about the host).
+// identity (IMDS), or a service principal certificate (the client assertion signed here). Azure AD is
+// reached at the cloud's authority host, with no instance discovery (MSAL's, which asked
+// login.microsoftonline.com about a custom cloud's host, is gone with the SDK).
 
-import {
-  ClientAssertionCredential,
-  ClientSecretCredential,
-  ManagedIdentityCredential,
-  type TokenCredential,
-} from "@azure/identity";
+import { ServicePrincipalCredential } from "./aad_token_client.ts";
 import { AzureConfigError, type Credentials } from "./azure_json.ts";
 import {
   buildClientAssertion,
@@ -16,40 +12,42 @@ import {
   readClientCertificate,
   readPkcs12,
 } from "./certificate_assertion.ts";
-import { type CloudEnvironment, CLOUDS } from "./cloud.ts";
+import type { CloudEnvironment } from "./cloud.ts";
+import { DEFAULT_IMDS_HOST, ManagedIdentityCredential } from "./imds_token_client.ts";
+import type { TokenCredential } from "./token_credential.ts";
 
-function isPublicCloud(cloud: CloudEnvironment): boolean {
-  return Object.values(CLOUDS).some((c) => c.name === cloud.name);
-}
-
-export function armCredential(creds: Credentials, cloud: CloudEnvironment): TokenCredential {
-  const authority = {
-    authorityHost: cloud.activeDirectoryEndpoint,
-    disableInstanceDiscovery: !isPublicCloud(cloud),
-  };
+/**
+ * `imdsHost`: where IMDS is; by default what @azure/identity honoured, AZURE_POD_IDENTITY_AUTHORITY_HOST,
+ * else 169.254.169.254.
+ */
+export function armCredential(
+  creds: Credentials,
+  cloud: CloudEnvironment,
+  imdsHost = Deno.env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") || DEFAULT_IMDS_HOST,
+): TokenCredential {
+  const authorityHost = cloud.activeDirectoryEndpoint;
   switch (creds.kind) {
     case "secret":
-      return new ClientSecretCredential(creds.tenantId, creds.clientId, creds.secret, authority);
+      return new ServicePrincipalCredential({
+        authorityHost,
+        tenantId: creds.tenantId,
+        clientId: creds.clientId,
+        proof: { kind: "secret", secret: creds.secret },
+      });
     case "certificate": {
-      // @azure/identity's ClientCertificateCredential cannot read keys under Deno: sign the assertion here.
       const material = readCertificateFile(creds.certPath, creds.password);
-      const tokenEndpoint = `${
-        cloud.activeDirectoryEndpoint.replace(/\/+$/, "")
-      }/${creds.tenantId}/oauth2/v2.0/token`;
-      return new ClientAssertionCredential(
-        creds.tenantId,
-        creds.clientId,
-        () =>
-          Promise.resolve(
-            buildClientAssertion(material, { clientId: creds.clientId, audience: tokenEndpoint }),
-          ),
-        authority,
-      );
+      return new ServicePrincipalCredential({
+        authorityHost,
+        tenantId: creds.tenantId,
+        clientId: creds.clientId,
+        proof: {
+          kind: "assertion",
+          assertion: (audience) => buildClientAssertion(material, { clientId: creds.clientId, audience }),
+        },
+      });
     }
     case "managedIdentity":
-      return creds.clientId
-        ? new ManagedIdentityCredential({ clientId: creds.clientId })
-        : new ManagedIdentityCredential();
+      return new ManagedIdentityCredential({ host: imdsHost, clientId: creds.clientId || undefined });
   }
 }
 

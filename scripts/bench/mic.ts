@@ -7,7 +7,7 @@
 //   - MIC's RSS with 10,000 bound pods (all Assigned), from /proc
 //   - MIC's RSS with 200 pods on 20 nodes (after the burst)
 //   - LRO polls per PATCH when Compute's operations take 2 s, without and with a Retry-After header
-// Run: deno task bench mic [--pods=10000] [--latency=30] [--lro-ms=2000] [--lro-only]
+// Run: deno task bench mic [--pods=10000] [--latency=30] [--lro-ms=2000] [--lro-only] [--lro-latency=0,100]
 //        [--mic-v8-flags=--max-semi-space-size=4,...|none]
 
 import { normalizeAzureIdentity, normalizeAzureIdentityBinding } from "../../lib/api/normalize.ts";
@@ -26,6 +26,9 @@ const LATENCY = arg("latency", 30);
 const PROBE_PORT = arg("probe-port", 18_931);
 const LRO_MS = arg("lro-ms", 2000);
 const LRO_ONLY = Deno.args.includes("--lro-only");
+/** `--lro-latency=0,100`: pod -> Assigned at these LRO durations (after the LRO step). */
+const LRO_LATENCY = (Deno.args.find((a) => a.startsWith("--lro-latency="))?.split("=")[1] ?? "")
+  .split(",").filter((x) => x !== "").map(Number);
 /** MIC's V8 flags: default the shipped ones (mic/permissions.ts); "none" = no V8 flags. */
 const MIC_V8 = Deno.args.find((a) => a.startsWith("--mic-v8-flags="))?.slice("--mic-v8-flags=".length);
 const rows: [string, string, string][] = [];
@@ -194,6 +197,8 @@ async function lroBench(retryAfterSeconds: number | undefined): Promise<void> {
   });
   try {
     const before = env.emu.requests.list({ service: "arm" }).length;
+    // The environment's warm-up pod made the first PATCH, before MIC knew how long operations take.
+    const coldPolls = env.emu.requests.count({ route: "operation.get" });
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {
       await env.identity(`lro${i}`, `lro${i}`);
@@ -206,8 +211,31 @@ async function lroBench(retryAfterSeconds: number | undefined): Promise<void> {
     const polls = calls.filter((r) => r.route === "operation.get").length;
     row(
       `LRO polls for ${patches} PATCHes of ${LRO_MS / 1000} s operations (${how})`,
-      `${polls} (${(polls / patches).toFixed(1)} per PATCH)`,
+      `${polls} (${(polls / patches).toFixed(1)} per PATCH); warm-up PATCH: ${coldPolls}`,
       "<= 2 per PATCH",
+    );
+  } finally {
+    await env.stop();
+  }
+}
+
+/** pod -> Assigned, one pod at a time each needing a new identity, with Compute's operations at `lroMs`. */
+async function lroLatency(lroMs: number): Promise<void> {
+  console.error(`LRO latency: ${LATENCY} pods one after another, operations of ${lroMs} ms`);
+  const env = await startMicEnv({ lroDurationMs: lroMs, probePort: PROBE_PORT, v8Flags: MIC_V8 });
+  try {
+    const lat: number[] = [];
+    for (let i = 0; i < LATENCY; i++) {
+      await env.identity(`ll${i}`, `ll${i}`);
+      const t0 = performance.now();
+      await env.pod(`ll${i}`, 5, `ll${i}`);
+      await env.waitAssigned([`ll${i}-${NS}-ll${i}`], 30_000);
+      lat.push(env.assignedAt.get(`ll${i}-${NS}-ll${i}`)! - t0);
+    }
+    const polls = env.emu.requests.count({ route: "operation.get" });
+    row(
+      `pod -> Assigned, new identity, LRO ${lroMs} ms (median / p99; polls)`,
+      `${median(lat).toFixed(0)} / ${pct(lat, 0.99).toFixed(0)} ms; ${polls}`,
     );
   } finally {
     await env.stop();
@@ -225,6 +253,7 @@ plannerBench();
 if (!LRO_ONLY) await liveBench();
 await lroBench(undefined);
 await lroBench(1);
+for (const ms of LRO_LATENCY) await lroLatency(ms);
 const w = [0, 1, 2].map((c) =>
   Math.max(...rows.map((r) => r[c].length), ["measure", "value", "target"][c].length)
 );
