@@ -6,10 +6,12 @@ import { BodyReader } from "./http1_body.ts";
 import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
 import {
   closeQuietly,
+  HeadFields,
   type Http1Handler,
   type Http1Limits,
   type Http1Stats,
   type IncomingRequest,
+  type PlainAnswer,
 } from "./http1_types.ts";
 
 /** What a connection needs of its server. */
@@ -232,7 +234,7 @@ export class Connection {
       req = {
         method: head.method,
         url,
-        headers: new Headers(head.headers),
+        headers: new HeadFields(head.headers),
         body: carriesBody ? body.stream() : null,
         signal: ac.signal,
       };
@@ -244,7 +246,7 @@ export class Connection {
       this.#body = body;
       this.#deadline = performance.now() + this.#limits.bodyTimeoutMs;
     } else this.#unwatched = { ac, since: performance.now() };
-    let res: Response;
+    let res: Response | PlainAnswer;
     try {
       res = await this.#handler(req, { remoteAddr: this.#conn.remoteAddr, target: head.target });
     } catch {
@@ -271,11 +273,17 @@ export class Connection {
     });
   }
 
-  async #write(res: Response, head: boolean, keep: boolean): Promise<void> {
-    const body = res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
-    let text = `HTTP/1.1 ${res.status} ${STATUS_TEXT[res.status] ?? (res.statusText || "Unknown")}\r\n`;
-    for (const [k, v] of res.headers) if (!SKIP_RESPONSE_HEADERS.has(k)) text += `${k}: ${v}\r\n`;
-    if (!res.headers.has("date")) text += `date: ${httpDate()}\r\n`;
+  async #write(res: Response | PlainAnswer, head: boolean, keep: boolean): Promise<void> {
+    const plain = !(res instanceof Response);
+    const body = plain ? res.body : res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
+    const reason = STATUS_TEXT[res.status] ?? ((plain ? "" : res.statusText) || "Unknown");
+    let text = `HTTP/1.1 ${res.status} ${reason}\r\n`;
+    let dated = false;
+    for (const [k, v] of res.headers) {
+      if (k === "date") dated = true;
+      if (!SKIP_RESPONSE_HEADERS.has(k)) text += `${k}: ${v}\r\n`;
+    }
+    if (!dated) text += `date: ${httpDate()}\r\n`;
     if (res.status !== 204 && res.status !== 304) text += `content-length: ${body.length}\r\n`;
     if (!keep) text += "connection: close\r\n";
     text += "\r\n";
