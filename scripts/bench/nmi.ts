@@ -15,7 +15,7 @@
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
 import { cpuSeconds, rssMiB } from "./lib/proc.ts";
-import { type Bench, setUpNode } from "./lib/nmi_node.ts";
+import { type Bench, rssAnonMiB, setUpNode } from "./lib/nmi_node.ts";
 import { spawnLogged } from "./lib/spawn.ts";
 import { wrk, type WrkResult } from "./lib/wrk.ts";
 
@@ -133,6 +133,13 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
       f1(mem.floorIdle)
     } idle, ${f1(mem.floorAfter)} after the load`,
   );
+  console.log(
+    `  of which anonymous (RssAnon; the rest is the deno executable's pages): NMI ${
+      f1(mem.nmiIdleAnon)
+    } idle, ${f1(mem.nmiAfterAnon)} after the load, ${f1(mem.nmiRested30Anon)} 30 s later; floor ${
+      f1(mem.floorIdleAnon)
+    } idle`,
+  );
 }
 
 function loadavg(): string {
@@ -180,7 +187,11 @@ try {
     { name: "floor", pid: floor.child.pid, url: `http://127.0.0.1:${await floor.port}${path}` },
     { name: "NMI", pid: bench.nmi.child.pid, url: `http://127.0.0.1:${bench.nmiPort}${path}` },
   ];
-  const mem: Record<string, number> = { ...bench.rss, floorIdle: await rssMiB(floor.child.pid) };
+  const mem: Record<string, number> = {
+    ...bench.rss,
+    floorIdle: await rssMiB(floor.child.pid),
+    floorIdleAnon: await rssAnonMiB(floor.child.pid),
+  };
   const rows: Row[][] = [];
   for (const c of CONNECTIONS) {
     const runs: Row[][] = [[], []];
@@ -188,12 +199,14 @@ try {
     rows.push(runs.map(median));
   }
   mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
+  mem.nmiAfterAnon = await rssAnonMiB(bench.nmi.child.pid);
   // Idle again: what V8 gives back once the load stops (its memory reducer starts 8 s after the last GC).
   await new Promise((r) => setTimeout(r, 10_000));
   mem.nmiRested = await rssMiB(bench.nmi.child.pid);
   await new Promise((r) => setTimeout(r, 20_000));
   mem.nmiRested30 = await rssMiB(bench.nmi.child.pid);
   mem.floorAfter = await rssMiB(floor.child.pid);
+  mem.nmiRested30Anon = await rssAnonMiB(bench.nmi.child.pid);
   report(bench, rows, mem);
 } finally {
   await bench.stop();
