@@ -10,7 +10,8 @@
 //   - NMI's cold path (authorise + IMDS call + cache fill) and its RSS at start and with 500 pods on the node.
 // Run: deno task bench nmi [--duration=8] [--runs=1] [--connections=16,64] [--pods=500]
 //        [--resource=https://management.azure.com/] [--iptables=false] [--netns=false]
-//        [--nmi-v8-flags=--max-semi-space-size=1,...|none] [--floor-v8-flags=...] [--nmi-deno-flags=...]
+//        [--nmi-v8-flags=--max-semi-space-size=1,...|none (add --trace-gc for a count of collections)]
+//        [--floor-v8-flags=...] [--nmi-deno-flags=...]
 
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
@@ -142,6 +143,25 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
   );
 }
 
+/**
+ * V8's --trace-gc lines NMI printed (run with --nmi-v8-flags=...,--trace-gc): collections by kind, with the
+ * longest pause; a p99 in milliseconds at this rate is usually one of these.
+ */
+function gcSummary(lines: readonly string[]): string {
+  const kinds = new Map<string, { n: number; maxMs: number; totalMs: number }>();
+  for (const l of lines) {
+    const m = /: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms/.exec(l);
+    if (!m) continue;
+    const k = kinds.get(m[1]) ?? { n: 0, maxMs: 0, totalMs: 0 };
+    const ms = Number(m[2]);
+    kinds.set(m[1], { n: k.n + 1, maxMs: Math.max(k.maxMs, ms), totalMs: k.totalMs + ms });
+  }
+  if (!kinds.size) return "no --trace-gc lines";
+  return [...kinds].map(([k, v]) =>
+    `${v.n} ${k} (max ${v.maxMs.toFixed(2)} ms, total ${v.totalMs.toFixed(0)} ms)`
+  ).join(", ");
+}
+
 function loadavg(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
@@ -193,11 +213,13 @@ try {
     floorIdleAnon: await rssAnonMiB(floor.child.pid),
   };
   const rows: Row[][] = [];
+  const linesBefore = bench.nmi.lines.length;
   for (const c of CONNECTIONS) {
     const runs: Row[][] = [[], []];
     for (let i = 0; i < RUNS; i++) for (const [j, s] of sides.entries()) runs[j].push(await load(s, c));
     rows.push(runs.map(median));
   }
+  const gcDuringLoad = gcSummary(bench.nmi.lines.slice(linesBefore));
   mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
   mem.nmiAfterAnon = await rssAnonMiB(bench.nmi.child.pid);
   // Idle again: what V8 gives back once the load stops (its memory reducer starts 8 s after the last GC).
@@ -208,6 +230,9 @@ try {
   mem.floorAfter = await rssMiB(floor.child.pid);
   mem.nmiRested30Anon = await rssAnonMiB(bench.nmi.child.pid);
   report(bench, rows, mem);
+  if (NMI_V8.includes("--trace-gc")) {
+    console.log(`NMI's garbage collections during the load: ${gcDuringLoad}`);
+  }
 } finally {
   await bench.stop();
 }
