@@ -26,15 +26,23 @@ const CONFIRM_TIMEOUT_MS = 2000;
 export type CallerResult = { ok: true; pod: Pod } | { ok: false; refusal: Refusal };
 
 export function callerPod(pod: Pod): CallerPod {
-  return {
-    name: pod.metadata.name ?? "",
-    namespace: pod.metadata.namespace ?? "",
-    labels: pod.metadata.labels ?? {},
-    uid: pod.metadata.uid,
-    serviceAccountName: pod.spec?.serviceAccountName,
-    nodeName: pod.spec?.nodeName,
-  };
+  let c = callers.get(pod);
+  if (!c) {
+    c = Object.freeze({
+      name: pod.metadata.name ?? "",
+      namespace: pod.metadata.namespace ?? "",
+      labels: pod.metadata.labels ?? {},
+      uid: pod.metadata.uid,
+      serviceAccountName: pod.spec?.serviceAccountName,
+      nodeName: pod.spec?.nodeName,
+    });
+    callers.set(pod, c);
+  }
+  return c;
 }
+// One CallerPod per pod object (the pod cache replaces an object when it changes), so what is derived from
+// the caller can be reused per request (nmi/token_flow.ts).
+const callers = new WeakMap<Pod, CallerPod>();
 
 const candidate = (pod: Pod) => isPodLive(pod) && !pod.spec?.hostNetwork;
 
