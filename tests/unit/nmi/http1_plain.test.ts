@@ -67,3 +67,36 @@ Deno.test("http1: a PlainAnswer is written as the same Response would be (status
     await server.finished;
   }
 });
+
+Deno.test("http1: one shared PlainAnswer answers many kept-alive requests, each framed whole", async () => {
+  const shared: PlainAnswer = {
+    status: 200,
+    headers: [["content-type", "text/plain"]],
+    body: new Uint8Array([104, 105]),
+  };
+  const ac = new AbortController();
+  const server = new Http1Server({
+    hostname: "127.0.0.1",
+    port: 0,
+    handler: () => Promise.resolve(shared),
+    log: quiet,
+    signal: ac.signal,
+  });
+  try {
+    const requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20) +
+      "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const text = await exchange(server.addr.port, requests);
+    const answers = text.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 21);
+    for (const a of answers.slice(0, 20)) {
+      assert.match(
+        a,
+        /^HTTP\/1\.1 200 OK\r\ncontent-type: text\/plain\r\ndate: [^\r]+\r\ncontent-length: 2\r\n\r\nhi$/,
+      );
+    }
+    assert.match(answers[20], /\r\nconnection: close\r\n\r\nhi$/);
+  } finally {
+    ac.abort();
+    await server.finished;
+  }
+});
