@@ -278,7 +278,8 @@ export class NmiServer {
     route: "token" | "host_token",
   ): Promise<CallerResult | Response> {
     if (route === "token") {
-      if (!await this.#waitForCaches()) return errorResponse(NOT_READY);
+      // Synced is the rule once started: no extra await (and its allocation) per request then.
+      if (!this.#deps.caches.isSynced() && !await this.#waitForCaches()) return errorResponse(NOT_READY);
       return await this.#deps.callers.byIp(remote);
     }
     if (!isHostCaller(remote)) {

@@ -123,7 +123,8 @@ export class TokenFlow {
           federatedPod(pod),
         );
       }
-      const sel = await this.#settle(this.select(pod, query), pod, query, call);
+      const selected = this.select(pod, query);
+      const sel = selected.kind === "wait" ? await this.#settle(selected, pod, query, call) : selected;
       if (sel.kind === "refuse") return { ok: false, refusal: sel.refusal };
       if (sel.kind === "node") return await this.#nodeToken(sel.reason, query, call);
       return await this.#identityToken(sel, pod, query, call);
