@@ -148,17 +148,23 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
  * longest pause; a p99 in milliseconds at this rate is usually one of these.
  */
 function gcSummary(lines: readonly string[]): string {
-  const kinds = new Map<string, { n: number; maxMs: number; totalMs: number }>();
+  const kinds = new Map<string, { n: number; maxMs: number; totalMs: number; why: Map<string, number> }>();
   for (const l of lines) {
-    const m = /: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms/.exec(l);
+    const m =
+      /: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms(?:\s+\([^)]*\))?\s*([^;]*)/
+        .exec(l);
     if (!m) continue;
-    const k = kinds.get(m[1]) ?? { n: 0, maxMs: 0, totalMs: 0 };
+    const k = kinds.get(m[1]) ?? { n: 0, maxMs: 0, totalMs: 0, why: new Map() };
     const ms = Number(m[2]);
-    kinds.set(m[1], { n: k.n + 1, maxMs: Math.max(k.maxMs, ms), totalMs: k.totalMs + ms });
+    const why = m[3].trim() || "?";
+    k.why.set(why, (k.why.get(why) ?? 0) + 1);
+    kinds.set(m[1], { n: k.n + 1, maxMs: Math.max(k.maxMs, ms), totalMs: k.totalMs + ms, why: k.why });
   }
   if (!kinds.size) return "no --trace-gc lines";
   return [...kinds].map(([k, v]) =>
-    `${v.n} ${k} (max ${v.maxMs.toFixed(2)} ms, total ${v.totalMs.toFixed(0)} ms)`
+    `${v.n} ${k} (max ${v.maxMs.toFixed(2)} ms, total ${v.totalMs.toFixed(0)} ms; ${
+      [...v.why].map(([w, n]) => `${n} ${w}`).join(", ")
+    })`
   ).join(", ");
 }
 
