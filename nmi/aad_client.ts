@@ -3,7 +3,7 @@
 // answer maps onto the IMDS shape without translation, and the identity's own `adEndpoint` / tenant (its
 // cloud) is used per request. Secrets are passed in by the caller (read from the secret watch).
 
-import { buildClientAssertion, type ClientCertificateMaterial } from "../lib/azure/certificate_assertion.ts";
+import type { ClientCertificateMaterial } from "../lib/azure/certificate_assertion.ts";
 import { readBody, transportMessage, type UpstreamAnswer, UpstreamUnavailable } from "./imds_client.ts";
 
 export type ServicePrincipalCredential =
@@ -36,6 +36,8 @@ export async function servicePrincipalToken(
   if (req.credential.kind === "secret") {
     form.set("client_secret", req.credential.secret);
   } else {
+    // Loaded only here (node-forge comes with it): see spCredential in nmi/token_service.ts.
+    const { buildClientAssertion } = await import("../lib/azure/certificate_assertion.ts");
     form.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     form.set(
       "client_assertion",

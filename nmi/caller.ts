@@ -26,15 +26,23 @@ const CONFIRM_TIMEOUT_MS = 2000;
 export type CallerResult = { ok: true; pod: Pod } | { ok: false; refusal: Refusal };
 
 export function callerPod(pod: Pod): CallerPod {
-  return {
-    name: pod.metadata.name ?? "",
-    namespace: pod.metadata.namespace ?? "",
-    labels: pod.metadata.labels ?? {},
-    uid: pod.metadata.uid,
-    serviceAccountName: pod.spec?.serviceAccountName,
-    nodeName: pod.spec?.nodeName,
-  };
+  let c = callers.get(pod);
+  if (!c) {
+    c = Object.freeze({
+      name: pod.metadata.name ?? "",
+      namespace: pod.metadata.namespace ?? "",
+      labels: pod.metadata.labels ?? {},
+      uid: pod.metadata.uid,
+      serviceAccountName: pod.spec?.serviceAccountName,
+      nodeName: pod.spec?.nodeName,
+    });
+    callers.set(pod, c);
+  }
+  return c;
 }
+// One CallerPod per pod object (the pod cache replaces an object when it changes), so what is derived from
+// the caller can be reused per request (nmi/token_flow.ts).
+const callers = new WeakMap<Pod, CallerPod>();
 
 const candidate = (pod: Pod) => isPodLive(pod) && !pod.spec?.hostNetwork;
 
@@ -79,6 +87,11 @@ export class CallerResolver {
   #unknown = new Map<string, number>();
   /** pod uid -> confirmation (pending or done, with when it was made). */
   #confirmed = new Map<string, { at: number; result: Promise<CallerResult> }>();
+  /**
+   * IP -> what the pod cache says of it (pickCaller is pure on the cached pods), until the next pod event:
+   * no filtering and IP normalising per request.
+   */
+  #picked = new Map<string, CallerResult | undefined>();
   stats = { cacheHits: 0, directLookups: 0, unknownHits: 0, confirmations: 0 };
 
   constructor(
@@ -97,9 +110,14 @@ export class CallerResolver {
     this.#freshness = opts.freshness;
     this.#onKubeError = opts.onKubeError ?? (() => {});
     const forget = (pod: Pod) => {
+      this.#picked.clear();
       for (const ip of podIPs(pod)) this.#unknown.delete(normalizeIp(ip));
     };
-    opts.pods.addHandler({ onAdd: forget, onUpdate: (_old, pod) => forget(pod) }, { replay: false });
+    opts.pods.addHandler({
+      onAdd: forget,
+      onUpdate: (_old, pod) => forget(pod),
+      onDelete: () => this.#picked.clear(),
+    }, { replay: false });
   }
 
   async byIp(rawIp: string): Promise<CallerResult> {
@@ -107,7 +125,7 @@ export class CallerResolver {
     if (!ip) {
       return { ok: false, refusal: refusal("invalid", "request source address is empty") };
     }
-    const cached = pickCaller(this.#pods.byIndex("byIP", ip), ip, this.#node);
+    const cached = this.#pick(ip);
     if (cached?.ok) {
       this.stats.cacheHits++;
       return this.#freshness && !this.#freshness.isFresh() ? await this.#confirm(cached.pod, ip) : cached;
@@ -123,6 +141,14 @@ export class CallerResolver {
       this.#lookups.set(ip, pending);
     }
     return await pending;
+  }
+
+  #pick(ip: string): CallerResult | undefined {
+    if (this.#picked.has(ip)) return this.#picked.get(ip);
+    const result = pickCaller(this.#pods.byIndex("byIP", ip), ip, this.#node);
+    if (this.#picked.size >= 10_000) this.#picked.clear(); // bounded under a flood of addresses
+    this.#picked.set(ip, result);
+    return result;
   }
 
   /** The cached caller confirmed by a direct GET: same uid, still live on this node and holding `ip`. */

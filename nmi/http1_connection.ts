@@ -6,10 +6,12 @@ import { BodyReader } from "./http1_body.ts";
 import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
 import {
   closeQuietly,
+  HeadFields,
   type Http1Handler,
   type Http1Limits,
   type Http1Stats,
   type IncomingRequest,
+  type PlainAnswer,
 } from "./http1_types.ts";
 
 /** What a connection needs of its server. */
@@ -49,6 +51,33 @@ function httpDate(): string {
     dateText = new Date(s * 1000).toUTCString();
   }
   return dateText;
+}
+
+/** A kept-alive answer's bytes on the wire, per answer object, valid within the second of `date`. */
+const framed = new WeakMap<PlainAnswer, { date: string; bytes: Uint8Array }>();
+
+/** Status line, headers (ours: Date, Content-Length, Connection) and body, as one buffer. */
+function wireBytes(
+  res: { status: number; headers: Iterable<readonly [string, string]> },
+  statusText: string,
+  body: Uint8Array,
+  o: { head: boolean; keep: boolean; date: string },
+): Uint8Array {
+  let text = `HTTP/1.1 ${res.status} ${STATUS_TEXT[res.status] ?? (statusText || "Unknown")}\r\n`;
+  let dated = false;
+  for (const [k, v] of res.headers) {
+    if (k === "date") dated = true;
+    if (!SKIP_RESPONSE_HEADERS.has(k)) text += `${k}: ${v}\r\n`;
+  }
+  if (!dated) text += `date: ${o.date}\r\n`;
+  if (res.status !== 204 && res.status !== 304) text += `content-length: ${body.length}\r\n`;
+  if (!o.keep) text += "connection: close\r\n";
+  text += "\r\n";
+  const headBytes = encoder.encode(text);
+  const out = new Uint8Array(headBytes.length + (o.head ? 0 : body.length));
+  out.set(headBytes, 0);
+  if (!o.head) out.set(body, headBytes.length);
+  return out;
 }
 
 /** One client connection: requests in sequence (pipelined ones wait their turn). */
@@ -232,7 +261,7 @@ export class Connection {
       req = {
         method: head.method,
         url,
-        headers: new Headers(head.headers),
+        headers: new HeadFields(head.headers),
         body: carriesBody ? body.stream() : null,
         signal: ac.signal,
       };
@@ -244,7 +273,7 @@ export class Connection {
       this.#body = body;
       this.#deadline = performance.now() + this.#limits.bodyTimeoutMs;
     } else this.#unwatched = { ac, since: performance.now() };
-    let res: Response;
+    let res: Response | PlainAnswer;
     try {
       res = await this.#handler(req, { remoteAddr: this.#conn.remoteAddr, target: head.target });
     } catch {
@@ -271,19 +300,19 @@ export class Connection {
     });
   }
 
-  async #write(res: Response, head: boolean, keep: boolean): Promise<void> {
-    const body = res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
-    let text = `HTTP/1.1 ${res.status} ${STATUS_TEXT[res.status] ?? (res.statusText || "Unknown")}\r\n`;
-    for (const [k, v] of res.headers) if (!SKIP_RESPONSE_HEADERS.has(k)) text += `${k}: ${v}\r\n`;
-    if (!res.headers.has("date")) text += `date: ${httpDate()}\r\n`;
-    if (res.status !== 204 && res.status !== 304) text += `content-length: ${body.length}\r\n`;
-    if (!keep) text += "connection: close\r\n";
-    text += "\r\n";
-    const headBytes = encoder.encode(text);
-    const out = new Uint8Array(headBytes.length + (head ? 0 : body.length));
-    out.set(headBytes, 0);
-    if (!head) out.set(body, headBytes.length);
-    await this.writeAll(out);
+  async #write(res: Response | PlainAnswer, head: boolean, keep: boolean): Promise<void> {
+    const date = httpDate();
+    if (res instanceof Response) {
+      const body = res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
+      return await this.writeAll(wireBytes(res, res.statusText, body, { head, keep, date }));
+    }
+    if (head || !keep) return await this.writeAll(wireBytes(res, "", res.body, { head, keep, date }));
+    // A shared answer (a cached token's, one object per second) is framed once per second, not per request.
+    const hit = framed.get(res);
+    if (hit?.date === date) return await this.writeAll(hit.bytes);
+    const bytes = wireBytes(res, "", res.body, { head, keep, date });
+    framed.set(res, { date, bytes });
+    await this.writeAll(bytes);
   }
 
   async #writeError(status: number, reason: string): Promise<void> {

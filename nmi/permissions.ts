@@ -11,13 +11,15 @@
 export const NMI_HOST_TOOLS = ["iptables-save", "iptables-restore", "conntrack", "sysctl"] as const;
 
 /**
- * V8 flags NMI runs with, chosen by `deno task bench nmi`: a young generation of at most 4 MiB per
- * semi-space instead of V8's 16 MiB holds RSS right after ~150k token requests at 142 instead of 185 MiB
- * (both settle near 83 MiB 30 s later) with no CPU cost per request the benchmark could see.
- * --lite-mode (73 MiB, but 4.7x the floor's CPU per request) and a 40 MiB old space (a quarter of the
- * req/s) were measured and rejected.
+ * V8 flags NMI runs with, chosen by `deno task bench nmi` (README "NMI's cost"): a young generation of at
+ * most 1 MiB per semi-space instead of V8's 16 MiB. A cached token's answer allocates a few KiB, so it costs
+ * a scavenge every ~50 requests instead of every ~180 at 4 MiB; each is short, and RSS right after ~100k
+ * requests was the lowest of 1/2/4/8 MiB (83 MiB against 89 at 4 MiB, same CPU per request within the
+ * noise of a shared machine). Measured and not taken: --single-threaded-gc and --optimize-for-size (no RSS
+ * or CPU difference the benchmark could see), --max-old-space-size=48 (none either: the live heap is about
+ * 15 MiB), --lite-mode (4.7x the floor's CPU per request), a 40 MiB old space (a quarter of the req/s).
  */
-export const NMI_V8_FLAGS = ["--max-semi-space-size=4"] as const;
+export const NMI_V8_FLAGS = ["--max-semi-space-size=1"] as const;
 
 export const NMI_PERMISSIONS = [
   "--allow-net",

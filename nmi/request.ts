@@ -3,6 +3,8 @@
 // costs nothing and changes nothing (docs/protocols.md "IMDS token protocol"; docs/upstream.md "NMI routes
 // and status codes").
 
+import type { RequestHeaders } from "./http1_types.ts";
+
 export type RouteKind = "token" | "host_token" | "mangled_token" | "instance" | "proxy";
 
 const TOKEN_PATH = "/metadata/identity/oauth2/token";
@@ -77,7 +79,7 @@ export function hasMetadataHeader(value: string | null): boolean {
   return value === "true";
 }
 
-export function headerBytes(headers: Headers): number {
+export function headerBytes(headers: RequestHeaders): number {
   let n = 0;
   for (const [k, v] of headers) n += k.length + v.length + 4;
   return n;

@@ -7,7 +7,7 @@
 
 import type { Logger } from "../lib/log.ts";
 import type { CallerResolver, CallerResult } from "./caller.ts";
-import type { ConnInfo, IncomingRequest } from "./http1_types.ts";
+import type { ConnInfo, IncomingRequest, PlainAnswer } from "./http1_types.ts";
 import { callerPod } from "./caller.ts";
 import type { NmiCaches } from "./caches.ts";
 import { transportMessage } from "./imds_client.ts";
@@ -106,15 +106,21 @@ const DROP_REQUEST_HEADERS = new Set([
 ]);
 const DROP_RESPONSE_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "content-length"]);
 
-// The IMDS JSON of a cached token changes only with `expires_in`, once a second: render it once per second.
-const rendered = new WeakMap<Token, { second: number; clientId: string; body: string }>();
-function serialized(token: Token, clientId: string): string {
+const encoder = new TextEncoder();
+const TOKEN_HEADERS = [["content-type", JSON_TYPE]] as const;
+
+// The IMDS JSON of a cached token changes only with `expires_in`, once a second: its answer is rendered and
+// encoded once per second and token, then shared by every request in that second (the bytes are never
+// written to, only copied out).
+const rendered = new WeakMap<Token, { second: number; clientId: string; answer: PlainAnswer }>();
+function tokenAnswer(token: Token, clientId: string): PlainAnswer {
   const second = Math.floor(Date.now() / 1000);
   const hit = rendered.get(token);
-  if (hit && hit.second === second && hit.clientId === clientId) return hit.body;
-  const body = JSON.stringify(tokenAnswerJson(token, clientId, second));
-  rendered.set(token, { second, clientId, body });
-  return body;
+  if (hit && hit.second === second && hit.clientId === clientId) return hit.answer;
+  const body = encoder.encode(JSON.stringify(tokenAnswerJson(token, clientId, second)));
+  const answer = { status: 200, headers: TOKEN_HEADERS, body };
+  rendered.set(token, { second, clientId, answer });
+  return answer;
 }
 
 /**
@@ -153,12 +159,22 @@ export async function readCappedBody(
 
 /** The `resource` query parameter, for the original's `resource` label ("" when absent or unreadable). */
 function resourceParam(url: string): string {
+  const raw = rawQueryOf(url);
+  const hit = resourceMemo.get(raw);
+  if (hit !== undefined) return hit;
+  let resource: string;
   try {
-    return new URLSearchParams(rawQueryOf(url)).get("resource") ?? "";
+    resource = new URLSearchParams(raw).get("resource") ?? "";
   } catch {
-    return "";
+    resource = "";
   }
+  // Bounded like request.ts's query memo: a client sending ever new queries only refills it.
+  if (resourceMemo.size >= RESOURCE_MEMO_ENTRIES) resourceMemo.clear();
+  resourceMemo.set(raw, resource);
+  return resource;
 }
+const RESOURCE_MEMO_ENTRIES = 256;
+const resourceMemo = new Map<string, string>();
 
 /** One request as routed: the raw URL (as sent), its path, and the caller's address. */
 interface Call {
@@ -181,7 +197,7 @@ export class NmiServer {
   }
 
   /** The request handler: never throws (an unexpected error is a logged 500). */
-  readonly handle = async (req: IncomingRequest, info: ConnInfo): Promise<Response> => {
+  readonly handle = async (req: IncomingRequest, info: ConnInfo): Promise<Response | PlainAnswer> => {
     const t0 = performance.now();
     // The request-target exactly as sent: `new Request` would resolve dot segments before classification.
     const url = info.target === undefined
@@ -191,7 +207,7 @@ export class NmiServer {
       : info.target;
     const path = rawPathOf(url);
     const kind = classifyPath(path);
-    let res: Response;
+    let res: Response | PlainAnswer;
     try {
       res = await this.#route({ req, url, path, remote: info.remoteAddr.hostname }, kind);
     } catch (e) {
@@ -211,7 +227,7 @@ export class NmiServer {
     return res;
   };
 
-  async #route(call: Call, kind: RouteKind): Promise<Response> {
+  async #route(call: Call, kind: RouteKind): Promise<Response | PlainAnswer> {
     const deps = this.#deps;
     const { req } = call;
     if (headerBytes(req.headers) > MAX_HEADER_BYTES) {
@@ -262,7 +278,8 @@ export class NmiServer {
     route: "token" | "host_token",
   ): Promise<CallerResult | Response> {
     if (route === "token") {
-      if (!await this.#waitForCaches()) return errorResponse(NOT_READY);
+      // Synced is the rule once started: no extra await (and its allocation) per request then.
+      if (!this.#deps.caches.isSynced() && !await this.#waitForCaches()) return errorResponse(NOT_READY);
       return await this.#deps.callers.byIp(remote);
     }
     if (!isHostCaller(remote)) {
@@ -281,7 +298,7 @@ export class NmiServer {
     return await this.#deps.callers.byName(ns, name);
   }
 
-  async #token({ req, url, remote }: Call, route: "token" | "host_token"): Promise<Response> {
+  async #token({ req, url, remote }: Call, route: "token" | "host_token"): Promise<Response | PlainAnswer> {
     const { flow, metrics } = this.#deps;
     const query = parseTokenQuery(rawQueryOf(url));
     if (!query.ok) return errorResponse(query.error);
@@ -304,11 +321,7 @@ export class NmiServer {
       this.#refusals.refused(`${pod.namespace}/${pod.name}`, answer.status, answer.description);
       return errorResponse(answer);
     }
-    if (route === "token") {
-      return new Response(serialized(result.token, result.clientId), {
-        headers: { "content-type": JSON_TYPE },
-      });
-    }
+    if (route === "token") return tokenAnswer(result.token, result.clientId);
     // A multi-tenant identity's auxiliary tokens are not part of this answer: the original sent tokens[0] alone.
     const body = imdsJson(
       { ...result.token, clientId: result.clientId || result.token.clientId },

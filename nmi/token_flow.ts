@@ -37,15 +37,22 @@ interface FlowOptions {
   warnBinding?: (binding: AzureIdentityBinding, reason: string, message: string) => void;
 }
 
-/** What a TokenRequest for a federated identity needs of the caller. */
+const federatedPods = new WeakMap<CallerPod, FederatedPod>();
+
+/** What a TokenRequest for a federated identity needs of the caller (made once per caller object). */
 function federatedPod(pod: CallerPod): FederatedPod {
-  return {
-    name: pod.name,
-    namespace: pod.namespace,
-    uid: pod.uid ?? "",
-    serviceAccount: pod.serviceAccountName || "default",
-    nodeName: pod.nodeName ?? "",
-  };
+  let f = federatedPods.get(pod);
+  if (!f) {
+    f = {
+      name: pod.name,
+      namespace: pod.namespace,
+      uid: pod.uid ?? "",
+      serviceAccount: pod.serviceAccountName || "default",
+      nodeName: pod.nodeName ?? "",
+    };
+    federatedPods.set(pod, f);
+  }
+  return f;
 }
 
 export type FlowResult =
@@ -56,6 +63,12 @@ type Chosen = Exclude<Selection, { kind: "wait" } | { kind: "refuse" }>;
 
 export class TokenFlow {
   #opts: FlowOptions;
+  /**
+   * The last selection per caller (nmi/caller.ts hands out one object per pod version), reused while the
+   * caches' version and the (memoised, so identical) query are the same: selection is a pure function of
+   * those, and every cache event bumps the version.
+   */
+  #selected = new WeakMap<CallerPod, { version: number; query: TokenQuery; selection: Selection }>();
   constructor(opts: FlowOptions) {
     this.#opts = opts;
   }
@@ -65,6 +78,17 @@ export class TokenFlow {
   }
 
   select(pod: CallerPod, query: TokenQuery): Selection {
+    const version = this.#opts.caches.changes.version;
+    // An object_id request also reads the principal ids learned from tokens, which no cache version tracks.
+    const reusable = !query.objectId;
+    const hit = reusable ? this.#selected.get(pod) : undefined;
+    if (hit && hit.version === version && hit.query === query) return hit.selection;
+    const selection = this.#select(pod, query);
+    if (reusable) this.#selected.set(pod, { version, query, selection });
+    return selection;
+  }
+
+  #select(pod: CallerPod, query: TokenQuery): Selection {
     const o = this.#opts;
     const { caches, tokens } = o;
     return selectIdentity({
@@ -99,7 +123,8 @@ export class TokenFlow {
           federatedPod(pod),
         );
       }
-      const sel = await this.#settle(this.select(pod, query), pod, query, call);
+      const selected = this.select(pod, query);
+      const sel = selected.kind === "wait" ? await this.#settle(selected, pod, query, call) : selected;
       if (sel.kind === "refuse") return { ok: false, refusal: sel.refusal };
       if (sel.kind === "node") return await this.#nodeToken(sel.reason, query, call);
       return await this.#identityToken(sel, pod, query, call);

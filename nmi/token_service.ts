@@ -5,7 +5,6 @@
 // (as "pending", so the client retries) when the deadline passes.
 
 import type { UpstreamKind } from "./metrics.ts";
-import { CertificateError, readClientCertificate, readPkcs12 } from "../lib/azure/certificate_assertion.ts";
 import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
 import { KubeApiError, type KubeClient } from "../lib/kube/rest.ts";
@@ -245,7 +244,7 @@ export class TokenService {
     }|${resource}`;
     const { token } = await this.#o.cache.get(key, async () => {
       // Parsed only when a token is fetched (a certificate's key is costly to read).
-      const credential = spCredential(identity, secret.data ?? {});
+      const credential = await spCredential(identity, secret.data ?? {});
       const ask = (tenantId: string, i: number) =>
         this.#azureAdToken(
           { authorityHost: authority, tenantId, clientId, resource, credential },
@@ -490,10 +489,10 @@ function spSecretKey(keys: readonly string[]): string | undefined {
  * The credential in a service principal's secret. Type 1: the key spSecretKey picks. Type 2: `certificate`
  * (PKCS#12 as the original, or PEM holding certificate and RSA key) and optional `password`.
  */
-export function spCredential(
+export async function spCredential(
   identity: AzureIdentity,
   data: Record<string, string>,
-): ServicePrincipalCredential {
+): Promise<ServicePrincipalCredential> {
   const name = `${identity.metadata.namespace}/${identity.metadata.name}`;
   const keys = Object.keys(data);
   if (identity.spec.type === IdentityType.ServicePrincipal) {
@@ -511,6 +510,11 @@ export function spCredential(
   const certBytes = decode(data.certificate);
   const text = new TextDecoder().decode(certBytes);
   const password = data.password ? new TextDecoder().decode(decode(data.password)) : undefined;
+  // Loaded at the first certificate identity: node-forge (PKCS#12) and the npm layer it brings cost every
+  // node about 12 MiB of RSS, and most clusters have no such identity.
+  const { CertificateError, readClientCertificate, readPkcs12 } = await import(
+    "../lib/azure/certificate_assertion.ts"
+  );
   try {
     // The original's secrets hold PKCS#12 (PFX); PEM (certificate and key) is accepted too.
     const material = text.includes("-----BEGIN")

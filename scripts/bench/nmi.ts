@@ -10,12 +10,13 @@
 //   - NMI's cold path (authorise + IMDS call + cache fill) and its RSS at start and with 500 pods on the node.
 // Run: deno task bench nmi [--duration=8] [--runs=1] [--connections=16,64] [--pods=500]
 //        [--resource=https://management.azure.com/] [--iptables=false] [--netns=false]
-//        [--nmi-v8-flags=--max-semi-space-size=1,...|none] [--floor-v8-flags=...] [--nmi-deno-flags=...]
+//        [--nmi-v8-flags=--max-semi-space-size=1,...|none (add --trace-gc for a count of collections)]
+//        [--floor-v8-flags=...] [--nmi-deno-flags=...]
 
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
 import { cpuSeconds, rssMiB } from "./lib/proc.ts";
-import { type Bench, setUpNode } from "./lib/nmi_node.ts";
+import { type Bench, rssAnonMiB, setUpNode } from "./lib/nmi_node.ts";
 import { spawnLogged } from "./lib/spawn.ts";
 import { wrk, type WrkResult } from "./lib/wrk.ts";
 
@@ -133,6 +134,38 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
       f1(mem.floorIdle)
     } idle, ${f1(mem.floorAfter)} after the load`,
   );
+  console.log(
+    `  of which anonymous (RssAnon; the rest is the deno executable's pages): NMI ${
+      f1(mem.nmiIdleAnon)
+    } idle, ${f1(mem.nmiAfterAnon)} after the load, ${f1(mem.nmiRested30Anon)} 30 s later; floor ${
+      f1(mem.floorIdleAnon)
+    } idle`,
+  );
+}
+
+/**
+ * V8's --trace-gc lines NMI printed (run with --nmi-v8-flags=...,--trace-gc): collections by kind, with the
+ * longest pause; a p99 in milliseconds at this rate is usually one of these.
+ */
+function gcSummary(lines: readonly string[]): string {
+  const kinds = new Map<string, { n: number; maxMs: number; totalMs: number; why: Map<string, number> }>();
+  for (const l of lines) {
+    const m =
+      /: (Scavenge|Mark-Compact|Minor Mark-Compact|Mark-Sweep)\b.*?, ([\d.]+) \/ [\d.]+ ms(?:\s+\([^)]*\))?\s*([^;]*)/
+        .exec(l);
+    if (!m) continue;
+    const k = kinds.get(m[1]) ?? { n: 0, maxMs: 0, totalMs: 0, why: new Map() };
+    const ms = Number(m[2]);
+    const why = m[3].trim() || "?";
+    k.why.set(why, (k.why.get(why) ?? 0) + 1);
+    kinds.set(m[1], { n: k.n + 1, maxMs: Math.max(k.maxMs, ms), totalMs: k.totalMs + ms, why: k.why });
+  }
+  if (!kinds.size) return "no --trace-gc lines";
+  return [...kinds].map(([k, v]) =>
+    `${v.n} ${k} (max ${v.maxMs.toFixed(2)} ms, total ${v.totalMs.toFixed(0)} ms; ${
+      [...v.why].map(([w, n]) => `${n} ${w}`).join(", ")
+    })`
+  ).join(", ");
 }
 
 function loadavg(): string {
@@ -180,21 +213,32 @@ try {
     { name: "floor", pid: floor.child.pid, url: `http://127.0.0.1:${await floor.port}${path}` },
     { name: "NMI", pid: bench.nmi.child.pid, url: `http://127.0.0.1:${bench.nmiPort}${path}` },
   ];
-  const mem: Record<string, number> = { ...bench.rss, floorIdle: await rssMiB(floor.child.pid) };
+  const mem: Record<string, number> = {
+    ...bench.rss,
+    floorIdle: await rssMiB(floor.child.pid),
+    floorIdleAnon: await rssAnonMiB(floor.child.pid),
+  };
   const rows: Row[][] = [];
+  const linesBefore = bench.nmi.lines.length;
   for (const c of CONNECTIONS) {
     const runs: Row[][] = [[], []];
     for (let i = 0; i < RUNS; i++) for (const [j, s] of sides.entries()) runs[j].push(await load(s, c));
     rows.push(runs.map(median));
   }
+  const gcDuringLoad = gcSummary(bench.nmi.lines.slice(linesBefore));
   mem.nmiAfter = await rssMiB(bench.nmi.child.pid);
+  mem.nmiAfterAnon = await rssAnonMiB(bench.nmi.child.pid);
   // Idle again: what V8 gives back once the load stops (its memory reducer starts 8 s after the last GC).
   await new Promise((r) => setTimeout(r, 10_000));
   mem.nmiRested = await rssMiB(bench.nmi.child.pid);
   await new Promise((r) => setTimeout(r, 20_000));
   mem.nmiRested30 = await rssMiB(bench.nmi.child.pid);
   mem.floorAfter = await rssMiB(floor.child.pid);
+  mem.nmiRested30Anon = await rssAnonMiB(bench.nmi.child.pid);
   report(bench, rows, mem);
+  if (NMI_V8.includes("--trace-gc")) {
+    console.log(`NMI's garbage collections during the load: ${gcDuringLoad}`);
+  }
 } finally {
   await bench.stop();
 }

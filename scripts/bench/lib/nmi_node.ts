@@ -23,12 +23,22 @@ interface NmiArgs {
   imdsPort: number;
 }
 
+/**
+ * Anonymous resident memory in MiB (RssAnon): what the process itself allocated. The rest of VmRSS is the
+ * deno executable's pages it has touched, which the kernel can drop and re-read, and which every Deno
+ * process on the node shares.
+ */
+export async function rssAnonMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(/RssAnon:\s+(\d+) kB/.exec(status)?.[1]) / 1024;
+}
+
 export interface Bench {
   nmi: Logged;
   nmiPort: number;
   sampleBody: string;
   cold: number[];
-  rss: { nmiStart: number; nmiIdle: number };
+  rss: { nmiStart: number; nmiIdle: number; nmiIdleAnon: number };
   imdsCalls(): number;
   cleanups: (() => Promise<unknown> | void)[];
   stop(): Promise<void>;
@@ -152,8 +162,18 @@ export async function setUpNode(o: {
     // Settle: the watch delivers the pods, then NMI sits idle as on a quiet node.
     await new Promise((r) => setTimeout(r, 3000));
     const nmiIdle = await rssMiB(nmi.child.pid);
+    const nmiIdleAnon = await rssAnonMiB(nmi.child.pid);
     const imdsCalls = () => emu.requests.count({ service: "imds", route: "imds.token" });
-    return { nmi, nmiPort, sampleBody, cold, rss: { nmiStart, nmiIdle }, imdsCalls, cleanups, stop };
+    return {
+      nmi,
+      nmiPort,
+      sampleBody,
+      cold,
+      rss: { nmiStart, nmiIdle, nmiIdleAnon },
+      imdsCalls,
+      cleanups,
+      stop,
+    };
   } catch (e) {
     await stop();
     throw e;

@@ -30,34 +30,37 @@ Deno.test("Identity-not-found retries back off 100 ms doubling to 1 s", () => {
   assert.deepEqual([0, 1, 2, 3, 4, 5].map(identityNotFoundDelay), [100, 200, 400, 800, 1000, 1000]);
 });
 
-Deno.test("service-principal secrets: clientSecret key or the only key; certificate must be PEM", () => {
+Deno.test("service-principal secrets: clientSecret key or the only key; certificate must be PEM", async () => {
   const sp = identity("ns", "sp", {
     type: 1,
     resourceID: "",
     clientPassword: { name: "s", namespace: "ns" },
   });
-  assert.deepEqual(spCredential(sp, { clientSecret: btoa("s3cret") }), { kind: "secret", secret: "s3cret" });
-  assert.deepEqual(spCredential(sp, { whatever: btoa("x") }), { kind: "secret", secret: "x" });
+  assert.deepEqual(await spCredential(sp, { clientSecret: btoa("s3cret") }), {
+    kind: "secret",
+    secret: "s3cret",
+  });
+  assert.deepEqual(await spCredential(sp, { whatever: btoa("x") }), { kind: "secret", secret: "x" });
   // Several keys, none named clientSecret: read as the original did (it took one value), not refused; keys
   // naming another field are skipped, then the first by name.
-  assert.deepEqual(spCredential(sp, { clientID: btoa("id"), secret: btoa("s"), tenantID: btoa("t") }), {
+  assert.deepEqual(await spCredential(sp, { clientID: btoa("id"), secret: btoa("s"), tenantID: btoa("t") }), {
     kind: "secret",
     secret: "s",
   });
-  assert.deepEqual(spCredential(sp, { b: btoa("2"), a: btoa("1") }), { kind: "secret", secret: "1" });
-  assert.throws(() => spCredential(sp, {}), TokenError);
+  assert.deepEqual(await spCredential(sp, { b: btoa("2"), a: btoa("1") }), { kind: "secret", secret: "1" });
+  await assert.rejects(() => spCredential(sp, {}), TokenError);
   const cert = identity("ns", "c", {
     type: 2,
     resourceID: "",
     clientPassword: { name: "s", namespace: "ns" },
   });
-  assert.throws(() => spCredential(cert, {}), /no 'certificate'/);
-  assert.throws(
+  await assert.rejects(() => spCredential(cert, {}), /no 'certificate'/);
+  await assert.rejects(
     () => spCredential(cert, { certificate: btoa("\x30\x82binary-pfx") }),
     (e) => e instanceof TokenError && e.refusal.kind === "forbidden" && /PKCS#12/.test(e.refusal.message),
   );
   try {
-    spCredential(cert, {
+    await spCredential(cert, {
       certificate: btoa("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
     });
     assert.fail("accepted a PEM without a key");

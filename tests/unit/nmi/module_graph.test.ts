@@ -1,0 +1,44 @@
+// What NMI loads at start: its static module graph (from `deno info --json`, dynamic imports left out) must
+// hold no npm package that only some nodes use. Each npm package brings Deno's npm layer and costs every node
+// megabytes of RSS (node-forge alone about 12 MiB); those below are loaded at their first use instead.
+import assert from "node:assert/strict";
+
+interface InfoModule {
+  specifier: string;
+  dependencies?: { code?: { specifier?: string }; type?: { specifier?: string }; isDynamic?: boolean }[];
+}
+
+const LAZY_ONLY = ["npm:node-forge", "npm:yaml", "npm:@kubernetes/client-node", "npm:@azure/"];
+
+async function staticNpmImports(entry: string): Promise<Map<string, string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", entry],
+    cwd: new URL("../../../", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as { roots: string[]; modules: InfoModule[] };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const npm = new Map<string, string>();
+  const seen = new Set<string>();
+  const stack = [...info.roots];
+  while (stack.length) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    for (const d of bySpecifier.get(s)?.dependencies ?? []) {
+      const c = d.code?.specifier;
+      if (!c || d.isDynamic) continue;
+      if (c.startsWith("npm:")) npm.set(c, s);
+      else stack.push(c);
+    }
+  }
+  return npm;
+}
+
+Deno.test("NMI's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure)", async () => {
+  const npm = await staticNpmImports("nmi/main.ts");
+  const eager = [...npm].filter(([c]) => LAZY_ONLY.some((p) => c.startsWith(p)));
+  assert.deepEqual(eager.map(([c, by]) => `${c} <- ${by}`), []);
+});
