@@ -4,6 +4,9 @@
 #   Go:     azidentity ManagedIdentityCredential / DefaultAzureCredential, go-autorest adal (tests/clients/go)
 #   Python: azure-identity in a virtual environment of its own (tests/clients/python/requirements.txt)
 # Writes their locations to $CACHE_ROOT/clients.env (sourced by tests/support/clients.ts).
+# With --image-inputs also what only the real-node SDK images need (scripts/images/sdk_images.ts runs it):
+#   az:     azure-cli in a virtual environment of its own (tests/clients/azcli/requirements.txt, pinned)
+#   demo:   the original's cmd/demo of github.com/Azure/aad-pod-identity v1.8.17, from the Go module proxy
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,6 +35,31 @@ if [[ ! -f $py_dir/.complete ]]; then
   python3 -m venv "$py_dir"
   "$py_dir/bin/pip" install --quiet --disable-pip-version-check -r "$py_req"
   touch "$py_dir/.complete"
+fi
+
+if [[ ${1:-} == --image-inputs ]]; then
+  az_req=tests/clients/azcli/requirements.txt
+  az_dir="$CACHE_ROOT/clients-azcli-$(hash_of $az_req)"
+  if [[ ! -f $az_dir/.complete ]]; then
+    log "installing azure-cli into $az_dir"
+    rm -rf "$az_dir"
+    python3 -m venv "$az_dir"
+    "$az_dir/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$az_req"
+    touch "$az_dir/.complete"
+  fi
+  demo_version=v1.8.17
+  demo_dir="$CACHE_ROOT/clients-demo-$demo_version"
+  if [[ ! -x $demo_dir/demo ]]; then
+    log "building the original's demo ($demo_version) into $demo_dir"
+    src=$(GOFLAGS=-mod=mod go mod download -json "github.com/Azure/aad-pod-identity@$demo_version" |
+      sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    (cd "$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags='-s -w' -o "$demo_dir.tmp/demo" ./cmd/demo)
+    rm -rf "$demo_dir" && mv "$demo_dir.tmp" "$demo_dir"
+  fi
+  cat > "$CACHE_ROOT/image-inputs.env" <<ENV
+AAD_AZCLI=$az_dir
+AAD_DEMO=$demo_dir/demo
+ENV
 fi
 
 cat > "$CACHE_ROOT/clients.env" <<ENV
