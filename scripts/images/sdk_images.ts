@@ -118,6 +118,9 @@ function specs(i: ImageInputs): SdkImageSpec[] {
         );
         await Deno.chmod(`${root}/usr/local/bin/az`, 0o755);
         await baseEtc(root, caPem);
+        // az writes its profile and token cache under $HOME (/tmp): world-writable, as /tmp is (mkdir's
+        // mode went through the umask).
+        await Deno.chmod(`${root}/tmp`, 0o1777);
         return {
           entrypoint: ["/usr/local/bin/az"],
           env: {
