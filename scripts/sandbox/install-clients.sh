@@ -27,26 +27,27 @@ if [[ ! -x $go_dir/adal-demo || ! -x $go_dir/azidentity-token ]]; then
   rm -rf "$go_dir" && mv "$go_dir.tmp" "$go_dir"
 fi
 
+# A virtual environment at $1 with the pinned requirements $2 (more pip flags after), marked complete last.
+venv_install() {
+  local dir=$1 req=$2
+  shift 2
+  [[ -f $dir/.complete ]] && return
+  log "creating Python virtual environment $dir"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" -r "$req"
+  touch "$dir/.complete"
+}
+
 py_req=tests/clients/python/requirements.txt
 py_dir="$CACHE_ROOT/clients-python-$(hash_of $py_req)"
-if [[ ! -f $py_dir/.complete ]]; then
-  log "creating Python virtual environment $py_dir"
-  rm -rf "$py_dir"
-  python3 -m venv "$py_dir"
-  "$py_dir/bin/pip" install --quiet --disable-pip-version-check -r "$py_req"
-  touch "$py_dir/.complete"
-fi
+venv_install "$py_dir" "$py_req"
 
 if [[ ${1:-} == --image-inputs ]]; then
   az_req=tests/clients/azcli/requirements.txt
   az_dir="$CACHE_ROOT/clients-azcli-$(hash_of $az_req)"
-  if [[ ! -f $az_dir/.complete ]]; then
-    log "installing azure-cli into $az_dir"
-    rm -rf "$az_dir"
-    python3 -m venv "$az_dir"
-    "$az_dir/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$az_req"
-    touch "$az_dir/.complete"
-  fi
+  # azure-cli's own pins are exact; the file pins the rest too, hence --no-deps.
+  venv_install "$az_dir" "$az_req" --no-deps
   demo_version=v1.8.17
   demo_dir="$CACHE_ROOT/clients-demo-$demo_version"
   if [[ ! -x $demo_dir/demo ]]; then
