@@ -13,7 +13,7 @@ async function run(cmd: string, args: string[]): Promise<string> {
 }
 
 /** Parts of the standard library no client imports: tests, IDLE, Tk, pip's bootstrap, build config. */
-export const STDLIB_EXCLUDES = [
+const STDLIB_EXCLUDES = [
   "test",
   "idlelib",
   "tkinter",

@@ -63,91 +63,102 @@ interface SdkImageSpec {
   build(root: string, caPem: string): Promise<ImageConfig>;
 }
 
-function specs(i: ImageInputs): SdkImageSpec[] {
+function goSpec(i: ImageInputs): SdkImageSpec {
+  return {
+    ref: SDK_GO_IMAGE,
+    name: "sdk-go",
+    keyFiles: [`${i.goDir}/azidentity-token`, `${i.goDir}/adal-demo`],
+    complete: `${i.goDir}/azidentity-token`,
+    async build(root, caPem) {
+      await copyBinaries(root, [
+        { src: `${i.goDir}/azidentity-token`, dest: "/usr/local/bin/azidentity-token" },
+        { src: `${i.goDir}/adal-demo`, dest: "/usr/local/bin/adal-demo" },
+      ]);
+      await baseEtc(root, caPem);
+      return {
+        entrypoint: ["/usr/local/bin/azidentity-token"],
+        cmd: ["managed", "https://management.azure.com/.default"],
+        env: { PATH, SSL_CERT_FILE: CA_BUNDLE },
+        user: "1000:1000",
+      };
+    },
+  };
+}
+
+function pythonSpec(i: ImageInputs): SdkImageSpec {
   const venv = i.python.replace(/\/bin\/python$/, "");
-  return [
-    {
-      ref: SDK_GO_IMAGE,
-      name: "sdk-go",
-      keyFiles: [`${i.goDir}/azidentity-token`, `${i.goDir}/adal-demo`],
-      complete: `${i.goDir}/azidentity-token`,
-      async build(root, caPem) {
-        await copyBinaries(root, [
-          { src: `${i.goDir}/azidentity-token`, dest: "/usr/local/bin/azidentity-token" },
-          { src: `${i.goDir}/adal-demo`, dest: "/usr/local/bin/adal-demo" },
-        ]);
-        await baseEtc(root, caPem);
-        return {
-          entrypoint: ["/usr/local/bin/azidentity-token"],
-          cmd: ["managed", "https://management.azure.com/.default"],
-          env: { PATH, SSL_CERT_FILE: CA_BUNDLE },
-          user: "1000:1000",
-        };
-      },
+  return {
+    ref: SDK_PYTHON_IMAGE,
+    name: "sdk-python",
+    keyFiles: [`${REPO}/tests/clients/python`, `${venv}/pyvenv.cfg`, `${venv}/.complete`],
+    complete: `${venv}/.complete`,
+    async build(root, caPem) {
+      await pythonRootfs(root, venv);
+      await copyInto(root, `${REPO}/tests/clients/python/get_token.py`, "/app/get_token.py");
+      await baseEtc(root, caPem);
+      return {
+        entrypoint: ["/usr/local/bin/python3", "/app/get_token.py"],
+        cmd: ["managed", "https://management.azure.com/.default"],
+        env: { PATH, REQUESTS_CA_BUNDLE: CA_BUNDLE, SSL_CERT_FILE: CA_BUNDLE },
+        user: "1000:1000",
+        workdir: "/app",
+      };
     },
-    {
-      ref: SDK_PYTHON_IMAGE,
-      name: "sdk-python",
-      keyFiles: [`${REPO}/tests/clients/python`, `${venv}/pyvenv.cfg`, `${venv}/.complete`],
-      complete: `${venv}/.complete`,
-      async build(root, caPem) {
-        await pythonRootfs(root, venv);
-        await copyInto(root, `${REPO}/tests/clients/python/get_token.py`, "/app/get_token.py");
-        await baseEtc(root, caPem);
-        return {
-          entrypoint: ["/usr/local/bin/python3", "/app/get_token.py"],
-          cmd: ["managed", "https://management.azure.com/.default"],
-          env: { PATH, REQUESTS_CA_BUNDLE: CA_BUNDLE, SSL_CERT_FILE: CA_BUNDLE },
-          user: "1000:1000",
-          workdir: "/app",
-        };
-      },
+  };
+}
+
+function azCliSpec(i: ImageInputs): SdkImageSpec {
+  return {
+    ref: AZ_CLI_IMAGE,
+    name: "az-cli",
+    keyFiles: [`${REPO}/tests/clients/azcli/requirements.txt`, `${i.azCli}/pyvenv.cfg`],
+    complete: `${i.azCli}/.complete`,
+    async build(root, caPem) {
+      await pythonRootfs(root, i.azCli);
+      await copyBinaries(root, [{ src: "/bin/sh" }]);
+      await Deno.writeTextFile(
+        `${root}/usr/local/bin/az`,
+        '#!/bin/sh\nexec /usr/local/bin/python3 -m azure.cli "$@"\n',
+        { mode: 0o755 },
+      );
+      await Deno.chmod(`${root}/usr/local/bin/az`, 0o755);
+      await baseEtc(root, caPem);
+      // az writes its profile and token cache under $HOME (/tmp): world-writable, as /tmp is (mkdir's
+      // mode went through the umask).
+      await Deno.chmod(`${root}/tmp`, 0o1777);
+      return {
+        entrypoint: ["/usr/local/bin/az"],
+        env: {
+          PATH,
+          HOME: "/tmp",
+          REQUESTS_CA_BUNDLE: CA_BUNDLE,
+          SSL_CERT_FILE: CA_BUNDLE,
+          AZURE_CORE_COLLECT_TELEMETRY: "false",
+          AZURE_CORE_NO_COLOR: "true",
+        },
+        user: "1000:1000",
+      };
     },
-    {
-      ref: AZ_CLI_IMAGE,
-      name: "az-cli",
-      keyFiles: [`${REPO}/tests/clients/azcli/requirements.txt`, `${i.azCli}/pyvenv.cfg`],
-      complete: `${i.azCli}/.complete`,
-      async build(root, caPem) {
-        await pythonRootfs(root, i.azCli);
-        await copyBinaries(root, [{ src: "/bin/sh" }]);
-        await Deno.writeTextFile(
-          `${root}/usr/local/bin/az`,
-          '#!/bin/sh\nexec /usr/local/bin/python3 -m azure.cli "$@"\n',
-          { mode: 0o755 },
-        );
-        await Deno.chmod(`${root}/usr/local/bin/az`, 0o755);
-        await baseEtc(root, caPem);
-        // az writes its profile and token cache under $HOME (/tmp): world-writable, as /tmp is (mkdir's
-        // mode went through the umask).
-        await Deno.chmod(`${root}/tmp`, 0o1777);
-        return {
-          entrypoint: ["/usr/local/bin/az"],
-          env: {
-            PATH,
-            HOME: "/tmp",
-            REQUESTS_CA_BUNDLE: CA_BUNDLE,
-            SSL_CERT_FILE: CA_BUNDLE,
-            AZURE_CORE_COLLECT_TELEMETRY: "false",
-            AZURE_CORE_NO_COLOR: "true",
-          },
-          user: "1000:1000",
-        };
-      },
+  };
+}
+
+function demoSpec(i: ImageInputs): SdkImageSpec {
+  return {
+    ref: DEMO_IMAGE,
+    name: "demo",
+    keyFiles: [i.demo],
+    complete: i.demo,
+    async build(root, caPem) {
+      // The original's image is distroless/static with /demo as its entrypoint.
+      await copyInto(root, i.demo, "/demo");
+      await baseEtc(root, caPem);
+      return { entrypoint: ["/demo"], user: "65532:65532" };
     },
-    {
-      ref: DEMO_IMAGE,
-      name: "demo",
-      keyFiles: [i.demo],
-      complete: i.demo,
-      async build(root, caPem) {
-        // The original's image is distroless/static with /demo as its entrypoint.
-        await copyInto(root, i.demo, "/demo");
-        await baseEtc(root, caPem);
-        return { entrypoint: ["/demo"], user: "65532:65532" };
-      },
-    },
-  ];
+  };
+}
+
+function specs(i: ImageInputs): SdkImageSpec[] {
+  return [goSpec(i), pythonSpec(i), azCliSpec(i), demoSpec(i)];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -198,15 +209,15 @@ async function pruneOlder(name: string, keep: string): Promise<void> {
   }
 }
 
-export interface SdkImages {
+interface SdkImages {
   /** image reference -> docker-archive tarball */
   tars: Record<string, string>;
   /** image reference -> seconds its build took now (0: from the cache) */
   buildSeconds: Record<string, number>;
 }
 
-export const SDK_IMAGE_NAMES = ["sdk-go", "sdk-python", "az-cli", "demo"] as const;
-export type SdkImageName = typeof SDK_IMAGE_NAMES[number];
+const SDK_IMAGE_NAMES = ["sdk-go", "sdk-python", "az-cli", "demo"] as const;
+type SdkImageName = typeof SDK_IMAGE_NAMES[number];
 
 /** Builds (or finds cached) the named images (default: all); `caPem` is trusted inside them. */
 export async function buildSdkImages(

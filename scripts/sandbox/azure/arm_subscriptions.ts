@@ -9,7 +9,7 @@ import type { Principal } from "./directory.ts";
 import { isWithinScope } from "./ids.ts";
 
 /** api-versions of the subscriptions API (Microsoft.Resources, tenant level). */
-export const SUBSCRIPTIONS_API_VERSIONS = [
+const SUBSCRIPTIONS_API_VERSIONS = [
   "2014-04-01-preview",
   "2015-01-01",
   "2016-06-01",
@@ -52,7 +52,7 @@ export function subscriptionsApiVersionError(version: string | null): ArmError |
   );
 }
 
-export interface TenantView {
+interface TenantView {
   subscriptionId: string;
   tenantId: string;
 }
@@ -63,7 +63,7 @@ export function canSee(caller: Principal | undefined, subscriptionId: string): b
   return !!caller && [...caller.writeScopes, ...caller.assignScopes].some((s) => isWithinScope(s, sub));
 }
 
-export function subscriptionToJson(v: TenantView): Record<string, unknown> {
+function subscriptionToJson(v: TenantView): Record<string, unknown> {
   return {
     id: `/subscriptions/${v.subscriptionId}`,
     authorizationSource: "RoleBased",
@@ -80,7 +80,7 @@ export function subscriptionToJson(v: TenantView): Record<string, unknown> {
   };
 }
 
-export function tenantToJson(tenantId: string): Record<string, unknown> {
+function tenantToJson(tenantId: string): Record<string, unknown> {
   return {
     id: `/tenants/${tenantId}`,
     tenantId,
