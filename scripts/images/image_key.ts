@@ -9,7 +9,8 @@ export async function fileDigest(path: string | undefined, text = ""): Promise<s
       const info = await Deno.stat(p);
       if (!info.isDirectory) return void files.push(p);
       for await (const e of Deno.readDir(p)) {
-        if (e.name !== "__pycache__" && !e.name.startsWith(".")) await walk(`${p}/${e.name}`);
+        const skipped = e.name === "node_modules" || e.name === "__pycache__" || e.name.startsWith(".");
+        if (!skipped) await walk(`${p}/${e.name}`);
       }
     };
     await walk(path);
