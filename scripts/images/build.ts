@@ -10,6 +10,7 @@
 import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../mic/permissions.ts";
 import { NMI_ENTRY, NMI_HOST_TOOLS, NMI_PERMISSIONS } from "../../nmi/permissions.ts";
 import { sandboxCacheDir } from "../sandbox/pki.ts";
+import { fileDigest } from "./image_key.ts";
 import { buildImage, type ImageConfig } from "./oci.ts";
 import { baseEtc, copyBinaries, copyInto } from "./rootfs.ts";
 
@@ -65,23 +66,8 @@ async function run(
 
 /** sha256 over every file below `paths` (sorted) and `extra`: the cache key of an image. */
 async function contentHash(paths: string[], extra: string): Promise<string> {
-  const files: string[] = [];
-  const walk = async (p: string) => {
-    const info = await Deno.stat(p);
-    if (!info.isDirectory) return void files.push(p);
-    for await (const e of Deno.readDir(p)) {
-      if (e.name !== "node_modules" && !e.name.startsWith(".")) await walk(`${p}/${e.name}`);
-    }
-  };
-  for (const p of paths) await walk(p);
-  files.sort();
-  const parts: Uint8Array[] = [new TextEncoder().encode(extra)];
-  for (const f of files) parts.push(new TextEncoder().encode(f), await Deno.readFile(f));
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) all.set(p, (off += p.length) - p.length);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  const digests = await Promise.all(paths.map((p) => fileDigest(p)));
+  return (await fileDigest(undefined, [extra, ...digests].join("\n"))).slice(0, 16);
 }
 
 export interface LocalImages {

@@ -22,6 +22,12 @@ import type { Handler } from "./http_server.ts";
 import type { ComputeThrottle } from "./compute_throttle.ts";
 import { computeId, type ComputeKind, idKey, isWithinScope } from "./ids.ts";
 import { operationToJson } from "./lro.ts";
+import {
+  matchSubscriptionsPath,
+  subscriptionsAnswer,
+  subscriptionsApiVersionError,
+  type SubscriptionsResource,
+} from "./arm_subscriptions.ts";
 import type { RequestLog } from "./request_log.ts";
 import { instrument, jsonResponse, type RequestMeta } from "./service.ts";
 import { type ArmState, identityResourceToJson } from "./state.ts";
@@ -68,7 +74,15 @@ const MSI_API_VERSIONS = [
 /** MSI api-versions that know federated identity credentials (2022-01-31-preview on). */
 const FEDERATED_CREDENTIAL_API_VERSIONS = MSI_API_VERSIONS.filter((v) => v >= "2022-01-31-preview");
 
-type ArmResource = "vm" | "vmss" | "vmList" | "identity" | "fic" | "ficList" | "operation";
+type ArmResource =
+  | "vm"
+  | "vmss"
+  | "vmList"
+  | "identity"
+  | "fic"
+  | "ficList"
+  | "operation"
+  | SubscriptionsResource;
 
 interface ArmRouteMatch {
   /** Route name for logs and faults, e.g. `vmss.patch`; `arm.unknown` when no route matched. */
@@ -121,6 +135,8 @@ export function matchArmRoute(method: string, pathname: string): ArmRouteMatch {
   } catch {
     return { route: "arm.unknown" };
   }
+  const tenantLevel = matchSubscriptionsPath(path);
+  if (tenantLevel) return { route: `${tenantLevel.resource}.${method.toLowerCase()}`, ...tenantLevel };
   for (const [resource, re] of PATTERNS) {
     const m = re.exec(path);
     if (!m) continue;
@@ -155,7 +171,7 @@ function errorResponse(err: ArmError, headers: Record<string, string> = {}): Res
 }
 
 function apiVersionError(
-  resource: ArmResource,
+  resource: Exclude<ArmResource, SubscriptionsResource>,
   version: string | null,
   location: string,
 ): ArmError | undefined {
@@ -272,13 +288,18 @@ function routeError(
       headers,
     );
   }
-  const versionError = apiVersionError(
-    match.resource,
-    url.searchParams.get("api-version"),
-    match.location ?? ctx.state.options.location,
-  );
+  const resource = match.resource;
+  const tenantLevel = resource === "subscriptionList" || resource === "tenantList";
+  const versionError =
+    resource === "subscription" || resource === "subscriptionList" || resource === "tenantList"
+      ? subscriptionsApiVersionError(url.searchParams.get("api-version"))
+      : apiVersionError(
+        resource,
+        url.searchParams.get("api-version"),
+        match.location ?? ctx.state.options.location,
+      );
   if (versionError) return errorResponse(versionError, headers);
-  if (match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
+  if (!tenantLevel && match.subscriptionId!.toLowerCase() !== ctx.state.subscriptionId.toLowerCase()) {
     return errorResponse(subscriptionNotFound(match.subscriptionId!), headers);
   }
   const allowed = match.resource === "vm" || match.resource === "vmss"
@@ -314,6 +335,16 @@ function handleOther(
       200,
       pollAgain ? { ...headers, "retry-after": String(ctx.lroRetryAfterSeconds) } : headers,
     );
+  }
+  if (
+    match.resource === "subscriptionList" || match.resource === "tenantList" ||
+    match.resource === "subscription"
+  ) {
+    const answer = subscriptionsAnswer(match.resource, match.subscriptionId, ctx.directory.byObjectId(oid), {
+      subscriptionId: ctx.state.subscriptionId,
+      tenantId: ctx.state.tenantId,
+    });
+    return answer.ok ? jsonResponse(answer.body, 200, headers) : errorResponse(answer.error, headers);
   }
   if (match.resource === "vmList") {
     const listed = ctx.state.listCompute("virtualMachines", match.resourceGroup!);

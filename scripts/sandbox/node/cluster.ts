@@ -41,6 +41,8 @@ interface RealClusterOptions {
   deployArgs?: string[];
   /** Prints progress (default: nothing). */
   log?: (line: string) => void;
+  /** More images (reference -> docker-archive) to import into every node, built trusting `caPem`. */
+  extraImages?: (caPem: string) => Promise<Record<string, string>>;
 }
 
 export interface RealCluster {
@@ -141,7 +143,9 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     });
     const az = await startAzure(ctx);
     const caPem = await Deno.readTextFile(az.emu.caCertPath);
-    const images = await timed(ctx, "images", () => buildLocalImages(DEFAULT_VERSION, caPem));
+    const local = await timed(ctx, "images", () => buildLocalImages(DEFAULT_VERSION, caPem));
+    const extra = o.extraImages ? await timed(ctx, "extra images", () => o.extraImages!(caPem)) : {};
+    const images = { ...local, tars: { ...local.tars, ...extra } };
     const nodes = await startNodes(ctx, { cluster, bins, az, images });
     const kubectl = (args: string[], stdin?: string) => cp.kubectl(args, stdin);
     await installAadPodIdentity(ctx, cp.kubeconfigPath, kubectl);
