@@ -50,10 +50,17 @@ async function awaitReady(
 ): Promise<Extract<KubeletReady, { ok: true }>> {
   const deadline = Date.now() + UP_TIMEOUT_MS;
   let shown = 0;
+  let hinted = false;
   while (Date.now() < deadline) {
     const lines = (await Deno.readTextFile(log).catch(() => "")).split("\n");
     for (const l of lines.slice(shown, -1)) print(`  ${l}`);
     shown = Math.max(shown, lines.length - 1);
+    if (!hinted && shown === 0 && Date.now() > deadline - UP_TIMEOUT_MS + 10_000) {
+      hinted = true;
+      print(
+        "  starting: another real cluster on this machine may hold the lock (or node components are building)",
+      );
+    }
     const ready = await Deno.readTextFile(readyPath).then(
       (t) => JSON.parse(t) as KubeletReady,
       () => undefined,
