@@ -739,7 +739,7 @@ export async function logs(
   }
   if (!name) {
     print(r.logDir ?? dir);
-    for await (const e of Deno.readDir(r.logDir ?? dir)) if (e.isFile) print(`  ${e.name}`);
+    for await (const e of Deno.readDir(r.logDir ?? dir)) print(`  ${e.name}${e.isDirectory ? "/" : ""}`);
     return 0;
   }
   if (r.kubelet) return (await kubeletKubectl(r, ["logs", "-n", namespace, name], "inherit")).code;
