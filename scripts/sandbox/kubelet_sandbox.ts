@@ -16,7 +16,7 @@ const SUPERVISOR = new URL("./kubelet_supervisor.ts", import.meta.url).pathname;
 /** A cold machine builds kubelet, containerd and the images first; another cluster may hold the lock. */
 const UP_TIMEOUT_MS = 40 * 60_000;
 /** The supervisor's teardown of a node cluster takes 7-11 s; it is never cut short by SIGKILL early. */
-export const SUPERVISOR_GRACE_MS = 180_000;
+const SUPERVISOR_GRACE_MS = 180_000;
 /** The default image's program stays up, so that `exec` can run in it (token_claims.mjs is its command). */
 const KEEP_ALIVE = ["/usr/local/bin/node", "-e", "setInterval(() => {}, 3600000)"];
 
@@ -125,6 +125,7 @@ function podObject(
     kind: "Pod",
     metadata: { name: p.name, namespace: p.namespace, labels: binding ? { aadpodidbinding: binding } : {} },
     spec: {
+      restartPolicy: "Never",
       containers: [{
         name: "app",
         image,
@@ -141,11 +142,40 @@ interface PodStatus {
   status: {
     phase?: string;
     podIP?: string;
+    conditions?: { type: string; status: string }[];
     containerStatuses?: { state?: { waiting?: { reason?: string; message?: string } } }[];
   };
 }
 
-/** A real pod of `image` (default: the SDK image, kept running), labelled with the binding; waits for it. */
+/** Why a pod will not start by itself: an image that is not there, or a spec the runtime refuses. */
+const STUCK = /^(ErrImagePull|ImagePullBackOff|ErrImageNeverPull|InvalidImageName|CreateContainer\w*Error)$/;
+
+/** "ready", "ended" (an app that ran to its end: `logs` shows what it printed), or why it is stuck. */
+export function podProgress(s: PodStatus): "ready" | "ended" | { stuck: string } | undefined {
+  if (s.status.phase === "Succeeded" || s.status.phase === "Failed") return "ended";
+  if (s.status.conditions?.some((c) => c.type === "Ready" && c.status === "True")) return "ready";
+  const w = s.status.containerStatuses?.[0]?.state?.waiting;
+  if (w?.reason && STUCK.test(w.reason)) return { stuck: `${w.reason}: ${w.message ?? ""}` };
+  return undefined;
+}
+
+async function awaitPod(r: SandboxRecord, p: { name: string; namespace: string }): Promise<PodStatus> {
+  const deadline = Date.now() + 120_000;
+  let s: PodStatus | undefined;
+  while (Date.now() < deadline) {
+    s = JSON.parse(await kubectl(r, ["get", "pod", p.name, "-n", p.namespace, "-o", "json"])) as PodStatus;
+    const progress = podProgress(s);
+    if (progress === "ready" || progress === "ended") return s;
+    if (progress) throw new Error(`pod ${p.namespace}/${p.name} cannot start: ${progress.stuck}`);
+    await new Promise((res) => setTimeout(res, 300));
+  }
+  throw new Error(`pod ${p.namespace}/${p.name} not Ready after 120 s (${s?.status.phase})`);
+}
+
+/**
+ * A real pod of `image` (default: the SDK image, kept running), labelled with the binding; waits until it
+ * is Ready, or has run to its end (restartPolicy Never: an app that gets a token and exits stays readable).
+ */
 export async function kubeletPod(
   r: SandboxRecord,
   p: { name: string; namespace: string },
@@ -159,29 +189,16 @@ export async function kubeletPod(
     ["apply", "-f", "-"],
     JSON.stringify(podObject(p, binding, image, image === SDK_NODE_IMAGE)),
   );
-  const waited = await runKubectl(r.cluster!.kubectl, r.cluster!.kubeconfigPath, [
-    ..."wait --for=condition=Ready --timeout=120s pod".split(" "),
-    p.name,
-    "-n",
-    p.namespace,
-  ]);
-  const s = JSON.parse(
-    await kubectl(r, ["get", "pod", p.name, "-n", p.namespace, "-o", "json"]),
-  ) as PodStatus;
-  if (waited.code !== 0) {
-    const w = s.status.containerStatuses?.[0]?.state?.waiting;
-    throw new Error(
-      `pod ${p.namespace}/${p.name} is not Ready (${s.status.phase}${
-        w ? `, ${w.reason}: ${w.message ?? ""}` : ""
-      })`,
-    );
-  }
+  const s = await awaitPod(r, p);
   print(
     `pod ${p.namespace}/${p.name} on ${s.spec.nodeName}, IP ${s.status.podIP}, image ${image}` +
-      (binding ? `, aadpodidbinding=${binding}` : ""),
+      (binding ? `, aadpodidbinding=${binding}` : "") +
+      (podProgress(s) === "ended" ? `; it ran to its end (${s.status.phase})` : ""),
   );
   print(
-    image === SDK_NODE_IMAGE
+    podProgress(s) === "ended"
+      ? `  deno task sandbox logs ${p.name}`
+      : image === SDK_NODE_IMAGE
       ? `  deno task sandbox exec ${p.name} -- node /app/token_claims.mjs   # @azure/identity, prints the token's claims`
       : `  deno task sandbox exec ${p.name} -- <command in the image>`,
   );

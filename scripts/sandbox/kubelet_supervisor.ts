@@ -20,6 +20,8 @@ export type KubeletReady =
     ctr: string;
     /** Names, containerd sockets, and what a node made (what `down` must leave none of). */
     nodes: NodeRecord[];
+    /** The local images' archives (docker-archive), by reference. */
+    images: Record<string, string>;
     timings: Record<string, number>;
   }
   | { ok: false; error: string };
@@ -54,6 +56,7 @@ function describe(c: RealCluster, adminUrl: string, ctr: string): KubeletReady {
     },
     ctr,
     nodes: c.nodes,
+    images: c.images.tars,
     timings: c.timings,
   };
 }

@@ -473,6 +473,18 @@ async function admin(r: SandboxRecord, path: string, body: unknown): Promise<Rec
   return json;
 }
 
+/** A second identity of that name, or a federated one where the sandbox cannot serve it: refused. */
+function refuseIdentity(r: SandboxRecord, name: string, namespace: string, federated: boolean): void {
+  if (federated && r.kubelet) {
+    throw new Error(
+      "identity --federated is not available in the kubelet sandbox yet (the process mode has it)",
+    );
+  }
+  if (r.identities.some((i) => i.name === name && i.namespace === namespace)) {
+    throw new Error(`identity ${namespace}/${name} already exists in the sandbox`);
+  }
+}
+
 /**
  * Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector
  * NAME). Federated: also a ServiceAccount NAME (no controller-manager runs here to make any), a federated
@@ -486,14 +498,7 @@ export async function identity(
   federated = false,
 ): Promise<SandboxIdentity> {
   const r = await running(dir);
-  if (federated && r.kubelet) {
-    throw new Error(
-      "identity --federated is not available in the kubelet sandbox yet (the process mode has it)",
-    );
-  }
-  if (r.identities.some((i) => i.name === name && i.namespace === namespace)) {
-    throw new Error(`identity ${namespace}/${name} already exists in the sandbox`);
-  }
+  refuseIdentity(r, name, namespace, federated);
   const body = await admin(r, "/identities", { resourceGroup: IDENTITY_GROUP, name }).catch((e) => {
     throw new Error(`the emulator refused identity ${name}: ${e.message}`);
   });
@@ -725,7 +730,7 @@ export async function exec(
  * The run's logs: no NAME, where they are; in the kubelet mode a pod's (through the container runtime);
  * in the process mode a component's log file (mic, nmi, azure, forwarders).
  */
-export async function logs(
+async function logs(
   dir: string,
   name: string | undefined,
   namespace: string,

@@ -22,7 +22,7 @@ export interface SandboxIdentity {
 }
 
 /** The kubelet sandbox: a real cluster held by a supervisor process (kubelet_supervisor.ts). */
-export interface KubeletSandbox {
+interface KubeletSandbox {
   /** 1 or 2 nodes. */
   nodes: number;
   /** The supervisor's ready file: what it started (see KubeletReady in kubelet_supervisor.ts). */

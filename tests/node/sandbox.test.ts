@@ -10,6 +10,7 @@ import { alive } from "../../scripts/sandbox/detached.ts";
 import type { SandboxRecord } from "../../scripts/sandbox/sandbox_state.ts";
 import type { KubeletReady } from "../../scripts/sandbox/kubelet_supervisor.ts";
 import { leftovers } from "./leftovers.ts";
+import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const skip = await realNodeUnavailable();
@@ -103,6 +104,30 @@ Deno.test({
       const refused = await sandbox(dir, ["exec", "nobody", "--", "node", "/app/token_claims.mjs"]);
       assert.notEqual(refused.code, 0);
       assert.equal(lastJson(refused.stdout).appid, undefined, refused.stdout);
+
+      // The user's own image from an archive: imported into the node's containerd, run to its end, its
+      // output read with `logs` (the SDK image's program, under a name of the user's).
+      const archive = `${dir}-my-app.tar`;
+      const copied = await new Deno.Command("skopeo", {
+        args: [
+          "copy",
+          "--quiet",
+          `docker-archive:${ready.images[SDK_NODE_IMAGE]}`,
+          `docker-archive:${archive}:my-app:1`,
+        ],
+      }).output();
+      assert.ok(copied.success, new TextDecoder().decode(copied.stderr));
+      const mine = await sandbox(dir, ["pod", "mine", "--binding", "web", "--image-archive", archive]);
+      await Deno.remove(archive);
+      assert.equal(mine.code, 0, mine.stderr);
+      assert.match(mine.stdout, /imported \S+ \(my-app:1\) into node-1/);
+      assert.match(mine.stdout, /image my-app:1, aadpodidbinding=web; it ran to its end \(Succeeded\)/);
+      const mineLogs = await sandbox(dir, ["logs", "mine"]);
+      assert.equal(mineLogs.code, 0, mineLogs.stderr);
+      assert.equal(lastJson(mineLogs.stdout).appid, web.clientId);
+      const missing = await sandbox(dir, ["pod", "ghost", "--image", "not-here:1"]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /pod default\/ghost cannot start: (ErrImagePull|ImagePullBackOff)/);
 
       const listed = await sandbox(dir, ["logs"]);
       assert.equal(listed.code, 0, listed.stderr);

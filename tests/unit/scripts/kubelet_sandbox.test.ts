@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { archiveImageName } from "../../../scripts/sandbox/kubelet_sandbox.ts";
+import { archiveImageName, podProgress } from "../../../scripts/sandbox/kubelet_sandbox.ts";
 import { parseUp } from "../../../scripts/sandbox/sandbox.ts";
 
 Deno.test("sandbox up args: the process mode by default, --loopback, --kubelet with 1 or 2 nodes; anything else refused", () => {
@@ -49,4 +49,30 @@ Deno.test("image archives: the name a docker archive's manifest or an OCI index 
   } finally {
     for (const f of [docker, oci, nameless]) await Deno.remove(f);
   }
+});
+
+Deno.test("kubelet pod progress: Ready, ran to its end, stuck on a missing image, or not yet", () => {
+  assert.equal(
+    podProgress({ spec: {}, status: { conditions: [{ type: "Ready", status: "True" }] } }),
+    "ready",
+  );
+  assert.equal(podProgress({ spec: {}, status: { phase: "Succeeded" } }), "ended");
+  assert.equal(podProgress({ spec: {}, status: { phase: "Failed" } }), "ended");
+  assert.deepEqual(
+    podProgress({
+      spec: {},
+      status: {
+        containerStatuses: [{ state: { waiting: { reason: "ErrImagePull", message: "no registry" } } }],
+      },
+    }),
+    { stuck: "ErrImagePull: no registry" },
+  );
+  assert.equal(
+    podProgress({
+      spec: {},
+      status: { containerStatuses: [{ state: { waiting: { reason: "ContainerCreating" } } }] },
+    }),
+    undefined,
+  );
+  assert.equal(podProgress({ spec: {}, status: { phase: "Pending" } }), undefined);
 });
