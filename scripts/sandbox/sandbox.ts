@@ -423,6 +423,10 @@ async function keepControlPlaneLogs(r: SandboxRecord): Promise<void> {
 export async function down(dir: string, print: Print): Promise<boolean> {
   const r = await readRecord(dir);
   if (!r) return false;
+  if (r.kubelet && r.pids.some((p) => !alive(p.pid))) {
+    // The supervisor alone knows the cluster's processes; killed outright, it could not stop them.
+    print(`the cluster's supervisor had exited: what it started may remain (see ${r.logDir}/supervisor.log)`);
+  }
   for (const p of [...r.pids].reverse()) await stopPid(p.pid, p.graceMs);
   for (const ns of [...r.namespaces].reverse()) {
     await new Deno.Command("ip", { args: ["netns", "del", ns], stdout: "null", stderr: "null" }).output();
