@@ -6,7 +6,8 @@
 // As root the node is a network namespace: NMI installs its iptables rules there, and each pod is a
 // namespace behind it whose traffic to 169.254.169.254 goes through them. Without root, NMI listens on
 // 127.0.0.1 and pods are loopback addresses (curl --interface). Everything made is recorded as it is made
-// (sandbox_state.ts), and `down` removes it all.
+// (sandbox_state.ts), and `down` removes it all but the run's logs, which are written beside the state.
+// `up --kubelet` is the same on a real cluster (kubelet_sandbox.ts): MIC and NMI as the pods users deploy.
 
 import { installCrds, runKubectl, startControlPlane } from "./control_plane.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
