@@ -6,7 +6,7 @@
 import { runKubectl } from "./control_plane.ts";
 import { alive, spawnDetached, tailOf } from "./detached.ts";
 import type { KubeletReady } from "./kubelet_supervisor.ts";
-import type { PodImage, SandboxPod, SandboxRecord } from "./sandbox_state.ts";
+import { type PodImage, type SandboxPod, type SandboxRecord, writeRecord } from "./sandbox_state.ts";
 import { SDK_NODE_IMAGE } from "../images/build.ts";
 import { importImages } from "../images/oci.ts";
 
@@ -30,6 +30,8 @@ export async function startKubeletCluster(r: SandboxRecord, nodes: number, print
   );
   r.pids.push({ what: "kubelet cluster supervisor", pid, graceMs: SUPERVISOR_GRACE_MS });
   r.kubelet = { nodes, readyPath };
+  // Recorded before the wait: `down` while the cluster starts (or waits for another) must find it.
+  await writeRecord(r);
   const ready = await awaitReady(pid, readyPath, log, print);
   r.cluster = ready.cluster;
   r.azure = ready.azure;

@@ -68,10 +68,18 @@ async function main(args: string[]): Promise<number> {
     console.error("usage: kubelet_supervisor.ts <state dir> <log dir> <1|2> <ready file>");
     return 2;
   }
-  // A stop asked for while the cluster starts waits for the start to finish (it cannot be cut short).
+  // The cluster logs its first line once it holds the machine's lock and has its binaries, before it makes
+  // anything: a stop asked for until then ends at once (`down` while waiting for another cluster); after
+  // it, the stop waits for the start to finish (it cannot be cut short) and then undoes it all.
+  let making = false;
   const stop = Promise.withResolvers<void>();
-  for (const sig of ["SIGINT", "SIGTERM"] as const) Deno.addSignalListener(sig, () => stop.resolve());
-  const log = (line: string) => console.log(`[${new Date().toISOString()}] ${line}`);
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => making ? stop.resolve() : Deno.exit(0));
+  }
+  const log = (line: string) => {
+    making = true;
+    console.log(`[${new Date().toISOString()}] ${line}`);
+  };
   let c: RealCluster;
   try {
     c = await startRealCluster({ nodes, dir, logDir, log });
