@@ -6,18 +6,23 @@
 // As root the node is a network namespace: NMI installs its iptables rules there, and each pod is a
 // namespace behind it whose traffic to 169.254.169.254 goes through them. Without root, NMI listens on
 // 127.0.0.1 and pods are loopback addresses (curl --interface). Everything made is recorded as it is made
-// (sandbox_state.ts), and `down` removes it all.
+// (sandbox_state.ts), and `down` removes it all but the run's logs, which are written beside the state.
+// `up --kubelet` is the same on a real cluster (kubelet_sandbox.ts): MIC and NMI as the pods users deploy.
 
 import { installCrds, runKubectl, startControlPlane } from "./control_plane.ts";
 import { alive, spawnDetached, stopPid, tailOf, waitFor } from "./detached.ts";
 import { addPod, createNode, mirror, type NetRecorder, type NodeNet, SANDBOX_NET } from "./node_net.ts";
 import { netnsUnavailable } from "./netns.ts";
+import { realNodeUnavailable } from "./node/preflight.ts";
+import { kubeletKubectl, kubeletPod, kubeletReadyLines, startKubeletCluster } from "./kubelet_sandbox.ts";
 import { serviceAccountKubeconfig } from "./service_accounts.ts";
 import {
   emptyRecord,
   envExports,
   parseNamed,
+  type PodImage,
   readRecord,
+  runLogDir,
   sandboxDir,
   type SandboxIdentity,
   type SandboxPod,
@@ -50,7 +55,8 @@ function freePort(): number {
 function recorder(r: SandboxRecord): NetRecorder {
   return {
     namespace: (name) => r.namespaces.push(name),
-    spawn: (what, argv) => r.pids.push({ what, pid: spawnDetached(argv, `${r.dir}/forwarders.log`) }),
+    spawn: (what, argv) =>
+      r.pids.push({ what, pid: spawnDetached(argv, `${r.logDir ?? r.dir}/forwarders.log`) }),
   };
 }
 
@@ -88,7 +94,7 @@ async function startEmulator(r: SandboxRecord, clusterCaPath: string): Promise<v
     federationCaFiles: [clusterCaPath],
   };
   await Deno.writeTextFile(`${r.dir}/azure-config.json`, JSON.stringify(config, null, 2), { mode: 0o600 });
-  const log = `${r.dir}/azure.log`;
+  const log = `${r.logDir ?? r.dir}/azure.log`;
   r.pids.push({
     what: "azure emulator",
     pid: spawnDetached(
@@ -167,6 +173,8 @@ interface UpOptions {
   dir?: string;
   /** Force loopback mode even as root. */
   loopback?: boolean;
+  /** The kubelet mode: a real cluster of this many nodes (1 or 2). */
+  kubelet?: { nodes: number };
 }
 
 export async function up(print: Print, opts: UpOptions = {}): Promise<SandboxRecord> {
@@ -179,15 +187,24 @@ export async function up(print: Print, opts: UpOptions = {}): Promise<SandboxRec
     print("removing what is left of a previous sandbox");
     await down(dir, () => {});
   }
+  if (opts.kubelet) {
+    const why = await realNodeUnavailable();
+    if (why) throw new Error(`up --kubelet needs root and a real node's tools: ${why}`);
+  }
   await Deno.mkdir(dir, { recursive: true });
-  const unavailable = opts.loopback ? "--loopback" : await netnsUnavailable();
+  const unavailable = opts.kubelet ? undefined : opts.loopback ? "--loopback" : await netnsUnavailable();
   if (unavailable && !opts.loopback) {
     print(`no network namespaces (${unavailable}): pods are loopback addresses`);
   }
-  const r = emptyRecord(dir, unavailable === undefined);
+  const r = emptyRecord(dir, unavailable === undefined, runLogDir(dir));
+  await Deno.mkdir(r.logDir!, { recursive: true });
+  print(`logs: ${r.logDir} (kept after down)`);
   await writeRecord(r);
   try {
-    await bringUp(r, print);
+    if (opts.kubelet) {
+      await startKubeletCluster(r, opts.kubelet.nodes, print);
+      await writeRecord(r);
+    } else await bringUp(r, print);
   } catch (e) {
     print(`sandbox up failed: ${(e as Error).message}\nremoving what was started`);
     await down(dir, () => {});
@@ -283,7 +300,7 @@ function micArgv(dir: string, micKc: string, micProbe: number): string[] {
 /** Starts MIC detached, as its service account, signing in to the emulator; returns its log path. */
 async function startMic(r: SandboxRecord, micKc: string, azure: SandboxAzure): Promise<string> {
   const micProbe = freePort();
-  const micLog = `${r.dir}/mic.log`;
+  const micLog = `${r.logDir ?? r.dir}/mic.log`;
   r.pids.push({
     what: "mic",
     pid: spawnDetached(micArgv(r.dir, micKc, micProbe), micLog, {
@@ -336,7 +353,7 @@ async function startNmi(
   node: NodeNet | undefined,
 ): Promise<number> {
   const nmiProbe = freePort();
-  const nmiLog = `${r.dir}/nmi.log`;
+  const nmiLog = `${r.logDir ?? r.dir}/nmi.log`;
   const nmiPort = r.netns ? 2579 : freePort();
   const argv = nmiArgv(r.netns, nmiKc, nmiPort, nmiProbe, azure);
   r.pids.push({
@@ -392,11 +409,26 @@ async function bringUp(r: SandboxRecord, print: Print): Promise<void> {
   print(`${readyLine(node, nmiPort)} (${ms()})`);
 }
 
-/** Stops every recorded process, deletes every recorded namespace, removes the state directory. */
+/** The process mode's etcd and kube-apiserver write their logs in the state directory: kept with the rest. */
+async function keepControlPlaneLogs(r: SandboxRecord): Promise<void> {
+  if (!r.logDir || !r.cluster || r.kubelet) return;
+  for (const name of ["etcd.log", "kube-apiserver.log"]) {
+    await Deno.copyFile(`${r.cluster.dir}/${name}`, `${r.logDir}/${name}`).catch(() => {});
+  }
+}
+
+/**
+ * Stops every recorded process (in the kubelet mode, the supervisor, which stops the cluster), deletes
+ * every recorded namespace, removes the state directory; the logs directory stays.
+ */
 export async function down(dir: string, print: Print): Promise<boolean> {
   const r = await readRecord(dir);
   if (!r) return false;
-  for (const p of [...r.pids].reverse()) await stopPid(p.pid);
+  if (r.kubelet && r.pids.some((p) => !alive(p.pid))) {
+    // The supervisor alone knows the cluster's processes; killed outright, it could not stop them.
+    print(`the cluster's supervisor had exited: what it started may remain (see ${r.logDir}/supervisor.log)`);
+  }
+  for (const p of [...r.pids].reverse()) await stopPid(p.pid, p.graceMs);
   for (const ns of [...r.namespaces].reverse()) {
     await new Deno.Command("ip", { args: ["netns", "del", ns], stdout: "null", stderr: "null" }).output();
   }
@@ -412,17 +444,21 @@ export async function down(dir: string, print: Print): Promise<boolean> {
       () => `link ${link} still exists`,
     ).catch((e) => print((e as Error).message));
   }
+  await keepControlPlaneLogs(r);
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   print(`stopped ${r.pids.length} processes, removed ${r.namespaces.length} network namespaces`);
+  if (r.logDir) print(`logs of the run kept in ${r.logDir}`);
   return true;
 }
 
 async function running(dir: string): Promise<SandboxRecord> {
   const r = await readRecord(dir);
-  if (!r || !r.nmi) throw new Error("no sandbox is up: `deno task sandbox up`");
+  if (!r || !(r.nmi || r.kubelet?.ready)) throw new Error("no sandbox is up: `deno task sandbox up`");
   const dead = r.pids.filter((p) => !alive(p.pid));
   if (dead.length) {
-    throw new Error(`sandbox processes exited: ${dead.map((p) => p.what).join(", ")} (logs in ${dir})`);
+    throw new Error(
+      `sandbox processes exited: ${dead.map((p) => p.what).join(", ")} (logs in ${r.logDir ?? dir})`,
+    );
   }
   return r;
 }
@@ -442,6 +478,18 @@ async function admin(r: SandboxRecord, path: string, body: unknown): Promise<Rec
   return json;
 }
 
+/** A second identity of that name, or a federated one where the sandbox cannot serve it: refused. */
+function refuseIdentity(r: SandboxRecord, name: string, namespace: string, federated: boolean): void {
+  if (federated && r.kubelet) {
+    throw new Error(
+      "identity --federated is not available in the kubelet sandbox yet (the process mode has it)",
+    );
+  }
+  if (r.identities.some((i) => i.name === name && i.namespace === namespace)) {
+    throw new Error(`identity ${namespace}/${name} already exists in the sandbox`);
+  }
+}
+
 /**
  * Registers a user-assigned identity in the emulator; applies an AzureIdentity and a binding (selector
  * NAME). Federated: also a ServiceAccount NAME (no controller-manager runs here to make any), a federated
@@ -455,9 +503,7 @@ export async function identity(
   federated = false,
 ): Promise<SandboxIdentity> {
   const r = await running(dir);
-  if (r.identities.some((i) => i.name === name && i.namespace === namespace)) {
-    throw new Error(`identity ${namespace}/${name} already exists in the sandbox`);
-  }
+  refuseIdentity(r, name, namespace, federated);
   const body = await admin(r, "/identities", { resourceGroup: IDENTITY_GROUP, name }).catch((e) => {
     throw new Error(`the emulator refused identity ${name}: ${e.message}`);
   });
@@ -613,17 +659,33 @@ function podLines(
   return [about, howTo];
 }
 
-/** A Pod object on the node with a fresh IP and, as root, its network namespace. */
+/**
+ * A Pod object on the node with a fresh IP and, as root, its network namespace; in the kubelet mode a real
+ * pod of the image (`img`), scheduled by the cluster.
+ */
 export async function pod(
   dir: string,
   name: string,
   namespace: string,
   binding: string | undefined,
   print: Print,
+  img: PodImage = {},
 ): Promise<SandboxPod> {
   const r = await running(dir);
   if (r.pods.some((p) => p.name === name && p.namespace === namespace)) {
     throw new Error(`pod ${namespace}/${name} already exists in the sandbox`);
+  }
+  if (r.kubelet) {
+    await ensureNamespace(r, namespace);
+    const made = await kubeletPod(r, { name, namespace }, binding, img, print);
+    r.pods.push(made);
+    await writeRecord(r);
+    return made;
+  }
+  if (img.image || img.imageArchive) {
+    throw new Error(
+      "--image and --image-archive need the kubelet sandbox (`deno task sandbox up --kubelet`)",
+    );
   }
   const index = r.pods.length + 1;
   if (index > 250) throw new Error("the sandbox holds at most 250 pods");
@@ -651,6 +713,7 @@ export async function exec(
   const r = await running(dir);
   const p = r.pods.find((x) => x.name === name && x.namespace === namespace);
   if (!p) throw new Error(`no sandbox pod ${namespace}/${name}: \`deno task sandbox pod ${name}\``);
+  if (r.kubelet) return await kubeletKubectl(r, ["exec", "-n", namespace, name, "--", ...argv], io);
   if (!p.netns) {
     throw new Error(
       `exec needs root (a network namespace per pod); without it, send from the pod's address: ` +
@@ -668,16 +731,109 @@ export async function exec(
   return io === "inherit" ? await cmd.spawn().status : await cmd.output();
 }
 
+/**
+ * The run's logs: no NAME, where they are; in the kubelet mode a pod's (through the container runtime);
+ * in the process mode a component's log file (mic, nmi, azure, forwarders).
+ */
+async function logs(
+  dir: string,
+  name: string | undefined,
+  namespace: string,
+  print: Print,
+): Promise<number> {
+  const r = await readRecord(dir);
+  if (!r) {
+    throw new Error(
+      `no sandbox is up; the logs of past runs are under ${runLogDir(dir).replace(/\/[^/]*$/, "")}`,
+    );
+  }
+  if (!name) {
+    print(r.logDir ?? dir);
+    for await (const e of Deno.readDir(r.logDir ?? dir)) print(`  ${e.name}${e.isDirectory ? "/" : ""}`);
+    return 0;
+  }
+  if (r.kubelet) return (await kubeletKubectl(r, ["logs", "-n", namespace, name], "inherit")).code;
+  const file = `${r.logDir ?? dir}/${name}.log`;
+  const text = await Deno.readTextFile(file).catch(() => undefined);
+  if (text === undefined) {
+    throw new Error(
+      `no log ${name}: the process mode's logs are mic, nmi, azure, forwarders (pods are namespaces)`,
+    );
+  }
+  await Deno.stdout.write(new TextEncoder().encode(text));
+  return 0;
+}
+
 const USAGE = `usage: deno task sandbox <command>
-  up                                      start control plane, Azure emulator, MIC and NMI on one node
-  down                                    stop everything the sandbox started and remove its namespaces
+  up [--loopback]                         start control plane, Azure emulator, MIC and NMI (processes) on one node
+  up --kubelet [--nodes 1|2]              a real cluster instead (root): kubelet + containerd per node, MIC and NMI
+                                          deployed as pods by \`deno task deploy\`
+  down                                    stop everything the sandbox started and remove its namespaces (logs stay)
   status                                  what is running
   env                                     shell exports: eval "$(deno task sandbox env)"
   identity NAME [-n NS] [--federated]     a user-assigned identity in the emulator + AzureIdentity + binding (selector NAME);
                                           --federated: + ServiceAccount NAME and its federated credential, nothing on the VM
-  pod NAME [--binding SELECTOR] [-n NS]   a pod on the node with a fresh IP (as root: its own network namespace)
-  exec NAME [-n NS] -- CMD...             run CMD as that pod (root)
-State: ${sandboxDir()} (AAD_SANDBOX_DIR moves it)`;
+  pod NAME [--binding SELECTOR] [-n NS]   a pod on the node with a fresh IP (as root: its own network namespace);
+      [--image REF] [--image-archive F]   kubelet mode: a real pod of REF (default: the SDK image), F (docker or OCI
+                                          archive) imported into every node's containerd first
+  exec NAME [-n NS] -- CMD...             run CMD as that pod (root; kubelet mode: kubectl exec)
+  logs [NAME] [-n NS]                     where the logs are; a component's log (mic, nmi, azure) or, kubelet mode, a pod's
+State: ${sandboxDir()} (AAD_SANDBOX_DIR moves it); logs: beside it, <state>-logs/<time> (AAD_SANDBOX_LOGS moves them)`;
+
+/** `up [--loopback | --kubelet [--nodes N]]`; undefined when the words are not that. */
+export function parseUp(rest: string[]): { loopback?: boolean; kubelet?: { nodes: number } } | undefined {
+  if (rest.length === 0) return {};
+  if (rest.length === 1 && rest[0] === "--loopback") return { loopback: true };
+  if (rest[0] !== "--kubelet") return undefined;
+  if (rest.length === 1) return { kubelet: { nodes: 1 } };
+  const nodes = rest.length === 3 && rest[1] === "--nodes"
+    ? rest[2]
+    : /^--nodes=(.*)$/.exec(rest[1] ?? "")?.[1];
+  if (rest.length > 3 || (rest.length === 3 && rest[1] !== "--nodes")) return undefined;
+  return nodes === "1" || nodes === "2" ? { kubelet: { nodes: Number(nodes) } } : undefined;
+}
+
+async function upCommand(dir: string, rest: string[], err: Print): Promise<number> {
+  const how = parseUp(rest);
+  if (!how) {
+    err(USAGE);
+    return 2;
+  }
+  const r = await up(err, { dir, ...how });
+  if (r.kubelet) { for (const l of kubeletReadyLines(r)) err(l); }
+  else err('sandbox up; use it with:\n  eval "$(deno task sandbox env)"');
+  err("  deno task sandbox identity demo && deno task sandbox pod app --binding demo");
+  if (r.kubelet) err("  deno task sandbox exec app -- node /app/token_claims.mjs");
+  return 0;
+}
+
+async function status(dir: string, out: Print): Promise<number> {
+  const r = await readRecord(dir);
+  if (!r) {
+    out("not running");
+    return 1;
+  }
+  for (const p of r.pids) out(`${alive(p.pid) ? "running" : "EXITED "} ${p.what} (pid ${p.pid})`);
+  if (r.kubelet) {
+    out(`kubelet mode: ${r.kubelet.ready ? `nodes ${r.kubelet.nodeNames!.join(", ")}` : "starting"}`);
+    if (r.cluster) out(`  KUBECONFIG=${r.cluster.kubeconfigPath}`);
+  }
+  for (const p of r.pods) {
+    out(`pod ${p.namespace}/${p.name} ${p.ip}${p.netns ? ` netns ${p.netns}` : ""}`);
+  }
+  if (r.logDir) out(`logs: ${r.logDir}`);
+  return r.pids.every((p) => alive(p.pid)) ? 0 : 1;
+}
+
+async function execCommand(dir: string, rest: string[], err: Print): Promise<number> {
+  const sep = rest.indexOf("--");
+  const a = parseNamed(sep < 0 ? rest : rest.slice(0, sep), false);
+  if (sep < 0 || sep === rest.length - 1 || !a.ok) {
+    err(`sandbox exec: ${!a.ok ? a.error : "usage: exec NAME [-n NS] -- CMD..."}`);
+    return 2;
+  }
+  return (await exec(dir, a.name, a.namespace, rest.slice(sep + 1))).code;
+}
 
 async function cli(args: string[]): Promise<number> {
   const dir = sandboxDir();
@@ -685,30 +841,15 @@ async function cli(args: string[]): Promise<number> {
   const err: Print = (l) => console.error(l);
   const [command, ...rest] = args;
   switch (command) {
-    case "up": {
-      if (rest.length > 1 || (rest.length === 1 && rest[0] !== "--loopback")) break;
-      await up(err, { dir, loopback: rest[0] === "--loopback" });
-      err('sandbox up; use it with:\n  eval "$(deno task sandbox env)"');
-      err("  deno task sandbox identity demo && deno task sandbox pod app --binding demo");
-      return 0;
-    }
+    case "up":
+      return await upCommand(dir, rest, err);
     case "down":
       if (rest.length) break;
       if (!(await down(dir, err))) err("no sandbox is up");
       return 0;
-    case "status": {
+    case "status":
       if (rest.length) break;
-      const r = await readRecord(dir);
-      if (!r) {
-        out("not running");
-        return 1;
-      }
-      for (const p of r.pids) out(`${alive(p.pid) ? "running" : "EXITED "} ${p.what} (pid ${p.pid})`);
-      for (const p of r.pods) {
-        out(`pod ${p.namespace}/${p.name} ${p.ip}${p.netns ? ` netns ${p.netns}` : ""}`);
-      }
-      return r.pids.every((p) => alive(p.pid)) ? 0 : 1;
-    }
+      return await status(dir, out);
     case "env": {
       if (rest.length) break;
       out(envExports(await running(dir)));
@@ -729,18 +870,18 @@ async function cli(args: string[]): Promise<number> {
         err(`sandbox pod: ${a.error}`);
         return 2;
       }
-      await pod(dir, a.name, a.namespace, a.binding, out);
+      await pod(dir, a.name, a.namespace, a.binding, out, { image: a.image, imageArchive: a.imageArchive });
       return 0;
     }
-    case "exec": {
-      const sep = rest.indexOf("--");
-      const a = parseNamed(sep < 0 ? rest : rest.slice(0, sep), false);
-      if (sep < 0 || sep === rest.length - 1 || !a.ok) {
-        err(`sandbox exec: ${!a.ok ? a.error : "usage: exec NAME [-n NS] -- CMD..."}`);
+    case "exec":
+      return await execCommand(dir, rest, err);
+    case "logs": {
+      const a = rest.length ? parseNamed(rest, false) : undefined;
+      if (a && !a.ok) {
+        err(`sandbox logs: ${a.error}`);
         return 2;
       }
-      const status = await exec(dir, a.name, a.namespace, rest.slice(sep + 1));
-      return status.code;
+      return await logs(dir, a?.name, a?.namespace ?? "default", out);
     }
   }
   err(USAGE);

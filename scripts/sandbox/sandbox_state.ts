@@ -21,12 +21,30 @@ export interface SandboxIdentity {
   federated?: boolean;
 }
 
+/** The kubelet sandbox: a real cluster held by a supervisor process (kubelet_supervisor.ts). */
+interface KubeletSandbox {
+  /** 1 or 2 nodes. */
+  nodes: number;
+  /** The supervisor's ready file: what it started (see KubeletReady in kubelet_supervisor.ts). */
+  readyPath: string;
+  /** Set once the supervisor reported the cluster up. */
+  ready?: boolean;
+  /** Node names, containerd sockets and the ctr binary, for `pod --image-archive`. */
+  ctr?: string;
+  containerdSockets?: string[];
+  nodeNames?: string[];
+}
+
 export interface SandboxRecord {
   dir: string;
+  /** The run's logs: outside `dir`, so they outlive `down`. */
+  logDir?: string;
+  /** Set in the kubelet mode (`up --kubelet`); absent in the process mode. */
+  kubelet?: KubeletSandbox;
   /** Network-namespace mode (root): NMI's iptables rules carry pod traffic. Otherwise loopback addresses. */
   netns: boolean;
-  /** Processes to stop, in start order (stopped in reverse). */
-  pids: { what: string; pid: number }[];
+  /** Processes to stop, in start order (stopped in reverse); SIGKILL only after graceMs (default 5 s). */
+  pids: { what: string; pid: number; graceMs?: number }[];
   /** Network namespaces to delete, in creation order (deleted in reverse). */
   namespaces: string[];
   relays: Record<string, number>;
@@ -54,10 +72,28 @@ export function sandboxDir(): string {
   return Deno.env.get("AAD_SANDBOX_DIR") ?? `${sandboxCacheDir()}/sandbox`;
 }
 
+/**
+ * Where a run's logs go: a fresh directory per `up`, beside the state directory rather than in it, so that
+ * `down` (which removes the state) leaves them to read. AAD_SANDBOX_LOGS moves the parent.
+ */
+export function runLogDir(dir: string, now = new Date()): string {
+  const parent = Deno.env.get("AAD_SANDBOX_LOGS") ?? `${dir}-logs`;
+  return `${parent}/${now.toISOString().replace(/[:.]/g, "-")}`;
+}
+
 const statePath = (dir: string) => `${dir}/state.json`;
 
-export function emptyRecord(dir: string, netns: boolean): SandboxRecord {
-  return { dir, netns, pids: [], namespaces: [], relays: {}, pods: [], identities: [] };
+export function emptyRecord(dir: string, netns: boolean, logDir?: string): SandboxRecord {
+  return {
+    dir,
+    ...(logDir ? { logDir } : {}),
+    netns,
+    pids: [],
+    namespaces: [],
+    relays: {},
+    pods: [],
+    identities: [],
+  };
 }
 
 export async function readRecord(dir: string): Promise<SandboxRecord | undefined> {
@@ -94,18 +130,25 @@ export function envExports(r: SandboxRecord): string {
   return vars.filter(([, v]) => v !== undefined).map(([k, v]) => `export ${k}=${shellQuote(v!)}`).join("\n");
 }
 
-/** `pod NAME [--binding SELECTOR] [-n NS]` and `identity NAME [-n NS] [--federated]`: the words after the subcommand. */
+/** A kubelet-mode pod's image: a reference, and an archive to import into every node first. */
+export interface PodImage {
+  image?: string;
+  imageArchive?: string;
+}
+
+/** `pod NAME [--binding SELECTOR] [-n NS] [--image REF] [--image-archive FILE]` and `identity NAME [-n NS] [--federated]`: the words after the subcommand. */
 export function parseNamed(
   args: string[],
   allowBinding: boolean,
   allowFederated = false,
 ):
-  | { ok: true; name: string; namespace: string; binding?: string; federated?: boolean }
+  | ({ ok: true; name: string; namespace: string; binding?: string; federated?: boolean } & PodImage)
   | { ok: false; error: string } {
   let name: string | undefined;
   let namespace = "default";
   let binding: string | undefined;
   let federated = false;
+  const image: PodImage = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const value = () => {
@@ -118,6 +161,8 @@ export function parseNamed(
       else if (a.startsWith("--namespace=")) namespace = a.slice(12);
       else if (allowBinding && a === "--binding") binding = value();
       else if (allowBinding && a.startsWith("--binding=")) binding = a.slice(10);
+      else if (allowBinding && a === "--image") image.image = value();
+      else if (allowBinding && a === "--image-archive") image.imageArchive = value();
       else if (allowFederated && a === "--federated") federated = true;
       else if (a.startsWith("-")) return { ok: false, error: `unknown flag ${a}` };
       else if (name === undefined) name = a;
@@ -141,5 +186,6 @@ export function parseNamed(
     namespace,
     ...(binding !== undefined ? { binding } : {}),
     ...(federated ? { federated } : {}),
+    ...image,
   };
 }

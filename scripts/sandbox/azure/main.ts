@@ -74,7 +74,7 @@ function addFederatedCredential(emu: AzureEmulator, body: Record<string, unknown
 }
 
 /** The runtime admin API (loopback only): registering user-assigned identities and federated credentials. */
-function startAdmin(emu: AzureEmulator): Deno.HttpServer<Deno.NetAddr> {
+export function startAdmin(emu: AzureEmulator): Deno.HttpServer<Deno.NetAddr> {
   const routes: Record<string, (emu: AzureEmulator, body: Record<string, unknown>) => Response> = {
     "/identities": addIdentity,
     "/federated-credentials": addFederatedCredential,

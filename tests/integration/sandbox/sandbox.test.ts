@@ -196,6 +196,7 @@ Deno.test({
     } finally {
       await sandbox(dir, ["down"]);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
+      await Deno.remove(`${dir}-logs`, { recursive: true }).catch(() => {});
     }
   },
 });
@@ -233,5 +234,6 @@ Deno.test("sandbox: without root, loopback pods and the curl --interface line (s
   } finally {
     await sandbox(dir, ["down"]);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.remove(`${dir}-logs`, { recursive: true }).catch(() => {});
   }
 });
