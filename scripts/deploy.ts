@@ -30,6 +30,9 @@ const USAGE = `usage: deno task deploy [flags]
   --azure-json PATH        the node's azure.json MIC reads, as root (default: /etc/kubernetes/azure.json)
   --azure-secret NAME      configure MIC from this Secret (the original's noazurejson keys), MIC non-root
                            (RBAC + a ValidatingAdmissionPolicy; Kubernetes >= 1.30)
+  --custom-cloud-file PATH a custom cloud's environment file on the nodes (Azure Stack: azure.json says
+                           AzureStackCloud): mounted into MIC as AZURE_ENVIRONMENT_FILEPATH, as the
+                           original chart's mic.customCloud.configPath (default: none, a public cloud)
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
 
@@ -62,6 +65,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
         "remove-node-taint": { type: "string" },
         "azure-secret": { type: "string" },
         "azure-json": { type: "string" },
+        "custom-cloud-file": { type: "string" },
         federated: { type: "boolean" },
         "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -81,6 +85,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
     "remove-node-taint",
     "azure-secret",
     "azure-json",
+    "custom-cloud-file",
   ] as const;
   for (const name of valued) {
     const v = values[name];
@@ -114,6 +119,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
       ? { azureConfig: { source: "secret", secretName: values["azure-secret"] } }
       : {}),
     ...(values["azure-json"] ? { azureConfig: { source: "hostPath", path: values["azure-json"] } } : {}),
+    ...(values["custom-cloud-file"] ? { customCloudFile: values["custom-cloud-file"] } : {}),
   };
   const problems = validateOptions(manifests);
   if (problems.length) return { ok: false, error: problems.join("; ") };
