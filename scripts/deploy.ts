@@ -36,6 +36,19 @@ const USAGE = `usage: deno task deploy [flags]
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
 
+/** Flags that take a value: an empty one, or the next flag taken for it, is an error. */
+const VALUED_FLAGS = [
+  "kubeconfig",
+  "namespace",
+  "mode",
+  "image",
+  "version",
+  "remove-node-taint",
+  "azure-secret",
+  "azure-json",
+  "custom-cloud-file",
+] as const;
+
 interface DeployOptions {
   kubeconfig?: string;
   dryRun: boolean;
@@ -76,18 +89,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
-  const valued = [
-    "kubeconfig",
-    "namespace",
-    "mode",
-    "image",
-    "version",
-    "remove-node-taint",
-    "azure-secret",
-    "azure-json",
-    "custom-cloud-file",
-  ] as const;
-  for (const name of valued) {
+  for (const name of VALUED_FLAGS) {
     const v = values[name];
     if (v !== undefined && (v.trim() === "" || v.startsWith("-"))) {
       return { ok: false, error: `--${name} needs a value` };

@@ -14,7 +14,7 @@ export type InstallRoute = "deploy" | "kubectl-apply";
 
 type Kubectl = (args: string[], stdin?: string) => Promise<KubectlResult>;
 
-export interface InstallSpec {
+interface InstallSpec {
   route: InstallRoute;
   /** The federated variant: `--federated` / deploy/aad-pod-identity-federated.yaml. */
   federated: boolean;
