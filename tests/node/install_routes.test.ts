@@ -1,7 +1,8 @@
 // The install routes a user takes, each on a real one-node cluster (kubelet, containerd, the local images):
 // `kubectl apply --server-side -f deploy/aad-pod-identity.yaml` with only the image names replaced, and the
 // federated variant through `deno task deploy --federated --custom-cloud-file ...`, where the emulated Azure
-// AD trusts the apiserver's service-account issuer. In each, MIC leads, NMI is Ready with its rules, a bound
+// AD trusts the apiserver's service-account issuer, and MIC reaches ARM through the custom cloud the flag
+// names. In each, MIC leads, NMI is Ready with its rules, a bound
 // pod's unmodified SDK gets exactly its identity's token and a pod no binding selects gets none.
 
 import assert from "node:assert/strict";
@@ -246,9 +247,13 @@ Deno.test({
   fn: (t) =>
     withCluster({ route: "deploy", federated: true }, async (c) => {
       await t.step("MIC leads, NMI Ready with its rules", () => running(c));
+      // MIC's ARM calls reach the custom cloud named by --custom-cloud-file.
+      await t.step("a bound SDK pod gets exactly its (attached) identity's token", () =>
+        boundPodGetsItsToken(c));
       await t.step(
         "a pod bound to a federated identity gets its token as its service account; another account none",
-        () => federatedPodGetsItsToken(c),
+        () =>
+          federatedPodGetsItsToken(c),
       );
       await t.step("a pod no binding selects gets none", () => strangerGetsNothing(c, "stranger"));
     }),
