@@ -2,8 +2,8 @@
 // `kubectl apply --server-side -f deploy/aad-pod-identity.yaml` with only the image names replaced, and the
 // federated variant through `deno task deploy --federated --custom-cloud-file ...`, where the emulated Azure
 // AD trusts the apiserver's service-account issuer, and MIC reaches ARM through the custom cloud the flag
-// names. In each, MIC leads, NMI is Ready with its rules, a bound
-// pod's unmodified SDK gets exactly its identity's token and a pod no binding selects gets none.
+// names. In each, MIC leads, NMI is Ready with its rules, a bound pod's unmodified SDK gets exactly its
+// identity's token and a pod no binding selects gets none.
 
 import assert from "node:assert/strict";
 import { realNodeUnavailable } from "../../scripts/sandbox/node/preflight.ts";
