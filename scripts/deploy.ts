@@ -31,8 +31,24 @@ const USAGE = `usage: deno task deploy [flags]
   --azure-json PATH        the node's azure.json MIC reads, as root (default: /etc/kubernetes/azure.json)
   --azure-secret NAME      configure MIC from this Secret (the original's noazurejson keys), MIC non-root
                            (RBAC + a ValidatingAdmissionPolicy; Kubernetes >= 1.30)
+  --custom-cloud-file PATH a custom cloud's environment file on the nodes (Azure Stack: azure.json says
+                           AzureStackCloud): mounted into MIC as AZURE_ENVIRONMENT_FILEPATH, as the
+                           original chart's mic.customCloud.configPath (default: none, a public cloud)
   --dry-run                let the apiserver check every object without storing anything
   --help                   print this text`;
+
+/** Flags that take a value: an empty one, or the next flag taken for it, is an error. */
+const VALUED_FLAGS = [
+  "kubeconfig",
+  "namespace",
+  "mode",
+  "image",
+  "version",
+  "remove-node-taint",
+  "azure-secret",
+  "azure-json",
+  "custom-cloud-file",
+] as const;
 
 interface DeployOptions {
   kubeconfig?: string;
@@ -63,6 +79,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
         "remove-node-taint": { type: "string" },
         "azure-secret": { type: "string" },
         "azure-json": { type: "string" },
+        "custom-cloud-file": { type: "string" },
         federated: { type: "boolean" },
         "dry-run": { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -73,17 +90,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
   } catch (e) {
     return { ok: false, error: e instanceof Error ? e.message : String(e) };
   }
-  const valued = [
-    "kubeconfig",
-    "namespace",
-    "mode",
-    "image",
-    "version",
-    "remove-node-taint",
-    "azure-secret",
-    "azure-json",
-  ] as const;
-  for (const name of valued) {
+  for (const name of VALUED_FLAGS) {
     const v = values[name];
     if (v !== undefined && (v.trim() === "" || v.startsWith("-"))) {
       return { ok: false, error: `--${name} needs a value` };
@@ -115,6 +122,7 @@ export function parseDeployArgs(argv: string[]): DeployArgs {
       ? { azureConfig: { source: "secret", secretName: values["azure-secret"] } }
       : {}),
     ...(values["azure-json"] ? { azureConfig: { source: "hostPath", path: values["azure-json"] } } : {}),
+    ...(values["custom-cloud-file"] ? { customCloudFile: values["custom-cloud-file"] } : {}),
   };
   const problems = validateOptions(manifests);
   if (problems.length) return { ok: false, error: problems.join("; ") };

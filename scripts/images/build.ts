@@ -3,12 +3,13 @@
 //   mic     the deno runtime of this very version, the sources, their npm dependencies cached; non-root
 //   nmi     the same, plus iptables (nf_tables), conntrack and sysctl with their libraries; root
 //   sdk-node  Node.js and the unmodified @azure/identity of tests/clients/node (token_claims.mjs)
-// MIC and NMI run `deno run --cached-only` with exactly the permission flags of mic/permissions.ts and
-// nmi/permissions.ts, the one definition the `mic`/`nmi` tasks and the Dockerfile follow too. The Dockerfile
-// (`deno compile`, distroless/debian bases) stays the production build: it needs registries this lab lacks.
+// MIC and NMI are built from the image definition (definition.ts) the Dockerfile is generated from: the same
+// entry, exactly the permission flags of mic/permissions.ts and nmi/permissions.ts, user, sources and NMI's
+// packages; here under `deno run --cached-only` instead of `deno compile`. The Dockerfile (distroless and
+// debian-slim bases) stays the production build: it needs registries this lab lacks.
 
-import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../mic/permissions.ts";
-import { NMI_ENTRY, NMI_HOST_TOOLS, NMI_PERMISSIONS } from "../../nmi/permissions.ts";
+import { NMI_HOST_TOOLS } from "../../nmi/permissions.ts";
+import { type ComponentImage, IMAGE_SOURCES, MIC_IMAGE, NMI_IMAGE } from "./definition.ts";
 import { sandboxCacheDir } from "../sandbox/pki.ts";
 import { fileDigest } from "./image_key.ts";
 import { buildImage, type ImageConfig } from "./oci.ts";
@@ -25,19 +26,17 @@ export function denoEntrypoint(permissions: readonly string[], entry: string): s
   return ["/usr/local/bin/deno", "run", "--cached-only", "--frozen", ...permissions, `/app/${entry}`];
 }
 
-export const MIC_IMAGE_CONFIG: ImageConfig = {
-  entrypoint: denoEntrypoint(MIC_PERMISSIONS, MIC_ENTRYPOINT),
-  env: denoEnv(),
-  user: "65532:65532",
-  workdir: "/app",
-};
+function imageConfig(c: ComponentImage): ImageConfig {
+  return {
+    entrypoint: denoEntrypoint(c.permissions, c.entry),
+    env: denoEnv(),
+    user: c.user,
+    workdir: "/app",
+  };
+}
 
-export const NMI_IMAGE_CONFIG: ImageConfig = {
-  entrypoint: denoEntrypoint(NMI_PERMISSIONS, NMI_ENTRY),
-  env: denoEnv(),
-  user: "0:0",
-  workdir: "/app",
-};
+export const MIC_IMAGE_CONFIG: ImageConfig = imageConfig(MIC_IMAGE);
+export const NMI_IMAGE_CONFIG: ImageConfig = imageConfig(NMI_IMAGE);
 
 function denoEnv(): Record<string, string> {
   return {
@@ -83,11 +82,7 @@ export async function buildLocalImages(version: string, extraCaPem: string): Pro
   // The SDK client's package-lock too: its node_modules are copied in, and an image built before they were
   // installed must not be taken for one built after.
   const sources = [
-    "deno.json",
-    "deno.lock",
-    "lib",
-    "mic",
-    "nmi",
+    ...IMAGE_SOURCES,
     "scripts/images",
     "tests/clients/node/package-lock.json",
   ].map((p) => `${REPO}/${p}`);
@@ -157,7 +152,7 @@ async function buildPause(work: string, outTar: string): Promise<void> {
 async function denoRootfs(root: string, extraCaPem: string): Promise<string> {
   await copyBinaries(root, [{ src: Deno.execPath(), dest: "/usr/local/bin/deno" }]);
   await baseEtc(root, extraCaPem);
-  for (const p of ["deno.json", "deno.lock", "lib", "mic", "nmi"]) {
+  for (const p of IMAGE_SOURCES) {
     await copyInto(root, `${REPO}/${p}`, `/app/${p}`);
   }
   // The registry's trust is the machine's (a proxy's CA may be among its roots): a test run's private CA
@@ -165,7 +160,7 @@ async function denoRootfs(root: string, extraCaPem: string): Promise<string> {
   const env = Deno.env.toObject();
   for (const k of ["DENO_CERT", "NODE_EXTRA_CA_CERTS"]) delete env[k];
   env.DENO_TLS_CA_STORE = "mozilla,system";
-  await run(Deno.execPath(), ["install", "--frozen", "--entrypoint", MIC_ENTRYPOINT, NMI_ENTRY], {
+  await run(Deno.execPath(), ["install", "--frozen", "--entrypoint", MIC_IMAGE.entry, NMI_IMAGE.entry], {
     cwd: `${root}/app`,
     env: { ...env, DENO_DIR: `${root}/deno-dir`, DENO_NO_UPDATE_CHECK: "1" },
     clearEnv: true,
@@ -173,10 +168,9 @@ async function denoRootfs(root: string, extraCaPem: string): Promise<string> {
   return root;
 }
 
-/** NMI's host tools from this machine's Debian packages (iptables' nf_tables backend, conntrack, procps). */
+/** NMI's host tools: the definition's packages' files, from this machine (iptables as its nf_tables backend). */
 async function nmiTools(root: string): Promise<void> {
-  const multi = "/usr/sbin/xtables-nft-multi";
-  await copyBinaries(root, [{ src: multi }, { src: "/usr/sbin/conntrack" }, { src: "/usr/sbin/sysctl" }]);
+  await copyBinaries(root, NMI_IMAGE.packages.flatMap((p) => p.files.map((src) => ({ src }))));
   for (const tool of ["iptables", ...NMI_HOST_TOOLS.filter((t) => t.startsWith("iptables"))]) {
     await Deno.symlink("xtables-nft-multi", `${root}/usr/sbin/${tool}`);
   }

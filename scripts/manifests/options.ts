@@ -47,6 +47,12 @@ export interface ManifestOptions {
   nmiReadsAllSecrets?: boolean;
   /** MIC's Azure settings (default: the node's /etc/kubernetes/azure.json). */
   azureConfig?: AzureConfigSource;
+  /**
+   * A custom cloud's environment file on the node (Azure Stack; the original chart's
+   * mic.customCloud.configPath): mounted into MIC and named by AZURE_ENVIRONMENT_FILEPATH, the file
+   * go-autorest and MIC read the ARM and Azure AD endpoints from when azure.json says AzureStackCloud.
+   */
+  customCloudFile?: string;
 }
 
 export function defaultOptions(mode: Mode = "standard"): ManifestOptions {
@@ -87,6 +93,9 @@ export function validateOptions(o: ManifestOptions): string[] {
   }
   if (o.azureConfig?.source === "hostPath" && !o.azureConfig.path.startsWith("/")) {
     problems.push(`azure.json path '${o.azureConfig.path}' is not absolute`);
+  }
+  if (o.customCloudFile !== undefined && !o.customCloudFile.startsWith("/")) {
+    problems.push(`custom cloud file '${o.customCloudFile}' is not absolute`);
   }
   if (o.removeNodeTaint !== undefined && !TAINT_KEY.test(o.removeNodeTaint)) {
     problems.push(`taint key '${o.removeNodeTaint}' is not a valid taint key`);

@@ -94,8 +94,20 @@ function micAzureConfig(o: ManifestOptions): {
   };
 }
 
+/** The original chart's customCloud: the environment file mounted from the node and named in the env. */
+function withCustomCloud(o: ManifestOptions, az: ReturnType<typeof micAzureConfig>): typeof az {
+  const path = o.customCloudFile;
+  if (path === undefined) return az;
+  return {
+    ...az,
+    env: [...az.env, { name: "AZURE_ENVIRONMENT_FILEPATH", value: path }],
+    volumeMounts: [...az.volumeMounts, { name: "custom-env-file", mountPath: path, readOnly: true }],
+    volumes: [...az.volumes, { name: "custom-env-file", hostPath: { path, type: "File" } }],
+  };
+}
+
 export function micDeployment(o: ManifestOptions): Deployment {
-  const az = micAzureConfig(o);
+  const az = withCustomCloud(o, micAzureConfig(o));
   const container: Container = {
     name: "mic",
     image: image(o, "mic"),

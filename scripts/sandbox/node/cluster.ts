@@ -1,7 +1,8 @@
 // A whole cluster with real nodes, for the node tests and `sandbox up --kubelet`: the control plane in node
 // mode, controller-manager and scheduler, the Azure emulator (a scale set whose instance N is node N, an
 // IMDS per instance at 169.254.169.254 inside its node), the local images imported into every node's
-// containerd, and aad-pod-identity installed with `deno task deploy` as a user would.
+// containerd, and aad-pod-identity installed as a user would: `deno task deploy`, or `kubectl apply` of the
+// checked-in YAML with the image names replaced (install_routes.ts); the federated variant of either.
 
 import { type ControlPlane, installCrds, type KubectlResult, startControlPlane } from "../control_plane.ts";
 import {
@@ -21,8 +22,8 @@ import { createNode } from "../node_net.ts";
 import { buildLocalImages, LOCAL_REPOSITORY, type LocalImages, PAUSE_IMAGE } from "../../images/build.ts";
 import { importImages } from "../../images/oci.ts";
 import { DEFAULT_VERSION } from "../../manifests/options.ts";
+import { install, type InstallRoute } from "./install_routes.ts";
 
-const DEPLOY = new URL("../../deploy.ts", import.meta.url).pathname;
 const RESOURCE_GROUP = "MC_realnode";
 const SCALE_SET = "aks-nodepool1";
 const CLOUD_FILE = "/etc/kubernetes/azurestackcloud.json";
@@ -39,6 +40,13 @@ interface RealClusterOptions {
   imdsPropagationDelayMs?: number;
   /** Extra `deno task deploy` flags. */
   deployArgs?: string[];
+  /** How aad-pod-identity is installed (default: `deno task deploy`). */
+  route?: InstallRoute;
+  /**
+   * Federated identities allowed (the federated YAML / `--federated`), and the emulated Azure AD trusts the
+   * apiserver's service-account issuer (its discovery and JWKS are read over the cluster's CA).
+   */
+  federated?: boolean;
   /** Prints progress (default: nothing). */
   log?: (line: string) => void;
   /** More images (reference -> docker-archive) to import into every node, built trusting `caPem`. */
@@ -127,6 +135,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
     );
     ctx.stops.push({ what: "control plane", stop: () => cp.stop() });
     await installCrds(cp);
+    const clusterCaPem = await Deno.readTextFile(cp.caCertPath);
     const cluster = { server: cp.server, caCertPath: cp.caCertPath, caKeyPath: cp.caKeyPath };
     const controllerPids = await startControllers({
       cluster,
@@ -141,7 +150,7 @@ export async function startRealCluster(o: RealClusterOptions): Promise<RealClust
         for (const pid of controllerPids) await stopPid(pid);
       },
     });
-    const az = await startAzure(ctx);
+    const az = await startAzure(ctx, o.federated ? [clusterCaPem] : []);
     const caPem = await Deno.readTextFile(az.emu.caCertPath);
     const local = await timed(ctx, "images", () => buildLocalImages(DEFAULT_VERSION, caPem));
     const extra = o.extraImages ? await timed(ctx, "extra images", () => o.extraImages!(caPem)) : {};
@@ -178,7 +187,7 @@ interface Azure {
  * The emulator listens on an address of the machine every node routes to (LAB_SERVICES_NET): its Azure AD
  * discovery names its own URL, so pods must reach it at the very address it listens on.
  */
-async function startAzure(ctx: Ctx): Promise<Azure> {
+async function startAzure(ctx: Ctx, federationCaCerts: string[]): Promise<Azure> {
   const lab = await labLink();
   ctx.stops.push({ what: "lab link", stop: () => deleteNetns(lab.ns) });
   const emu = await startAzureEmulator({
@@ -186,6 +195,7 @@ async function startAzure(ctx: Ctx): Promise<Azure> {
     cacheDir: await emulatorCacheFor(`${ctx.o.dir}/azure`, [lab.ip]),
     lroDurationMs: ctx.o.lroDurationMs ?? 100,
     imdsPropagationDelayMs: ctx.o.imdsPropagationDelayMs ?? 0,
+    federationCaCerts,
   });
   ctx.stops.push({ what: "emulator", stop: () => emu.stop() });
   const sp = emu.registerServicePrincipal();
@@ -249,7 +259,8 @@ async function startNodes(
         bins: s.bins,
         pauseImage: PAUSE_IMAGE,
         providerID: `azure://${s.az.vmss.id}/virtualMachines/${i - 1}`,
-        startupTaints: [NMI_STARTUP_TAINT],
+        // The checked-in YAML names no start-up taint for NMI to remove: its nodes register without one.
+        startupTaints: route(ctx.o) === "deploy" ? [NMI_STARTUP_TAINT] : [],
         mirrors: [{ port: imds.port, as: { ip: "169.254.169.254", port: 80 } }],
         files: () => nodeFiles(s.az),
       }, (r) => Promise.resolve(void started.set(i, r))));
@@ -265,10 +276,22 @@ async function startNodes(
   return nodes;
 }
 
-/** `deno task deploy`, MIC pointed at the custom cloud, and both workloads rolled out. */
+function route(o: RealClusterOptions): InstallRoute {
+  return o.route ?? "deploy";
+}
+
+/** Installed by the chosen route with MIC on the custom cloud (the emulator), both workloads rolled out. */
 async function installAadPodIdentity(ctx: Ctx, kubeconfig: string, kubectl: RealCluster["kubectl"]) {
-  await timed(ctx, "deploy", () => deploy(kubeconfig, ctx.o.deployArgs ?? []));
-  await pointMicAtCloudFile(kubectl);
+  const spec = {
+    route: route(ctx.o),
+    federated: ctx.o.federated ?? false,
+    imageRepository: LOCAL_REPOSITORY,
+    version: DEFAULT_VERSION,
+    cloudFile: CLOUD_FILE,
+    removeNodeTaint: NMI_STARTUP_TAINT,
+    deployArgs: ctx.o.deployArgs ?? [],
+  };
+  await timed(ctx, spec.route, () => install(spec, kubeconfig, kubectl));
   await timed(ctx, "rollout", async () => {
     for (const what of ["deployment/mic", "daemonset/nmi"]) {
       const out = await kubectl(["rollout", "status", what, "--timeout=120s"]);
@@ -297,47 +320,6 @@ async function deleteNetns(ns: string): Promise<void> {
   if (out.code !== 0 && !/No such file/.test(out.stderr)) {
     throw new Error(`ip netns del ${ns}: ${out.stderr}`);
   }
-}
-
-/** `deno task deploy` with the local images, exactly as a user runs it. */
-async function deploy(kubeconfig: string, extra: string[]): Promise<void> {
-  const out = await run(Deno.execPath(), [
-    "run",
-    "-A",
-    DEPLOY,
-    `--kubeconfig=${kubeconfig}`,
-    `--image=${LOCAL_REPOSITORY}`,
-    `--version=${DEFAULT_VERSION}`,
-    `--remove-node-taint=${NMI_STARTUP_TAINT}`,
-    ...extra,
-  ]);
-  if (out.code !== 0) throw new Error(`deno task deploy failed:\n${out.stdout}\n${out.stderr}`);
-}
-
-/**
- * A custom cloud (here the emulator) is named by AZURE_ENVIRONMENT_FILEPATH, which the generated MIC
- * Deployment does not set: an Azure Stack user adds it the same way.
- */
-async function pointMicAtCloudFile(kubectl: RealCluster["kubectl"]): Promise<void> {
-  const patch = [
-    {
-      op: "add",
-      path: "/spec/template/spec/volumes/-",
-      value: { name: "cloud", hostPath: { path: CLOUD_FILE, type: "File" } },
-    },
-    {
-      op: "add",
-      path: "/spec/template/spec/containers/0/volumeMounts/-",
-      value: { name: "cloud", mountPath: CLOUD_FILE, readOnly: true },
-    },
-    {
-      op: "add",
-      path: "/spec/template/spec/containers/0/env/-",
-      value: { name: "AZURE_ENVIRONMENT_FILEPATH", value: CLOUD_FILE },
-    },
-  ];
-  const out = await kubectl(["patch", "deployment", "mic", "--type=json", "-p", JSON.stringify(patch)]);
-  if (out.code !== 0) throw new Error(`patching MIC's cloud file failed: ${out.stderr}`);
 }
 
 async function run(cmd: string, args: string[]): Promise<KubectlResult> {

@@ -1,0 +1,260 @@
+// The install routes a user takes, each on a real one-node cluster (kubelet, containerd, the local images):
+// `kubectl apply --server-side -f deploy/aad-pod-identity.yaml` with only the image names replaced, and the
+// federated variant through `deno task deploy --federated --custom-cloud-file ...`, where the emulated Azure
+// AD trusts the apiserver's service-account issuer, and MIC reaches ARM through the custom cloud the flag
+// names. In each, MIC leads, NMI is Ready with its rules, a bound pod's unmodified SDK gets exactly its
+// identity's token and a pod no binding selects gets none.
+
+import assert from "node:assert/strict";
+import { realNodeUnavailable } from "../../scripts/sandbox/node/preflight.ts";
+import { nodeName, type RealCluster, startRealCluster } from "../../scripts/sandbox/node/cluster.ts";
+import type { InstallRoute } from "../../scripts/sandbox/node/install_routes.ts";
+import { LOCAL_REPOSITORY, SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
+import { leftovers } from "./leftovers.ts";
+
+const skip = await realNodeUnavailable();
+if (skip) console.log(`real-node install-route tests skipped: ${skip}`);
+
+const EXCHANGE = "api://AzureADTokenExchange";
+
+async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    const v = await f().catch((e) => void (last = e));
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
+}
+
+async function get<T>(c: RealCluster, args: string[]): Promise<T> {
+  const out = await c.kubectl(["get", ...args, "-o", "json"]);
+  if (out.code !== 0) throw new Error(`kubectl get ${args.join(" ")}: ${out.stderr}`);
+  return JSON.parse(out.stdout) as T;
+}
+
+async function apply(c: RealCluster, items: object[]): Promise<void> {
+  const out = await c.kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({ apiVersion: "v1", kind: "List", items }),
+  );
+  assert.equal(out.code, 0, out.stderr);
+}
+
+type Claims = { appid?: string; xms_mirid?: string; error?: string };
+
+/** The SDK image in a pod on node 1, run to its end: its phase and the claims line it printed. */
+async function sdkRun(
+  c: RealCluster,
+  name: string,
+  o: { labels?: Record<string, string>; serviceAccount?: string } = {},
+): Promise<{ phase: string; claims: Claims }> {
+  await apply(c, [{
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: "default", labels: o.labels ?? {} },
+    spec: {
+      restartPolicy: "Never",
+      nodeName: nodeName(1),
+      ...(o.serviceAccount ? { serviceAccountName: o.serviceAccount } : {}),
+      containers: [{ name: "app", image: SDK_NODE_IMAGE, imagePullPolicy: "Never" }],
+    },
+  }]);
+  const phase = await until(`pod ${name} to end`, async () => {
+    const p = await get<{ status: { phase?: string } }>(c, ["pod", name]);
+    return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? p.status.phase : undefined;
+  });
+  const logs = await c.kubectl(["logs", name]);
+  const line = logs.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}";
+  return { phase, claims: JSON.parse(line) as Claims };
+}
+
+/** MIC's two pods run and one holds the lease; NMI's pod is Ready with its rules in the node's namespace. */
+async function running(c: RealCluster): Promise<void> {
+  const leader = await until("MIC's leader", async () => {
+    const d = await get<{ status: { readyReplicas?: number } }>(c, ["deployment", "mic"]);
+    if (d.status.readyReplicas !== 2) return undefined;
+    return (await get<{ spec: { holderIdentity?: string } }>(c, ["lease", "aad-pod-identity-mic"])).spec
+      .holderIdentity || undefined;
+  });
+  const mic = await get<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(c, [
+    "pods",
+    "-l",
+    "app=mic",
+  ]);
+  assert.ok(mic.items.some((p) => p.metadata.name === leader && !p.metadata.deletionTimestamp), leader);
+  await until("NMI Ready", async () => {
+    const ds = await get<{ status: { numberReady?: number } }>(c, ["daemonset", "nmi"]);
+    return ds.status.numberReady === 1 ? true : undefined;
+  });
+  const rules = await c.inNode(c.nodes[0], ["iptables-save", "-t", "nat"]);
+  assert.match(
+    rules.stdout,
+    /-A aad-metadata .*-d 169\.254\.169\.254\/32 .*--to-destination 127\.0\.0\.1:2579/,
+  );
+}
+
+/** The workloads run the local images, and those are the only difference from the checked-in YAML. */
+async function imagesOverridden(c: RealCluster): Promise<void> {
+  const d = await get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(c, [
+    "deployment",
+    "mic",
+  ]);
+  assert.match(d.spec.template.spec.containers[0].image, new RegExp(`^${LOCAL_REPOSITORY}/mic:`));
+  const ds = await get<{ spec: { template: { spec: { containers: { image: string; args: string[] }[] } } } }>(
+    c,
+    ["daemonset", "nmi"],
+  );
+  assert.match(ds.spec.template.spec.containers[0].image, new RegExp(`^${LOCAL_REPOSITORY}/nmi:`));
+  // No start-up taint named: the checked-in YAML's NMI arguments.
+  assert.ok(!ds.spec.template.spec.containers[0].args.some((a) => a.startsWith("--remove-node-taint")));
+}
+
+/** A user-assigned identity `web` bound to `aadpodidbinding: web`: the bound pod gets exactly its token. */
+async function boundPodGetsItsToken(c: RealCluster): Promise<void> {
+  const web = c.emu.addUserAssignedIdentity({ resourceGroup: "MC_realnode", name: "web" });
+  await apply(c, [
+    {
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentity",
+      metadata: { name: "web", namespace: "default" },
+      spec: { type: 0, resourceID: web.id, clientID: web.clientId },
+    },
+    {
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentityBinding",
+      metadata: { name: "web", namespace: "default" },
+      spec: { azureIdentity: "web", selector: "web" },
+    },
+  ]);
+  const t0 = Date.now();
+  const { phase, claims } = await sdkRun(c, "web-app", { labels: { aadpodidbinding: "web" } });
+  assert.equal(phase, "Succeeded", JSON.stringify(claims));
+  assert.equal(claims.appid, web.clientId);
+  assert.equal(String(claims.xms_mirid).toLowerCase(), web.id.toLowerCase());
+  console.log(`  pod created -> token ended: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function strangerGetsNothing(c: RealCluster, name: string): Promise<void> {
+  const { phase, claims } = await sdkRun(c, name);
+  assert.equal(phase, "Failed");
+  assert.equal(claims.appid, undefined);
+  assert.match(String(claims.error), /Identity not found|no AzureIdentityBinding|400/i);
+}
+
+/**
+ * A federated identity `fed` (nothing attached to the scale set) trusting the apiserver's issuer for
+ * service account `workload`: a pod bound to it and running as `workload` gets fed's token through NMI's
+ * exchange; bound but running as another service account, the credential does not match and it gets none.
+ */
+async function federatedPodGetsItsToken(c: RealCluster): Promise<void> {
+  const fed = c.emu.addUserAssignedIdentity({ resourceGroup: "MC_realnode", name: "fed" });
+  c.emu.putFederatedCredential(fed.id, {
+    name: "workload",
+    issuer: c.cp.server,
+    subject: "system:serviceaccount:default:workload",
+    audiences: [EXCHANGE],
+  });
+  await apply(c, [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "workload", namespace: "default" } },
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "other", namespace: "default" } },
+    {
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentity",
+      metadata: {
+        name: "fed",
+        namespace: "default",
+        annotations: { "aadpodidentity.k8s.io/federated": "true" },
+      },
+      // A custom cloud's Azure AD and tenant, named on the identity (NMI's defaults are the public cloud's).
+      spec: {
+        type: 0,
+        resourceID: fed.id,
+        clientID: fed.clientId,
+        tenantID: c.emu.tenantId,
+        adEndpoint: c.emu.authorityHost,
+      },
+    },
+    {
+      apiVersion: "aadpodidentity.k8s.io/v1",
+      kind: "AzureIdentityBinding",
+      metadata: { name: "fed", namespace: "default" },
+      spec: { azureIdentity: "fed", selector: "fed" },
+    },
+  ]);
+  const t0 = Date.now();
+  const ok = await sdkRun(c, "fed-app", { labels: { aadpodidbinding: "fed" }, serviceAccount: "workload" });
+  assert.equal(ok.phase, "Succeeded", JSON.stringify(ok.claims));
+  assert.equal(ok.claims.appid, fed.clientId);
+  assert.equal(String(ok.claims.xms_mirid).toLowerCase(), fed.id.toLowerCase());
+  console.log(`  federated pod created -> token ended: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  const attached = JSON.stringify(c.emu.getIdentities(c.vmss.id)).toLowerCase();
+  assert.ok(!attached.includes(fed.id.toLowerCase()), `fed is not on the scale set: ${attached}`);
+  const wrongSa = await sdkRun(c, "fed-other", {
+    labels: { aadpodidbinding: "fed" },
+    serviceAccount: "other",
+  });
+  assert.equal(wrongSa.phase, "Failed", JSON.stringify(wrongSa.claims));
+  assert.equal(wrongSa.claims.appid, undefined);
+}
+
+async function withCluster(
+  o: { route: InstallRoute; federated: boolean },
+  steps: (c: RealCluster) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "aad-routes-" });
+  const logDir = `${dir}-logs`;
+  const t0 = Date.now();
+  const c = await startRealCluster({ nodes: 1, dir, logDir, ...o, log: (l) => console.log(`  ${l}`) });
+  let stopped = false;
+  try {
+    await steps(c);
+    const nodes = c.nodes;
+    await c.stop();
+    stopped = true;
+    assert.deepEqual(await leftovers(nodes), []);
+    console.log(`  whole case: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  } finally {
+    if (!stopped) await c.stop().catch((e) => console.error(`  cluster stop: ${e}`));
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await Deno.remove(logDir, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test({
+  name:
+    "install route kubectl apply: deploy/aad-pod-identity.yaml with only the images replaced runs and serves",
+  ignore: !!skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: (t) =>
+    withCluster({ route: "kubectl-apply", federated: false }, async (c) => {
+      await t.step("MIC leads, NMI Ready with its rules", () => running(c));
+      await t.step("the workloads run the local images, the YAML otherwise as checked in", () =>
+        imagesOverridden(c));
+      await t.step("a bound SDK pod gets exactly its identity's token", () =>
+        boundPodGetsItsToken(c));
+      await t.step("a pod no binding selects gets none", () => strangerGetsNothing(c, "stranger"));
+    }),
+});
+
+Deno.test({
+  name: "install route deploy --federated: a bound pod gets its identity's token through NMI's exchange",
+  ignore: !!skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: (t) =>
+    withCluster({ route: "deploy", federated: true }, async (c) => {
+      await t.step("MIC leads, NMI Ready with its rules", () => running(c));
+      // MIC's ARM calls reach the custom cloud named by --custom-cloud-file.
+      await t.step("a bound SDK pod gets exactly its (attached) identity's token", () =>
+        boundPodGetsItsToken(c));
+      await t.step(
+        "a pod bound to a federated identity gets its token as its service account; another account none",
+        () =>
+          federatedPodGetsItsToken(c),
+      );
+      await t.step("a pod no binding selects gets none", () => strangerGetsNothing(c, "stranger"));
+    }),
+});
