@@ -1,16 +1,25 @@
 // Protobuf decoders for the built-in kinds the services cache (pods, nodes, leases), each producing a slim
-// projection: the whole ObjectMeta (minus selfLink and managedFields) and the spec/status fields MIC and
-// NMI read. The matching `project*` functions cut a JSON-decoded object to exactly the same shape, so a
-// cache filled from either wire format holds equal objects. Field numbers: k8s.io/api v0.34
-// core/v1 and coordination/v1 generated.proto.
+// projection: the metadata MIC and NMI read (pods and nodes: name, namespace, uid, resourceVersion, labels
+// and the deletion fields; leases, which are written back: the whole ObjectMeta minus selfLink and
+// managedFields) and the spec/status fields they read. The matching `project*` functions cut a
+// JSON-decoded object to exactly the same shape, so a cache filled from either wire format holds equal
+// objects. Field numbers: k8s.io/api v0.34 core/v1 and coordination/v1 generated.proto.
 //
-// Slim pod:  metadata, spec{nodeName, serviceAccountName, hostNetwork}, status{phase, hostIP, podIP, podIPs}
-// Slim node: metadata, spec{providerID, unschedulable, taints}
-// Lease:     metadata, spec (every field: the lease spec is small)
+// Slim pod:  identity metadata, spec{nodeName, serviceAccountName, hostNetwork},
+//            status{phase, hostIP, podIP, podIPs}
+// Slim node: identity metadata, spec{providerID, unschedulable, taints}
+// Lease:     whole metadata, spec (every field: the lease spec is small)
 // A reader that needs more sets the informer's `encoding: "json"` and gets whole objects.
 
 import { type Pod, type PodPhase } from "./core.ts";
-import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
+import {
+  type MetaFields,
+  ProtoReader,
+  readListMeta,
+  readMicroTime,
+  readObjectMeta,
+  readTime,
+} from "./protobuf.ts";
 import type { ResourceType } from "./resource.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
@@ -111,7 +120,7 @@ export function decodePod(r: ProtoReader): Pod {
   const status: PodStatus = {};
   while (r.pos < r.end) {
     const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r, "identity");
     else if (t === 18 /* 2:len spec */) readPodSpec(r, spec);
     else if (t === 26 /* 3:len status */) readPodStatus(r, status);
     else r.skip(t);
@@ -131,7 +140,7 @@ export function projectPod(obj: KubeObject): Pod {
   if (s?.hostIP) status.hostIP = s.hostIP;
   if (s?.podIP) status.podIP = s.podIP;
   if (s?.podIPs?.length) status.podIPs = s.podIPs.map((x) => ({ ip: x.ip ?? "" }));
-  return { apiVersion: "v1", kind: "Pod", metadata: projectMeta(p.metadata), spec, status };
+  return { apiVersion: "v1", kind: "Pod", metadata: projectMeta(p.metadata, "identity"), spec, status };
 }
 
 // ---- Node
@@ -170,7 +179,7 @@ function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
 
 export function decodeNode(r: ProtoReader): SlimNode {
   const spec: SlimNode["spec"] = {};
-  const metadata = readMetadataAndSpec(r, spec, readNodeSpec);
+  const metadata = readMetadataAndSpec(r, spec, readNodeSpec, "identity");
   return { apiVersion: "v1", kind: "Node", metadata, spec };
 }
 
@@ -179,11 +188,12 @@ function readMetadataAndSpec<S>(
   r: ProtoReader,
   spec: S,
   readSpec: (r: ProtoReader, spec: S) => void,
+  fields: MetaFields,
 ): ObjectMeta {
   let metadata: ObjectMeta = {};
   while (r.pos < r.end) {
     const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r, fields);
     else if (t === 18 /* 2:len spec */) readSpec(r, spec);
     else r.skip(t);
   }
@@ -203,7 +213,7 @@ function projectNode(obj: KubeObject): SlimNode {
       return out;
     });
   }
-  return { apiVersion: "v1", kind: "Node", metadata: projectMeta(n.metadata), spec };
+  return { apiVersion: "v1", kind: "Node", metadata: projectMeta(n.metadata, "identity"), spec };
 }
 
 // ---- Lease
@@ -243,7 +253,7 @@ function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
 
 function decodeLease(r: ProtoReader): SlimLease {
   const spec: LeaseSpec = {};
-  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec);
+  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec, "whole");
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 
@@ -260,22 +270,24 @@ function projectLease(obj: KubeObject): SlimLease {
 
 // ---- shared
 
-/** ObjectMeta as readObjectMeta leaves it: no selfLink/managedFields, empty strings and maps dropped. */
-export function projectMeta(m: ObjectMeta | undefined): ObjectMeta {
+/** ObjectMeta as readObjectMeta(fields) leaves it: no selfLink/managedFields, empty strings and maps dropped. */
+export function projectMeta(m: ObjectMeta | undefined, fields: MetaFields = "whole"): ObjectMeta {
   const out: ObjectMeta = {};
   if (!m) return out;
+  const whole = fields === "whole";
   if (m.name) out.name = m.name;
-  if (m.generateName) out.generateName = m.generateName;
+  if (whole && m.generateName) out.generateName = m.generateName;
   if (m.namespace) out.namespace = m.namespace;
   if (m.uid) out.uid = m.uid;
   if (m.resourceVersion) out.resourceVersion = m.resourceVersion;
-  if (m.generation) out.generation = m.generation;
-  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  if (whole && m.generation) out.generation = m.generation;
+  if (whole && m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
   if (m.deletionTimestamp) out.deletionTimestamp = m.deletionTimestamp;
   if (m.deletionGracePeriodSeconds !== undefined) {
     out.deletionGracePeriodSeconds = m.deletionGracePeriodSeconds;
   }
   if (m.labels && Object.keys(m.labels).length) out.labels = { ...m.labels };
+  if (!whole) return out;
   if (m.annotations && Object.keys(m.annotations).length) out.annotations = { ...m.annotations };
   if (m.ownerReferences?.length) out.ownerReferences = m.ownerReferences.map((o) => ({ ...o }));
   if (m.finalizers?.length) out.finalizers = [...m.finalizers];

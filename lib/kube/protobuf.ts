@@ -332,16 +332,33 @@ function readOwnerReference(r: ProtoReader): OwnerReference {
 }
 
 /**
+ * Which ObjectMeta fields a decoder keeps. "whole": all but selfLink and managedFields (an object that is
+ * written back, such as a Lease, must keep its annotations and owners). "identity": name, namespace, uid,
+ * resourceVersion, labels and the deletion fields, all that MIC's and NMI's pod and node readers use; a
+ * pod's annotations (a kubectl-applied pod carries its whole manifest in one), owner references, finalizers
+ * and timestamps are skipped unread, so NMI's cache of its node's pods does not hold them.
+ */
+export type MetaFields = "whole" | "identity";
+
+/** The tags (field << 3 | wire type) of ObjectMeta that "identity" skips: 2, 7, 8, 12, 13, 14. */
+const NOT_IDENTITY = new Set([18, 56, 66, 98, 106, 114]);
+
+/**
  * ObjectMeta without selfLink and managedFields (skipped unread). Empty strings and zero generations are
  * left out, as the JSON API's `omitempty` leaves them out; pointer fields (deletionTimestamp,
  * deletionGracePeriodSeconds) are kept whenever they are on the wire, zero included.
  */
-export function readObjectMeta(r: ProtoReader): ObjectMeta {
+export function readObjectMeta(r: ProtoReader, fields: MetaFields = "whole"): ObjectMeta {
   const end = r.lenEnd();
   const m: ObjectMeta = {};
+  const identity = fields === "identity";
   let s: string;
   while (r.pos < end) {
     const t = r.varint();
+    if (identity && NOT_IDENTITY.has(t)) {
+      r.skip(t);
+      continue;
+    }
     switch (t) {
       case 10 /* 1:len */:
         if ((s = r.string()) !== "") m.name = s;
