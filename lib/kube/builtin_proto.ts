@@ -13,8 +13,11 @@
 
 import { type Pod, type PodPhase } from "./core.ts";
 import {
+  type FieldTable,
   type MetaFields,
+  nonEmpty,
   ProtoReader,
+  readFields,
   readListMeta,
   readMicroTime,
   readObjectMeta,
@@ -145,37 +148,24 @@ export function projectPod(obj: KubeObject): Pod {
 
 // ---- Node
 
-function readTaint(r: ProtoReader): Taint {
-  const end = r.lenEnd();
-  const taint: Taint = { key: "", effect: "" };
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len key */) taint.key = r.string();
-    else if (t === 18 /* 2:len value */) {
-      if ((s = r.string()) !== "") taint.value = s;
-    } else if (t === 26 /* 3:len effect */) taint.effect = r.string();
-    else if (t === 34 /* 4:len timeAdded */) taint.timeAdded = readTime(r);
-    else r.skip(t);
-  }
-  r.closed(end);
-  return taint;
-}
+// Nodes change rarely (MIC and NMI watch a few hundred at most): their fields are read from tables.
+const TAINT: FieldTable<Taint> = {
+  10 /* 1:len key */: (r, taint) => taint.key = r.string(),
+  18 /* 2:len value */: nonEmpty((taint, s) => taint.value = s),
+  26 /* 3:len effect */: (r, taint) => taint.effect = r.string(),
+  34 /* 4:len timeAdded */: (r, taint) => taint.timeAdded = readTime(r),
+};
 
-function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
-  const end = r.lenEnd();
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 26 /* 3:len providerID */) {
-      if ((s = r.string()) !== "") spec.providerID = s;
-    } else if (t === 42 /* 5:len taints */) (spec.taints ??= []).push(readTaint(r));
-    else if (t === 32 /* 4:varint unschedulable */) {
-      if (r.varint() !== 0) spec.unschedulable = true;
-    } else r.skip(t);
-  }
-  r.closed(end);
-}
+const NODE_SPEC: FieldTable<SlimNode["spec"]> = {
+  26 /* 3:len providerID */: nonEmpty((spec, s) => spec.providerID = s),
+  42 /* 5:len taints */: (r, spec) =>
+    (spec.taints ??= []).push(readFields(r, { key: "", effect: "" }, TAINT)),
+  32 /* 4:varint unschedulable */: (r, spec) => {
+    if (r.varint() !== 0) spec.unschedulable = true;
+  },
+};
+
+const readNodeSpec = (r: ProtoReader, spec: SlimNode["spec"]) => void readFields(r, spec, NODE_SPEC);
 
 export function decodeNode(r: ProtoReader): SlimNode {
   const spec: SlimNode["spec"] = {};
@@ -218,38 +208,17 @@ function projectNode(obj: KubeObject): SlimNode {
 
 // ---- Lease
 
-function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
-  const end = r.lenEnd();
-  while (r.pos < end) {
-    const t = r.varint();
-    switch (t) {
-      case 10 /* 1:len holderIdentity */:
-        spec.holderIdentity = r.string();
-        break;
-      case 16 /* 2:varint leaseDurationSeconds */:
-        spec.leaseDurationSeconds = r.int();
-        break;
-      case 26 /* 3:len acquireTime */:
-        spec.acquireTime = readMicroTime(r);
-        break;
-      case 34 /* 4:len renewTime */:
-        spec.renewTime = readMicroTime(r);
-        break;
-      case 40 /* 5:varint leaseTransitions */:
-        spec.leaseTransitions = r.int();
-        break;
-      case 50 /* 6:len strategy */:
-        spec.strategy = r.string();
-        break;
-      case 58 /* 7:len preferredHolder */:
-        spec.preferredHolder = r.string();
-        break;
-      default:
-        r.skip(t);
-    }
-  }
-  r.closed(end);
-}
+const LEASE_SPEC: FieldTable<LeaseSpec> = {
+  10 /* 1:len holderIdentity */: (r, spec) => spec.holderIdentity = r.string(),
+  16 /* 2:varint leaseDurationSeconds */: (r, spec) => spec.leaseDurationSeconds = r.int(),
+  26 /* 3:len acquireTime */: (r, spec) => spec.acquireTime = readMicroTime(r),
+  34 /* 4:len renewTime */: (r, spec) => spec.renewTime = readMicroTime(r),
+  40 /* 5:varint leaseTransitions */: (r, spec) => spec.leaseTransitions = r.int(),
+  50 /* 6:len strategy */: (r, spec) => spec.strategy = r.string(),
+  58 /* 7:len preferredHolder */: (r, spec) => spec.preferredHolder = r.string(),
+};
+
+const readLeaseSpec = (r: ProtoReader, spec: LeaseSpec) => void readFields(r, spec, LEASE_SPEC);
 
 function decodeLease(r: ProtoReader): SlimLease {
   const spec: LeaseSpec = {};
