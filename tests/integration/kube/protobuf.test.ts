@@ -55,6 +55,19 @@ function sameCaches(p: Informer<Obj>, j: Informer<Obj>, project: (o: Obj) => Kub
   }
 }
 
+/** Annotations of every kind of value (long, empty, non-ASCII). */
+const ANNOTATIONS = { "a.example/x": "1".repeat(200), empty: "", unicode: "välue ✓ 日本" };
+
+/** A controller owner reference to `owner` (a ConfigMap), blockOwnerDeletion explicitly false. */
+const ownedBy = (owner: KubeObject) => [{
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  name: "owner",
+  uid: owner.metadata.uid!,
+  controller: true,
+  blockOwnerDeletion: false,
+}];
+
 Deno.test("protobuf and JSON give identical caches for pods, nodes and leases", async (t) => {
   const cluster = await sharedCluster();
   const client = await clientFor(cluster.kubeconfigPath);
@@ -70,16 +83,9 @@ Deno.test("protobuf and JSON give identical caches for pods, nodes and leases", 
         Resources.pods,
         pod("full", namespace, {
           labels: { aadpodidbinding: "web" },
-          annotations: { "a.example/x": "1".repeat(200), empty: "", unicode: "välue ✓ 日本" },
+          annotations: ANNOTATIONS,
           finalizers: ["example.com/hold"],
-          ownerReferences: [{
-            apiVersion: "v1",
-            kind: "ConfigMap",
-            name: "owner",
-            uid: owner.metadata.uid!,
-            controller: true,
-            blockOwnerDeletion: false,
-          }],
+          ownerReferences: ownedBy(owner),
         }, { nodeName: "node-p", serviceAccountName: "default", hostNetwork: true }),
       );
       await client.create(Resources.pods, pod("bare", namespace, { generateName: "bare-" }));
@@ -187,15 +193,8 @@ Deno.test("protobuf and JSON give identical caches for pods, nodes and leases", 
         metadata: {
           name: "l1",
           namespace,
-          annotations: { "a.example/x": "1".repeat(200), empty: "", unicode: "välue ✓ 日本" },
-          ownerReferences: [{
-            apiVersion: "v1",
-            kind: "ConfigMap",
-            name: "owner",
-            uid: owner.metadata.uid!,
-            controller: true,
-            blockOwnerDeletion: false,
-          }],
+          annotations: ANNOTATIONS,
+          ownerReferences: ownedBy(owner),
         },
         spec: {
           holderIdentity: "me",
