@@ -1,16 +1,28 @@
 // Protobuf decoders for the built-in kinds the services cache (pods, nodes, leases), each producing a slim
-// projection: the whole ObjectMeta (minus selfLink and managedFields) and the spec/status fields MIC and
-// NMI read. The matching `project*` functions cut a JSON-decoded object to exactly the same shape, so a
-// cache filled from either wire format holds equal objects. Field numbers: k8s.io/api v0.34
-// core/v1 and coordination/v1 generated.proto.
+// projection: the metadata MIC and NMI read (pods and nodes: name, namespace, uid, resourceVersion, labels
+// and the deletion fields; leases, which are written back: the whole ObjectMeta minus selfLink and
+// managedFields) and the spec/status fields they read. The matching `project*` functions cut a
+// JSON-decoded object to exactly the same shape, so a cache filled from either wire format holds equal
+// objects. Field numbers: k8s.io/api v0.34 core/v1 and coordination/v1 generated.proto.
 //
-// Slim pod:  metadata, spec{nodeName, serviceAccountName, hostNetwork}, status{phase, hostIP, podIP, podIPs}
-// Slim node: metadata, spec{providerID, unschedulable, taints}
-// Lease:     metadata, spec (every field: the lease spec is small)
+// Slim pod:  identity metadata, spec{nodeName, serviceAccountName, hostNetwork},
+//            status{phase, hostIP, podIP, podIPs}
+// Slim node: identity metadata, spec{providerID, unschedulable, taints}
+// Lease:     whole metadata, spec (every field: the lease spec is small)
 // A reader that needs more sets the informer's `encoding: "json"` and gets whole objects.
 
 import { type Pod, type PodPhase } from "./core.ts";
-import { ProtoReader, readListMeta, readMicroTime, readObjectMeta, readTime } from "./protobuf.ts";
+import {
+  type FieldTable,
+  type MetaFields,
+  nonEmpty,
+  ProtoReader,
+  readFields,
+  readListMeta,
+  readMicroTime,
+  readObjectMeta,
+  readTime,
+} from "./protobuf.ts";
 import type { ResourceType } from "./resource.ts";
 import type { KubeList, KubeObject, ObjectMeta } from "./types.ts";
 
@@ -111,7 +123,7 @@ export function decodePod(r: ProtoReader): Pod {
   const status: PodStatus = {};
   while (r.pos < r.end) {
     const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r, "identity");
     else if (t === 18 /* 2:len spec */) readPodSpec(r, spec);
     else if (t === 26 /* 3:len status */) readPodStatus(r, status);
     else r.skip(t);
@@ -131,46 +143,33 @@ export function projectPod(obj: KubeObject): Pod {
   if (s?.hostIP) status.hostIP = s.hostIP;
   if (s?.podIP) status.podIP = s.podIP;
   if (s?.podIPs?.length) status.podIPs = s.podIPs.map((x) => ({ ip: x.ip ?? "" }));
-  return { apiVersion: "v1", kind: "Pod", metadata: projectMeta(p.metadata), spec, status };
+  return { apiVersion: "v1", kind: "Pod", metadata: projectMeta(p.metadata, "identity"), spec, status };
 }
 
 // ---- Node
 
-function readTaint(r: ProtoReader): Taint {
-  const end = r.lenEnd();
-  const taint: Taint = { key: "", effect: "" };
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len key */) taint.key = r.string();
-    else if (t === 18 /* 2:len value */) {
-      if ((s = r.string()) !== "") taint.value = s;
-    } else if (t === 26 /* 3:len effect */) taint.effect = r.string();
-    else if (t === 34 /* 4:len timeAdded */) taint.timeAdded = readTime(r);
-    else r.skip(t);
-  }
-  r.closed(end);
-  return taint;
-}
+// Nodes change rarely (MIC and NMI watch a few hundred at most): their fields are read from tables.
+const TAINT: FieldTable<Taint> = {
+  10 /* 1:len key */: (r, taint) => taint.key = r.string(),
+  18 /* 2:len value */: nonEmpty((taint, s) => taint.value = s),
+  26 /* 3:len effect */: (r, taint) => taint.effect = r.string(),
+  34 /* 4:len timeAdded */: (r, taint) => taint.timeAdded = readTime(r),
+};
 
-function readNodeSpec(r: ProtoReader, spec: SlimNode["spec"]): void {
-  const end = r.lenEnd();
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 26 /* 3:len providerID */) {
-      if ((s = r.string()) !== "") spec.providerID = s;
-    } else if (t === 42 /* 5:len taints */) (spec.taints ??= []).push(readTaint(r));
-    else if (t === 32 /* 4:varint unschedulable */) {
-      if (r.varint() !== 0) spec.unschedulable = true;
-    } else r.skip(t);
-  }
-  r.closed(end);
-}
+const NODE_SPEC: FieldTable<SlimNode["spec"]> = {
+  26 /* 3:len providerID */: nonEmpty((spec, s) => spec.providerID = s),
+  42 /* 5:len taints */: (r, spec) =>
+    (spec.taints ??= []).push(readFields(r, { key: "", effect: "" }, TAINT)),
+  32 /* 4:varint unschedulable */: (r, spec) => {
+    if (r.varint() !== 0) spec.unschedulable = true;
+  },
+};
+
+const readNodeSpec = (r: ProtoReader, spec: SlimNode["spec"]) => void readFields(r, spec, NODE_SPEC);
 
 export function decodeNode(r: ProtoReader): SlimNode {
   const spec: SlimNode["spec"] = {};
-  const metadata = readMetadataAndSpec(r, spec, readNodeSpec);
+  const metadata = readMetadataAndSpec(r, spec, readNodeSpec, "identity");
   return { apiVersion: "v1", kind: "Node", metadata, spec };
 }
 
@@ -179,11 +178,12 @@ function readMetadataAndSpec<S>(
   r: ProtoReader,
   spec: S,
   readSpec: (r: ProtoReader, spec: S) => void,
+  fields: MetaFields,
 ): ObjectMeta {
   let metadata: ObjectMeta = {};
   while (r.pos < r.end) {
     const t = r.varint();
-    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r);
+    if (t === 10 /* 1:len metadata */) metadata = readObjectMeta(r, fields);
     else if (t === 18 /* 2:len spec */) readSpec(r, spec);
     else r.skip(t);
   }
@@ -203,47 +203,26 @@ function projectNode(obj: KubeObject): SlimNode {
       return out;
     });
   }
-  return { apiVersion: "v1", kind: "Node", metadata: projectMeta(n.metadata), spec };
+  return { apiVersion: "v1", kind: "Node", metadata: projectMeta(n.metadata, "identity"), spec };
 }
 
 // ---- Lease
 
-function readLeaseSpec(r: ProtoReader, spec: LeaseSpec): void {
-  const end = r.lenEnd();
-  while (r.pos < end) {
-    const t = r.varint();
-    switch (t) {
-      case 10 /* 1:len holderIdentity */:
-        spec.holderIdentity = r.string();
-        break;
-      case 16 /* 2:varint leaseDurationSeconds */:
-        spec.leaseDurationSeconds = r.int();
-        break;
-      case 26 /* 3:len acquireTime */:
-        spec.acquireTime = readMicroTime(r);
-        break;
-      case 34 /* 4:len renewTime */:
-        spec.renewTime = readMicroTime(r);
-        break;
-      case 40 /* 5:varint leaseTransitions */:
-        spec.leaseTransitions = r.int();
-        break;
-      case 50 /* 6:len strategy */:
-        spec.strategy = r.string();
-        break;
-      case 58 /* 7:len preferredHolder */:
-        spec.preferredHolder = r.string();
-        break;
-      default:
-        r.skip(t);
-    }
-  }
-  r.closed(end);
-}
+const LEASE_SPEC: FieldTable<LeaseSpec> = {
+  10 /* 1:len holderIdentity */: (r, spec) => spec.holderIdentity = r.string(),
+  16 /* 2:varint leaseDurationSeconds */: (r, spec) => spec.leaseDurationSeconds = r.int(),
+  26 /* 3:len acquireTime */: (r, spec) => spec.acquireTime = readMicroTime(r),
+  34 /* 4:len renewTime */: (r, spec) => spec.renewTime = readMicroTime(r),
+  40 /* 5:varint leaseTransitions */: (r, spec) => spec.leaseTransitions = r.int(),
+  50 /* 6:len strategy */: (r, spec) => spec.strategy = r.string(),
+  58 /* 7:len preferredHolder */: (r, spec) => spec.preferredHolder = r.string(),
+};
+
+const readLeaseSpec = (r: ProtoReader, spec: LeaseSpec) => void readFields(r, spec, LEASE_SPEC);
 
 function decodeLease(r: ProtoReader): SlimLease {
   const spec: LeaseSpec = {};
-  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec);
+  const metadata = readMetadataAndSpec(r, spec, readLeaseSpec, "whole");
   return { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata, spec };
 }
 
@@ -260,22 +239,24 @@ function projectLease(obj: KubeObject): SlimLease {
 
 // ---- shared
 
-/** ObjectMeta as readObjectMeta leaves it: no selfLink/managedFields, empty strings and maps dropped. */
-export function projectMeta(m: ObjectMeta | undefined): ObjectMeta {
+/** ObjectMeta as readObjectMeta(fields) leaves it: no selfLink/managedFields, empty strings and maps dropped. */
+export function projectMeta(m: ObjectMeta | undefined, fields: MetaFields = "whole"): ObjectMeta {
   const out: ObjectMeta = {};
   if (!m) return out;
+  const whole = fields === "whole";
   if (m.name) out.name = m.name;
-  if (m.generateName) out.generateName = m.generateName;
+  if (whole && m.generateName) out.generateName = m.generateName;
   if (m.namespace) out.namespace = m.namespace;
   if (m.uid) out.uid = m.uid;
   if (m.resourceVersion) out.resourceVersion = m.resourceVersion;
-  if (m.generation) out.generation = m.generation;
-  if (m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
+  if (whole && m.generation) out.generation = m.generation;
+  if (whole && m.creationTimestamp) out.creationTimestamp = m.creationTimestamp;
   if (m.deletionTimestamp) out.deletionTimestamp = m.deletionTimestamp;
   if (m.deletionGracePeriodSeconds !== undefined) {
     out.deletionGracePeriodSeconds = m.deletionGracePeriodSeconds;
   }
   if (m.labels && Object.keys(m.labels).length) out.labels = { ...m.labels };
+  if (!whole) return out;
   if (m.annotations && Object.keys(m.annotations).length) out.annotations = { ...m.annotations };
   if (m.ownerReferences?.length) out.ownerReferences = m.ownerReferences.map((o) => ({ ...o }));
   if (m.finalizers?.length) out.finalizers = [...m.finalizers];

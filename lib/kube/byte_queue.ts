@@ -16,8 +16,22 @@ export class ByteQueue {
   /** Stream offset of buf[0]. */
   base = 0;
 
+  readonly #initialSize: number;
+
   constructor(initialSize = 64 * 1024) {
+    this.#initialSize = initialSize;
     this.buf = new Uint8Array(initialSize);
+  }
+
+  /**
+   * Everything consumed: the queue is empty again, and a buffer that grew for one large message goes back
+   * to its first size (a watch lives for minutes; one 600 KiB pod must not keep 1 MiB per watch that long).
+   */
+  drain(): void {
+    this.base += this.len;
+    this.off = 0;
+    this.len = 0;
+    if (this.buf.length > this.#initialSize) this.buf = new Uint8Array(this.#initialSize);
   }
 
   get avail(): number {

@@ -102,7 +102,7 @@ export async function* decodeProtoWatchBatches<T extends KubeObject>(
         off = taken;
         if (whole) {
           batch.push(parse(q.buf, q.off, q.avail - 4));
-          q.off = q.len;
+          q.drain();
         }
       }
       while (end - off >= 4) {

@@ -299,49 +299,70 @@ function readMapEntry(
   return m;
 }
 
-function readOwnerReference(r: ProtoReader): OwnerReference {
-  const end = r.lenEnd();
-  const o: OwnerReference = { apiVersion: "", kind: "", name: "", uid: "" };
+/** How to read each field of a message into `T`, by tag (field << 3 | wire type). */
+export type FieldTable<T> = Readonly<Record<number, (r: ProtoReader, into: T) => void>>;
+
+/**
+ * Reads a length-delimited message into `into`, field by field from `fields`; unknown fields are skipped.
+ * For messages read rarely (owner references, lease specs, error details): the hot ones (ObjectMeta, pod
+ * and node specs) keep their switches, which the JIT turns into jump tables without a call per field.
+ */
+export function readFields<T>(r: ProtoReader, into: T, fields: FieldTable<T>, end = r.lenEnd()): T {
   while (r.pos < end) {
     const t = r.varint();
-    switch (t) {
-      case 42 /* 5:len */:
-        o.apiVersion = r.interned();
-        break;
-      case 10 /* 1:len */:
-        o.kind = r.interned();
-        break;
-      case 26 /* 3:len */:
-        o.name = r.string();
-        break;
-      case 34 /* 4:len */:
-        o.uid = r.string();
-        break;
-      case 48 /* 6:varint */:
-        o.controller = r.varint() !== 0;
-        break;
-      case 56 /* 7:varint */:
-        o.blockOwnerDeletion = r.varint() !== 0;
-        break;
-      default:
-        r.skip(t);
-    }
+    const read = fields[t];
+    if (read) read(r, into);
+    else r.skip(t);
   }
   r.closed(end);
-  return o;
+  return into;
 }
+
+/** A string field kept only when not empty, as JSON's omitempty would. */
+export function nonEmpty<T>(set: (into: T, s: string) => void): (r: ProtoReader, into: T) => void {
+  return (r, into) => {
+    const s = r.string();
+    if (s !== "") set(into, s);
+  };
+}
+
+const OWNER_REFERENCE: FieldTable<OwnerReference> = {
+  42 /* 5:len */: (r, o) => o.apiVersion = r.interned(),
+  10 /* 1:len */: (r, o) => o.kind = r.interned(),
+  26 /* 3:len */: (r, o) => o.name = r.string(),
+  34 /* 4:len */: (r, o) => o.uid = r.string(),
+  48 /* 6:varint */: (r, o) => o.controller = r.varint() !== 0,
+  56 /* 7:varint */: (r, o) => o.blockOwnerDeletion = r.varint() !== 0,
+};
+
+/**
+ * Which ObjectMeta fields a decoder keeps. "whole": all but selfLink and managedFields (an object that is
+ * written back, such as a Lease, must keep its annotations and owners). "identity": name, namespace, uid,
+ * resourceVersion, labels and the deletion fields, all that MIC's and NMI's pod and node readers use; a
+ * pod's annotations (a kubectl-applied pod carries its whole manifest in one), owner references, finalizers
+ * and timestamps are skipped unread, so NMI's cache of its node's pods does not hold them.
+ */
+export type MetaFields = "whole" | "identity";
+
+/** The tags (field << 3 | wire type) of ObjectMeta that "identity" skips: 2, 7, 8, 12, 13, 14. */
+const NOT_IDENTITY = new Set([18, 56, 66, 98, 106, 114]);
 
 /**
  * ObjectMeta without selfLink and managedFields (skipped unread). Empty strings and zero generations are
  * left out, as the JSON API's `omitempty` leaves them out; pointer fields (deletionTimestamp,
  * deletionGracePeriodSeconds) are kept whenever they are on the wire, zero included.
  */
-export function readObjectMeta(r: ProtoReader): ObjectMeta {
+export function readObjectMeta(r: ProtoReader, fields: MetaFields = "whole"): ObjectMeta {
   const end = r.lenEnd();
   const m: ObjectMeta = {};
+  const identity = fields === "identity";
   let s: string;
   while (r.pos < end) {
     const t = r.varint();
+    if (identity && NOT_IDENTITY.has(t)) {
+      r.skip(t);
+      continue;
+    }
     switch (t) {
       case 10 /* 1:len */:
         if ((s = r.string()) !== "") m.name = s;
@@ -379,7 +400,9 @@ export function readObjectMeta(r: ProtoReader): ObjectMeta {
         m.annotations = readMapEntry(r, m.annotations);
         break;
       case 106 /* 13:len */:
-        (m.ownerReferences ??= []).push(readOwnerReference(r));
+        (m.ownerReferences ??= []).push(
+          readFields(r, { apiVersion: "", kind: "", name: "", uid: "" }, OWNER_REFERENCE),
+        );
         break;
       case 114 /* 14:len */:
         (m.finalizers ??= []).push(r.string());
@@ -396,56 +419,36 @@ export function readListMeta(r: ProtoReader): ListMeta {
   return readListMetaUntil(r, r.lenEnd());
 }
 
+const LIST_META: FieldTable<ListMeta> = {
+  18 /* 2:len */: nonEmpty((m, s) => m.resourceVersion = s),
+  26 /* 3:len */: nonEmpty((m, s) => m.continue = s),
+  32 /* 4:varint */: (r, m) => m.remainingItemCount = r.int(),
+};
+
 /** ListMeta's fields from the cursor up to `end` (the length prefix already read). */
 export function readListMetaUntil(r: ProtoReader, end: number): ListMeta {
-  const m: ListMeta = {};
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 18 /* 2:len */) {
-      if ((s = r.string()) !== "") m.resourceVersion = s;
-    } else if (t === 26 /* 3:len */) {
-      if ((s = r.string()) !== "") m.continue = s;
-    } else if (t === 32 /* 4:varint */) m.remainingItemCount = r.int();
-    else r.skip(t);
-  }
-  r.closed(end);
-  return m;
+  return readFields(r, {}, LIST_META, end);
 }
+
+type StatusDetails = NonNullable<KubeStatus["details"]>;
+
+const STATUS_DETAILS: FieldTable<StatusDetails> = {
+  10 /* 1:len */: nonEmpty((d, s) => d.name = s),
+  18 /* 2:len */: nonEmpty((d, s) => d.group = s),
+  26 /* 3:len */: nonEmpty((d, s) => d.kind = s),
+  50 /* 6:len */: nonEmpty((d, s) => d.uid = s),
+  40 /* 5:varint */: (r, d) => d.retryAfterSeconds = r.int(),
+};
+
+const STATUS: FieldTable<KubeStatus> = {
+  18 /* 2:len */: (r, s) => s.status = r.string() as KubeStatus["status"],
+  26 /* 3:len */: (r, s) => s.message = r.string(),
+  34 /* 4:len */: (r, s) => s.reason = r.string(),
+  48 /* 6:varint */: (r, s) => s.code = r.int(),
+  42 /* 5:len */: (r, s) => s.details = readFields(r, {}, STATUS_DETAILS),
+};
 
 /** meta/v1 Status: what the apiserver answers errors (and watch ERROR events) with. */
 export function readStatus(buf: Uint8Array): KubeStatus {
-  const r = new ProtoReader(buf);
-  const s: KubeStatus = { apiVersion: "v1", kind: "Status" };
-  while (!r.done) {
-    const t = r.varint();
-    if (t === 18 /* 2:len */) s.status = r.string() as KubeStatus["status"];
-    else if (t === 26 /* 3:len */) s.message = r.string();
-    else if (t === 34 /* 4:len */) s.reason = r.string();
-    else if (t === 48 /* 6:varint */) s.code = r.int();
-    else if (t === 42 /* 5:len */) s.details = readStatusDetails(r);
-    else r.skip(t);
-  }
-  return s;
-}
-
-function readStatusDetails(r: ProtoReader): NonNullable<KubeStatus["details"]> {
-  const end = r.lenEnd();
-  const d: NonNullable<KubeStatus["details"]> = {};
-  let s: string;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 10 /* 1:len */) {
-      if ((s = r.string()) !== "") d.name = s;
-    } else if (t === 18 /* 2:len */) {
-      if ((s = r.string()) !== "") d.group = s;
-    } else if (t === 26 /* 3:len */) {
-      if ((s = r.string()) !== "") d.kind = s;
-    } else if (t === 50 /* 6:len */) {
-      if ((s = r.string()) !== "") d.uid = s;
-    } else if (t === 40 /* 5:varint */) d.retryAfterSeconds = r.int();
-    else r.skip(t);
-  }
-  r.closed(end);
-  return d;
+  return readFields(new ProtoReader(buf), { apiVersion: "v1", kind: "Status" }, STATUS, buf.length);
 }

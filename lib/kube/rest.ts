@@ -174,12 +174,16 @@ export class KubeClient {
     opts: RequestOptions,
     read: (res: Response) => Promise<R>,
   ): Promise<R> {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+    // A timer cleared with the answer, not AbortSignal.timeout: that one lives its full 30 s after the
+    // request ended and keeps the signal (and through its listeners the answer) alive until then; with
+    // 10,000 assignments written in a burst that held over 100 MiB of heap (deno task bench mic).
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.requestTimeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
     try {
       return await this.#request<R>(method, path, { ...opts, signal }, read);
     } catch (e) {
-      if (timeout.aborted && !opts.signal?.aborted) {
+      if (timeout.signal.aborted && !opts.signal?.aborted) {
         throw new KubeApiError(
           0,
           TIMEOUT_REASON,
@@ -187,6 +191,8 @@ export class KubeClient {
         );
       }
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

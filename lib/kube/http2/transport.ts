@@ -4,9 +4,9 @@
 // would, it declines and the caller uses fetch: a plain-http server, a proxy from the environment (fetch
 // honours HTTPS_PROXY; this transport does not speak CONNECT), or a server whose ALPN does not offer h2.
 
-import { STATUS_CODES } from "node:http";
 import { Http2Connection, Http2Error, type Http2Target } from "./connection.ts";
 import type { Http2Options } from "./options.ts";
+import { statusText } from "./status_text.ts";
 
 interface Http2TransportTls {
   caCerts?: string[];
@@ -85,7 +85,7 @@ export class Http2Transport {
         }
         return new Response(stream, {
           status: answer.status,
-          statusText: STATUS_CODES[answer.status] ?? "",
+          statusText: statusText(answer.status),
           headers: answer.headers,
         });
       } catch (e) {

@@ -25,6 +25,8 @@ export interface MicEnv {
   pod(name: string, node: number, selector: string): Promise<unknown>;
   waitAssigned(names: string[], timeoutMs: number): Promise<void>;
   rss(): Promise<number>;
+  /** RSS split: anonymous (heap, malloc) and file-backed (the deno binary's pages in use), MiB. */
+  rssParts(): Promise<{ anon: number; file: number }>;
   /** V8 heap used, from MIC's own /metrics. */
   heap(): Promise<number>;
   stop(): Promise<void>;
@@ -123,7 +125,12 @@ export async function startMicEnv(o: MicEnvOptions): Promise<MicEnv> {
     await env.identity("warm", "warm");
     await env.pod("warm", 0, "warm");
     await env.waitAssigned([`warm-${NS}-warm`], 60_000);
-    return { ...env, client, emu, rss: () => rssMiB(pid), heap, stop };
+    const rssParts = async () => {
+      const status = await Deno.readTextFile(`/proc/${pid}/status`);
+      const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1]) / 1024;
+      return { anon: kb("RssAnon"), file: kb("RssFile") };
+    };
+    return { ...env, client, emu, rss: () => rssMiB(pid), rssParts, heap, stop };
   } catch (e) {
     await stop();
     throw e;

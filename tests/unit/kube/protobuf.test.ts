@@ -10,7 +10,13 @@ import {
   projectMeta,
   projectPod,
 } from "../../../lib/kube/builtin_proto.ts";
-import { ProtoDecodeError, ProtoReader, readStatus, unwrapEnvelope } from "../../../lib/kube/protobuf.ts";
+import {
+  ProtoDecodeError,
+  ProtoReader,
+  readObjectMeta,
+  readStatus,
+  unwrapEnvelope,
+} from "../../../lib/kube/protobuf.ts";
 import { decodeProtoWatchBatches, decodeProtoWatchEvents } from "../../../lib/kube/proto_watch.ts";
 import { isOlder, listFrom } from "../../../lib/kube/reflector.ts";
 import { decodeListStream } from "../../../lib/kube/proto_list.ts";
@@ -102,28 +108,18 @@ function podBytes(name: string, rv: string, extra: Field[] = []): Field[] {
   ];
 }
 
-Deno.test("decodePod keeps metadata and the read fields, drops empties like JSON omitempty", () => {
+Deno.test("decodePod keeps the metadata and fields MIC and NMI read, drops empties like JSON omitempty", () => {
   const pod = decodePod(new ProtoReader(bytes(...podBytes("p1", "42"))));
   assert.deepEqual(pod, {
     apiVersion: "v1",
     kind: "Pod",
+    // No annotations, owner references, finalizers or creation time: nobody reads them from a pod.
     metadata: {
       name: "p1",
       namespace: "ns",
       uid: "uid-p1",
       resourceVersion: "42",
-      creationTimestamp: "2026-11-29T14:33:56Z",
       labels: { app: "web", aadpodidbinding: "sel" },
-      annotations: { note: "välue ✓" },
-      ownerReferences: [{
-        apiVersion: "apps/v1",
-        kind: "ReplicaSet",
-        name: "rs",
-        uid: "u1",
-        controller: true,
-        blockOwnerDeletion: false,
-      }],
-      finalizers: ["example.com/hold"],
     },
     spec: { nodeName: "node-1", serviceAccountName: "sa" },
     status: { phase: "Running", podIP: "10.0.0.7", podIPs: [{ ip: "10.0.0.7" }, { ip: "fd00::7" }] },
@@ -133,7 +129,15 @@ Deno.test("decodePod keeps metadata and the read fields, drops empties like JSON
     projectPod({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: { ...pod.metadata, generation: 0, managedFields: [{}] } as never,
+      metadata: {
+        ...pod.metadata,
+        generation: 0,
+        managedFields: [{}],
+        creationTimestamp: "2026-11-29T14:33:56Z",
+        annotations: { note: "välue ✓" },
+        ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "rs", uid: "u1" }],
+        finalizers: ["example.com/hold"],
+      } as never,
       spec: { ...pod.spec, containers: [{ name: "app" }], hostNetwork: false } as never,
       status: { ...pod.status, conditions: [] } as never,
     } as never),
@@ -149,7 +153,15 @@ Deno.test("ObjectMeta pointer fields are kept at zero; negative and large ints; 
       [...varint((51 << 3) | 1), 1, 2, 3, 4, 5, 6, 7, 8], // and a fixed64
     )),
   );
+  // A pod's generation is not kept ("identity" metadata); the whole ObjectMeta of the same bytes has it.
   assert.deepEqual(pod.metadata, {
+    name: "p",
+    deletionTimestamp: "2026-11-29T14:34:26Z",
+    deletionGracePeriodSeconds: 0,
+  });
+  const whole = new ProtoReader(bytes(msg(1, str(1, "p"), int(7, 3), time(9, T + 30), int(10, 0))));
+  whole.varint();
+  assert.deepEqual(readObjectMeta(whole), {
     name: "p",
     generation: 3,
     deletionTimestamp: "2026-11-29T14:34:26Z",
@@ -161,6 +173,31 @@ Deno.test("ObjectMeta pointer fields are kept at zero; negative and large ints; 
   });
   const r = new ProtoReader(new Uint8Array(varint(-5)));
   assert.equal(r.int(), -5);
+});
+
+Deno.test("whole ObjectMeta (leases, written back) keeps annotations, owners, finalizers and times", () => {
+  const r = new ProtoReader(bytes(podBytes("p1", "42")[0]));
+  r.varint();
+  const meta = readObjectMeta(r, "whole");
+  assert.deepEqual(meta, {
+    name: "p1",
+    namespace: "ns",
+    uid: "uid-p1",
+    resourceVersion: "42",
+    creationTimestamp: "2026-11-29T14:33:56Z",
+    labels: { app: "web", aadpodidbinding: "sel" },
+    annotations: { note: "välue ✓" },
+    ownerReferences: [{
+      apiVersion: "apps/v1",
+      kind: "ReplicaSet",
+      name: "rs",
+      uid: "u1",
+      controller: true,
+      blockOwnerDeletion: false,
+    }],
+    finalizers: ["example.com/hold"],
+  });
+  assert.deepEqual(projectMeta({ ...meta, generation: 0, managedFields: [{}] } as never), meta);
 });
 
 Deno.test("decodeNode keeps providerID, unschedulable and taints with timeAdded", () => {
@@ -331,19 +368,19 @@ Deno.test("a streamed list larger than the decoder's buffer, with an item larger
       msg(
         2,
         ...podBytes(`p${i}`, String(i + 1), [
-          msg(1, entry(12, "pad", `${i}`.repeat(2000 / String(i).length))),
+          msg(1, entry(11, "pad", `${i}`.repeat(2000 / String(i).length))),
         ]),
       ),
   );
   items.splice(
     200,
     0,
-    msg(2, ...podBytes("huge", "999", [msg(1, entry(12, "big", "z".repeat(600 * 1024)))])),
+    msg(2, ...podBytes("huge", "999", [msg(1, entry(11, "big", "z".repeat(600 * 1024)))])),
   );
   const body = envelope("v1", "PodList", bytes(msg(1, str(2, "1000")), ...items));
   const whole = decodeList(unwrapEnvelope(body).raw, decodePod);
   assert.equal(whole.items.length, 401);
-  assert.equal(whole.items[200].metadata.annotations?.big?.length, 600 * 1024);
+  assert.equal(whole.items[200].metadata.labels?.big?.length, 600 * 1024);
   for (const chunk of [1000, 64 * 1024, 300 * 1024, body.length]) {
     assert.deepEqual(await decodeListStream(streamOf(body, chunk), decodePod), whole, `chunks of ${chunk}`);
   }
