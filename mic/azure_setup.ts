@@ -26,7 +26,7 @@ function env(name: string): string | undefined {
 
 async function loadAzureConfig(path: string): Promise<AzureConfig> {
   if (!path) return azureConfigFromEnv(env);
-  return parseAzureJson(await Deno.readTextFile(path), path);
+  return await parseAzureJson(await Deno.readTextFile(path), path);
 }
 
 async function loadCloud(cfg: AzureConfig): Promise<CloudEnvironment> {
@@ -46,14 +46,18 @@ class ReloadableCredential implements TokenCredential {
 export async function loadAzure(path: string): Promise<AzureSetup> {
   const azure = await loadAzureConfig(path);
   const cloud = await loadCloud(azure);
-  return { azure, cloud, credential: new ReloadableCredential(armCredential(credentialsOf(azure), cloud)) };
+  return {
+    azure,
+    cloud,
+    credential: new ReloadableCredential(await armCredential(credentialsOf(azure), cloud)),
+  };
 }
 
 /** Re-reads azure.json 200 ms after it changes and swaps the credential in place. */
 export function reloadOnChange(path: string, setup: AzureSetup, log: Logger, signal: AbortSignal): void {
   const reload = async () => {
     const next = await loadAzureConfig(path);
-    setup.credential.current = armCredential(credentialsOf(next), await loadCloud(next));
+    setup.credential.current = await armCredential(credentialsOf(next), await loadCloud(next));
     log.info(`${path} changed: Azure credentials reloaded`);
   };
   (async () => {

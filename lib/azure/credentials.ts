@@ -5,26 +5,21 @@
 
 import { ServicePrincipalCredential } from "./aad_token_client.ts";
 import { AzureConfigError, type Credentials } from "./azure_json.ts";
-import {
-  buildClientAssertion,
-  CertificateError,
-  type ClientCertificateMaterial,
-  readClientCertificate,
-  readPkcs12,
-} from "./certificate_assertion.ts";
+import type { ClientCertificateMaterial } from "./certificate_assertion.ts";
 import type { CloudEnvironment } from "./cloud.ts";
 import { DEFAULT_IMDS_HOST, ManagedIdentityCredential } from "./imds_token_client.ts";
 import type { TokenCredential } from "./token_credential.ts";
 
 /**
- * `imdsHost`: where IMDS is; by default what @azure/identity honoured, AZURE_POD_IDENTITY_AUTHORITY_HOST,
+ * The certificate code (and node-forge, which it needs for PKCS#12: about 6 MiB of RSS) is loaded only for a
+ * certificate credential. `imdsHost`: where IMDS is; by default what @azure/identity honoured, AZURE_POD_IDENTITY_AUTHORITY_HOST,
  * else 169.254.169.254.
  */
-export function armCredential(
+export async function armCredential(
   creds: Credentials,
   cloud: CloudEnvironment,
   imdsHost = Deno.env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") || DEFAULT_IMDS_HOST,
-): TokenCredential {
+): Promise<TokenCredential> {
   const authorityHost = cloud.activeDirectoryEndpoint;
   switch (creds.kind) {
     case "secret":
@@ -35,7 +30,8 @@ export function armCredential(
         proof: { kind: "secret", secret: creds.secret },
       });
     case "certificate": {
-      const material = readCertificateFile(creds.certPath, creds.password);
+      const { buildClientAssertion } = await import("./certificate_assertion.ts");
+      const material = await readCertificateFile(creds.certPath, creds.password);
       return new ServicePrincipalCredential({
         authorityHost,
         tenantId: creds.tenantId,
@@ -52,7 +48,8 @@ export function armCredential(
 }
 
 /** azure.json's aadClientCertPath: PEM (key and certificate) or PKCS#12 (.pfx / .p12, with the password). */
-function readCertificateFile(path: string, password: string): ClientCertificateMaterial {
+async function readCertificateFile(path: string, password: string): Promise<ClientCertificateMaterial> {
+  const { CertificateError, readClientCertificate, readPkcs12 } = await import("./certificate_assertion.ts");
   let bytes: Uint8Array;
   try {
     bytes = Deno.readFileSync(path);

@@ -8,8 +8,8 @@ import {
   parseAzureJson,
 } from "../../../lib/azure/azure_json.ts";
 
-Deno.test("azure.json: service principal secret, managed identity, certificate", () => {
-  const cfg = parseAzureJson(
+Deno.test("azure.json: service principal secret, managed identity, certificate", async () => {
+  const cfg = await parseAzureJson(
     JSON.stringify({
       cloud: "AzurePublicCloud",
       tenantId: "t",
@@ -23,29 +23,29 @@ Deno.test("azure.json: service principal secret, managed identity, certificate",
   );
   assert.deepEqual(credentialsOf(cfg), { kind: "secret", tenantId: "t", clientId: "c", secret: "shh" });
   assert.equal(cfg.userAssignedIdentityId, "kubelet-client");
-  const msi = parseAzureJson(
+  const msi = await parseAzureJson(
     '{"subscriptionId":"s","useManagedIdentityExtension":true,"userAssignedIdentityID":"u"}',
     "f",
   );
   assert.deepEqual(credentialsOf(msi), { kind: "managedIdentity", clientId: "u" });
-  const cert = parseAzureJson(
+  const cert = await parseAzureJson(
     '{"subscriptionId":"s","tenantId":"t","aadClientId":"c","aadClientCertPath":"/p"}',
     "f",
   );
   assert.equal(credentialsOf(cert).kind, "certificate");
 });
 
-Deno.test("azure.json: errors name the source and field, never echo secrets", () => {
-  assert.throws(
+Deno.test("azure.json: errors name the source and field, never echo secrets", async () => {
+  await assert.rejects(
     () => parseAzureJson("{", "/x.json"),
     (e: Error) => e instanceof AzureConfigError && /\/x\.json/.test(e.message),
   );
-  assert.throws(() => parseAzureJson('{"tenantId":"t"}', "f"), /subscriptionId is required/);
-  assert.throws(
+  await assert.rejects(() => parseAzureJson('{"tenantId":"t"}', "f"), /subscriptionId is required/);
+  await assert.rejects(
     () => parseAzureJson('{"subscriptionId":"s","tenantId":"t","aadClientId":"c"}', "f"),
     /client secret or a certificate/,
   );
-  assert.throws(
+  await assert.rejects(
     () => parseAzureJson('{"subscriptionId":"s","useManagedIdentityExtension":"maybe-secret"}', "f"),
     (e: Error) => !e.message.includes("maybe-secret"),
   );
@@ -71,8 +71,8 @@ Deno.test("azure config from env (upstream's CLOUD, TENANT_ID, ... and USE_MSI)"
   assert.throws(() => azureConfigFromEnv(() => undefined), /SUBSCRIPTION_ID is required/);
 });
 
-Deno.test("ARM credential: a certificate file that cannot be read is a clear config error", () => {
-  assert.throws(
+Deno.test("ARM credential: a certificate file that cannot be read is a clear config error", async () => {
+  await assert.rejects(
     () =>
       armCredential(
         {
@@ -87,7 +87,7 @@ Deno.test("ARM credential: a certificate file that cannot be read is a clear con
     (e: Error) =>
       e instanceof AzureConfigError && /aadClientCertPath \/nonexistent\/cert\.pem/.test(e.message),
   );
-  const cred = armCredential(
+  const cred = await armCredential(
     { kind: "secret", tenantId: "t", clientId: "c", secret: "s" },
     CLOUDS.AzurePublicCloud,
   );

@@ -1,4 +1,4 @@
-// What NMI loads at start: its static module graph (from `deno info --json`, dynamic imports left out) must
+// What MIC and NMI load at start: the static module graph (from `deno info --json`, dynamic imports left out) must
 // hold no npm package that only some nodes use. Each npm package brings Deno's npm layer and costs every node
 // megabytes of RSS (node-forge alone about 12 MiB); those below are loaded at their first use instead.
 import assert from "node:assert/strict";
@@ -13,7 +13,7 @@ const LAZY_ONLY = ["npm:node-forge", "npm:yaml", "npm:@kubernetes/client-node", 
 async function staticNpmImports(entry: string): Promise<Map<string, string>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", entry],
-    cwd: new URL("../../../", import.meta.url).pathname,
+    cwd: new URL("../../", import.meta.url).pathname,
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -39,6 +39,12 @@ async function staticNpmImports(entry: string): Promise<Map<string, string>> {
 
 Deno.test("NMI's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure)", async () => {
   const npm = await staticNpmImports("nmi/main.ts");
+  const eager = [...npm].filter(([c]) => LAZY_ONLY.some((p) => c.startsWith(p)));
+  assert.deepEqual(eager.map(([c, by]) => `${c} <- ${by}`), []);
+});
+
+Deno.test("MIC's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure)", async () => {
+  const npm = await staticNpmImports("mic/main.ts");
   const eager = [...npm].filter(([c]) => LAZY_ONLY.some((p) => c.startsWith(p)));
   assert.deepEqual(eager.map(([c, by]) => `${c} <- ${by}`), []);
 });
