@@ -1,26 +1,15 @@
 // A counter: a total that only goes up (requests served, errors seen).
 
 import { braces, formatValue, joinLabels } from "./exposition.ts";
-import { type LabelValues, Metric, type MetricConfig, type Series } from "./metric.ts";
+import { type LabelValues, Metric, type MetricConfig } from "./metric.ts";
+import { ValueSeries } from "./value_series.ts";
 
-export class CounterSeries implements Series {
-  readonly labelText: string;
-  /** One slot: an update stores in place, where a number field may box a new double per update. */
-  readonly #value = new Float64Array(1);
-
-  constructor(labelText: string) {
-    this.labelText = labelText;
-  }
-
-  get value(): number {
-    return this.#value[0];
-  }
-
+export class CounterSeries extends ValueSeries {
   inc(by = 1): void {
     if (!(by >= 0) || by === Infinity) {
       throw new TypeError(`counter increment must be finite and >= 0: ${by}`);
     }
-    this.#value[0] += by;
+    this.slot[0] += by;
   }
 }
 

@@ -1,29 +1,18 @@
 // A gauge: a value that goes up and down (requests waiting, memory in use).
 
 import { braces, formatValue, joinLabels } from "./exposition.ts";
-import { type LabelValues, Metric, type MetricConfig, type Series } from "./metric.ts";
+import { type LabelValues, Metric, type MetricConfig } from "./metric.ts";
+import { ValueSeries } from "./value_series.ts";
 
-export class GaugeSeries implements Series {
-  readonly labelText: string;
-  /** One slot: an update stores in place, where a number field may box a new double per update. */
-  readonly #value = new Float64Array(1);
-
-  constructor(labelText: string) {
-    this.labelText = labelText;
-  }
-
-  get value(): number {
-    return this.#value[0];
-  }
-
+export class GaugeSeries extends ValueSeries {
   set(v: number): void {
     if (typeof v !== "number") throw new TypeError(`gauge value must be a number: ${v}`);
-    this.#value[0] = v;
+    this.slot[0] = v;
   }
 
   inc(by = 1): void {
     if (!Number.isFinite(by)) throw new TypeError(`gauge increment must be finite: ${by}`);
-    this.#value[0] += by;
+    this.slot[0] += by;
   }
 
   dec(by = 1): void {
