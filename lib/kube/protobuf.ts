@@ -347,6 +347,14 @@ export type MetaFields = "whole" | "identity";
 /** The tags (field << 3 | wire type) of ObjectMeta that "identity" skips: 2, 7, 8, 12, 13, 14. */
 const NOT_IDENTITY = new Set([18, 56, 66, 98, 106, 114]);
 
+/** ObjectMeta's plain string fields by tag (one case of the switch below reads them all). */
+const META_STRINGS: Record<number, "name" | "generateName" | "uid" | "resourceVersion"> = {
+  10: "name",
+  18: "generateName",
+  42: "uid",
+  50: "resourceVersion",
+};
+
 /**
  * ObjectMeta without selfLink and managedFields (skipped unread). Empty strings and zero generations are
  * left out, as the JSON API's `omitempty` leaves them out; pointer fields (deletionTimestamp,
@@ -364,20 +372,14 @@ export function readObjectMeta(r: ProtoReader, fields: MetaFields = "whole"): Ob
       continue;
     }
     switch (t) {
-      case 10 /* 1:len */:
-        if ((s = r.string()) !== "") m.name = s;
-        break;
-      case 18 /* 2:len */:
-        if ((s = r.string()) !== "") m.generateName = s;
+      case 10 /* 1:len name */:
+      case 18 /* 2:len generateName */:
+      case 42 /* 5:len uid */:
+      case 50 /* 6:len resourceVersion */:
+        if ((s = r.string()) !== "") m[META_STRINGS[t]] = s;
         break;
       case 26 /* 3:len */:
         if ((s = r.interned()) !== "") m.namespace = s;
-        break;
-      case 42 /* 5:len */:
-        if ((s = r.string()) !== "") m.uid = s;
-        break;
-      case 50 /* 6:len */:
-        if ((s = r.string()) !== "") m.resourceVersion = s;
         break;
       case 56 /* 7:varint */: {
         const g = r.int();

@@ -1,8 +1,7 @@
 // A counter: a total that only goes up (requests served, errors seen).
 
-import { braces, formatValue, joinLabels } from "./exposition.ts";
-import { type LabelValues, Metric, type MetricConfig } from "./metric.ts";
-import { ValueSeries } from "./value_series.ts";
+import type { MetricConfig } from "./metric.ts";
+import { ValueMetric, ValueSeries } from "./value_metric.ts";
 
 export class CounterSeries extends ValueSeries {
   inc(by = 1): void {
@@ -13,7 +12,7 @@ export class CounterSeries extends ValueSeries {
   }
 }
 
-export class Counter<L extends string = string> extends Metric<L, CounterSeries> {
+export class Counter<L extends string = string> extends ValueMetric<L, CounterSeries> {
   readonly type = "counter";
 
   constructor(config: MetricConfig<L>) {
@@ -21,17 +20,7 @@ export class Counter<L extends string = string> extends Metric<L, CounterSeries>
     this.init(config);
   }
 
-  /** `inc()`, `inc(n)`, `inc(labels)` or `inc(labels, n)`. */
-  inc(labels?: LabelValues<L> | number, by?: number): void {
-    if (typeof labels === "number") this.seriesOf(undefined).inc(labels);
-    else this.seriesOf(labels).inc(by);
-  }
-
   protected newSeries(labelText: string): CounterSeries {
     return new CounterSeries(labelText);
-  }
-
-  protected renderSeries(s: CounterSeries, extra: string): string {
-    return `${this.name}${braces(joinLabels(s.labelText, extra))} ${formatValue(s.value)}`;
   }
 }

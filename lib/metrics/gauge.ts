@@ -1,8 +1,7 @@
 // A gauge: a value that goes up and down (requests waiting, memory in use).
 
-import { braces, formatValue, joinLabels } from "./exposition.ts";
-import { type LabelValues, Metric, type MetricConfig } from "./metric.ts";
-import { ValueSeries } from "./value_series.ts";
+import type { LabelValues, MetricConfig } from "./metric.ts";
+import { ValueMetric, ValueSeries } from "./value_metric.ts";
 
 export class GaugeSeries extends ValueSeries {
   set(v: number): void {
@@ -25,7 +24,7 @@ interface GaugeConfig<L extends string> extends MetricConfig<L> {
   collect?: (this: Gauge<L>) => void;
 }
 
-export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
+export class Gauge<L extends string = string> extends ValueMetric<L, GaugeSeries> {
   readonly type = "gauge";
   readonly #collect: ((this: Gauge<L>) => void) | undefined;
 
@@ -45,12 +44,6 @@ export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
     else this.seriesOf(labels).set(v as number);
   }
 
-  /** `inc()`, `inc(n)`, `inc(labels)` or `inc(labels, n)`. */
-  inc(labels?: LabelValues<L> | number, by?: number): void {
-    if (typeof labels === "number") this.seriesOf(undefined).inc(labels);
-    else this.seriesOf(labels).inc(by);
-  }
-
   /** `dec()`, `dec(n)`, `dec(labels)` or `dec(labels, n)`. */
   dec(labels?: LabelValues<L> | number, by?: number): void {
     if (typeof labels === "number") this.seriesOf(undefined).dec(labels);
@@ -59,9 +52,5 @@ export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
 
   protected newSeries(labelText: string): GaugeSeries {
     return new GaugeSeries(labelText);
-  }
-
-  protected renderSeries(s: GaugeSeries, extra: string): string {
-    return `${this.name}${braces(joinLabels(s.labelText, extra))} ${formatValue(s.value)}`;
   }
 }
