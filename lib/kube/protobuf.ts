@@ -255,17 +255,17 @@ export function readMicroTime(r: ProtoReader): string {
   return formatTime(r, true);
 }
 
+/** google.protobuf.Timestamp's fields, read into one reused object (times are read one at a time). */
+const TIMESTAMP: FieldTable<{ seconds: number; nanos: number }> = {
+  8 /* 1:varint */: (r, t) => t.seconds = r.int(),
+  16 /* 2:varint */: (r, t) => t.nanos = r.int(),
+};
+const timestamp = { seconds: 0, nanos: 0 };
+
 function formatTime(r: ProtoReader, micro: boolean): string {
-  const end = r.lenEnd();
-  let seconds = 0;
-  let nanos = 0;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 8 /* 1:varint */) seconds = r.int();
-    else if (t === 16 /* 2:varint */) nanos = r.int();
-    else r.skip(t);
-  }
-  r.closed(end);
+  timestamp.seconds = 0;
+  timestamp.nanos = 0;
+  const { seconds, nanos } = readFields(r, timestamp, TIMESTAMP);
   // Objects listed together were mostly created in the same seconds: reuse the last formatted second.
   if (seconds !== lastSeconds) {
     lastSeconds = seconds;
