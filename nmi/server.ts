@@ -32,6 +32,7 @@ import { RefusalLog } from "./refusal_log.ts";
 import type { FlowResult, TokenFlow } from "./token_flow.ts";
 import { tokenAnswerJson } from "./multi_tenant.ts";
 import { imdsJson, type Token } from "./token.ts";
+import { readCapped } from "../lib/read_capped.ts";
 
 interface ServerDeps {
   flow: TokenFlow;
@@ -128,33 +129,11 @@ function tokenAnswer(token: Token, clientId: string): PlainAnswer {
  * refused before a byte is read, and a body without one stops being read at the first byte past the cap
  * (the connection is then closed by the HTTP layer rather than drained).
  */
-export async function readCappedBody(
+export function readCappedBody(
   req: Pick<IncomingRequest, "headers" | "body">,
   cap: number,
 ): Promise<Uint8Array | undefined> {
-  const declared = req.headers.get("content-length");
-  if (declared !== null && !(Number(declared) <= cap)) return undefined;
-  if (!req.body) return new Uint8Array();
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > cap) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return readCapped(req.body, req.headers.get("content-length"), cap);
 }
 
 /** The `resource` query parameter, for the original's `resource` label ("" when absent or unreadable). */

@@ -4,13 +4,8 @@
 // Neither the secret nor the token ever reaches an error message.
 
 import { readBoundedJson } from "./bounded_body.ts";
-import { TokenCache } from "./token_cache.ts";
-import {
-  type AccessToken,
-  type GetTokenOptions,
-  type TokenCredential,
-  TokenRequestError,
-} from "./token_credential.ts";
+import { CachedCredential } from "./token_cache.ts";
+import { type AccessToken, TokenRequestError } from "./token_credential.ts";
 
 type ClientProof = { kind: "secret"; secret: string } | {
   kind: "assertion";
@@ -31,13 +26,6 @@ interface ServicePrincipalOptions {
 
 function aadTokenEndpoint(authorityHost: string, tenantId: string): string {
   return `${authorityHost.replace(/\/+$/, "")}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
-}
-
-/** The scope a credential is asked for, as one string (MIC asks for exactly one). */
-export function oneScope(scopes: string | string[]): string {
-  const list = typeof scopes === "string" ? [scopes] : scopes;
-  if (list.length !== 1) throw new TypeError(`exactly one scope expected, got ${list.length}`);
-  return list[0];
 }
 
 /** A token answer `{access_token, expires_in | expires_on}` (Azure AD and IMDS), or a clear error. */
@@ -70,20 +58,15 @@ export function tokenError(status: number, body: unknown, from: string): TokenRe
   return new TokenRequestError(status, code, `${from}: ${status} ${code}${text ? `: ${text}` : ""}`);
 }
 
-export class ServicePrincipalCredential implements TokenCredential {
+export class ServicePrincipalCredential extends CachedCredential {
   readonly #o: ServicePrincipalOptions;
-  readonly #cache: TokenCache;
 
   constructor(o: ServicePrincipalOptions) {
+    super(o.now);
     this.#o = o;
-    this.#cache = new TokenCache((scope) => this.#fetch(scope), o.now);
   }
 
-  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
-    return this.#cache.get(oneScope(scopes), options?.abortSignal);
-  }
-
-  async #fetch(scope: string): Promise<AccessToken> {
+  protected async fetchToken(scope: string): Promise<AccessToken> {
     const o = this.#o;
     const endpoint = aadTokenEndpoint(o.authorityHost, o.tenantId);
     const form = new URLSearchParams({ grant_type: "client_credentials", client_id: o.clientId, scope });

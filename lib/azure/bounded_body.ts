@@ -1,6 +1,8 @@
 // Reads an HTTP answer's body with a size cap: ARM, Azure AD and IMDS answers are a few KiB, so a peer
 // that sends megabytes is broken or hostile, and reading it whole would grow MIC's memory without bound.
 
+import { readCapped } from "../read_capped.ts";
+
 /** ARM's and Azure AD's answers are far below this; more is refused. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
@@ -17,32 +19,9 @@ async function readBoundedText(
   what: string,
   maxBytes = MAX_BODY_BYTES,
 ): Promise<string> {
-  const declared = Number(res.headers.get("content-length") ?? "");
-  if (declared > maxBytes) {
-    await res.body?.cancel().catch(() => {});
-    throw new BodyTooLarge(what, maxBytes);
-  }
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new BodyTooLarge(what, maxBytes);
-    }
-    chunks.push(value);
-  }
-  const all = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    all.set(c, at);
-    at += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  const bytes = await readCapped(res.body, res.headers.get("content-length"), maxBytes);
+  if (!bytes) throw new BodyTooLarge(what, maxBytes);
+  return new TextDecoder().decode(bytes);
 }
 
 /** The body as JSON; undefined when empty or not JSON (the status code then tells what happened). */

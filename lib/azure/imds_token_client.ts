@@ -8,15 +8,10 @@
 
 import { parseRetryAfter } from "../retry_after.ts";
 import { sleep } from "../sleep.ts";
-import { oneScope, tokenError, tokenFromAnswer } from "./aad_token_client.ts";
+import { tokenError, tokenFromAnswer } from "./aad_token_client.ts";
 import { readBoundedJson } from "./bounded_body.ts";
-import { TokenCache } from "./token_cache.ts";
-import {
-  type AccessToken,
-  type GetTokenOptions,
-  type TokenCredential,
-  TokenRequestError,
-} from "./token_credential.ts";
+import { CachedCredential } from "./token_cache.ts";
+import { type AccessToken, TokenRequestError } from "./token_credential.ts";
 
 export const DEFAULT_IMDS_HOST = "http://169.254.169.254";
 
@@ -64,17 +59,16 @@ interface ManagedIdentityOptions {
   now?: () => number;
 }
 
-export class ManagedIdentityCredential implements TokenCredential {
+export class ManagedIdentityCredential extends CachedCredential {
   readonly #o: ManagedIdentityOptions;
-  readonly #cache: TokenCache;
 
   constructor(o: ManagedIdentityOptions) {
+    super(o.now);
     this.#o = o;
-    this.#cache = new TokenCache((scope) => this.#fetchWithRetries(scope), o.now);
   }
 
-  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
-    return this.#cache.get(oneScope(scopes), options?.abortSignal);
+  protected fetchToken(scope: string): Promise<AccessToken> {
+    return this.#fetchWithRetries(scope);
   }
 
   #url(scope: string): string {

@@ -2,7 +2,7 @@
 // early, or half its lifetime when it lives less than 10 minutes, as MSAL refreshes), fetched once for all
 // concurrent callers, and kept when a refresh fails while it is still valid.
 
-import type { AccessToken } from "./token_credential.ts";
+import type { AccessToken, GetTokenOptions, TokenCredential } from "./token_credential.ts";
 
 /** When a token issued at `issuedAt` and expiring at `expiresOn` should be replaced (epoch ms). */
 export function refreshAt(issuedAt: number, expiresOn: number): number {
@@ -63,4 +63,26 @@ function withSignal<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
     signal.addEventListener("abort", onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
+}
+
+/** The scope a credential is asked for, as one string (MIC asks for exactly one). */
+function oneScope(scopes: string | string[]): string {
+  const list = typeof scopes === "string" ? [scopes] : scopes;
+  if (list.length !== 1) throw new TypeError(`exactly one scope expected, got ${list.length}`);
+  return list[0];
+}
+
+/** A credential whose tokens come from `fetchToken` through one TokenCache. */
+export abstract class CachedCredential implements TokenCredential {
+  readonly #cache: TokenCache;
+
+  constructor(now?: () => number) {
+    this.#cache = new TokenCache((scope) => this.fetchToken(scope), now);
+  }
+
+  getToken(scopes: string | string[], options?: GetTokenOptions): Promise<AccessToken> {
+    return this.#cache.get(oneScope(scopes), options?.abortSignal);
+  }
+
+  protected abstract fetchToken(scope: string): Promise<AccessToken>;
 }

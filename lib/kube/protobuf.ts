@@ -255,17 +255,17 @@ export function readMicroTime(r: ProtoReader): string {
   return formatTime(r, true);
 }
 
+/** google.protobuf.Timestamp's fields, read into one reused object (times are read one at a time). */
+const TIMESTAMP: FieldTable<{ seconds: number; nanos: number }> = {
+  8 /* 1:varint */: (r, t) => t.seconds = r.int(),
+  16 /* 2:varint */: (r, t) => t.nanos = r.int(),
+};
+const timestamp = { seconds: 0, nanos: 0 };
+
 function formatTime(r: ProtoReader, micro: boolean): string {
-  const end = r.lenEnd();
-  let seconds = 0;
-  let nanos = 0;
-  while (r.pos < end) {
-    const t = r.varint();
-    if (t === 8 /* 1:varint */) seconds = r.int();
-    else if (t === 16 /* 2:varint */) nanos = r.int();
-    else r.skip(t);
-  }
-  r.closed(end);
+  timestamp.seconds = 0;
+  timestamp.nanos = 0;
+  const { seconds, nanos } = readFields(r, timestamp, TIMESTAMP);
   // Objects listed together were mostly created in the same seconds: reuse the last formatted second.
   if (seconds !== lastSeconds) {
     lastSeconds = seconds;
@@ -347,6 +347,14 @@ export type MetaFields = "whole" | "identity";
 /** The tags (field << 3 | wire type) of ObjectMeta that "identity" skips: 2, 7, 8, 12, 13, 14. */
 const NOT_IDENTITY = new Set([18, 56, 66, 98, 106, 114]);
 
+/** ObjectMeta's plain string fields by tag (one case of the switch below reads them all). */
+const META_STRINGS: Record<number, "name" | "generateName" | "uid" | "resourceVersion"> = {
+  10: "name",
+  18: "generateName",
+  42: "uid",
+  50: "resourceVersion",
+};
+
 /**
  * ObjectMeta without selfLink and managedFields (skipped unread). Empty strings and zero generations are
  * left out, as the JSON API's `omitempty` leaves them out; pointer fields (deletionTimestamp,
@@ -364,20 +372,14 @@ export function readObjectMeta(r: ProtoReader, fields: MetaFields = "whole"): Ob
       continue;
     }
     switch (t) {
-      case 10 /* 1:len */:
-        if ((s = r.string()) !== "") m.name = s;
-        break;
-      case 18 /* 2:len */:
-        if ((s = r.string()) !== "") m.generateName = s;
+      case 10 /* 1:len name */:
+      case 18 /* 2:len generateName */:
+      case 42 /* 5:len uid */:
+      case 50 /* 6:len resourceVersion */:
+        if ((s = r.string()) !== "") m[META_STRINGS[t]] = s;
         break;
       case 26 /* 3:len */:
         if ((s = r.interned()) !== "") m.namespace = s;
-        break;
-      case 42 /* 5:len */:
-        if ((s = r.string()) !== "") m.uid = s;
-        break;
-      case 50 /* 6:len */:
-        if ((s = r.string()) !== "") m.resourceVersion = s;
         break;
       case 56 /* 7:varint */: {
         const g = r.int();

@@ -1,29 +1,17 @@
 // A gauge: a value that goes up and down (requests waiting, memory in use).
 
-import { braces, formatValue, joinLabels } from "./exposition.ts";
-import { type LabelValues, Metric, type MetricConfig, type Series } from "./metric.ts";
+import type { LabelValues, MetricConfig } from "./metric.ts";
+import { ValueMetric, ValueSeries } from "./value_metric.ts";
 
-export class GaugeSeries implements Series {
-  readonly labelText: string;
-  /** One slot: an update stores in place, where a number field may box a new double per update. */
-  readonly #value = new Float64Array(1);
-
-  constructor(labelText: string) {
-    this.labelText = labelText;
-  }
-
-  get value(): number {
-    return this.#value[0];
-  }
-
+export class GaugeSeries extends ValueSeries {
   set(v: number): void {
     if (typeof v !== "number") throw new TypeError(`gauge value must be a number: ${v}`);
-    this.#value[0] = v;
+    this.slot[0] = v;
   }
 
   inc(by = 1): void {
     if (!Number.isFinite(by)) throw new TypeError(`gauge increment must be finite: ${by}`);
-    this.#value[0] += by;
+    this.slot[0] += by;
   }
 
   dec(by = 1): void {
@@ -36,7 +24,7 @@ interface GaugeConfig<L extends string> extends MetricConfig<L> {
   collect?: (this: Gauge<L>) => void;
 }
 
-export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
+export class Gauge<L extends string = string> extends ValueMetric<L, GaugeSeries> {
   readonly type = "gauge";
   readonly #collect: ((this: Gauge<L>) => void) | undefined;
 
@@ -56,12 +44,6 @@ export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
     else this.seriesOf(labels).set(v as number);
   }
 
-  /** `inc()`, `inc(n)`, `inc(labels)` or `inc(labels, n)`. */
-  inc(labels?: LabelValues<L> | number, by?: number): void {
-    if (typeof labels === "number") this.seriesOf(undefined).inc(labels);
-    else this.seriesOf(labels).inc(by);
-  }
-
   /** `dec()`, `dec(n)`, `dec(labels)` or `dec(labels, n)`. */
   dec(labels?: LabelValues<L> | number, by?: number): void {
     if (typeof labels === "number") this.seriesOf(undefined).dec(labels);
@@ -70,9 +52,5 @@ export class Gauge<L extends string = string> extends Metric<L, GaugeSeries> {
 
   protected newSeries(labelText: string): GaugeSeries {
     return new GaugeSeries(labelText);
-  }
-
-  protected renderSeries(s: GaugeSeries, extra: string): string {
-    return `${this.name}${braces(joinLabels(s.labelText, extra))} ${formatValue(s.value)}`;
   }
 }
