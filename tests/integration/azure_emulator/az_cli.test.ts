@@ -1,23 +1,40 @@
 // The Azure CLI itself (azure-cli of tests/clients/azcli, unmodified) against the emulator as a custom
 // cloud: `az login --identity` takes a token from an emulated IMDS, then lists the subscriptions it can
 // see on the emulated ARM, and `az account get-access-token` hands out that identity's token. Needs the
-// az venv that `install-clients.sh --image-inputs` installs (the real-node tests run it); skipped without.
+// az venv that `install-clients.sh --image-inputs` installs (cached; run here when missing, as the real-node
+// tests do); skipped, with the reason, only when that install fails.
 
 import assert from "node:assert/strict";
 import { sandboxCacheDir } from "../../../scripts/sandbox/pki.ts";
 import { type Harness, startHarness } from "./helpers.ts";
 
-async function azPython(): Promise<string | undefined> {
+async function installedAzPython(): Promise<string | undefined> {
   const env = await Deno.readTextFile(`${sandboxCacheDir()}/image-inputs.env`).catch(() => "");
   const dir = /^AAD_AZCLI=(.+)$/m.exec(env)?.[1];
   if (!dir || !await Deno.stat(`${dir}/.complete`).then(() => true, () => false)) return undefined;
   return `${dir}/bin/python`;
 }
 
-const python = await azPython();
-if (!python) {
-  console.log("az CLI tests skipped: azure-cli is not installed (install-clients.sh --image-inputs)");
+/** The az venv's interpreter, installed first when missing (a fresh machine runs this before tests/node). */
+async function azPython(): Promise<string | undefined> {
+  const found = await installedAzPython();
+  if (found) return found;
+  const repo = new URL("../../../", import.meta.url).pathname;
+  const out = await new Deno.Command("bash", {
+    args: [`${repo}scripts/sandbox/install-clients.sh`, "--image-inputs"],
+    cwd: repo,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    console.log(`az CLI tests skipped: install-clients.sh --image-inputs failed: ${why}`);
+    return undefined;
+  }
+  return await installedAzPython();
 }
+
+const python = await azPython();
 
 /** Runs `az args...` with its own config directory; exit code and output. */
 async function az(config: string, imdsUrl: string, args: string[]) {
