@@ -11,22 +11,10 @@ import type { SandboxRecord } from "../../scripts/sandbox/sandbox_state.ts";
 import type { KubeletReady } from "../../scripts/sandbox/kubelet_supervisor.ts";
 import { leftovers } from "./leftovers.ts";
 import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
+import { sandbox } from "../support/sandbox_cli.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
 const skip = await realNodeUnavailable();
 if (skip) console.log(`kubelet sandbox test skipped: ${skip}`);
-
-async function sandbox(dir: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}scripts/sandbox/sandbox.ts`, ...args],
-    cwd: root,
-    env: { AAD_SANDBOX_DIR: dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 async function sh(cmd: string, args: string[]): Promise<string> {
   const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();

@@ -2,20 +2,7 @@
 // user can read what MIC, NMI and the emulator said after the sandbox is gone; `logs` shows them while up.
 
 import assert from "node:assert/strict";
-
-const root = new URL("../../../", import.meta.url).pathname;
-
-async function sandbox(dir: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}scripts/sandbox/sandbox.ts`, ...args],
-    cwd: root,
-    env: { AAD_SANDBOX_DIR: dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { sandbox } from "../../support/sandbox_cli.ts";
 
 Deno.test("sandbox: down removes the state directory and keeps the run's logs (up and down print where)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "aad-sbx-logs-" });

@@ -7,22 +7,10 @@ import assert from "node:assert/strict";
 import { netnsUnavailable } from "../../../scripts/sandbox/netns.ts";
 import { alive } from "../../../scripts/sandbox/detached.ts";
 import type { SandboxRecord } from "../../../scripts/sandbox/sandbox_state.ts";
+import { sandbox } from "../../support/sandbox_cli.ts";
 
-const root = new URL("../../../", import.meta.url).pathname;
 const skip = await netnsUnavailable();
 if (skip) console.log(`sandbox test in network namespaces skipped: ${skip}`);
-
-async function sandbox(dir: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${root}scripts/sandbox/sandbox.ts`, ...args],
-    cwd: root,
-    env: { AAD_SANDBOX_DIR: dir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
 
 function claims(jwt: string): Record<string, unknown> {
   const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
