@@ -28,8 +28,12 @@ export interface Http2Requests {
 export interface KubeConnection {
   /** Base URL without a trailing slash, e.g. `https://10.0.0.1:443`. */
   server: string;
-  /** Carries the cluster CA and any client certificate, for requests fetch makes. Close it when done. */
-  client: Deno.HttpClient;
+  /**
+   * Carries the cluster CA and any client certificate, for requests fetch makes. Made at first use when
+   * `http2` is present (it then carries only what HTTP/2 declines; building fetch's TLS client costs a
+   * process about 2 MiB of RSS). Close the connection when done.
+   */
+  readonly client: Deno.HttpClient;
   /**
    * lib/kube's own HTTP/2 connections, which carry every request when present (lists and watches read far
    * cheaper there; see http2/connection.ts). It declines servers fetch must reach (plain http, a proxy
@@ -417,7 +421,7 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
   }
   const tls = await tlsMaterial(selected, source);
   const { header: authHeader, exec } = await authOf(doc, selected, source, opts);
-  const client = httpClientOf(tls, source);
+  let client = opts.http2 === false ? httpClientOf(tls, source) : undefined;
   let namespace = selected.namespace;
   if (source === "in-cluster") {
     namespace = await Deno.readTextFile(`${saDir}/namespace`).then((s) => s.trim()).catch(() => undefined);
@@ -428,7 +432,9 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     : new Http2Transport({ caCerts: tls.ca ? [tls.ca] : undefined, cert: tls.cert, key: tls.key }, env);
   return {
     server,
-    client,
+    get client() {
+      return client ??= httpClientOf(tls, source);
+    },
     ...(http2 ? { http2 } : {}),
     authHeader,
     namespace,
@@ -436,7 +442,7 @@ export async function loadKubeConnection(opts: LoadKubeConfigOptions = {}): Prom
     ...(exec ? { refreshAuth: () => (exec.invalidate(), true) } : {}),
     close: () => {
       http2?.close();
-      client.close();
+      client?.close();
     },
   };
 }

@@ -3,8 +3,6 @@
 // in a file is resolved against that file's folder (a merged config has no single folder to be relative
 // to). Pure functions over parsed YAML; reading the files is config.ts's job.
 
-import { dirname, isAbsolute, join } from "node:path";
-
 export type KubeconfigDoc = Record<string, unknown>;
 type Named = { name?: unknown; [k: string]: unknown };
 
@@ -13,7 +11,30 @@ const CLUSTER_PATHS = ["certificate-authority"];
 const USER_PATHS = ["client-certificate", "client-key", "tokenFile"];
 
 function resolve(base: string, value: unknown): unknown {
-  return typeof value === "string" && value !== "" && !isAbsolute(value) ? join(base, value) : value;
+  return typeof value === "string" && value !== "" && !value.startsWith("/")
+    ? normalize(`${base}/${value}`)
+    : value;
+}
+
+// POSIX paths as node:path's dirname and join give them (MIC and NMI run on Linux); importing node:path would
+// start Deno's Node compatibility layer, megabytes of RSS in every process.
+function dirname(path: string): string {
+  const end = path.replace(/(.)\/+$/, "$1").lastIndexOf("/");
+  return end < 0 ? "." : end === 0 ? "/" : path.slice(0, end).replace(/(.)\/+$/, "$1");
+}
+
+/** `.` and empty segments dropped, `..` taking its parent away. */
+function normalize(path: string): string {
+  const absolute = path.startsWith("/");
+  const out: string[] = [];
+  for (const seg of path.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg !== "..") out.push(seg);
+    else if (out.length && out[out.length - 1] !== "..") out.pop();
+    else if (!absolute) out.push("..");
+  }
+  const joined = (absolute ? "/" : "") + out.join("/");
+  return joined || (absolute ? "/" : ".");
 }
 
 function section(doc: KubeconfigDoc, key: string): Named[] {

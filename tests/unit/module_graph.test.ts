@@ -1,6 +1,8 @@
 // What MIC and NMI load at start: the static module graph (from `deno info --json`, dynamic imports left out) must
-// hold no npm package that only some nodes use. Each npm package brings Deno's npm layer and costs every node
-// megabytes of RSS (node-forge alone about 12 MiB); those below are loaded at their first use instead.
+// hold no npm package that only some nodes use, and no node: module at all. Each npm package brings Deno's npm
+// layer and costs every node megabytes of RSS (node-forge alone about 12 MiB); those below are loaded at their
+// first use instead. Any node: module starts Deno's Node compatibility layer (node:tls and node:net cost
+// about 7 MiB, node:path alone 4).
 import assert from "node:assert/strict";
 
 interface InfoModule {
@@ -8,9 +10,9 @@ interface InfoModule {
   dependencies?: { code?: { specifier?: string }; type?: { specifier?: string }; isDynamic?: boolean }[];
 }
 
-const LAZY_ONLY = ["npm:node-forge", "npm:yaml", "npm:@kubernetes/client-node", "npm:@azure/"];
+const LAZY_ONLY = ["npm:node-forge", "npm:yaml", "npm:@kubernetes/client-node", "npm:@azure/", "node:"];
 
-async function staticNpmImports(entry: string): Promise<Map<string, string>> {
+async function staticImports(entry: string): Promise<Map<string, string>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["info", "--json", entry],
     cwd: new URL("../../", import.meta.url).pathname,
@@ -30,21 +32,21 @@ async function staticNpmImports(entry: string): Promise<Map<string, string>> {
     for (const d of bySpecifier.get(s)?.dependencies ?? []) {
       const c = d.code?.specifier;
       if (!c || d.isDynamic) continue;
-      if (c.startsWith("npm:")) npm.set(c, s);
+      if (c.startsWith("npm:") || c.startsWith("node:")) npm.set(c, s);
       else stack.push(c);
     }
   }
   return npm;
 }
 
-Deno.test("NMI's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure)", async () => {
-  const npm = await staticNpmImports("nmi/main.ts");
+Deno.test("NMI's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure) and no node: module", async () => {
+  const npm = await staticImports("nmi/main.ts");
   const eager = [...npm].filter(([c]) => LAZY_ONLY.some((p) => c.startsWith(p)));
   assert.deepEqual(eager.map(([c, by]) => `${c} <- ${by}`), []);
 });
 
-Deno.test("MIC's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure)", async () => {
-  const npm = await staticNpmImports("mic/main.ts");
+Deno.test("MIC's start-up graph holds no lazily needed npm package (node-forge, yaml, client-node, @azure) and no node: module", async () => {
+  const npm = await staticImports("mic/main.ts");
   const eager = [...npm].filter(([c]) => LAZY_ONLY.some((p) => c.startsWith(p)));
   assert.deepEqual(eager.map(([c, by]) => `${c} <- ${by}`), []);
 });

@@ -18,8 +18,6 @@
 // connection fails instead of hanging until TCP gives up. Bodies must be read or cancelled: an abandoned
 // one keeps its share of the connection's window, as in Go's transport.
 
-import { isIP } from "node:net";
-import tls from "node:tls";
 import { ByteQueue } from "../byte_queue.ts";
 import { encodeHeaders, type HeaderField, HpackDecoder, HpackError } from "./hpack.ts";
 import { type Http2Options, type Limits, limitsOf } from "./options.ts";
@@ -37,16 +35,12 @@ import {
   settingsFrame,
   windowUpdateFrame,
 } from "./frames.ts";
+import { closeQuietly, openTls, SocketWriter, type TlsTarget } from "./tls_socket.ts";
 
 /** Where to connect and with which TLS material (PEM). */
-export interface Http2Target {
-  hostname: string;
-  port: number;
+export interface Http2Target extends TlsTarget {
   /** The `:authority` of requests (host and port as in the server URL). */
   authority: string;
-  caCerts?: string[];
-  cert?: string;
-  key?: string;
 }
 
 /** A transport failure. `retryable`: the server never processed the request (GOAWAY, REFUSED_STREAM). */
@@ -108,7 +102,8 @@ interface Stream {
 type Arrivals = Map<Stream, Uint8Array[]>;
 
 export class Http2Connection {
-  readonly #sock: tls.TLSSocket;
+  readonly #conn: Deno.TlsConn;
+  readonly #out: SocketWriter;
   readonly #target: Http2Target;
   readonly #streams = new Map<number, Stream>();
   readonly #decoder = new HpackDecoder();
@@ -141,13 +136,14 @@ export class Http2Connection {
   /** Called once, when the connection has closed (failed, drained after GOAWAY, idle, or closed). */
   onGone?: () => void;
 
-  private constructor(sock: tls.TLSSocket, target: Http2Target, options: Http2Options) {
-    this.#sock = sock;
+  private constructor(conn: Deno.TlsConn, target: Http2Target, options: Http2Options) {
+    this.#conn = conn;
+    this.#out = new SocketWriter(conn, (e) => this.#fail(new Http2Error(`connection failed: ${message(e)}`)));
     this.#target = target;
     const limits = this.#limits = limitsOf(options);
     this.#maxStreams = Math.min(100, limits.maxConcurrentStreams);
     this.#connWindow = limits.connectionWindow;
-    sock.unref();
+    conn.unref();
     this.#timer = setInterval(() => this.#tick(), Math.min(1000, limits.pingTimeoutMs / 3));
     Deno.unrefTimer(this.#timer);
     this.#write(
@@ -159,53 +155,43 @@ export class Http2Connection {
       ]),
       windowUpdateFrame(0, limits.connectionWindow - DEFAULT_WINDOW),
     );
-    sock.on("data", (chunk: Uint8Array) => this.#read(chunk));
-    sock.on(
-      "error",
-      (e: Error) => this.#fail(new Http2Error(`connection failed: ${e.message}`, false, { cause: e })),
-    );
-    sock.on("close", () => this.#fail(new Http2Error("the server closed the connection")));
+    void this.#readLoop();
   }
 
   /** Connects; "not-h2" when the server (or a proxy in front of it) does not offer HTTP/2 over ALPN. */
   static async open(target: Http2Target, options: Http2Options = {}): Promise<Http2Connection | "not-h2"> {
-    const connectMs = options.connectTimeoutMs ?? 30_000;
-    // node:tls rather than Deno.connectTls: the latter leaves Nagle's algorithm on (a small write after a
-    // small write waits for the server's delayed ACK: 43 ms per handshake measured, against 2 ms), and
-    // Deno.startTls, which would take a socket set to TCP_NODELAY, cannot present a client certificate.
-    const sock = tls.connect({
-      host: target.hostname,
-      port: target.port,
-      servername: isIP(target.hostname) ? undefined : target.hostname,
-      // http/1.1 too: a server without h2 then picks it (and the caller uses fetch) instead of ending the
-      // handshake with no_application_protocol.
-      ALPNProtocols: ["h2", "http/1.1"],
-      ...(target.caCerts ? { ca: target.caCerts } : {}),
-      ...(target.cert && target.key ? { cert: target.cert, key: target.key } : {}),
-    });
-    sock.setNoDelay(true);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    // http/1.1 too: a server without h2 then picks it (and the caller uses fetch) instead of ending the
+    // handshake with no_application_protocol.
+    let opened;
     try {
-      await new Promise<void>((resolve, reject) => {
-        sock.once("secureConnect", () => resolve());
-        sock.once("error", reject);
-        timer = setTimeout(
-          () => reject(new Http2Error(`no TLS connection within ${connectMs} ms`)),
-          connectMs,
-        );
-      });
+      opened = await openTls(target, ["h2", "http/1.1"], options.connectTimeoutMs ?? 30_000);
     } catch (e) {
-      sock.destroy();
-      throw e;
-    } finally {
-      clearTimeout(timer);
-      sock.removeAllListeners("error");
+      throw new Http2Error(message(e), false, { cause: e });
     }
-    if (sock.alpnProtocol !== "h2") {
-      sock.destroy();
+    if (opened.protocol !== "h2") {
+      closeQuietly(opened.conn);
       return "not-h2";
     }
-    return new Http2Connection(sock, target, options);
+    return new Http2Connection(opened.conn, target, options);
+  }
+
+  /**
+   * Reads until the socket ends; all of one read is handled before the next (the buffer is reused). After
+   * the connection has failed, it reads on (discarding) until the server closes its side or #fail's timer
+   * cuts it off, as a socket's end() would.
+   */
+  async #readLoop(): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    try {
+      for (let n; (n = await this.#conn.read(buf)) !== null;) {
+        if (!this.#closed) this.#read(buf.subarray(0, n));
+      }
+      this.#fail(new Http2Error("the server closed the connection"));
+    } catch (e) {
+      this.#fail(new Http2Error(`connection failed: ${message(e)}`, false, { cause: e }));
+    } finally {
+      this.#out.drained().finally(() => closeQuietly(this.#conn));
+    }
   }
 
   /** True while a new stream may be opened here. */
@@ -317,7 +303,7 @@ export class Http2Connection {
     this.#streams.set(id, s);
     if (this.#idleSince !== undefined) {
       this.#idleSince = undefined;
-      this.#sock.ref();
+      this.#conn.ref();
     }
     return s;
   }
@@ -392,7 +378,7 @@ export class Http2Connection {
     this.#poke(s);
     if (this.#streams.size === 0) {
       this.#idleSince = performance.now();
-      if (!this.#closed) this.#sock.unref();
+      if (!this.#closed) this.#conn.unref();
       if (this.#draining) this.#fail(new Http2Error("connection drained after GOAWAY"));
     }
   }
@@ -407,7 +393,7 @@ export class Http2Connection {
     if (this.#outbox.length === 0) return;
     const bytes = concat(this.#outbox);
     this.#outbox = [];
-    if (!this.#sock.destroyed) this.#sock.write(bytes);
+    this.#out.write(bytes);
   }
 
   #fail(error: Http2Error, goaway?: number): void {
@@ -419,10 +405,11 @@ export class Http2Connection {
     clearInterval(this.#timer);
     for (const s of [...this.#streams.values()]) this.#finish(s, error);
     this.#wakeSenders();
-    // end() sends what is buffered (a GOAWAY) before closing; a server that does not close its side in a
-    // second is cut off.
-    this.#sock.end();
-    const kill = setTimeout(() => this.#sock.destroy(), 1000);
+    // What is written (a GOAWAY) goes out before this side closes; a server that does not close its side in
+    // a second is cut off.
+    const conn = this.#conn;
+    this.#out.drained().then(() => conn.closeWrite()).catch(() => {});
+    const kill = setTimeout(() => closeQuietly(conn), 1000);
     Deno.unrefTimer(kill);
     this.onGone?.();
   }
@@ -446,12 +433,10 @@ export class Http2Connection {
   }
 
   /** One socket read: parses every whole frame in it (and in what an earlier read left). */
-  #read(chunk: Uint8Array): void {
+  #read(buf: Uint8Array): void {
     if (this.#closed) return;
     this.#lastRead = performance.now();
     this.#pingSent = undefined;
-    // A plain view: node's Buffer is a Uint8Array subclass, and copying out of one was measured 4x slower.
-    const buf = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const arrived: Arrivals = new Map();
     let off = 0;
     try {
@@ -648,7 +633,7 @@ export class Http2Connection {
     if (++this.#controlAnswers > this.#limits.maxControlFramesPerSecond) {
       throw protocolError("a flood of PING or SETTINGS frames", ErrorCode.ENHANCE_YOUR_CALM);
     }
-    if (this.#sock.writableLength > MAX_UNSENT_BYTES) {
+    if (this.#out.unsent > MAX_UNSENT_BYTES) {
       throw protocolError(
         "control frames answered faster than the server reads",
         ErrorCode.ENHANCE_YOUR_CALM,

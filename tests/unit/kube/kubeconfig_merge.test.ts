@@ -91,3 +91,26 @@ Deno.test("exec credential: v1 and v1beta1 output, expiry, and clear errors that
     );
   }
 });
+
+Deno.test("kubeconfig merge: relative paths resolve as node:path's join(dirname(file), path)", async () => {
+  const { dirname, join } = await import("node:path");
+  const files = [
+    "/a/b/kubeconfig",
+    "kubeconfig",
+    "./kubeconfig",
+    "/kubeconfig",
+    "a/b/",
+    "/a//b//c",
+    "../x/k",
+  ];
+  const paths = ["ca.crt", "../ca.crt", "./x/../y", "../../../../z", "a//b", ".", "/abs/ca.crt"];
+  for (const file of files) {
+    for (const path of paths) {
+      const doc = resolveRelativePaths({
+        clusters: [{ name: "c", cluster: { "certificate-authority": path } }],
+      }, file);
+      const got = (doc.clusters as { cluster: Record<string, string> }[])[0].cluster["certificate-authority"];
+      assert.equal(got, path.startsWith("/") ? path : join(dirname(file), path), `${file} + ${path}`);
+    }
+  }
+});
