@@ -1,0 +1,113 @@
+// lib/kube/simple_yaml.ts against yaml itself: on kubeconfigs as the usual tools write them it must return
+// exactly what yaml's parse returns, leave the rest to yaml, and never accept what yaml reads differently.
+
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { parseSimpleYaml } from "../../../lib/kube/simple_yaml.ts";
+import { rng } from "../../integration/kube/helpers.ts";
+import { CORPUS } from "./simple_yaml_corpus.ts";
+
+Deno.test("simple_yaml: each kubeconfig of the corpus parses as yaml parses it, or is left to yaml", () => {
+  for (const entry of CORPUS) {
+    const simple = parseSimpleYaml(entry.text);
+    if (entry.declines) {
+      assert.equal(simple, undefined, `${entry.name}: should be left to yaml (${entry.declines})`);
+      continue;
+    }
+    assert.notEqual(simple, undefined, `${entry.name}: declined`);
+    assert.deepStrictEqual(simple, parse(entry.text), entry.name);
+  }
+});
+
+Deno.test("simple_yaml: what yaml throws on, the simple parser declines (yaml then reports it)", () => {
+  for (const entry of CORPUS.filter((e) => e.declines?.length)) {
+    let throws = false;
+    try {
+      parse(entry.text);
+    } catch {
+      throws = true;
+    }
+    assert.equal(
+      throws,
+      / \(yaml throws\)$/.test(entry.name),
+      `${entry.name}: yaml ${throws ? "throws" : "parses"}`,
+    );
+  }
+});
+
+Deno.test("simple_yaml: core schema scalars resolve to yaml's types", () => {
+  const doc = parseSimpleYaml(
+    "a: ~\nb: True\nc: 0x1F\nd: 0o17\ne: -.inf\nf: .NaN\ng: 1e3\nh: 2.\ni: 012\nj: 0b1\nk: 1_000\nl: -0\n",
+  );
+  assert.deepStrictEqual(doc, {
+    a: null,
+    b: true,
+    c: 31,
+    d: 15,
+    e: -Infinity,
+    f: NaN,
+    g: 1000,
+    h: 2,
+    i: 12,
+    j: "0b1",
+    k: "1_000",
+    l: -0,
+  });
+});
+
+Deno.test("simple_yaml: a sequence at its key's indentation and compact mappings nest as kubectl means", () => {
+  const doc = parseSimpleYaml("a:\n- b: 1\n  c:\n  - 2\n  d: 3\n-\n- - x\n".replace("- - x", "- x"));
+  assert.deepStrictEqual(doc, { a: [{ b: 1, c: [2], d: 3 }, null, "x"] });
+});
+
+/** The characters YAML gives meaning to, and a few ordinary ones. */
+const ALPHABET = [..."-:#'\"{}[],\n \t&*!|>?%", "a", "1", ".", "~", "\\", "\r\n"];
+
+function mutate(text: string, random: () => number): string {
+  let out = text;
+  const edits = 1 + Math.floor(random() * 3);
+  for (let n = 0; n < edits; n++) {
+    const at = Math.floor(random() * (out.length + 1));
+    const ch = ALPHABET[Math.floor(random() * ALPHABET.length)];
+    const op = random();
+    if (op < 0.4) out = out.slice(0, at) + ch + out.slice(at);
+    else if (op < 0.7) out = out.slice(0, at) + out.slice(at + 1);
+    else out = out.slice(0, at) + ch + out.slice(at + 1);
+  }
+  return out;
+}
+
+/** The mutants' bases: the accepted corpus entries, shortened so that an edit lands on structure more often. */
+function bases(): string[] {
+  return CORPUS.filter((e) => !e.declines && e.text.length > 0).map((e) =>
+    e.text.replace(/[A-Za-z0-9+/=]{80,}/g, (m) => m.slice(0, 8))
+  );
+}
+
+Deno.test("simple_yaml: random mutations of the corpus: whatever it accepts, yaml parses the same", () => {
+  const random = rng(0x5eed21);
+  const texts = bases();
+  const deadline = performance.now() + 4_000;
+  let tried = 0;
+  let accepted = 0;
+  while (tried < 20_000 && performance.now() < deadline) {
+    const text = mutate(texts[tried % texts.length], random);
+    tried++;
+    const simple = parseSimpleYaml(text);
+    if (simple === undefined) continue;
+    accepted++;
+    let expected: unknown;
+    try {
+      expected = parse(text);
+    } catch (e) {
+      assert.fail(
+        `accepted what yaml rejects (${(e as Error).message.split("\n")[0]}): ${JSON.stringify(text)}`,
+      );
+    }
+    assert.deepStrictEqual(simple, expected, `differs from yaml: ${JSON.stringify(text)}`);
+  }
+  // The run is only worth something if many mutants stay in the subset and many leave it.
+  console.log(`${accepted} of ${tried} mutants accepted`);
+  assert.ok(tried >= 2_000, `only ${tried} mutants in time`);
+  assert.ok(accepted > tried / 10 && accepted < tried * 0.95, `${accepted} of ${tried} accepted`);
+});
