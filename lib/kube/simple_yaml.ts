@@ -70,25 +70,10 @@ function resolvePlain(s: string): Node {
   return s;
 }
 
-const ESCAPES: Record<string, string> = {
-  "0": "\0",
-  a: "\x07",
-  b: "\b",
-  e: "\x1b",
-  f: "\f",
-  n: "\n",
-  r: "\r",
-  t: "\t",
-  v: "\v",
-  N: "\u0085",
-  _: "\u00a0",
-  L: "\u2028",
-  P: "\u2029",
-  " ": " ",
-  '"': '"',
-  "/": "/",
-  "\\": "\\",
-};
+/** The escapes yaml knows in double-quoted scalars (its resolve-flow-scalar.js), by the letter after `\\`. */
+const ESCAPES: Record<string, string> = Object.fromEntries(
+  [...'0abefnrtvN_LP "/\\'].map((c, i) => [c, '\0\x07\b\x1b\f\n\r\t\v\u0085\u00a0\u2028\u2029 "/\\'[i]]),
+);
 const HEX_ESCAPE_LENGTH: Record<string, number> = { x: 2, u: 4, U: 8 };
 
 /** A mapping key: strings only (yaml would turn others into strings, and `1` and `"1"` would collide). */
@@ -300,14 +285,8 @@ class BlockParser {
       const entry = splitKey(line.text);
       if (!entry) decline();
       this.pos++;
-      let value: Node;
-      if (isEmpty(entry.rest)) {
-        value = this.nested(indent, true);
-      } else {
-        value = inline(entry.rest);
-        this.noDeeper(indent);
-      }
-      setKey(out, entry.key, value);
+      // After an inline value, a deeper next line is caught where this mapping ends.
+      setKey(out, entry.key, isEmpty(entry.rest) ? this.nested(indent, true) : inline(entry.rest));
     }
     return out;
   }

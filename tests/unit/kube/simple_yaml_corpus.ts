@@ -14,7 +14,7 @@ const JWT =
   "eyJhbGciOiJSUzI1NiIsImtpZCI6Ik1rX2V4In0.eyJhdWQiOlsiaHR0cHM6Ly9rdWJlcm5ldGVzIl19.c2lnbmF0dXJlLV9f";
 
 /** One kubeconfig text; `declines` says the simple parser must leave it to yaml, and why. */
-export interface CorpusEntry {
+interface CorpusEntry {
   name: string;
   text: string;
   declines?: string;
