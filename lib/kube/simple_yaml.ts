@@ -1,14 +1,14 @@
-// A strict parser of the YAML subset kubeconfigs are written in (kubectl, kind, minikube, k3s, az, eksctl,
-// gcloud, our sandbox): loading the yaml package for them costs a Deno process about 14 MiB of resident
-// memory (the npm layer, node compat and its ~500 KB of JS). Whatever it does not fully understand it
-// declines (undefined), and the caller parses with yaml instead; what it accepts must equal yaml@2.9.1's
-// `parse` with its defaults (YAML 1.2 core schema, unique keys), which tests/unit/kube/simple_yaml.test.ts
-// checks against yaml itself on a corpus and on random mutations of it.
+// A strict parser of the YAML subset kubeconfigs are written in (kubectl, kind, minikube, k3s, az, aws,
+// our sandbox), so that reading one does not load the yaml package: about 6 MiB of resident memory in a
+// process that reads only a kubeconfig (the npm layer, node compat, yaml's ~500 KB of JS). What it does
+// not fully understand it declines (undefined) and the caller parses with yaml; what it accepts must equal
+// yaml@2.9.1's `parse` with its defaults (YAML 1.2 core schema, unique keys), which
+// tests/unit/kube/simple_yaml.test.ts checks against yaml on a corpus and on random mutations of it.
 //
 // The subset: one document (an optional leading `---`), comments, block mappings and sequences (compact
 // `- key: value` items, a sequence at its key's indentation as kubectl writes it), single-line flow
-// collections, and single-line plain, single- and double-quoted scalars. Declined: tabs, anchors, aliases,
-// tags, block and multi-line scalars, complex and merge keys, non-string keys, duplicate keys.
+// collections, single-line plain, single- and double-quoted scalars. Declined: tabs, anchors, aliases,
+// tags, block and multi-line scalars, complex and merge keys, non-string and duplicate keys.
 
 type Node = unknown;
 
@@ -31,7 +31,7 @@ function decline(): never {
 const UNUSUAL_CHARS = /[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u2028\u2029]/;
 const INDICATORS = "-?:,[]{}#&*!|>'\"%@`";
 const FLOW_INDICATORS = ",[]{}";
-/** yaml rejects implicit keys longer than 1024 characters. */
+/** yaml rejects a block mapping key whose `:` is more than 1024 characters after its start. */
 const MAX_KEY = 1000;
 
 /** The content lines; comment-only and blank lines carry no data. */
@@ -39,6 +39,7 @@ function toLines(text: string): Line[] {
   const body = (text.startsWith("\ufeff") ? text.slice(1) : text).replaceAll("\r\n", "\n");
   if (UNUSUAL_CHARS.test(body)) decline();
   const lines: Line[] = [];
+  let marker = false;
   for (const raw of body.split("\n")) {
     const trimmed = raw.replace(/ +$/, "");
     const content = trimmed.replace(/^ +/, "");
@@ -46,7 +47,10 @@ function toLines(text: string): Line[] {
     const indent = trimmed.length - content.length;
     if (indent === 0 && /^(?:---|\.\.\.)(?: |$)/.test(content)) {
       // A leading `---` only starts the one document; later ones start or end another.
-      if (content === "---" && lines.length === 0) continue;
+      if (content === "---" && lines.length === 0 && !marker) {
+        marker = true;
+        continue;
+      }
       decline();
     }
     if (indent === 0 && content.startsWith("%")) decline();
@@ -74,11 +78,10 @@ function resolvePlain(s: string): Node {
 const ESCAPES: Record<string, string> = Object.fromEntries(
   [...'0abefnrtvN_LP "/\\'].map((c, i) => [c, '\0\x07\b\x1b\f\n\r\t\v\u0085\u00a0\u2028\u2029 "/\\'[i]]),
 );
-const HEX_ESCAPE_LENGTH: Record<string, number> = { x: 2, u: 4, U: 8 };
 
 /** A mapping key: strings only (yaml would turn others into strings, and `1` and `"1"` would collide). */
 function setKey(map: Record<string, Node>, key: Node, value: Node): void {
-  if (typeof key !== "string" || key.length > MAX_KEY) decline();
+  if (typeof key !== "string") decline();
   // `<<` may merge, `__proto__` would set the prototype; duplicates make yaml throw.
   if (key === "<<" || key === "__proto__" || Object.hasOwn(map, key)) decline();
   map[key] = value;
@@ -102,14 +105,10 @@ class Cursor {
 
   value(flow: boolean): Node {
     const c = this.s[this.i];
-    if (c === "[") return this.flowSeq();
-    if (c === "{") return this.flowMap();
-    if (c === '"') return this.doubleQuoted();
-    if (c === "'") return this.singleQuoted();
-    return resolvePlain(this.plain(flow));
+    return c === "[" ? this.flowSeq() : c === "{" ? this.flowMap() : this.key(flow);
   }
 
-  /** A key: a quoted or plain scalar; what follows is the caller's. */
+  /** A scalar: quoted or plain (resolved by the core schema); also what a key may be. */
   key(flow: boolean): Node {
     const c = this.s[this.i];
     if (c === '"') return this.doubleQuoted();
@@ -137,88 +136,59 @@ class Cursor {
     return s.slice(start, this.i).replace(/ +$/, "");
   }
 
+  /** The text matching `re` here, which is then passed; none: the scalar goes on past this line. */
+  private match(re: RegExp): RegExpExecArray {
+    re.lastIndex = this.i;
+    const m = re.exec(this.s) ?? decline();
+    this.i = re.lastIndex;
+    return m;
+  }
+
   singleQuoted(): string {
-    let out = "";
-    this.i++;
-    for (;;) {
-      const close = this.s.indexOf("'", this.i);
-      if (close < 0) decline(); // continues on the next line
-      out += this.s.slice(this.i, close);
-      this.i = close + 1;
-      if (this.s[this.i] !== "'") return out;
-      out += "'";
-      this.i++;
-    }
+    return this.match(/'((?:[^']|'')*)'/y)[1].replaceAll("''", "'");
   }
 
   doubleQuoted(): string {
-    let out = "";
-    this.i++;
-    for (;;) {
-      const c = this.s[this.i++];
-      if (c === undefined) decline(); // continues on the next line
-      if (c === '"') return out;
-      if (c !== "\\") {
-        out += c;
-        continue;
-      }
-      const e = this.s[this.i++];
-      if (e !== undefined && Object.hasOwn(ESCAPES, e)) {
-        out += ESCAPES[e];
-      } else if (e !== undefined && Object.hasOwn(HEX_ESCAPE_LENGTH, e)) {
-        const hex = this.s.substr(this.i, HEX_ESCAPE_LENGTH[e]);
-        if (hex.length !== HEX_ESCAPE_LENGTH[e] || !/^[0-9a-fA-F]+$/.test(hex)) decline();
-        const code = parseInt(hex, 16);
-        if (code > 0x10ffff) decline();
-        out += String.fromCodePoint(code);
-        this.i += hex.length;
-      } else {
-        decline();
-      }
-    }
+    const body = this.match(/"((?:[^"\\]|\\.)*)"/y)[1];
+    return body.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/g, (_, e: string) => {
+      if (e.length === 1) return Object.hasOwn(ESCAPES, e) ? ESCAPES[e] : decline();
+      const code = parseInt(e.slice(1), 16);
+      return code > 0x10ffff ? decline() : String.fromCodePoint(code);
+    });
   }
 
-  /** `[a, b]`; an empty entry (`[a,]`) or a pair (`[a: b]`) is declined. */
+  /** `[a, b]` or `{a: b}`, entries split by commas (a trailing one allowed; `[a, , b]` is declined). */
+  private flow<T>(out: T, close: string, entry: () => void): T {
+    this.i++;
+    this.spaces();
+    while (this.s[this.i] !== close) {
+      entry();
+      this.spaces();
+      if (this.s[this.i] === close) break;
+      if (this.s[this.i++] !== ",") decline();
+      this.spaces();
+    }
+    this.i++;
+    return out;
+  }
+
+  /** A pair inside (`[a: b]`) is declined. */
   flowSeq(): Node[] {
     const out: Node[] = [];
-    this.i++;
-    this.spaces();
-    if (this.s[this.i] === "]") {
-      this.i++;
-      return out;
-    }
-    for (;;) {
-      out.push(this.value(true));
-      this.spaces();
-      const c = this.s[this.i++];
-      if (c === "]") return out;
-      if (c !== ",") decline();
-      this.spaces();
-    }
+    return this.flow(out, "]", () => out.push(this.value(true)));
   }
 
-  /** `{a: b, c: d}`; every entry needs `: ` and a value. */
+  /** Every entry needs `: ` and a value (`{a}`, `{a: }` and `{"a":b}` are declined). */
   flowMap(): Record<string, Node> {
     const out: Record<string, Node> = {};
-    this.i++;
-    this.spaces();
-    if (this.s[this.i] === "}") {
-      this.i++;
-      return out;
-    }
-    for (;;) {
+    return this.flow(out, "}", () => {
       const key = this.key(true);
       this.spaces();
       if (this.s[this.i] !== ":" || this.s[this.i + 1] !== " ") decline();
-      this.i++;
+      this.i += 2;
       this.spaces();
       setKey(out, key, this.value(true));
-      this.spaces();
-      const c = this.s[this.i++];
-      if (c === "}") return out;
-      if (c !== ",") decline();
-      this.spaces();
-    }
+    });
   }
 }
 
@@ -229,6 +199,7 @@ function splitKey(text: string): { key: Node; rest: string } | undefined {
   const key = c.key(false);
   c.spaces();
   if (text[c.i] !== ":" || (c.i + 1 < text.length && text[c.i + 1] !== " ")) return undefined;
+  if (c.i > MAX_KEY) decline();
   return { key, rest: text.slice(c.i + 1).replace(/^ +/, "") };
 }
 

@@ -546,6 +546,7 @@ export const CORPUS: CorpusEntry[] = [
   { name: "CRLF and BOM", text: crlfBom },
   { name: "unusual indentation", text: indentation.replace("  - - a\n", "  - a\n") },
   { name: "empty file", text: "" },
+  { name: "trailing commas in flow collections", text: "a: [b, c, ]\nd: {e: f,}\n" },
   { name: "only comments and ---", text: "# nothing yet\n---\n# still nothing\n" },
   // What the subset leaves to yaml. Each is valid YAML unless it says otherwise.
   { name: "compact nested sequence", text: indentation, declines: "- - a" },
@@ -559,6 +560,7 @@ export const CORPUS: CorpusEntry[] = [
   { name: "root scalar", text: "just text\n", declines: "not a collection" },
   { name: "document end marker", text: "a: 1\n...\n", declines: "..." },
   { name: "second document (yaml throws)", text: "a: 1\n---\nb: 2\n", declines: "two documents" },
+  { name: "two document start markers (yaml throws)", text: "---\n---\na: 1\n", declines: "two documents" },
   { name: "directive", text: "%YAML 1.2\n---\na: 1\n", declines: "%" },
   { name: "tab indentation (yaml throws)", text: "a:\n\tb: 1\n", declines: "tab" },
   { name: "tab after colon", text: "a:\tb\n", declines: "tab" },
@@ -569,9 +571,11 @@ export const CORPUS: CorpusEntry[] = [
   { name: "non-string key", text: "1: a\n'1': b\n", declines: "non-string key" },
   { name: "lone CR line ends (yaml throws)", text: "a: 1\rb: 2\r", declines: "CR" },
   { name: "invalid escape (yaml throws)", text: 'a: "\\q"\n', declines: "escape" },
-  { name: "trailing comma in flow", text: "a: [b, c,]\n", declines: "empty flow entry" },
+  { name: "empty flow entry (yaml throws)", text: "a: [b, , c]\n", declines: "empty flow entry" },
   { name: "flow key without value", text: "a: {b}\n", declines: "flow key without value" },
   { name: "nested mapping on one line (yaml throws)", text: "a: b: c\n", declines: "a: b: c" },
   { name: "comment not after a space (yaml throws)", text: "a: 'b'#c\n", declines: "comment" },
+  { name: "long key (yaml throws)", text: `"${"\\x41".repeat(300)}": v\n`, declines: "key over 1024" },
+  { name: "long plain value in a sequence", text: `a:\n- ${"b".repeat(3000)}\n` },
   { name: "bad indentation (yaml throws)", text: "a:\n  b: 1\n c: 2\n", declines: "indentation" },
 ];
