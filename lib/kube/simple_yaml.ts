@@ -34,6 +34,16 @@ const FLOW_INDICATORS = ",[]{}";
 /** yaml rejects a block mapping key whose `:` is more than 1024 characters after its start. */
 const MAX_KEY = 1000;
 
+/**
+ * `s` without trailing spaces (only spaces: yaml keeps a trailing no-break space); a loop, as `/ +$/` is
+ * quadratic on a long run of inner spaces.
+ */
+function trimEndSpaces(s: string): string {
+  let end = s.length;
+  while (s[end - 1] === " ") end--;
+  return s.slice(0, end);
+}
+
 /** The content lines; comment-only and blank lines carry no data. */
 function toLines(text: string): Line[] {
   const body = (text.startsWith("\ufeff") ? text.slice(1) : text).replaceAll("\r\n", "\n");
@@ -41,7 +51,7 @@ function toLines(text: string): Line[] {
   const lines: Line[] = [];
   let marker = false;
   for (const raw of body.split("\n")) {
-    const trimmed = raw.replace(/ +$/, "");
+    const trimmed = trimEndSpaces(raw);
     const content = trimmed.replace(/^ +/, "");
     if (content === "" || content.startsWith("#")) continue;
     const indent = trimmed.length - content.length;
@@ -53,7 +63,6 @@ function toLines(text: string): Line[] {
       }
       decline();
     }
-    if (indent === 0 && content.startsWith("%")) decline();
     lines.push({ indent, text: content });
   }
   return lines;
@@ -133,7 +142,7 @@ class Cursor {
       if (c === ":" && !this.safe(s[this.i + 1], flow)) break;
       if (flow && FLOW_INDICATORS.includes(c)) break;
     }
-    return s.slice(start, this.i).replace(/ +$/, "");
+    return trimEndSpaces(s.slice(start, this.i));
   }
 
   /** The text matching `re` here, which is then passed; none: the scalar goes on past this line. */

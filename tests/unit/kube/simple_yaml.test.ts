@@ -60,6 +60,27 @@ Deno.test("simple_yaml: a sequence at its key's indentation and compact mappings
   assert.deepStrictEqual(doc, { a: [{ b: 1, c: [2], d: 3 }, null, "x"] });
 });
 
+Deno.test("simple_yaml: pathological input is answered at once", () => {
+  const cases: [string, unknown][] = [
+    [`a: b${" ".repeat(200_000)}c\n`, { a: `b${" ".repeat(200_000)}c` }],
+    [`a: ${"[".repeat(100_000)}\n`, undefined],
+    [`a: '${"''".repeat(100_000)}\n`, undefined],
+    [`a: "${'\\"'.repeat(100_000)}\n`, undefined],
+  ];
+  // 300 mappings each nested in the one before (deeper overflows the assertion's own recursion).
+  let deep: unknown = null;
+  for (let i = 0; i < 300; i++) deep = { k: deep };
+  cases.push([Array.from({ length: 300 }, (_, i) => `${" ".repeat(i)}k:`).join("\n"), deep]);
+  for (const [text, expected] of cases) {
+    const started = performance.now();
+    assert.deepStrictEqual(parseSimpleYaml(text), expected);
+    assert.ok(
+      performance.now() - started < 1_000,
+      `${performance.now() - started} ms for ${text.slice(0, 20)}`,
+    );
+  }
+});
+
 /** The characters YAML gives meaning to, a few ordinary ones, and some tokens that change a line's kind. */
 const ALPHABET = [
   ..."-:#'\"{}[],\n \t&*!|>?%",
