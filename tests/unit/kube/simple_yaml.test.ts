@@ -74,12 +74,21 @@ Deno.test("simple_yaml: pathological input is answered at once", () => {
   for (const [text, expected] of cases) {
     const started = performance.now();
     assert.deepStrictEqual(parseSimpleYaml(text), expected);
-    assert.ok(
-      performance.now() - started < 1_000,
-      `${performance.now() - started} ms for ${text.slice(0, 20)}`,
-    );
+    const ms = performance.now() - started;
+    assert.ok(ms < 1_000, `${ms} ms for ${text.slice(0, 20)}`);
   }
 });
+
+/** yaml's parse of a text the simple parser accepted: it must not throw. */
+function parseOrFail(text: string): unknown {
+  try {
+    return parse(text);
+  } catch (e) {
+    assert.fail(
+      `accepted what yaml rejects (${(e as Error).message.split("\n")[0]}): ${JSON.stringify(text)}`,
+    );
+  }
+}
 
 /** The characters YAML gives meaning to, a few ordinary ones, and some tokens that change a line's kind. */
 const ALPHABET = [
@@ -144,18 +153,56 @@ Deno.test("simple_yaml: random mutations of the corpus: whatever it accepts, yam
     const simple = parseSimpleYaml(text);
     if (simple === undefined) continue;
     accepted++;
-    let expected: unknown;
-    try {
-      expected = parse(text);
-    } catch (e) {
-      assert.fail(
-        `accepted what yaml rejects (${(e as Error).message.split("\n")[0]}): ${JSON.stringify(text)}`,
-      );
-    }
-    assert.deepStrictEqual(simple, expected, `differs from yaml: ${JSON.stringify(text)}`);
+    assert.deepStrictEqual(simple, parseOrFail(text), `differs from yaml: ${JSON.stringify(text)}`);
   }
   // The run is only worth something if many mutants stay in the subset and many leave it.
   console.log(`${accepted} of ${tried} mutants accepted`);
   assert.ok(tried >= 2_000, `only ${tried} mutants in time`);
   assert.ok(accepted > tried / 10 && accepted < tried * 0.95, `${accepted} of ${tried} accepted`);
+});
+
+/** Short runs of YAML's significant characters and tokens, set where kubeconfigs put scalars and keys. */
+const PIECES = [
+  ..."-:#'\"{}[],  &*!|>?%@`\\~.01aeEx+_",
+  "\n",
+  "\n ",
+  "\n- ",
+  ": ",
+  "- ",
+  "0x",
+  "0o",
+  ".inf",
+  "null",
+  "\\u",
+];
+const PLACES = [
+  "X",
+  "a: X",
+  "- X",
+  "a: [X]",
+  "a: {b: X}",
+  "a:\n  X",
+  "X: b",
+  "- a: X\n  b: c",
+  "a: X # c",
+  "'X': \"X\"",
+];
+
+Deno.test("simple_yaml: generated scalars and keys: whatever it accepts, yaml parses the same", () => {
+  const random = rng(Number(Deno.env.get("FUZZ_SEED") ?? 0x5ca1a7));
+  const pick = <T>(list: T[]) => list[Math.floor(random() * list.length)];
+  const deadline = performance.now() + Number(Deno.env.get("FUZZ_MS") ?? 2_000);
+  let tried = 0;
+  let accepted = 0;
+  while (tried < Number(Deno.env.get("FUZZ_N") ?? 100_000) && performance.now() < deadline) {
+    const piece = Array.from({ length: 1 + Math.floor(random() * 8) }, () => pick(PIECES)).join("");
+    const text = pick(PLACES).replaceAll("X", piece);
+    tried++;
+    const simple = parseSimpleYaml(text);
+    if (simple === undefined) continue;
+    accepted++;
+    assert.deepStrictEqual(simple, parseOrFail(text), `differs from yaml: ${JSON.stringify(text)}`);
+  }
+  console.log(`${accepted} of ${tried} generated documents accepted`);
+  assert.ok(tried >= 10_000 && accepted > tried / 10, `${accepted} of ${tried} accepted`);
 });
