@@ -133,7 +133,7 @@ const kubeloginUser = [
   "      env: null",
 ];
 
-/** `az aks get-credentials` of an Entra ID cluster, as `kubelogin convert-kubeconfig -l azurecli` leaves it. */
+/** An Entra ID cluster's user with kubelogin's exec (login azurecli), without az's install hint. */
 const aksKubelogin = lines(
   ...aksAdmin.split("\n").slice(0, 15).map((l) =>
     l.replace("clusterAdmin", "clusterUser").replace("-admin", "")
@@ -152,6 +152,7 @@ const aksKubeloginHint = lines(
   "        kubelogin is not installed which is required to connect to AAD enabled cluster.",
   "",
   "        To learn more, please go to https://aka.ms/aks/kubelogin",
+  "      interactiveMode: IfAvailable",
   "      provideClusterInfo: false",
 );
 
@@ -523,7 +524,7 @@ export const CORPUS: CorpusEntry[] = [
   { name: "minikube (extensions, paths)", text: minikube },
   { name: "k3s", text: k3s },
   { name: "az aks get-credentials --admin (certificate + token)", text: aksAdmin },
-  { name: "az aks + kubelogin convert-kubeconfig (exec, args, env: null)", text: aksKubelogin },
+  { name: "az aks, Entra ID user with kubelogin exec (args, env: null), no installHint", text: aksKubelogin },
   {
     name: "az aks get-credentials (Entra ID, installHint block scalar)",
     text: aksKubeloginHint,
