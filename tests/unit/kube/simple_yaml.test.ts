@@ -206,3 +206,12 @@ Deno.test("simple_yaml: generated scalars and keys: whatever it accepts, yaml pa
   console.log(`${accepted} of ${tried} generated documents accepted`);
   assert.ok(tried >= 10_000 && accepted > tried / 10, `${accepted} of ${tried} accepted`);
 });
+
+Deno.test("simple_yaml: the test run's own kubeconfig (scripts/sandbox writes it) is in the subset", async () => {
+  const path = Deno.env.get("AAD_TEST_KUBECONFIG");
+  if (!path) return; // run by `deno test` alone: the corpus has its shape
+  const text = await Deno.readTextFile(path);
+  const simple = parseSimpleYaml(text);
+  assert.notEqual(simple, undefined, `${path} declined`);
+  assert.deepStrictEqual(simple, parse(text));
+});
