@@ -121,7 +121,7 @@ async function readKubeconfigs(
         `kubeconfig ${path} (from ${origin}) cannot be read: ${(e as Error).message}`,
       );
     }
-    // yaml (about 14 MiB of resident memory with the npm layer) loads only for what the simple parser
+    // yaml (about 6 MiB of resident memory with the npm layer) loads only for what the simple parser
     // declines: anchors, block scalars, multi-line values, errors (which yaml then reports).
     let doc = parseSimpleYaml(text);
     if (doc === undefined) {
