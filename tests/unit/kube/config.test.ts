@@ -80,3 +80,77 @@ Deno.test("config: in-cluster service account, token re-read after rotation", as
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** A kubeconfig with a token user; `token` is the YAML written after `token:`. */
+const tokenKubeconfig = (token: string) =>
+  [
+    "apiVersion: v1",
+    "clusters:",
+    "- cluster:",
+    "    server: https://127.0.0.1:6443",
+    "  name: a",
+    "contexts:",
+    "- context: {cluster: a, user: a, namespace: ns}",
+    "  name: a",
+    "current-context: a",
+    "users:",
+    "- name: a",
+    "  user:",
+    `    token: ${token}`,
+    "",
+  ].join("\n");
+
+/** Loads a kubeconfig through lib/kube/config.ts in a deno that may not load npm packages (so not yaml). */
+async function loadWithoutNpm(path: string): Promise<{ ok: boolean; out: string }> {
+  const root = new URL("../../../", import.meta.url).pathname;
+  const code = [
+    'const { loadKubeConnection } = await import("./lib/kube/config.ts");',
+    "const c = await loadKubeConnection({ kubeconfigPath: Deno.args[0], env: () => undefined });",
+    "console.log(c.server, c.namespace, await c.authHeader());",
+    "c.close();",
+  ].join("\n");
+  const { success, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-npm", code, path],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { ok: success, out: text.decode(stdout) + text.decode(stderr) };
+}
+
+Deno.test("config: a usual kubeconfig loads without the yaml package; others still load with it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/usual`, tokenKubeconfig("t0k3n # a comment"));
+    const usual = await loadWithoutNpm(`${dir}/usual`);
+    assert.ok(usual.ok, usual.out);
+    assert.equal(usual.out.trim(), "https://127.0.0.1:6443 ns Bearer t0k3n");
+    // The check itself: a block scalar needs yaml, which a deno without npm cannot import.
+    await Deno.writeTextFile(`${dir}/block`, tokenKubeconfig("|-\n      t0k3n"));
+    const block = await loadWithoutNpm(`${dir}/block`);
+    assert.ok(!block.ok && block.out.includes("--no-npm"), block.out);
+    // With npm, yaml reads it as before.
+    const conn = await loadKubeConnection({ kubeconfigPath: `${dir}/block`, env: noEnv() });
+    try {
+      assert.equal(await conn.authHeader(), "Bearer t0k3n");
+    } finally {
+      conn.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("config: yaml still reports what the simple parser leaves to it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/dup`, tokenKubeconfig("a") + "current-context: b\n");
+    await expectConfigError(
+      loadKubeConnection({ kubeconfigPath: `${dir}/dup`, env: noEnv() }),
+      /^kubeconfig .*\/dup \(from --kubeconfig\) is invalid: Map keys must be unique/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
