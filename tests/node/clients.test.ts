@@ -17,6 +17,7 @@ import {
 } from "../../scripts/images/sdk_images.ts";
 import type { UserAssignedIdentityInfo } from "../../scripts/sandbox/azure/emulator.ts";
 import { leftovers } from "./leftovers.ts";
+import { assertClaimsOf, bindIdentity } from "./identity.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node SDK client tests skipped: ${skip}`);
@@ -48,37 +49,7 @@ function claims(jwt: string): Record<string, string> {
 }
 
 function assertTokenOf(jwt: string, id: UserAssignedIdentityInfo, who: string): void {
-  const c = claims(jwt);
-  assert.equal(c.appid, id.clientId, `${who}: appid`);
-  assert.equal(String(c.xms_mirid).toLowerCase(), id.id.toLowerCase(), `${who}: xms_mirid`);
-}
-
-/** An identity in the emulator, its AzureIdentity and a binding whose selector is its name. */
-async function bindIdentity(c: RealCluster, name: string): Promise<UserAssignedIdentityInfo> {
-  const id = c.emu.addUserAssignedIdentity({ resourceGroup: RG, name });
-  const out = await c.kubectl(
-    ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "aadpodidentity.k8s.io/v1",
-          kind: "AzureIdentity",
-          metadata: { name, namespace: "default" },
-          spec: { type: 0, resourceID: id.id, clientID: id.clientId },
-        },
-        {
-          apiVersion: "aadpodidentity.k8s.io/v1",
-          kind: "AzureIdentityBinding",
-          metadata: { name: `${name}-binding`, namespace: "default" },
-          spec: { azureIdentity: name, selector: name },
-        },
-      ],
-    }),
-  );
-  assert.equal(out.code, 0, out.stderr);
-  return id;
+  assertClaimsOf(claims(jwt), id, who);
 }
 
 interface Container {
@@ -325,7 +296,9 @@ Deno.test({
         return ds.status.numberReady === 1 ? true : undefined;
       });
       const ids: Record<string, UserAssignedIdentityInfo> = {};
-      for (const sdk of ["js", "python", "go", "adal", "demo", "az"]) ids[sdk] = await bindIdentity(c, sdk);
+      for (const sdk of ["js", "python", "go", "adal", "demo", "az"]) {
+        ids[sdk] = await bindIdentity(c, sdk, RG);
+      }
 
       await t.step("JS (@azure/identity) gets its identity's token", () => nodeSdk(c, ids.js, true));
       await t.step(

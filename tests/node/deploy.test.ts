@@ -14,6 +14,7 @@ import {
 } from "../../scripts/sandbox/node/cluster.ts";
 import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
+import { assertClaimsOf, bindIdentity } from "./identity.ts";
 import { restartComponent } from "../../scripts/sandbox/node/node.ts";
 
 const skip = await realNodeUnavailable();
@@ -142,34 +143,11 @@ async function nmiReady(c: RealCluster): Promise<void> {
 
 /** a labelled pod's unmodified SDK gets exactly its identity's token (created -> token timed) */
 async function boundPodGetsToken(c: RealCluster): Promise<void> {
-  const web = c.emu.addUserAssignedIdentity({ resourceGroup: "MC_realnode", name: "web" });
-  const applied = await c.kubectl(
-    ["apply", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "aadpodidentity.k8s.io/v1",
-          kind: "AzureIdentity",
-          metadata: { name: "web", namespace: "default" },
-          spec: { type: 0, resourceID: web.id, clientID: web.clientId },
-        },
-        {
-          apiVersion: "aadpodidentity.k8s.io/v1",
-          kind: "AzureIdentityBinding",
-          metadata: { name: "web", namespace: "default" },
-          spec: { azureIdentity: "web", selector: "web" },
-        },
-      ],
-    }),
-  );
-  assert.equal(applied.code, 0, applied.stderr);
+  const web = await bindIdentity(c, "web", "MC_realnode");
   const t0 = Date.now();
   const { phase, out } = await runSdkPod(c, "web-app", { aadpodidbinding: "web" });
   assert.equal(phase, "Succeeded", JSON.stringify(out));
-  assert.equal(out.appid, web.clientId);
-  assert.equal(String(out.xms_mirid).toLowerCase(), web.id.toLowerCase());
+  assertClaimsOf(out, web);
   const ms = Number(out.receivedAt) - t0;
   console.log(
     `  pod created -> first token: ${(ms / 1000).toFixed(2)} s (LRO 100 ms, propagation off)`,

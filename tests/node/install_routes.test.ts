@@ -11,6 +11,7 @@ import { nodeName, type RealCluster, startRealCluster } from "../../scripts/sand
 import type { InstallRoute } from "../../scripts/sandbox/node/install_routes.ts";
 import { LOCAL_REPOSITORY, SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
+import { assertClaimsOf, bindIdentity, kubectlApply } from "./identity.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node install-route tests skipped: ${skip}`);
@@ -34,14 +35,6 @@ async function get<T>(c: RealCluster, args: string[]): Promise<T> {
   return JSON.parse(out.stdout) as T;
 }
 
-async function apply(c: RealCluster, items: object[]): Promise<void> {
-  const out = await c.kubectl(
-    ["apply", "-f", "-"],
-    JSON.stringify({ apiVersion: "v1", kind: "List", items }),
-  );
-  assert.equal(out.code, 0, out.stderr);
-}
-
 type Claims = { appid?: string; xms_mirid?: string; error?: string };
 
 /** The SDK image in a pod on node 1, run to its end: its phase and the claims line it printed. */
@@ -50,7 +43,7 @@ async function sdkRun(
   name: string,
   o: { labels?: Record<string, string>; serviceAccount?: string } = {},
 ): Promise<{ phase: string; claims: Claims }> {
-  await apply(c, [{
+  await kubectlApply(c, [{
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: "default", labels: o.labels ?? {} },
@@ -113,26 +106,11 @@ async function imagesOverridden(c: RealCluster): Promise<void> {
 
 /** A user-assigned identity `web` bound to `aadpodidbinding: web`: the bound pod gets exactly its token. */
 async function boundPodGetsItsToken(c: RealCluster): Promise<void> {
-  const web = c.emu.addUserAssignedIdentity({ resourceGroup: "MC_realnode", name: "web" });
-  await apply(c, [
-    {
-      apiVersion: "aadpodidentity.k8s.io/v1",
-      kind: "AzureIdentity",
-      metadata: { name: "web", namespace: "default" },
-      spec: { type: 0, resourceID: web.id, clientID: web.clientId },
-    },
-    {
-      apiVersion: "aadpodidentity.k8s.io/v1",
-      kind: "AzureIdentityBinding",
-      metadata: { name: "web", namespace: "default" },
-      spec: { azureIdentity: "web", selector: "web" },
-    },
-  ]);
+  const web = await bindIdentity(c, "web", "MC_realnode");
   const t0 = Date.now();
   const { phase, claims } = await sdkRun(c, "web-app", { labels: { aadpodidbinding: "web" } });
   assert.equal(phase, "Succeeded", JSON.stringify(claims));
-  assert.equal(claims.appid, web.clientId);
-  assert.equal(String(claims.xms_mirid).toLowerCase(), web.id.toLowerCase());
+  assertClaimsOf(claims, web);
   console.log(`  pod created -> token ended: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 
@@ -149,45 +127,25 @@ async function strangerGetsNothing(c: RealCluster, name: string): Promise<void> 
  * exchange; bound but running as another service account, the credential does not match and it gets none.
  */
 async function federatedPodGetsItsToken(c: RealCluster): Promise<void> {
-  const fed = c.emu.addUserAssignedIdentity({ resourceGroup: "MC_realnode", name: "fed" });
+  // A custom cloud's Azure AD and tenant, named on the identity (NMI's defaults are the public cloud's).
+  const fed = await bindIdentity(c, "fed", "MC_realnode", {
+    annotations: { "aadpodidentity.k8s.io/federated": "true" },
+    spec: { tenantID: c.emu.tenantId, adEndpoint: c.emu.authorityHost },
+  });
   c.emu.putFederatedCredential(fed.id, {
     name: "workload",
     issuer: c.cp.server,
     subject: "system:serviceaccount:default:workload",
     audiences: [EXCHANGE],
   });
-  await apply(c, [
+  await kubectlApply(c, [
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "workload", namespace: "default" } },
     { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "other", namespace: "default" } },
-    {
-      apiVersion: "aadpodidentity.k8s.io/v1",
-      kind: "AzureIdentity",
-      metadata: {
-        name: "fed",
-        namespace: "default",
-        annotations: { "aadpodidentity.k8s.io/federated": "true" },
-      },
-      // A custom cloud's Azure AD and tenant, named on the identity (NMI's defaults are the public cloud's).
-      spec: {
-        type: 0,
-        resourceID: fed.id,
-        clientID: fed.clientId,
-        tenantID: c.emu.tenantId,
-        adEndpoint: c.emu.authorityHost,
-      },
-    },
-    {
-      apiVersion: "aadpodidentity.k8s.io/v1",
-      kind: "AzureIdentityBinding",
-      metadata: { name: "fed", namespace: "default" },
-      spec: { azureIdentity: "fed", selector: "fed" },
-    },
   ]);
   const t0 = Date.now();
   const ok = await sdkRun(c, "fed-app", { labels: { aadpodidbinding: "fed" }, serviceAccount: "workload" });
   assert.equal(ok.phase, "Succeeded", JSON.stringify(ok.claims));
-  assert.equal(ok.claims.appid, fed.clientId);
-  assert.equal(String(ok.claims.xms_mirid).toLowerCase(), fed.id.toLowerCase());
+  assertClaimsOf(ok.claims, fed);
   console.log(`  federated pod created -> token ended: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   const attached = JSON.stringify(c.emu.getIdentities(c.vmss.id)).toLowerCase();
   assert.ok(!attached.includes(fed.id.toLowerCase()), `fed is not on the scale set: ${attached}`);

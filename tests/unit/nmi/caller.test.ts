@@ -140,3 +140,29 @@ Deno.test("caller: a failed pod lookup counts as the original's get_pod_list err
   assert.equal((await quiet.byName("ns", "p")).ok, false);
   assert.equal(ops.length, 2);
 });
+
+Deno.test("caller: a flood of distinct source addresses is bounded: the memo and the unknown list start over past 10,000", async () => {
+  const store = new Store<Pod>({ indexers: { byIP: podIndexers.byIP } });
+  store.upsert(pod("a", "10.0.0.1"));
+  let picks = 0;
+  const byIndex = store.byIndex.bind(store);
+  store.byIndex =
+    ((...args: Parameters<typeof byIndex>) => (picks++, byIndex(...args))) as typeof store.byIndex;
+  const api = fakeApi(() => []);
+  const callers = new CallerResolver({ pods: store, client: api.client, node: "n1" });
+  const ask = async () => [(await callers.byIp("10.0.0.1")).ok, (await callers.byIp("10.1.0.1")).ok];
+  assert.deepEqual(await ask(), [true, false]);
+  const [picked, looked] = [picks, api.calls.length];
+  assert.deepEqual(await ask(), [true, false]);
+  assert.deepEqual([picks, api.calls.length], [picked, looked], "both addresses remembered");
+  for (let i = 0; i < 10_000; i++) await callers.byIp(`10.2.${i >> 8}.${i & 255}`);
+  picks = 0;
+  const calls = api.calls.length;
+  assert.deepEqual(await ask(), [true, false]);
+  assert.equal(picks, 2, "the pod cache is asked again for both: the memo started over");
+  assert.equal(
+    api.calls.length,
+    calls + 1,
+    "the unknown address is looked up again: the unknown list started over",
+  );
+});
