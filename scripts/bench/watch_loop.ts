@@ -3,7 +3,7 @@
 //   - events/s the loop applies: a real watch replaying a backlog of writes, and the decode+apply ceiling
 //     on a synthetic stream (no network)
 //   - latency from a write on the apiserver to the handler call (median, p99)
-// Run: deno task bench watch_loop [--pods=10000] [--latency-writes=300]
+// Run: deno task bench watch_loop [--pods=10000] [--latency-writes=300] [--token]
 // Side by side with client-go v0.34.2 (built once into the sandbox cache): see client_go/vs_client_go.ts
 //      deno task bench watch_loop --vs-client-go [--pods=10000] [--backlog=5000] [--rounds=3] [--watchers=100]
 
@@ -11,6 +11,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { startControlPlane } from "../sandbox/control_plane.ts";
 import { loadKubeConnection } from "../../lib/kube/config.ts";
+import { benchTokenKubeconfig } from "./lib/token_kubeconfig.ts";
 import { Informer } from "../../lib/kube/informer.ts";
 import { KubeClient, Resources } from "../../lib/kube/rest.ts";
 import { Store } from "../../lib/kube/store.ts";
@@ -77,7 +78,13 @@ const row = (k: string, v: string) => {
 };
 
 const cp = await startControlPlane();
-const conn = await loadKubeConnection({ kubeconfigPath: cp.kubeconfigPath });
+// --token: a service account's token instead of the admin's client certificate, as MIC and NMI in a pod
+// (their connection is then Deno's own TLS; with a certificate, node:tls: lib/kube/http2/tls_socket.ts).
+const conn = await loadKubeConnection({
+  kubeconfigPath: Deno.args.includes("--token")
+    ? await benchTokenKubeconfig(cp, "watch-loop", `${cp.dir}/token-kubeconfig`)
+    : cp.kubeconfigPath,
+});
 const client = new KubeClient(conn, { userAgent: "bench-watch-loop" });
 const quiet = createLogger({ level: "error" });
 const namespace = "bench";

@@ -35,7 +35,7 @@ import {
   settingsFrame,
   windowUpdateFrame,
 } from "./frames.ts";
-import { closeQuietly, openTls, SocketWriter, type TlsTarget } from "./tls_socket.ts";
+import { closeQuietly, openTls, SocketWriter, type TlsSocket, type TlsTarget } from "./tls_socket.ts";
 
 /** Where to connect and with which TLS material (PEM). */
 export interface Http2Target extends TlsTarget {
@@ -102,7 +102,7 @@ interface Stream {
 type Arrivals = Map<Stream, Uint8Array[]>;
 
 export class Http2Connection {
-  readonly #conn: Deno.TlsConn;
+  readonly #conn: TlsSocket;
   readonly #out: SocketWriter;
   readonly #target: Http2Target;
   readonly #streams = new Map<number, Stream>();
@@ -136,7 +136,7 @@ export class Http2Connection {
   /** Called once, when the connection has closed (failed, drained after GOAWAY, idle, or closed). */
   onGone?: () => void;
 
-  private constructor(conn: Deno.TlsConn, target: Http2Target, options: Http2Options) {
+  private constructor(conn: TlsSocket, target: Http2Target, options: Http2Options) {
     this.#conn = conn;
     this.#out = new SocketWriter(conn, (e) => this.#fail(new Http2Error(`connection failed: ${message(e)}`)));
     this.#target = target;

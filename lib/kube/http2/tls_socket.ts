@@ -1,14 +1,23 @@
-// The TLS socket under an HTTP/2 connection, on Deno's own sockets. It was node:tls, and importing any node:
-// module starts Deno's Node compatibility layer: node:tls and node:net cost every MIC and NMI process about
-// 7 MiB of RSS (measured by a probe beside the same apiserver: 46.4 MiB against 39.1 for a bare process).
-//
-// Nagle's algorithm: Deno.connectTls leaves it on, so a small write after a small write waits for the
-// server's delayed ACK (43 ms per TLS handshake measured with a client certificate). Deno.startTls takes a
-// TCP socket already set to TCP_NODELAY, but cannot present a client certificate. So a connection is
-// TCP + startTls unless the kubeconfig's user authenticates with a client certificate; in a pod (a
-// service-account token) that is always the case. With a certificate, connectTls: Nagle then costs the
-// handshake its delayed ACK, and no more in the steady state, because a connection writes each tick's
-// frames in one write (connection.ts).
+// The TLS socket under an HTTP/2 connection. Importing any node: module starts Deno's Node compatibility
+// layer: node:tls and node:net cost every MIC and NMI process about 7 MiB of RSS (measured by a probe beside
+// the same apiserver: 46.4 MiB against 39.1 for a bare process). So a connection is Deno's own: TCP with
+// TCP_NODELAY, then Deno.startTls, as in a pod (a service-account token). Deno.startTls cannot present a
+// client certificate and Deno.connectTls leaves Nagle's algorithm on, so a kubeconfig user with a client
+// certificate connects through node:tls instead, loaded only then (node_tls_socket.ts).
+// The price of Deno's socket: a read returns one TLS record, and Go's server sends each 4 KiB DATA frame as
+// a record of its own, so a LIST of 10,000 pods takes ~2,300 reads where node:tls takes a few hundred:
+// 200-370 ms against 170-180 (`deno task bench watch_loop --token` against without). Reading on into the
+// same buffer before handing over did not change that; the reads themselves are the cost.
+
+/** The few Deno.Conn methods a connection uses (Deno.TlsConn has them; node_tls_socket.ts adapts node:tls). */
+export interface TlsSocket {
+  read(buf: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
 
 /** Where to connect and with which TLS material (PEM). */
 export interface TlsTarget {
@@ -24,7 +33,7 @@ export async function openTls(
   target: TlsTarget,
   alpn: string[],
   timeoutMs: number,
-): Promise<{ conn: Deno.TlsConn; protocol: string | null }> {
+): Promise<{ conn: TlsSocket; protocol: string | null }> {
   const abort = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = new Promise<never>((_, reject) => {
@@ -49,16 +58,19 @@ async function handshake(
   target: TlsTarget,
   alpn: string[],
   signal: AbortSignal,
-): Promise<{ conn: Deno.TlsConn; protocol: string | null }> {
-  const tls = { hostname: target.hostname, alpnProtocols: alpn, caCerts: target.caCerts };
-  let conn: Deno.TlsConn;
+): Promise<{ conn: TlsSocket; protocol: string | null }> {
   if (target.cert && target.key) {
-    conn = await Deno.connectTls({ ...tls, port: target.port, cert: target.cert, key: target.key });
-  } else {
-    const tcp = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
-    tcp.setNoDelay(true);
-    conn = await Deno.startTls(tcp, tls);
+    const { connectNodeTls } = await import("./node_tls_socket.ts");
+    const conn = await connectNodeTls(target, alpn, signal);
+    return { conn, protocol: conn.alpnProtocol };
   }
+  const tcp = await Deno.connect({ hostname: target.hostname, port: target.port, signal });
+  tcp.setNoDelay(true);
+  const conn = await Deno.startTls(tcp, {
+    hostname: target.hostname,
+    alpnProtocols: alpn,
+    caCerts: target.caCerts,
+  });
   try {
     return { conn, protocol: (await conn.handshake()).alpnProtocol };
   } catch (e) {
@@ -69,7 +81,7 @@ async function handshake(
 
 /** rustls names an untrusted certificate's issuer "UnknownIssuer"; say what that means here. */
 function explained(e: unknown): unknown {
-  if (!(e instanceof Error) || !/\bUnknownIssuer\b/.test(e.message)) return e;
+  if (!(e instanceof Error) || !/\bUnknownIssuer\b|unable to verify/.test(e.message)) return e;
   return new Error(
     `the server's certificate is not signed by a trusted certificate authority (${e.message})`,
     {
@@ -78,7 +90,7 @@ function explained(e: unknown): unknown {
   );
 }
 
-export function closeQuietly(conn: Deno.Conn): void {
+export function closeQuietly(conn: TlsSocket): void {
   try {
     conn.close();
   } catch { /* already closed */ }
@@ -90,14 +102,14 @@ export function closeQuietly(conn: Deno.Conn): void {
  * dropped.
  */
 export class SocketWriter {
-  readonly #conn: Deno.Conn;
+  readonly #conn: TlsSocket;
   readonly #onError: (e: unknown) => void;
   #queue: Uint8Array[] = [];
   #unsent = 0;
   #pumping: Promise<void> | undefined;
   #failed = false;
 
-  constructor(conn: Deno.Conn, onError: (e: unknown) => void) {
+  constructor(conn: TlsSocket, onError: (e: unknown) => void) {
     this.#conn = conn;
     this.#onError = onError;
   }

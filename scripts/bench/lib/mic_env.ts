@@ -2,6 +2,7 @@
 // 20 nodes on 4 scale sets, and MIC as a real process with its shipped permissions, leading once it has
 // assigned a throwaway pod. Helpers create identities and pods and wait for their assignments.
 
+import { benchTokenKubeconfig } from "./token_kubeconfig.ts";
 import { API_VERSION } from "../../../lib/api/types.ts";
 import { loadKubeConnection } from "../../../lib/kube/config.ts";
 import { Informer } from "../../../lib/kube/informer.ts";
@@ -115,7 +116,7 @@ export async function startMicEnv(o: MicEnvOptions): Promise<MicEnv> {
     });
     await writeCloudFiles(dir, emu);
     const env = await populate(client, emu, ctrl.signal);
-    mic = spawnMic(o, cp.kubeconfigPath, dir, emu);
+    mic = spawnMic(o, await benchTokenKubeconfig(cp, "mic", `${dir}/mic-kubeconfig`), dir, emu);
     const pid = mic.pid;
     const heap = async () => {
       const text = await (await fetch(`http://127.0.0.1:${o.probePort}/metrics`)).text();

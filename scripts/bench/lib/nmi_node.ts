@@ -10,6 +10,7 @@ import type { KubeObject } from "../../../lib/kube/types.ts";
 import { installCrds, startControlPlane } from "../../sandbox/control_plane.ts";
 import { startAzureEmulator } from "../../sandbox/azure/emulator.ts";
 import { rssMiB } from "./proc.ts";
+import { benchTokenKubeconfig } from "./token_kubeconfig.ts";
 import type { Logged } from "./spawn.ts";
 
 const NODE = "bench-node";
@@ -144,7 +145,7 @@ export async function setUpNode(o: {
     await Deno.writeTextFile(kubeletConfigPath, "");
     const nmi = o.startNmi({
       node: NODE,
-      kubeconfigPath: cluster.kubeconfigPath,
+      kubeconfigPath: await benchTokenKubeconfig(cluster, "nmi", `${dir}/nmi-kubeconfig`),
       kubeletConfigPath,
       imdsHost: imds.hostname,
       imdsPort: imds.port,

@@ -81,13 +81,32 @@ Deno.test("http2: the apiserver's certificate is checked: wrong CA and unnamed a
       "another CA",
       new Http2Transport({ ...tls, caCerts: [await Deno.readTextFile(otherCa.certPath)] }, noEnv),
       conn.server,
-      /not signed by a trusted certificate authority \(invalid peer certificate: UnknownIssuer\)/,
+      /not signed by a trusted certificate authority \(unable to verify the first certificate\)/,
     ],
     [
       "an address not in the certificate",
       new Http2Transport(tls, noEnv),
       `https://127.0.0.2:${forward.addr.port}`,
+      /127\.0\.0\.2 is not in the cert/,
+    ],
+    // Without a client certificate (a pod's token), the connection is Deno's own TLS: the same checks.
+    [
+      "another CA, no client certificate",
+      new Http2Transport({ caCerts: [await Deno.readTextFile(otherCa.certPath)] }, noEnv),
+      conn.server,
+      /not signed by a trusted certificate authority \(invalid peer certificate: UnknownIssuer\)/,
+    ],
+    [
+      "an address not in the certificate, no client certificate",
+      new Http2Transport({ caCerts: tls.caCerts }, noEnv),
+      `https://127.0.0.2:${forward.addr.port}`,
       /certificate not valid for name "127\.0\.0\.2"/,
+    ],
+    [
+      "the cluster's CA, no client certificate",
+      new Http2Transport({ caCerts: tls.caCerts }, noEnv),
+      conn.server,
+      200,
     ],
   ];
   try {
