@@ -18,6 +18,7 @@ import {
 import type { UserAssignedIdentityInfo } from "../../scripts/sandbox/azure/emulator.ts";
 import { leftovers } from "./leftovers.ts";
 import { assertClaimsOf, bindIdentity } from "./identity.ts";
+import { kubectlJson, lastJsonLine, runPodToEnd, until } from "./kubectl.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node SDK client tests skipped: ${skip}`);
@@ -25,22 +26,8 @@ if (skip) console.log(`real-node SDK client tests skipped: ${skip}`);
 const RG = "MC_realnode";
 const DEMO_YAML = new URL("../../deploy/demo/demo.yaml", import.meta.url);
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  let lastError: unknown;
-  while (Date.now() < end) {
-    const v = await probe().catch((e) => void (lastError = e));
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ""}`);
-}
-
-async function getJson<T>(c: RealCluster, args: string[]): Promise<T> {
-  const out = await c.kubectl([...args, "-o", "json"]);
-  if (out.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${out.stderr}`);
-  return JSON.parse(out.stdout) as T;
-}
+/** Polls with this file's deadline, 120 s. */
+const waitFor = <T>(what: string, f: () => Promise<T | undefined>) => until(what, f, 120_000, 100);
 
 /** The claims of a JWT (not verified here: the emulator's ARM verifies where it matters). */
 function claims(jwt: string): Record<string, string> {
@@ -80,7 +67,8 @@ function firstToken(c: RealCluster, id: UserAssignedIdentityInfo, createdAt: num
 
 /** Creates a pod running `container` to its end; its phase and logs. */
 async function runToEnd(c: RealCluster, name: string, binding: string | undefined, container: Container) {
-  const pod = {
+  const createdAt = Date.now();
+  const { phase, logs } = await runPodToEnd(c, {
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: "default", labels: binding ? { aadpodidbinding: binding } : {} },
@@ -89,24 +77,15 @@ async function runToEnd(c: RealCluster, name: string, binding: string | undefine
       nodeName: nodeName(1),
       containers: [{ name: "app", imagePullPolicy: "Never", ...container }],
     },
-  };
-  const createdAt = Date.now();
-  const created = await c.kubectl(["create", "-f", "-"], JSON.stringify(pod));
-  assert.equal(created.code, 0, created.stderr);
-  const phase = await until(`pod ${name} to end`, async () => {
-    const p = await getJson<{ status: { phase?: string } }>(c, ["get", "pod", name]);
-    return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? p.status.phase : undefined;
-  });
-  const logs = await c.kubectl(["logs", name]);
-  assert.equal(logs.code, 0, logs.stderr);
-  return { phase, logs: logs.stdout, createdAt } satisfies Finished;
+  }, 120_000);
+  return { phase, logs, createdAt } satisfies Finished;
 }
 
 /** The last JSON object line a client printed. */
 function lastJson(logs: string): Record<string, unknown> {
-  const line = logs.trim().split("\n").filter((l) => l.startsWith("{")).pop();
-  assert.ok(line, `no JSON line in: ${logs}`);
-  return JSON.parse(line);
+  const out = lastJsonLine(logs);
+  assert.ok(out, `no JSON line in: ${logs}`);
+  return out;
 }
 
 const timings: Record<string, number> = {};
@@ -197,7 +176,7 @@ async function originalDemo(c: RealCluster, id: UserAssignedIdentityInfo, bound:
   );
   assert.equal(created.code, 0, created.stderr);
   const want = bound ? /Try decoding your token (\S+) at/ : /Failed to acquire token from IMDS/;
-  const match = await until(`the demo's log (${name})`, async () => {
+  const match = await waitFor(`the demo's log (${name})`, async () => {
     const logs = await c.kubectl(["logs", name]);
     return logs.code === 0 ? (want.exec(logs.stdout + logs.stderr) ?? undefined) : undefined;
   });
@@ -291,8 +270,8 @@ Deno.test({
     });
     let stopped = false;
     try {
-      await until("NMI Ready", async () => {
-        const ds = await getJson<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
+      await waitFor("NMI Ready", async () => {
+        const ds = await kubectlJson<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
         return ds.status.numberReady === 1 ? true : undefined;
       });
       const ids: Record<string, UserAssignedIdentityInfo> = {};

@@ -15,31 +15,14 @@ import {
 import { SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
 import { assertClaimsOf, bindIdentity } from "./identity.ts";
+import { kubectlJson, lastJsonLine, runPodToEnd, until } from "./kubectl.ts";
 import { restartComponent } from "../../scripts/sandbox/node/node.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node tests skipped: ${skip}`);
 
-async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
-
-async function json<T>(c: RealCluster, args: string[]): Promise<T> {
-  const out = await c.kubectl([...args, "-o", "json"]);
-  if (out.code !== 0) throw new Error(`kubectl ${args.join(" ")}: ${out.stderr}`);
-  return JSON.parse(out.stdout) as T;
-}
+/** Polls with this file's deadline, 60 s. */
+const waitFor = <T>(what: string, f: () => Promise<T | undefined>) => until(what, f, 60_000);
 
 interface Pod {
   metadata: { name: string; deletionTimestamp?: string };
@@ -47,7 +30,7 @@ interface Pod {
 }
 
 function sdkPod(name: string, labels: Record<string, string>, node = nodeName(1)) {
-  return JSON.stringify({
+  return {
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: "default", labels },
@@ -56,22 +39,13 @@ function sdkPod(name: string, labels: Record<string, string>, node = nodeName(1)
       nodeName: node,
       containers: [{ name: "app", image: SDK_NODE_IMAGE, imagePullPolicy: "Never" }],
     },
-  });
+  };
 }
 
 /** Runs the SDK pod to its end and returns the one JSON line it printed. */
 async function runSdkPod(c: RealCluster, name: string, labels: Record<string, string>, node = nodeName(1)) {
-  const created = await c.kubectl(["create", "-f", "-"], sdkPod(name, labels, node));
-  assert.equal(created.code, 0, created.stderr);
-  const phase = await waitFor(`pod ${name} to end`, async () => {
-    const p = await json<Pod>(c, ["get", "pod", name]);
-    return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? p.status.phase : undefined;
-  });
-  const logs = await c.kubectl(["logs", name]);
-  assert.equal(logs.code, 0, logs.stderr);
-  // The SDK may log a line of its own; the program's is the last JSON one.
-  const line = logs.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}";
-  return { phase, out: JSON.parse(line) as Record<string, unknown> };
+  const { phase, logs } = await runPodToEnd(c, sdkPod(name, labels, node), 60_000);
+  return { phase, out: lastJsonLine(logs) ?? {} };
 }
 
 /** Runs a pod bound to identity `web` on node 1 to its end; its token's claims. */
@@ -84,16 +58,16 @@ async function bound(c: RealCluster, name: string) {
 /** MIC's two pods run and one of them holds the lease */
 async function micLeads(c: RealCluster): Promise<void> {
   const holder = await waitFor("MIC's leader", async () => {
-    const d = await json<{ status: { readyReplicas?: number } }>(c, ["get", "deployment", "mic"]);
+    const d = await kubectlJson<{ status: { readyReplicas?: number } }>(c, ["get", "deployment", "mic"]);
     if (d.status.readyReplicas !== 2) return undefined;
-    const lease = await json<{ spec: { holderIdentity?: string } }>(c, [
+    const lease = await kubectlJson<{ spec: { holderIdentity?: string } }>(c, [
       "get",
       "lease",
       "aad-pod-identity-mic",
     ]);
     return lease.spec.holderIdentity;
   });
-  const pods = await json<{ items: Pod[] }>(c, [
+  const pods = await kubectlJson<{ items: Pod[] }>(c, [
     "get",
     "pods",
     "-l",
@@ -110,7 +84,7 @@ async function micLeads(c: RealCluster): Promise<void> {
 /** NMI's DaemonSet pods are Ready on both nodes, rules in each node's namespace, start-up taints gone */
 async function nmiReady(c: RealCluster): Promise<void> {
   await waitFor("NMI Ready", async () => {
-    const ds = await json<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
+    const ds = await kubectlJson<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
     return ds.status.numberReady === 2 ? true : undefined;
   });
   const nmiLog = await c.kubectl(["logs", "-l", "app=nmi"]);
@@ -122,7 +96,7 @@ async function nmiReady(c: RealCluster): Promise<void> {
     );
     assert.match(rules.stdout, /-A PREROUTING -j aad-metadata/);
     // The node registered with NMI's start-up taint; NMI removed it once its rules were in place.
-    const node = await json<{ spec: { taints?: { key: string }[] } }>(c, [
+    const node = await kubectlJson<{ spec: { taints?: { key: string }[] } }>(c, [
       "get",
       "node",
       nodeName(i + 1),
@@ -158,7 +132,7 @@ async function boundPodGetsToken(c: RealCluster): Promise<void> {
 async function otherNodeServes(c: RealCluster): Promise<void> {
   const { phase, out } = await runSdkPod(c, "web-node-2", { aadpodidbinding: "web" }, nodeName(2));
   assert.equal(phase, "Succeeded", JSON.stringify(out));
-  const web = await json<{ spec: { clientID: string } }>(c, ["get", "azureidentity", "web"]);
+  const web = await kubectlJson<{ spec: { clientID: string } }>(c, ["get", "azureidentity", "web"]);
   assert.equal(out.appid, web.spec.clientID);
   // Node 2's NMI asked node 2's IMDS (its metrics count the call).
   const metrics = await c.inNode(c.nodes[1], [
@@ -179,12 +153,12 @@ async function strangerGetsNothing(c: RealCluster): Promise<void> {
 
 /** the leading MIC pod deleted: the other one takes over the lease */
 async function leaderDeleted(c: RealCluster): Promise<void> {
-  const before = await json<{ spec: { holderIdentity: string } }>(c, [
+  const before = await kubectlJson<{ spec: { holderIdentity: string } }>(c, [
     "get",
     "lease",
     "aad-pod-identity-mic",
   ]);
-  const pods = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=mic"]);
+  const pods = await kubectlJson<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=mic"]);
   // The standby: a running MIC pod that is not going away (a pod of the rollout may still be terminating).
   const other = pods.items
     .filter((p) => !p.metadata.deletionTimestamp && p.status.phase === "Running")
@@ -194,7 +168,7 @@ async function leaderDeleted(c: RealCluster): Promise<void> {
   const del = await c.kubectl(["delete", "pod", before.spec.holderIdentity, "--wait=false"]);
   assert.equal(del.code, 0, del.stderr);
   const holder = await waitFor("a new MIC leader", async () => {
-    const l = await json<{ spec: { holderIdentity?: string } }>(c, [
+    const l = await kubectlJson<{ spec: { holderIdentity?: string } }>(c, [
       "get",
       "lease",
       "aad-pod-identity-mic",
@@ -206,7 +180,7 @@ async function leaderDeleted(c: RealCluster): Promise<void> {
   // Usually the warm standby; a leader that stops cleanly hands the lease back at once, and its replacement
   // (which tries at start, while the standby waits out its retry period) may win the race. Either is a
   // live MIC pod other than the deleted one.
-  const now = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=mic"]);
+  const now = await kubectlJson<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=mic"]);
   const live = now.items.filter((p) => !p.metadata.deletionTimestamp).map((p) => p.metadata.name);
   assert.ok(other, "a standby was running");
   assert.notEqual(holder, before.spec.holderIdentity);
@@ -218,12 +192,12 @@ async function leaderDeleted(c: RealCluster): Promise<void> {
 
 /** kubelet restarted: the node stays Ready, NMI keeps running, a new pod gets its token */
 async function kubeletRestarted(c: RealCluster): Promise<void> {
-  const nmiBefore = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
+  const nmiBefore = await kubectlJson<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
   restartComponent(c.nodes[0], "kubelet");
   await new Promise((r) => setTimeout(r, 1000));
   const out = await bound(c, "after-kubelet");
   assert.ok(out.appid);
-  const nmiAfter = await json<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
+  const nmiAfter = await kubectlJson<{ items: Pod[] }>(c, ["get", "pods", "-l", "app=nmi"]);
   assert.deepEqual(
     nmiAfter.items.map((p) => p.metadata.name),
     nmiBefore.items.map((p) => p.metadata.name),
@@ -236,7 +210,7 @@ async function containerdRestarted(c: RealCluster): Promise<void> {
   await new Promise((r) => setTimeout(r, 1000));
   const out = await bound(c, "after-containerd");
   assert.ok(out.appid);
-  const nmi = await json<{ items: { status: { containerStatuses: { restartCount: number }[] } }[] }>(
+  const nmi = await kubectlJson<{ items: { status: { containerStatuses: { restartCount: number }[] } }[] }>(
     c,
     [
       "get",
@@ -292,7 +266,7 @@ async function nmiRollingUpdate(c: RealCluster): Promise<void> {
   );
   assert.equal(created.code, 0, created.stderr);
   await waitFor("prober running", async () => {
-    const p = await json<Pod>(c, ["get", "pod", "prober"]);
+    const p = await kubectlJson<Pod>(c, ["get", "pod", "prober"]);
     return p.status.phase === "Running" ? true : undefined;
   });
   await new Promise((r) => setTimeout(r, 3000));
@@ -301,7 +275,7 @@ async function nmiRollingUpdate(c: RealCluster): Promise<void> {
   const status = await c.kubectl(["rollout", "status", "daemonset/nmi", "--timeout=60s"]);
   assert.equal(status.code, 0, status.stderr);
   await waitFor("prober to end", async () => {
-    const p = await json<Pod>(c, ["get", "pod", "prober"]);
+    const p = await kubectlJson<Pod>(c, ["get", "pod", "prober"]);
     return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? true : undefined;
   });
   const logs = await c.kubectl(["logs", "prober"]);

@@ -4,15 +4,7 @@
 import assert from "node:assert/strict";
 import type { RealCluster } from "../../scripts/sandbox/node/cluster.ts";
 import type { UserAssignedIdentityInfo } from "../../scripts/sandbox/azure/emulator.ts";
-
-/** Objects through `kubectl apply -f -`, as one List. */
-export async function kubectlApply(c: RealCluster, items: object[]): Promise<void> {
-  const out = await c.kubectl(
-    ["apply", "-f", "-"],
-    JSON.stringify({ apiVersion: "v1", kind: "List", items }),
-  );
-  assert.equal(out.code, 0, out.stderr);
-}
+import { kubectlApply } from "./kubectl.ts";
 
 /**
  * A new user-assigned identity `name` in the emulator, with its AzureIdentity (`identity` adds annotations

@@ -11,29 +11,16 @@ import { nodeName, type RealCluster, startRealCluster } from "../../scripts/sand
 import type { InstallRoute } from "../../scripts/sandbox/node/install_routes.ts";
 import { LOCAL_REPOSITORY, SDK_NODE_IMAGE } from "../../scripts/images/build.ts";
 import { leftovers } from "./leftovers.ts";
-import { assertClaimsOf, bindIdentity, kubectlApply } from "./identity.ts";
+import { assertClaimsOf, bindIdentity } from "./identity.ts";
+import { kubectlApply, kubectlJson, lastJsonLine, runPodToEnd, until } from "./kubectl.ts";
 
 const skip = await realNodeUnavailable();
 if (skip) console.log(`real-node install-route tests skipped: ${skip}`);
 
 const EXCHANGE = "api://AzureADTokenExchange";
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    const v = await f().catch((e) => void (last = e));
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last})` : ""}`);
-}
-
-async function get<T>(c: RealCluster, args: string[]): Promise<T> {
-  const out = await c.kubectl(["get", ...args, "-o", "json"]);
-  if (out.code !== 0) throw new Error(`kubectl get ${args.join(" ")}: ${out.stderr}`);
-  return JSON.parse(out.stdout) as T;
-}
+/** Polls with this file's deadline, 90 s. */
+const waitFor = <T>(what: string, f: () => Promise<T | undefined>) => until(what, f, 90_000, 250);
 
 type Claims = { appid?: string; xms_mirid?: string; error?: string };
 
@@ -43,7 +30,7 @@ async function sdkRun(
   name: string,
   o: { labels?: Record<string, string>; serviceAccount?: string } = {},
 ): Promise<{ phase: string; claims: Claims }> {
-  await kubectlApply(c, [{
+  const { phase, logs } = await runPodToEnd(c, {
     apiVersion: "v1",
     kind: "Pod",
     metadata: { name, namespace: "default", labels: o.labels ?? {} },
@@ -53,32 +40,31 @@ async function sdkRun(
       ...(o.serviceAccount ? { serviceAccountName: o.serviceAccount } : {}),
       containers: [{ name: "app", image: SDK_NODE_IMAGE, imagePullPolicy: "Never" }],
     },
-  }]);
-  const phase = await until(`pod ${name} to end`, async () => {
-    const p = await get<{ status: { phase?: string } }>(c, ["pod", name]);
-    return p.status.phase === "Succeeded" || p.status.phase === "Failed" ? p.status.phase : undefined;
-  });
-  const logs = await c.kubectl(["logs", name]);
-  const line = logs.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}";
-  return { phase, claims: JSON.parse(line) as Claims };
+  }, 90_000);
+  return { phase, claims: (lastJsonLine(logs) ?? {}) as Claims };
 }
 
 /** MIC's two pods run and one holds the lease; NMI's pod is Ready with its rules in the node's namespace. */
 async function running(c: RealCluster): Promise<void> {
-  const leader = await until("MIC's leader", async () => {
-    const d = await get<{ status: { readyReplicas?: number } }>(c, ["deployment", "mic"]);
+  const leader = await waitFor("MIC's leader", async () => {
+    const d = await kubectlJson<{ status: { readyReplicas?: number } }>(c, ["get", "deployment", "mic"]);
     if (d.status.readyReplicas !== 2) return undefined;
-    return (await get<{ spec: { holderIdentity?: string } }>(c, ["lease", "aad-pod-identity-mic"])).spec
+    return (await kubectlJson<{ spec: { holderIdentity?: string } }>(c, [
+      "get",
+      "lease",
+      "aad-pod-identity-mic",
+    ])).spec
       .holderIdentity || undefined;
   });
-  const mic = await get<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(c, [
+  const mic = await kubectlJson<{ items: { metadata: { name: string; deletionTimestamp?: string } }[] }>(c, [
+    "get",
     "pods",
     "-l",
     "app=mic",
   ]);
   assert.ok(mic.items.some((p) => p.metadata.name === leader && !p.metadata.deletionTimestamp), leader);
-  await until("NMI Ready", async () => {
-    const ds = await get<{ status: { numberReady?: number } }>(c, ["daemonset", "nmi"]);
+  await waitFor("NMI Ready", async () => {
+    const ds = await kubectlJson<{ status: { numberReady?: number } }>(c, ["get", "daemonset", "nmi"]);
     return ds.status.numberReady === 1 ? true : undefined;
   });
   const rules = await c.inNode(c.nodes[0], ["iptables-save", "-t", "nat"]);
@@ -90,14 +76,17 @@ async function running(c: RealCluster): Promise<void> {
 
 /** The workloads run the local images, and those are the only difference from the checked-in YAML. */
 async function imagesOverridden(c: RealCluster): Promise<void> {
-  const d = await get<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(c, [
+  const d = await kubectlJson<{ spec: { template: { spec: { containers: { image: string }[] } } } }>(c, [
+    "get",
     "deployment",
     "mic",
   ]);
   assert.match(d.spec.template.spec.containers[0].image, new RegExp(`^${LOCAL_REPOSITORY}/mic:`));
-  const ds = await get<{ spec: { template: { spec: { containers: { image: string; args: string[] }[] } } } }>(
+  const ds = await kubectlJson<
+    { spec: { template: { spec: { containers: { image: string; args: string[] }[] } } } }
+  >(
     c,
-    ["daemonset", "nmi"],
+    ["get", "daemonset", "nmi"],
   );
   assert.match(ds.spec.template.spec.containers[0].image, new RegExp(`^${LOCAL_REPOSITORY}/nmi:`));
   // No start-up taint named: the checked-in YAML's NMI arguments.
