@@ -32,7 +32,7 @@ export interface KubeConnection {
   /**
    * Carries the cluster CA and any client certificate, for requests fetch makes. Made at first use when
    * `http2` is present (it then carries only what HTTP/2 declines; building fetch's TLS client costs a
-   * process about 2 MiB of RSS). Close the connection when done.
+   * process about 1 MiB of RSS). Close the connection when done.
    */
   readonly client: Deno.HttpClient;
   /**
