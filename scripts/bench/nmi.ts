@@ -128,16 +128,18 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
     } ms, max ${f1(bench.cold[bench.cold.length - 1])} ms; upstream IMDS token calls: ${bench.imdsCalls()}`,
   );
   console.log(
-    `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), ${f1(mem.nmiIdle)} idle with ${PODS + 1} pods, ${
+    `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), with ${PODS + 1} pods ${
+      f1(mem.nmiIdle)
+    } 3 s after they were added and ${f1(mem.nmiSettled)} idle 15 s after, ${
       f1(mem.nmiAfter)
     } after ${served} requests, ${f1(mem.nmiRested)} 10 s later, ${f1(mem.nmiRested30)} 30 s later; floor ${
       f1(mem.floorIdle)
     } idle, ${f1(mem.floorAfter)} after the load`,
   );
   console.log(
-    `  of which anonymous (RssAnon; the rest is the deno executable's pages): NMI ${
-      f1(mem.nmiIdleAnon)
-    } idle, ${f1(mem.nmiAfterAnon)} after the load, ${f1(mem.nmiRested30Anon)} 30 s later; floor ${
+    `  of which anonymous (RssAnon; the rest is the deno executable's pages): NMI ${f1(mem.nmiIdleAnon)} / ${
+      f1(mem.nmiSettledAnon)
+    } with the pods, ${f1(mem.nmiAfterAnon)} after the load, ${f1(mem.nmiRested30Anon)} 30 s later; floor ${
       f1(mem.floorIdleAnon)
     } idle`,
   );
