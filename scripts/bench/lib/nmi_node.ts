@@ -103,6 +103,17 @@ async function coldPath(tokenUrl: (r: string) => string, resources: string[]): P
   return cold.sort((a, b) => a - b);
 }
 
+/** NMI's RSS with the pods added: 3 s after (the watch has delivered them) and 15 s after. */
+async function idleRss(pid: number): Promise<Omit<Bench["rss"], "nmiStart">> {
+  await new Promise((r) => setTimeout(r, 3000));
+  const nmiIdle = await rssMiB(pid);
+  const nmiIdleAnon = await rssAnonMiB(pid);
+  // A quiet node's NMI has been idle for minutes: once the burst's garbage is collected (NMI's memory
+  // reducer starts 5 s after the last possible garbage, nmi/permissions.ts), what it holds is what it keeps.
+  await new Promise((r) => setTimeout(r, 12_000));
+  return { nmiIdle, nmiIdleAnon, nmiSettled: await rssMiB(pid), nmiSettledAnon: await rssAnonMiB(pid) };
+}
+
 export async function setUpNode(o: {
   pods: number;
   resource: string;
@@ -161,22 +172,14 @@ export async function setUpNode(o: {
     const nmiStart = await rssMiB(nmi.child.pid);
     const cold = await coldPath(tokenUrl, resources);
     await addFillers(o.pods);
-    // Settle: the watch delivers the pods, then NMI sits idle as on a quiet node.
-    await new Promise((r) => setTimeout(r, 3000));
-    const nmiIdle = await rssMiB(nmi.child.pid);
-    const nmiIdleAnon = await rssAnonMiB(nmi.child.pid);
-    // A quiet node's NMI has been idle for minutes: once the burst's garbage is collected (NMI's memory
-    // reducer starts 5 s after the last possible garbage, nmi/permissions.ts), what it holds is what it keeps.
-    await new Promise((r) => setTimeout(r, 12_000));
-    const nmiSettled = await rssMiB(nmi.child.pid);
-    const nmiSettledAnon = await rssAnonMiB(nmi.child.pid);
+    const idle = await idleRss(nmi.child.pid);
     const imdsCalls = () => emu.requests.count({ service: "imds", route: "imds.token" });
     return {
       nmi,
       nmiPort,
       sampleBody,
       cold,
-      rss: { nmiStart, nmiIdle, nmiIdleAnon, nmiSettled, nmiSettledAnon },
+      rss: { nmiStart, ...idle },
       imdsCalls,
       cleanups,
       stop,
