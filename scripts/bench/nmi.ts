@@ -37,6 +37,8 @@ const FLOOR_V8 = arg("floor-v8-flags", "");
 /** Extra `deno run` flags for NMI, comma-separated (e.g. --inspect=127.0.0.1:9229 to profile it). */
 const NMI_DENO_FLAGS = arg("nmi-deno-flags", "").split(",").filter(Boolean);
 const IMDS_IP = "169.254.169.254";
+/** Why the cold path's slowest call takes about a second (nmi/limiter.ts), printed beside it. */
+const PACING = " (one pod may start 13 IMDS calls a second, two thirds of the node's 20: the 14th waits)";
 
 if (NETNS) {
   const code = await inOwnNetns(new URL(import.meta.url).pathname, Deno.args, IMDS_IP);
@@ -125,7 +127,9 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
   console.log(
     `\ncold path (new resource: authorise + node IMDS + cache fill), ${bench.cold.length} resources: p50 ${
       f1(bench.cold[Math.floor(bench.cold.length / 2)])
-    } ms, max ${f1(bench.cold[bench.cold.length - 1])} ms; upstream IMDS token calls: ${bench.imdsCalls()}`,
+    } ms, max ${
+      f1(bench.cold[bench.cold.length - 1])
+    } ms${PACING}; upstream IMDS token calls: ${bench.imdsCalls()}`,
   );
   console.log(
     `RSS MiB: NMI ${f1(mem.nmiStart)} at start (1 pod), with ${PODS + 1} pods ${
