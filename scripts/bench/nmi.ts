@@ -12,12 +12,15 @@
 //        [--resource=https://management.azure.com/] [--iptables=false] [--netns=false]
 //        [--nmi-v8-flags=--max-semi-space-size=1,...|none (add --trace-gc for a count of collections)]
 //        [--floor-v8-flags=...] [--nmi-deno-flags=...]
+//        [--as-compiled (NMI's modules emitted to JavaScript without source maps, as `deno compile` stores
+//         them: scripts/bench/lib/transpiled.ts)]
 
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
 import { cpuSeconds, rssMiB } from "./lib/proc.ts";
 import { type Bench, rssAnonMiB, setUpNode } from "./lib/nmi_node.ts";
 import { spawnLogged } from "./lib/spawn.ts";
+import { transpileGraph } from "./lib/transpiled.ts";
 import { wrk, type WrkResult } from "./lib/wrk.ts";
 
 function arg(name: string, fallback: string): string {
@@ -36,6 +39,7 @@ const NMI_V8 = arg("nmi-v8-flags", NMI_V8_FLAGS.join(","));
 const FLOOR_V8 = arg("floor-v8-flags", "");
 /** Extra `deno run` flags for NMI, comma-separated (e.g. --inspect=127.0.0.1:9229 to profile it). */
 const NMI_DENO_FLAGS = arg("nmi-deno-flags", "").split(",").filter(Boolean);
+const AS_COMPILED = Deno.args.includes("--as-compiled");
 const IMDS_IP = "169.254.169.254";
 /** Why the cold path's slowest call takes about a second (nmi/limiter.ts), printed beside it. */
 const PACING = " (one pod may start 13 IMDS calls a second, two thirds of the node's 20: the 14th waits)";
@@ -104,7 +108,7 @@ function report(bench: Bench, rows: Row[][], mem: Record<string, number>): void 
       IPTABLES ? "installed" : "not installed"
     }, resource ${RESOURCE}, wrk -t1 ${DURATION} s, median of ${RUNS}; ${navigator.hardwareConcurrency} CPUs, load ${load}; NMI V8 flags: ${
       NMI_V8 || "none"
-    })\n`,
+    }${AS_COMPILED ? "; NMI run as `deno compile` stores it: JavaScript, no source maps" : ""})\n`,
   );
   console.log(
     "| conns | floor req/s | floor p50 / p99 ms | floor CPU µs/req | NMI req/s | NMI p50 / p99 ms | NMI CPU µs/req | NMI / floor req/s | NMI / floor CPU | NMI errors | wrk CPU % floor / NMI |",
@@ -178,6 +182,7 @@ function loadavg(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
 }
 
+const program = AS_COMPILED ? await transpileGraph(NMI_ENTRY) : undefined;
 const bench = await setUpNode({
   pods: PODS,
   resource: RESOURCE,
@@ -188,7 +193,7 @@ const bench = await setUpNode({
       ...NMI_PERMISSIONS.filter((f) => !f.startsWith("--v8-flags=")),
       ...v8(NMI_V8),
       ...NMI_DENO_FLAGS,
-      NMI_ENTRY,
+      program?.entry ?? NMI_ENTRY,
       "--node",
       a.node,
       "--kubeconfig",
@@ -213,6 +218,7 @@ try {
     /floor listening on (\d+)/,
   );
   bench.cleanups.unshift(() => floor.stop());
+  if (program) bench.cleanups.push(() => Deno.remove(program.dir, { recursive: true }));
   const query = `api-version=2018-02-01&resource=${encodeURIComponent(RESOURCE)}`;
   const path = `/metadata/identity/oauth2/token?${query}`;
   const sides: Side[] = [
