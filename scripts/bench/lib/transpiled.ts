@@ -9,7 +9,7 @@ const ROOT = new URL("../../../", import.meta.url).pathname;
 /** `from "./x.ts"`, `import "./x.ts"`, `import("../x.ts")`: the forms deno lint lets the code base use. */
 const RELATIVE_TS_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*["'])(\.{1,2}\/[^"'\n]+)\.ts(["'])/g;
 
-export interface Transpiled {
+interface Transpiled {
   /** Path of the entry's emitted module. */
   entry: string;
   dir: string;
