@@ -28,6 +28,11 @@ interface Waiter {
   onAbort?: () => void;
 }
 
+/** Starts one source may make in a rolling second when `perSecond` are allowed: two thirds, at least one. */
+export function sourceShare(perSecond: number): number {
+  return Math.max(1, perSecond - Math.ceil(perSecond / 3));
+}
+
 export class UpstreamLimiter {
   readonly maxConcurrent: number;
   readonly perSecond: number;
@@ -52,7 +57,7 @@ export class UpstreamLimiter {
     this.perSecond = opts.perSecond;
     this.maxQueuedPerSource = opts.maxQueuedPerSource ?? 64;
     this.#now = opts.now ?? (() => performance.now());
-    this.perSourceShare = Math.max(1, this.perSecond - Math.ceil(this.perSecond / 3));
+    this.perSourceShare = sourceShare(this.perSecond);
   }
 
   get inflight(): number {

@@ -15,6 +15,8 @@
 //        [--as-compiled (NMI's modules emitted to JavaScript without source maps, as `deno compile` stores
 //         them: scripts/bench/lib/transpiled.ts)]
 
+import { NMI_FLAGS } from "../../nmi/config.ts";
+import { sourceShare } from "../../nmi/limiter.ts";
 import { NMI_ENTRY, NMI_PERMISSIONS, NMI_V8_FLAGS } from "../../nmi/permissions.ts";
 import { canUseNetns, inOwnNetns } from "./lib/netns.ts";
 import { cpuSeconds, rssMiB } from "./lib/proc.ts";
@@ -42,7 +44,13 @@ const NMI_DENO_FLAGS = arg("nmi-deno-flags", "").split(",").filter(Boolean);
 const AS_COMPILED = Deno.args.includes("--as-compiled");
 const IMDS_IP = "169.254.169.254";
 /** Why the cold path's slowest call takes about a second (nmi/limiter.ts), printed beside it. */
-const PACING = " (one pod may start 13 IMDS calls a second, two thirds of the node's 20: the 14th waits)";
+const PACING = (() => {
+  const rps = NMI_FLAGS["imds-max-rps"].default;
+  const share = sourceShare(rps);
+  return ` (one pod may start ${share} of NMI's ${rps} IMDS calls a second: call ${
+    share + 1
+  } waits for the window)`;
+})();
 
 if (NETNS) {
   const code = await inOwnNetns(new URL(import.meta.url).pathname, Deno.args, IMDS_IP);
