@@ -274,6 +274,7 @@ export class Connection {
       this.#deadline = performance.now() + this.#limits.bodyTimeoutMs;
     } else this.#unwatched = { ac, since: performance.now() };
     let res: Response | PlainAnswer;
+    this.#server.stats.requests++;
     try {
       res = await this.#handler(req, { remoteAddr: this.#conn.remoteAddr, target: head.target });
     } catch {

@@ -36,6 +36,7 @@ export class Http1Server {
   readonly limits: Http1Limits;
   readonly stats: Http1Stats = {
     accepted: 0,
+    requests: 0,
     refusedPerIp: 0,
     refusedTotal: 0,
     acceptErrors: 0,

@@ -88,6 +88,8 @@ export type Http1Handler = (req: IncomingRequest, info: ConnInfo) => Promise<Res
 
 export interface Http1Stats {
   accepted: number;
+  /** Requests whose head was read and handed to the handler. */
+  requests: number;
   refusedPerIp: number;
   refusedTotal: number;
   acceptErrors: number;

@@ -16,6 +16,7 @@ import { CallerResolver } from "./caller.ts";
 import { NMI_FLAGS, type NmiFlags, validateFlags } from "./config.ts";
 import { ImdsClient } from "./imds_client.ts";
 import { UpstreamLimiter } from "./limiter.ts";
+import { exposedGc, startIdleGc } from "./idle_gc.ts";
 import { NmiMetrics, type UpstreamKind } from "./metrics.ts";
 import { RedirectSync } from "./iptables/sync.ts";
 import { redirectTarget } from "./iptables/rules.ts";
@@ -256,6 +257,12 @@ async function startNmi(f: NmiFlags, log: Logger): Promise<RunningNmi> {
   s.freshness.start(ac.signal);
   const sweep = setInterval(s.sweepTokens, 60_000);
   const server = startTokenServer(f, s, log, ac.signal);
+  startIdleGc({
+    count: () => server.stats.requests + s.caches.changes.version,
+    gc: exposedGc(),
+    log,
+    signal: ac.signal,
+  });
   const release = () => {
     clearInterval(sweep);
     s.limiter.close();

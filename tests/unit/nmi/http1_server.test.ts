@@ -64,6 +64,7 @@ Deno.test("http1: 200 requests on one kept-alive connection, pipelined ones too"
     await conn.write(enc.encode("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert.ok((await readResponse(conn, carry))?.endsWith("/a"));
     assert.ok((await readResponse(conn, carry))?.endsWith("/b"));
+    assert.equal(server.stats.requests, 202, "every request counted (NMI's idle collection reads this)");
   } finally {
     conn.close();
     ac.abort();
