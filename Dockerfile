@@ -16,9 +16,9 @@ COPY deno.json deno.lock ./
 COPY lib lib
 COPY mic mic
 COPY nmi nmi
-RUN deno install --frozen --entrypoint mic/main.ts nmi/main.ts
-RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-sys --v8-flags=--max-semi-space-size=2,--memory-saver-mode,--max-opt=2,--gc-memory-reducer-start-delay-ms=5000 --no-code-cache --output /out/mic mic/main.ts
-RUN deno compile --frozen --allow-net --allow-read --allow-env --allow-run=iptables-save,iptables-restore,conntrack,sysctl --v8-flags=--max-semi-space-size=1,--memory-saver-mode,--max-opt=1,--gc-memory-reducer-start-delay-ms=5000,--expose-gc --no-code-cache --output /out/nmi nmi/main.ts
+RUN deno install --frozen --entrypoint mic/main.ts nmi/main.ts lib/azure/certificate_assertion.ts lib/npm/yaml.ts lib/npm/client_node.ts
+RUN deno compile --frozen --lock=deno.lock --include lib/azure/certificate_assertion.ts --include lib/npm/yaml.ts --include lib/npm/client_node.ts --allow-net --allow-read --allow-env --allow-sys --v8-flags=--max-semi-space-size=2,--memory-saver-mode,--max-opt=2,--gc-memory-reducer-start-delay-ms=5000 --no-code-cache --output /out/mic mic/main.ts
+RUN deno compile --frozen --lock=deno.lock --include lib/azure/certificate_assertion.ts --include lib/npm/yaml.ts --include lib/npm/client_node.ts --allow-net --allow-read --allow-env --allow-run=iptables-save,iptables-restore,conntrack,sysctl --v8-flags=--max-semi-space-size=1,--memory-saver-mode,--max-opt=1,--gc-memory-reducer-start-delay-ms=5000,--expose-gc --no-code-cache --no-config --output /out/nmi nmi/main.ts
 
 # MIC: no shell, no package manager, non-root; the Deployment adds a read-only root filesystem (and runs it as
 # root only to read a root-only azure.json).

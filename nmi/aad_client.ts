@@ -4,6 +4,7 @@
 // cloud) is used per request. Secrets are passed in by the caller (read from the secret watch).
 
 import type { ClientCertificateMaterial } from "../lib/azure/certificate_assertion.ts";
+import { importLazily } from "../lib/lazy_import.ts";
 import { readBody, transportMessage, type UpstreamAnswer, UpstreamUnavailable } from "./imds_client.ts";
 
 export type ServicePrincipalCredential =
@@ -37,7 +38,11 @@ export async function servicePrincipalToken(
     form.set("client_secret", req.credential.secret);
   } else {
     // Loaded only here (node-forge comes with it): see spCredential in nmi/token_service.ts.
-    const { buildClientAssertion } = await import("../lib/azure/certificate_assertion.ts");
+    const { buildClientAssertion } = await importLazily<
+      typeof import("../lib/azure/certificate_assertion.ts")
+    >(
+      "lib/azure/certificate_assertion.ts",
+    );
     form.set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
     form.set(
       "client_assertion",

@@ -52,6 +52,12 @@ export const NMI_PERMISSIONS = [
   // SQLite keep the pages it read them from: 1.5-2 MiB of RSS, and no faster a start (`nmi/main.ts --help`,
   // five runs: 44-47 ms without it, 51-57 ms with it).
   "--no-code-cache",
+  // No deno.json: with its import map and lockfile, `deno run` sets up npm resolution for the 120 locked
+  // packages at every start, though NMI loads none at start (tests/unit/module_graph.test.ts): 2-3 MiB of RSS
+  // (the npm resolver's code and its snapshot), idle with 501 pods 55.7-55.8 MiB against 58.6. The few npm
+  // packages NMI may load later are named in full (`npm:yaml@2.9.1`; tests/unit/npm_specifiers.test.ts keeps
+  // them equal to deno.json's), and `deno compile` still resolves them through deno.lock (the Dockerfile).
+  "--no-config",
 ] as const;
 
 export const NMI_ENTRY = "nmi/main.ts";

@@ -8,6 +8,7 @@ import type { UpstreamKind } from "./metrics.ts";
 import { isFederatedIdentity } from "../lib/api/matching.ts";
 import { type AzureIdentity, IdentityType } from "../lib/api/types.ts";
 import { KubeApiError, type KubeClient } from "../lib/kube/rest.ts";
+import { importLazily } from "../lib/lazy_import.ts";
 import { sleep } from "../lib/sleep.ts";
 import type { Logger } from "../lib/log.ts";
 import { type ServicePrincipalCredential, servicePrincipalToken } from "./aad_client.ts";
@@ -512,9 +513,9 @@ export async function spCredential(
   const password = data.password ? new TextDecoder().decode(decode(data.password)) : undefined;
   // Loaded at the first certificate identity: node-forge (PKCS#12) and the npm layer it brings cost every
   // node about 12 MiB of RSS, and most clusters have no such identity.
-  const { CertificateError, readClientCertificate, readPkcs12 } = await import(
-    "../lib/azure/certificate_assertion.ts"
-  );
+  const { CertificateError, readClientCertificate, readPkcs12 } = await importLazily<
+    typeof import("../lib/azure/certificate_assertion.ts")
+  >("lib/azure/certificate_assertion.ts");
   try {
     // The original's secrets hold PKCS#12 (PFX); PEM (certificate and key) is accepted too.
     const material = text.includes("-----BEGIN")

@@ -2,6 +2,8 @@
 // without it, the original's env vars CLOUD, TENANT_ID, CLIENT_ID, ... (docs/upstream.md, "## MIC flags").
 // Pure: the caller reads the file and the environment; errors name the source and the field.
 
+import { importLazily } from "../lazy_import.ts";
+
 export class AzureConfigError extends Error {
   override name = "AzureConfigError";
 }
@@ -53,7 +55,7 @@ export async function parseAzureJson(text: string, source: string): Promise<Azur
     raw = JSON.parse(text);
   } catch {
     try {
-      const { parse } = await import("yaml");
+      const { parse } = await importLazily<typeof import("../npm/yaml.ts")>("lib/npm/yaml.ts");
       raw = parse(text);
     } catch (e) {
       throw new AzureConfigError(`${source}: not JSON (${(e as Error).message.split("\n")[0]})`);

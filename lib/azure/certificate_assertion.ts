@@ -5,8 +5,8 @@
 // MSAL's choice. Azure AD accepts both.
 
 import { constants, createHash, createPrivateKey, type KeyObject, sign } from "node:crypto";
-// @ts-types="@types/node-forge"
-import forge from "node-forge";
+// @ts-types="npm:@types/node-forge@1.3.14"
+import forge from "npm:node-forge@1.4.3";
 
 type AssertionAlgorithm = "RS256" | "PS256";
 

@@ -6,6 +6,7 @@
 import { ServicePrincipalCredential } from "./aad_token_client.ts";
 import { AzureConfigError, type Credentials } from "./azure_json.ts";
 import type { ClientCertificateMaterial } from "./certificate_assertion.ts";
+import { importLazily } from "../lazy_import.ts";
 import type { CloudEnvironment } from "./cloud.ts";
 import { DEFAULT_IMDS_HOST, ManagedIdentityCredential } from "./imds_token_client.ts";
 import type { TokenCredential } from "./token_credential.ts";
@@ -30,7 +31,9 @@ export async function armCredential(
         proof: { kind: "secret", secret: creds.secret },
       });
     case "certificate": {
-      const { buildClientAssertion } = await import("./certificate_assertion.ts");
+      const { buildClientAssertion } = await importLazily<typeof import("./certificate_assertion.ts")>(
+        "lib/azure/certificate_assertion.ts",
+      );
       const material = await readCertificateFile(creds.certPath, creds.password);
       return new ServicePrincipalCredential({
         authorityHost,
@@ -49,7 +52,9 @@ export async function armCredential(
 
 /** azure.json's aadClientCertPath: PEM (key and certificate) or PKCS#12 (.pfx / .p12, with the password). */
 async function readCertificateFile(path: string, password: string): Promise<ClientCertificateMaterial> {
-  const { CertificateError, readClientCertificate, readPkcs12 } = await import("./certificate_assertion.ts");
+  const { CertificateError, readClientCertificate, readPkcs12 } = await importLazily<
+    typeof import("./certificate_assertion.ts")
+  >("lib/azure/certificate_assertion.ts");
   let bytes: Uint8Array;
   try {
     bytes = Deno.readFileSync(path);

@@ -7,6 +7,7 @@
 import { Http2Transport } from "./http2/transport.ts";
 import { type ExecConfig, ExecCredentialError, ExecCredentialSource } from "./exec_credential.ts";
 import { type KubeconfigDoc, mergeKubeconfigs, resolveRelativePaths } from "./kubeconfig_merge.ts";
+import { importLazily } from "../lazy_import.ts";
 import { parseSimpleYaml } from "./simple_yaml.ts";
 
 const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -129,7 +130,7 @@ async function readKubeconfigs(
     // declines: anchors, block scalars, multi-line values, errors (which yaml then reports).
     let doc = parseSimpleYaml(text);
     if (doc === undefined) {
-      const { parse: parseYaml } = await import("yaml");
+      const { parse: parseYaml } = await importLazily<typeof import("../npm/yaml.ts")>("lib/npm/yaml.ts");
       try {
         doc = parseYaml(text);
       } catch (e) {
@@ -248,7 +249,7 @@ async function authProviderHeader(
   doc: KubeconfigDoc,
   context: string,
 ): Promise<() => Promise<string | undefined>> {
-  const { KubeConfig } = await import("@kubernetes/client-node");
+  const { KubeConfig } = await importLazily<typeof import("../npm/client_node.ts")>("lib/npm/client_node.ts");
   const kc = new KubeConfig();
   kc.loadFromString(JSON.stringify(doc));
   kc.setCurrentContext(context);

@@ -8,6 +8,7 @@
 // packages; here under `deno run --cached-only` instead of `deno compile`. The Dockerfile (distroless and
 // debian-slim bases) stays the production build: it needs registries this lab lacks.
 
+import { LAZY_MODULES } from "../../lib/lazy_import.ts";
 import { NMI_HOST_TOOLS } from "../../nmi/permissions.ts";
 import { type ComponentImage, IMAGE_SOURCES, MIC_IMAGE, NMI_IMAGE } from "./definition.ts";
 import { sandboxCacheDir } from "../sandbox/pki.ts";
@@ -160,7 +161,14 @@ async function denoRootfs(root: string, extraCaPem: string): Promise<string> {
   const env = Deno.env.toObject();
   for (const k of ["DENO_CERT", "NODE_EXTRA_CA_CERTS"]) delete env[k];
   env.DENO_TLS_CA_STORE = "mozilla,system";
-  await run(Deno.execPath(), ["install", "--frozen", "--entrypoint", MIC_IMAGE.entry, NMI_IMAGE.entry], {
+  await run(Deno.execPath(), [
+    "install",
+    "--frozen",
+    "--entrypoint",
+    MIC_IMAGE.entry,
+    NMI_IMAGE.entry,
+    ...LAZY_MODULES,
+  ], {
     cwd: `${root}/app`,
     env: { ...env, DENO_DIR: `${root}/deno-dir`, DENO_NO_UPDATE_CHECK: "1" },
     clearEnv: true,

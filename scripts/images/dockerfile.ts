@@ -10,14 +10,21 @@ import {
   NMI_IMAGE,
 } from "./definition.ts";
 import { DEFAULT_VERSION } from "../manifests/options.ts";
+import { LAZY_MODULES } from "../../lib/lazy_import.ts";
 
 const BASES: Record<ComponentImage["name"], string> = {
   mic: "gcr.io/distroless/cc-debian12:nonroot",
   nmi: "debian:12-slim",
 };
 
+// The lockfile is named: NMI runs without deno.json (--no-config, nmi/permissions.ts), and its npm packages
+// must still compile pinned to deno.lock. The modules loaded lazily (lib/lazy_import.ts) are not in the
+// module graph compile follows: each is included by name.
 function compile(c: ComponentImage): string {
-  return `RUN deno compile --frozen ${c.permissions.join(" ")} --output /out/${c.name} ${c.entry}`;
+  const include = LAZY_MODULES.map((m) => `--include ${m}`).join(" ");
+  return `RUN deno compile --frozen --lock=deno.lock ${include} ${
+    c.permissions.join(" ")
+  } --output /out/${c.name} ${c.entry}`;
 }
 
 function comment(text: string): string[] {
@@ -61,7 +68,7 @@ function buildStage(): string[] {
     "WORKDIR /src",
     `COPY ${files.join(" ")} ./`,
     ...dirs.map((d) => `COPY ${d} ${d}`),
-    `RUN deno install --frozen --entrypoint ${MIC_IMAGE.entry} ${NMI_IMAGE.entry}`,
+    `RUN deno install --frozen --entrypoint ${MIC_IMAGE.entry} ${NMI_IMAGE.entry} ${LAZY_MODULES.join(" ")}`,
     compile(MIC_IMAGE),
     compile(NMI_IMAGE),
     "",

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { MIC_ENTRYPOINT, MIC_PERMISSIONS } from "../../../mic/permissions.ts";
 import { NMI_ENTRY, NMI_PERMISSIONS } from "../../../nmi/permissions.ts";
+import { LAZY_MODULES } from "../../../lib/lazy_import.ts";
 import { renderDockerfile } from "../../../scripts/images/dockerfile.ts";
 import { denoEntrypoint, MIC_IMAGE_CONFIG, NMI_IMAGE_CONFIG } from "../../../scripts/images/build.ts";
 
@@ -53,7 +54,12 @@ function compileFlags(entry: string): string[] {
   const output = words.indexOf("--output");
   assert.ok(output >= 0, "--output names the binary");
   words.splice(output, 2);
-  return words.filter((w) => w !== "--frozen");
+  const included: string[] = [];
+  for (let i = words.indexOf("--include"); i >= 0; i = words.indexOf("--include")) {
+    included.push(...words.splice(i, 2).slice(1));
+  }
+  assert.deepEqual(included, [...LAZY_MODULES], "every lazily loaded module is compiled in");
+  return words.filter((w) => w !== "--frozen" && w !== "--lock=deno.lock");
 }
 
 Deno.test("Dockerfile: MIC and NMI are compiled with exactly their permissions (mic/ and nmi/permissions.ts)", () => {
