@@ -28,7 +28,7 @@ export const NMI_HOST_TOOLS = ["iptables-save", "iptables-restore", "conntrack",
  *   build waits (`--gc-memory-reducer-start-delay-ms`; it runs only while NMI allocates little, so never
  *   under load): with 501 pods just added, anonymous memory 9.0 MiB against 11.8 until the reducer runs.
  * - `--expose-gc`, for one memory-reducing collection once NMI is quiet after a burst (nmi/idle_gc.ts): V8
- *   itself never collects the old generation a burst grew, so RSS stayed at its peak. No code but NMI's runs
+ *   on its own never gave back the heap a burst grew, so RSS stayed at its peak. No code but NMI's runs
  *   in this process, so the gc() it installs is no lever for a pod.
  * Measured and not taken: --single-threaded-gc and --optimize-for-size (no RSS or CPU difference the
  * benchmark could see), --max-old-space-size=64 (82 MiB after the load; a hard limit a node's pods could
@@ -52,11 +52,11 @@ export const NMI_PERMISSIONS = [
   // SQLite keep the pages it read them from: 1.5-2 MiB of RSS, and no faster a start (`nmi/main.ts --help`,
   // five runs: 44-47 ms without it, 51-57 ms with it).
   "--no-code-cache",
-  // No deno.json: with its import map and lockfile, `deno run` sets up npm resolution for the 120 locked
-  // packages at every start, though NMI loads none at start (tests/unit/module_graph.test.ts): 2-3 MiB of RSS
-  // (the npm resolver's code and its snapshot), idle with 501 pods 55.7-55.8 MiB against 58.6. The few npm
-  // packages NMI may load later are named in full (`npm:yaml@2.9.1`; tests/unit/npm_specifiers.test.ts keeps
-  // them equal to deno.json's), and `deno compile` still resolves them through deno.lock (the Dockerfile).
+  // No deno.json: with its import map and lockfile, `deno run` resolves the npm packages of NMI's module graph
+  // (dynamic imports included) at every start, though NMI loads none then: 2-3 MiB of RSS, the npm
+  // resolver's code and state (with 501 pods, 15 s after: 55.8-56.2 MiB against 58.4-59.5). The modules
+  // that bring npm packages load through lib/lazy_import.ts, name them in full (`npm:yaml@2.9.1`, equal to
+  // deno.json's: tests/unit/npm_specifiers.test.ts), and `deno compile` pins them to deno.lock (Dockerfile).
   "--no-config",
 ] as const;
 
