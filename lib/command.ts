@@ -8,12 +8,19 @@ export interface CommandResult {
 }
 
 /**
- * Runs `cmd` with `args`, writing `stdin` to it when given (else its stdin is closed). Spawn errors are thrown
- * as they come (Deno.errors.NotFound when `cmd` is not on PATH); a non-zero exit is in `code`, not thrown.
+ * Runs `cmd` with `args` (in `cwd` when given), writing `stdin` to it when given (else its stdin is closed).
+ * Spawn errors are thrown as they come (Deno.errors.NotFound when `cmd` is not on PATH); a non-zero exit is
+ * in `code`, not thrown.
  */
-export async function runCommandText(cmd: string, args: string[], stdin?: string): Promise<CommandResult> {
+export async function runCommandText(
+  cmd: string,
+  args: string[],
+  stdin?: string,
+  cwd?: string,
+): Promise<CommandResult> {
   const child = new Deno.Command(cmd, {
     args,
+    cwd,
     stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

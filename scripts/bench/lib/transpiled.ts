@@ -5,6 +5,8 @@
 // make, so this is the nearest form the image's NMI can be measured in here; what still differs is the
 // executable (the full deno CLI instead of the smaller denort).
 
+import { runCommandText } from "../../../lib/command.ts";
+
 const ROOT = new URL("../../../", import.meta.url).pathname;
 /** `from "./x.ts"`, `import "./x.ts"`, `import("../x.ts")`: the forms deno lint lets the code base use. */
 const RELATIVE_TS_IMPORT = /((?:\bfrom|\bimport)\s*\(?\s*["'])(\.{1,2}\/[^"'\n]+)\.ts(["'])/g;
@@ -15,12 +17,11 @@ interface Transpiled {
   dir: string;
 }
 
+/** `deno transpile` refuses inputs outside its working directory: deno runs in the repository. */
 async function deno(args: string[]): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), { args, cwd: ROOT, stdout: "piped", stderr: "piped" })
-    .output();
-  const dec = new TextDecoder();
-  if (!out.success) throw new Error(`deno ${args[0]}: ${dec.decode(out.stderr)}`);
-  return dec.decode(out.stdout);
+  const out = await runCommandText(Deno.execPath(), args, undefined, ROOT);
+  if (out.code !== 0) throw new Error(`deno ${args[0]}: ${out.stderr}`);
+  return out.stdout;
 }
 
 /** Emits `entry` (relative to the repository) and every local module it imports to a temporary directory. */
