@@ -39,7 +39,7 @@ export interface Bench {
   nmiPort: number;
   sampleBody: string;
   cold: number[];
-  /** RSS at start; 3 s after the 500 pods were added; 15 s after (V8's memory reducer has had its chance). */
+  /** RSS at start; 3 s after the 500 pods were added; 15 s after (NMI's idle collection has run). */
   rss: { nmiStart: number; nmiIdle: number; nmiIdleAnon: number; nmiSettled: number; nmiSettledAnon: number };
   imdsCalls(): number;
   cleanups: (() => Promise<unknown> | void)[];
@@ -108,8 +108,8 @@ async function idleRss(pid: number): Promise<Omit<Bench["rss"], "nmiStart">> {
   await new Promise((r) => setTimeout(r, 3000));
   const nmiIdle = await rssMiB(pid);
   const nmiIdleAnon = await rssAnonMiB(pid);
-  // A quiet node's NMI has been idle for minutes: by 15 s NMI's memory reducer (due 5 s after possible
-  // garbage, nmi/permissions.ts) has had its chance, though V8 arms it only when the old generation grew.
+  // A quiet node's NMI has been idle for minutes: by 15 s the pods' burst of watch events has been followed
+  // by a quiet 5 s interval, in which NMI collects once (nmi/idle_gc.ts).
   await new Promise((r) => setTimeout(r, 12_000));
   return { nmiIdle, nmiIdleAnon, nmiSettled: await rssMiB(pid), nmiSettledAnon: await rssAnonMiB(pid) };
 }
