@@ -1,6 +1,8 @@
 // A minimal structured logger shared by the services: one line per record on stderr, as text or JSON.
 // Components take a `Logger` so tests can capture what a user would see.
 
+import { isoTime } from "./time_text.ts";
+
 type LogLevel = "debug" | "info" | "warn" | "error";
 type LogFields = Record<string, unknown>;
 
@@ -43,7 +45,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const write = opts.write ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
   const emit = (level: LogLevel, msg: string, fields: LogFields = {}) => {
     if (LEVELS[level] < min) return;
-    const time = new Date().toISOString();
+    const time = isoTime(Date.now());
     if (format === "json") {
       const plain = Object.fromEntries(
         Object.entries(fields).map(([k, v]) => [k, v instanceof Error ? v.message : v]),

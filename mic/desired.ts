@@ -2,6 +2,7 @@
 // namespace `default` unless namespaced (docs/upstream.md, "## MIC assignment algorithm"), cut to the
 // apiserver's limit with a hash, and the identities and bindings that cannot grant anything reported.
 
+import { compareStrings } from "../lib/compare.ts";
 import {
   assignedIdentityName,
   assignedIdentityNamespace,
@@ -251,7 +252,7 @@ export function desiredAssignments(
   opts: { forceNamespaced: boolean; federatedByDefault: boolean },
 ): Map<string, Desired> {
   const pods = [...state.pods].sort((a, b) =>
-    a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name)
+    compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name)
   );
   const desired = new Map<string, Desired>();
   for (const pod of pods) {

@@ -8,6 +8,7 @@
 // Three phases, each a named step: what should exist (desired.ts), which ids each VM / scale set holds
 // and needs, and the comparison with what exists (PlanBuilder).
 
+import { compareStrings } from "../lib/compare.ts";
 import {
   ASSIGNED_IDENTITY_FINALIZER,
   AssignedIdentityState,
@@ -199,7 +200,7 @@ class PlanBuilder {
     const targets = [...this.#targets.values()]
       .map((p) => ({ ...p, add: uniqueSorted(p.add), remove: uniqueSorted(p.remove) }))
       .filter((p) => p.add.length || p.remove.length || p.assign.length || p.release.length)
-      .sort((a, b) => a.target.key.localeCompare(b.target.key));
+      .sort((a, b) => compareStrings(a.target.key, b.target.key));
     const { create, update, assignWithoutArm, releaseWithoutArm, problems } = this;
     return { create, update, assignWithoutArm, releaseWithoutArm, targets, problems };
   }
@@ -254,5 +255,5 @@ export function plan(state: ObservedState, opts: PlannerOptions): Plan {
 function uniqueSorted(ids: string[]): string[] {
   const m = new Map<string, string>();
   for (const id of ids) if (!m.has(id.toLowerCase())) m.set(id.toLowerCase(), id);
-  return [...m.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => v);
+  return [...m.entries()].sort(([a], [b]) => compareStrings(a, b)).map(([, v]) => v);
 }

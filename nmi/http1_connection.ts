@@ -2,6 +2,7 @@
 // heads parsed strictly (nmi/http1_head.ts), bodies streamed (nmi/http1_body.ts), answers written with
 // Content-Length. Deadlines are checked by the server's periodic sweep, not by a timer per request.
 
+import { httpDate } from "../lib/time_text.ts";
 import { BodyReader } from "./http1_body.ts";
 import { headEnd, parseHead, type RequestHead } from "./http1_head.ts";
 import {
@@ -44,11 +45,11 @@ export const SWEEP_MS = 50;
 
 let dateSecond = 0;
 let dateText = "";
-function httpDate(): string {
+function dateHeader(): string {
   const s = Math.floor(Date.now() / 1000);
   if (s !== dateSecond) {
     dateSecond = s;
-    dateText = new Date(s * 1000).toUTCString();
+    dateText = httpDate(s * 1000);
   }
   return dateText;
 }
@@ -302,7 +303,7 @@ export class Connection {
   }
 
   async #write(res: Response | PlainAnswer, head: boolean, keep: boolean): Promise<void> {
-    const date = httpDate();
+    const date = dateHeader();
     if (res instanceof Response) {
       const body = res.body ? new Uint8Array(await res.arrayBuffer()) : new Uint8Array(0);
       return await this.writeAll(wireBytes(res, res.statusText, body, { head, keep, date }));

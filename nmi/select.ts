@@ -17,6 +17,7 @@
 //   highest binding `weight` first, then identity namespace, then identity name (then binding name). The
 //   pod waits for that identity if it is not assigned yet, rather than taking whichever was assigned first.
 
+import { compareStrings } from "../lib/compare.ts";
 import {
   type Grant,
   identityMatchesRequest,
@@ -78,10 +79,10 @@ function describeRequest(req: IdentityRequest): string {
 /** The deterministic order among several grants (see the file comment). */
 function compareGrants(a: Grant, b: Grant): number {
   return (b.binding.spec.weight ?? 0) - (a.binding.spec.weight ?? 0) ||
-    a.identity.metadata.namespace.localeCompare(b.identity.metadata.namespace) ||
-    a.identity.metadata.name.localeCompare(b.identity.metadata.name) ||
-    a.binding.metadata.namespace.localeCompare(b.binding.metadata.namespace) ||
-    a.binding.metadata.name.localeCompare(b.binding.metadata.name);
+    compareStrings(a.identity.metadata.namespace, b.identity.metadata.namespace) ||
+    compareStrings(a.identity.metadata.name, b.identity.metadata.name) ||
+    compareStrings(a.binding.metadata.namespace, b.binding.metadata.namespace) ||
+    compareStrings(a.binding.metadata.name, b.binding.metadata.name);
 }
 
 /** MIC's own pods: in MIC's namespace and running as MIC's service account. */

@@ -4,6 +4,7 @@
 // compare case-insensitively everywhere, and choices are deterministic (sorted), never "whatever order the
 // informer had".
 
+import { compareStrings } from "../compare.ts";
 import {
   AzureIdentity,
   AzureIdentityBinding,
@@ -82,8 +83,8 @@ export interface IdentityCatalog {
 }
 
 function byNamespaceAndName(a: { metadata: { namespace: string; name: string } }, b: typeof a): number {
-  return a.metadata.namespace.localeCompare(b.metadata.namespace) ||
-    a.metadata.name.localeCompare(b.metadata.name);
+  return compareStrings(a.metadata.namespace, b.metadata.namespace) ||
+    compareStrings(a.metadata.name, b.metadata.name);
 }
 
 /** Every (binding, identity) a pod is granted, sorted by binding namespace/name: a stable order. */

@@ -1,6 +1,8 @@
 // The errors of MIC's ARM client: an answer that was not success (or a failed long-running operation), and
 // a call refused locally because ARM's Retry-After deadline has not passed.
 
+import { isoTime } from "../time_text.ts";
+
 export type ArmOperation = "vm_get" | "vm_update" | "vmss_get" | "vmss_update";
 
 /** An ARM answer that was not success (or a failed long-running operation). */
@@ -23,7 +25,7 @@ export class ArmError extends Error {
 export class ThrottledLocally extends Error {
   override name = "ThrottledLocally";
   constructor(readonly operation: ArmOperation, readonly until: number) {
-    super(`${operation}: ARM asked us to wait until ${new Date(until).toISOString()}`);
+    super(`${operation}: ARM asked us to wait until ${isoTime(until)}`);
   }
 }
 

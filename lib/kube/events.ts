@@ -7,6 +7,7 @@
 //   dropped and counted.
 // record() never throws and never rejects: events are advice, not state.
 
+import { isoTime } from "../time_text.ts";
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { CauseLog } from "./cause_log.ts";
@@ -100,7 +101,7 @@ interface Seen {
 
 /** Kubernetes event timestamps are metav1.Time: second precision. */
 function timeNow(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  return isoTime(Date.now()).replace(/\.\d{3}Z$/, "Z");
 }
 
 function hostname(): string {

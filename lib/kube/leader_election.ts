@@ -10,6 +10,7 @@
 // renewDeadline < leaseDuration, so the leader's signal aborts before any standby can take the lease.
 // Lease timestamps written to the API stay wall-clock MicroTime, as every other client expects.
 
+import { isoTime } from "../time_text.ts";
 import type { Logger } from "../log.ts";
 import { log as defaultLog } from "../log.ts";
 import { sleep } from "../sleep.ts";
@@ -48,7 +49,7 @@ interface LeaderElectionOptions {
 
 /** Lease times are metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
 export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  return isoTime(ms).replace(/\.(\d{3})Z$/, ".$1000Z");
 }
 
 /** The monotonic clock every deadline here uses: wall-clock jumps must not extend or cut leadership. */

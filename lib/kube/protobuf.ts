@@ -7,6 +7,7 @@
 // whole sub-messages by their length never touches the rest (containers, volumes, managedFields), which is
 // where the time and memory of a full decode go.
 
+import { isoTime } from "../time_text.ts";
 import type { KubeStatus, ListMeta, ObjectMeta, OwnerReference } from "./types.ts";
 
 export class ProtoDecodeError extends Error {
@@ -277,7 +278,7 @@ function formatTime(r: ProtoReader, micro: boolean): string {
   // Objects listed together were mostly created in the same seconds: reuse the last formatted second.
   if (seconds !== lastSeconds) {
     lastSeconds = seconds;
-    lastIso = new Date(seconds * 1000).toISOString().slice(0, 19); // 2026-11-29T14:33:56
+    lastIso = isoTime(seconds * 1000).slice(0, 19); // 2026-11-29T14:33:56
     lastTime = `${lastIso}Z`;
   }
   if (!micro) return lastTime;
