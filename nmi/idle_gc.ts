@@ -3,10 +3,10 @@
 // answered, events being decoded) survives twice and is promoted, and the mark-compacts that garbage
 // triggers leave the grown old generation where it is (`--trace-gc-nvp`, one 8 s run at 64 connections:
 // 13 mark-compacts, 8 -> 13.8 MiB committed). Nothing V8 did on its own afterwards gave it back: NMI idle
-// with 501 pods read 59 MiB, right after ~500k requests 67-70, and 30 s later still the same. V8's own collection for this case is its "last resort" (CollectAllAvailableGarbage:
-// repeated full collections with compaction, freed pages returned), which NMI asks for through the gc()
-// function `--expose-gc` installs (nmi/permissions.ts). A plain `gc()` measured no difference: it neither
-// compacts nor returns pages.
+// with 501 pods read 59 MiB, right after ~500k requests 67-70, and 30 s later still the same. V8's own
+// collection for this case is its "last resort" (CollectAllAvailableGarbage: repeated full collections with
+// compaction, freed pages returned), which NMI asks for through the gc() function `--expose-gc` installs
+// (nmi/permissions.ts). A plain `gc()` measured no difference: it neither compacts nor returns pages.
 // Cost: one collection of a ~10 MiB heap, only after an interval with at least `busyEvents` events was
 // followed by one with at most `quietEvents`, so at most once per two intervals whatever pods send.
 
